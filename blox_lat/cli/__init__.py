@@ -1,0 +1,1 @@
+"""The ``blox-lat`` command line: a thin click layer over the library API."""

@@ -1,0 +1,54 @@
+"""Shared CLI option sets and the one writer for human, JSON and NDJSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable, Iterable
+
+import click
+
+
+def json_option(help_text: str = "Print JSON for scripts instead of a table.") -> Callable:
+    return click.option("--json", "as_json", is_flag=True, help=help_text)
+
+
+def _default(obj: Any) -> Any:
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    if isinstance(obj, (set, frozenset, tuple)):
+        return list(obj)
+    if hasattr(obj, "item"):  # numpy scalars
+        return obj.item()
+    return str(obj)
+
+
+def emit_json(obj: Any) -> None:
+    """One JSON document on stdout."""
+    click.echo(json.dumps(obj, indent=2, default=_default))
+
+
+def emit_ndjson(rows: Iterable[Any]) -> None:
+    """One compact JSON object per line (streams; good for 91,125 rows)."""
+    out = sys.stdout
+    for row in rows:
+        out.write(json.dumps(row, separators=(",", ":"), default=_default) + "\n")
+    out.flush()
+
+
+def emit_table(rows: list[dict], columns: list[str]) -> None:
+    """A plain aligned text table (no colour, so it survives pipes and logs)."""
+    if not rows:
+        click.echo("(nothing)")
+        return
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    click.echo("  ".join(c.ljust(widths[c]) for c in columns).rstrip())
+    for r in rows:
+        click.echo("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns).rstrip())
+
+
+def emit_pairs(pairs: list[tuple[str, Any]]) -> None:
+    """``key: value`` lines, keys aligned."""
+    width = max(len(k) for k, _ in pairs)
+    for key, value in pairs:
+        click.echo(f"{key.ljust(width)}  {value}")

@@ -1,0 +1,69 @@
+"""Entry point: the ``blox-lat`` group, lazy subcommands and the one place errors are shown.
+
+Subcommand modules are imported only when used, so ``blox-lat --help`` stays instant and a
+missing heavy dependency only affects the command that needs it. Every user error (a
+:class:`~blox_lat.errors.BloxLatError` or a click usage error) becomes one line on stderr and
+exit status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from blox_lat import __version__
+from blox_lat.errors import BloxLatError
+
+#: command name -> "module:attribute"; filled as stages of the flow land.
+COMMANDS: dict[str, str] = {
+    "space": "blox_lat.cli.space:space",
+}
+
+EXIT_USER_ERROR = 2
+
+
+class BloxGroup(click.Group):
+    """A click group with lazily imported subcommands and one-line errors."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in COMMANDS:
+            module, attr = COMMANDS[name].split(":")
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+    def main(self, args=None, prog_name=None, **kwargs):  # type: ignore[override]
+        kwargs.pop("standalone_mode", None)
+        try:
+            rv = super().main(args=args, prog_name=prog_name or "blox-lat", standalone_mode=False, **kwargs)
+        except click.exceptions.Abort:
+            click.echo("blox-lat: interrupted", err=True)
+            sys.exit(130)
+        except click.ClickException as exc:
+            click.echo(f"blox-lat: error: {_one_line(exc.format_message())}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+        except BloxLatError as exc:
+            click.echo(f"blox-lat: error: {_one_line(str(exc))}", err=True)
+            sys.exit(EXIT_USER_ERROR)
+        except BrokenPipeError:  # `blox-lat space list all | head`
+            sys.stderr.close()
+            sys.exit(0)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+@click.group(cls=BloxGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="blox-lat")
+def cli() -> None:
+    """blox-lat: latency benchmarking and dataset building for the Blox search space."""
+
+
+def main() -> None:
+    cli.main()

@@ -1,0 +1,70 @@
+"""The Blox macro search space: 3 stages x 45 blocks = 91,125 CNNs for CIFAR-100.
+
+Identical to the Blox reference (SamsungLabs/blox bc6669f): same enumeration order, model
+hashes, model indices and PyTorch models. Name a model by index, hash, vector or block string
+(:func:`resolve`), or many with a selector (:func:`select`). ``build_model`` imports torch
+lazily so that the rest of this package stays light.
+"""
+
+from blox_lat.space._arch import Arch, from_blocks, from_hash, from_index, from_vector, resolve
+from blox_lat.space._blocks import Block, get_block, list_blocks
+from blox_lat.space._flops import flops, macs, params
+from blox_lat.space._graph import reference_hash
+from blox_lat.space._selector import parse_shard, sample, select, shard
+from blox_lat.space._table import space_table
+from blox_lat.space._vector import OPS, format_vector, parse_vector
+
+__all__ = [
+    "OPS",
+    "Arch",
+    "Block",
+    "build_model",
+    "count_params",
+    "flops",
+    "format_vector",
+    "from_blocks",
+    "from_hash",
+    "from_index",
+    "from_vector",
+    "get_block",
+    "list_blocks",
+    "macs",
+    "params",
+    "parse_shard",
+    "parse_vector",
+    "reference_hash",
+    "resolve",
+    "sample",
+    "select",
+    "shard",
+    "space_info",
+    "space_table",
+]
+
+
+def build_model(arch, num_classes: int = 100):
+    """A freshly initialised torch ``nn.Module`` for any model name (torch imported here)."""
+    from blox_lat.space._model import build_model as _build
+
+    return _build(arch, num_classes=num_classes)
+
+
+def count_params(module) -> int:
+    """Trainable parameter count of a built model."""
+    from blox_lat.space._model import count_params as _count
+
+    return _count(module)
+
+
+def space_info() -> dict:
+    """The sizes of the space (the figures the reference reports)."""
+    table = space_table()
+    return {
+        "operations": list(OPS),
+        "stages": 3,
+        "raw_arch_vectors": table.num_raw,
+        "invalid_raw_vectors": table.num_invalid,
+        "valid_raw_vectors": table.num_raw - table.num_invalid,
+        "unique_models": table.num_models,
+        "unique_blocks_per_stage": len(list_blocks()),
+    }
