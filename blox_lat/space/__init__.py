@@ -42,11 +42,11 @@ __all__ = [
 ]
 
 
-def build_model(arch, num_classes: int = 100):
+def build_model(arch, num_classes: int = 100, input_hw: int = 32):
     """A freshly initialised torch ``nn.Module`` for any model name (torch imported here)."""
     from blox_lat.space._model import build_model as _build
 
-    return _build(arch, num_classes=num_classes)
+    return _build(arch, num_classes=num_classes, input_hw=input_hw)
 
 
 def count_params(module) -> int:

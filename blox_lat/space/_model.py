@@ -108,35 +108,40 @@ class Cell(nn.Module):
 
 
 class Reduction(nn.Module):
-    """3x3/2 then 3x3 main path plus a 2x2/2 projection; crop by one pixel if sizes differ."""
+    """3x3/2 then 3x3 main path plus a 2x2/2 projection; crop by one pixel if sizes differ.
 
-    def __init__(self, cin: int, cout: int):
+    On an odd input size the main path is one pixel larger than the projection. With the input
+    size known (``in_hw``) the crop is decided here, so traced and exported graphs carry no
+    shape test; the 32x32 Blox input never needs it.
+    """
+
+    def __init__(self, cin: int, cout: int, in_hw: int):
         super().__init__()
         self.main = nn.Sequential(ConvBnRelu(cin, cout, 3, stride=2, padding=1), ConvBnRelu(cout, cout, 3, padding=1))
         self.proj = ConvBnRelu(cin, cout, 2, stride=2)
+        self.out_hw = (in_hw - 2) // 2 + 1
+        self.crop = (in_hw - 1) // 2 + 1 != self.out_hw
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         main = self.main(x)
-        proj = self.proj(x)
-        if main.shape[-1] != proj.shape[-1]:
-            size = min(main.shape[-1], proj.shape[-1])
-            main = main[..., :size, :size]
-            proj = proj[..., :size, :size]
-        return main + proj
+        if self.crop:
+            main = main[..., : self.out_hw, : self.out_hw]
+        return main + self.proj(x)
 
 
 class BloxNet(nn.Module):
     """Stem, three (cell, reduction) stages at 32/64/128 channels, GAP and a linear head."""
 
-    def __init__(self, arch: Arch, num_classes: int = 100):
+    def __init__(self, arch: Arch, num_classes: int = 100, input_hw: int = INPUT_SHAPE[1]):
         super().__init__()
         self.arch_hash = arch.hash
         self.stem = ConvBnRelu(INPUT_SHAPE[0], STEM_CHANNELS, 3, padding=1)
         stages = []
-        c = STEM_CHANNELS
+        c, hw = STEM_CHANNELS, input_hw
         for (op0,), (op1, prev, use_input, skip) in arch.vector:
-            stages.append(nn.Sequential(Cell((op0, op1, prev, use_input, skip), c), Reduction(c, 2 * c)))
-            c *= 2
+            reduction = Reduction(c, 2 * c, hw)
+            stages.append(nn.Sequential(Cell((op0, op1, prev, use_input, skip), c), reduction))
+            c, hw = 2 * c, reduction.out_hw
         self.stages = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c, num_classes)
@@ -146,9 +151,9 @@ class BloxNet(nn.Module):
         return self.classifier(torch.flatten(self.pool(x), 1))
 
 
-def build_model(arch, num_classes: int = 100) -> BloxNet:
+def build_model(arch, num_classes: int = 100, input_hw: int = INPUT_SHAPE[1]) -> BloxNet:
     """A freshly initialised ``nn.Module`` for any model name (see ``resolve``)."""
-    return BloxNet(resolve(arch), num_classes=num_classes)
+    return BloxNet(resolve(arch), num_classes=num_classes, input_hw=input_hw)
 
 
 def count_params(module: nn.Module) -> int:
