@@ -1,0 +1,352 @@
+"""SSH transport (paramiko): key authentication, strict host keys, SFTP for files.
+
+Why it looks the way it does:
+
+- Host keys are checked against a known_hosts file (default ``~/.ssh/known_hosts``, read only in
+  :meth:`SshTransport.connect`, never at import) and an unknown key is *rejected*
+  (:class:`HostKeyError`). ``trust_new_host=True`` is the explicit opt-in that records the key
+  on first use and appends it to that file; paramiko's ``AutoAddPolicy`` would accept any key
+  silently and save nothing.
+- ``TCP_NODELAY`` is set on the socket: small request/response messages otherwise wait for
+  Nagle's algorithm and delayed ACKs.
+- Each command line is built by quoting every argv element; it is prefixed with a line that
+  reports the remote shell's PID on stderr and then ``exec``\\ s the command, so that a timeout can
+  kill the remote process instead of leaving it running and skewing later latency measurements.
+  That line is stripped from the output.
+- A socket error or EOF mid-command becomes :class:`ConnectionLostError` so that
+  :func:`~blox_lat.devices._transport.with_reconnect` can recover.
+"""
+
+from __future__ import annotations
+
+import re
+import select
+import shlex
+import socket
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from blox_lat.devices._transport import (
+    AuthenticationError,
+    CommandResult,
+    CommandTimeoutError,
+    ConnectionLostError,
+    HostKeyError,
+    Transport,
+    TransportError,
+    remote_command_line,
+)
+
+if TYPE_CHECKING:
+    import paramiko
+
+__all__ = ["SshTransport"]
+
+_PID_MARK = "__BLOXLAT_PID="
+_PID_RE = re.compile(rf"\A{_PID_MARK}(\d+)\n")
+_POLL_S = 0.5
+
+
+def _import_paramiko() -> Any:
+    try:
+        import paramiko
+    except ImportError as exc:  # pragma: no cover - paramiko is a declared dependency
+        raise TransportError("the SSH transport needs paramiko: pip install paramiko") from exc
+    return paramiko
+
+
+class SshTransport(Transport):
+    """Run commands on ``user@host:port`` with key authentication."""
+
+    kind: ClassVar[str] = "ssh"
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 22,
+        user: str | None = None,
+        key_path: str | Path | None = None,
+        known_hosts: str | Path | None = None,
+        trust_new_host: bool = False,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        self.host = host
+        self.port = int(port)
+        self.user = user
+        self.key_path = Path(key_path).expanduser() if key_path is not None else None
+        self._known_hosts = Path(known_hosts) if known_hosts is not None else None
+        self.trust_new_host = trust_new_host
+        self.connect_timeout_s = connect_timeout_s
+        self._client: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+
+    @property
+    def known_hosts(self) -> Path:
+        return (self._known_hosts or Path("~/.ssh/known_hosts")).expanduser()
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "host": self.host, "port": self.port, "user": self.user}
+
+    # -- connection -------------------------------------------------------------------------
+    def connect(self) -> None:
+        if self._client is not None:
+            transport = self._client.get_transport()
+            if transport is not None and transport.is_active():
+                return
+            self.close()
+        paramiko = _import_paramiko()
+        client = paramiko.SSHClient()
+        known_hosts = self.known_hosts
+        if known_hosts.exists():
+            client.load_host_keys(str(known_hosts))
+        client.set_missing_host_key_policy(
+            _TrustAndSavePolicy(known_hosts) if self.trust_new_host else _RejectPolicy(known_hosts)
+        )
+        if self.key_path is not None and not self.key_path.is_file():
+            raise AuthenticationError(f"SSH key {self.key_path} does not exist; pass the private key file")
+        try:
+            client.connect(
+                self.host,
+                port=self.port,
+                username=self.user,
+                key_filename=str(self.key_path) if self.key_path else None,
+                look_for_keys=self.key_path is None,
+                allow_agent=self.key_path is None,
+                timeout=self.connect_timeout_s,
+                banner_timeout=self.connect_timeout_s,
+                auth_timeout=self.connect_timeout_s,
+            )
+        except HostKeyError:
+            client.close()
+            raise
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyError(
+                f"the host key of {self._where()} has CHANGED (expected {exc.expected_key.get_name()} "
+                f"{exc.expected_key.get_base64()[:16]}..., got {exc.key.get_base64()[:16]}...). This can "
+                f"be an attack. If the device was reinstalled, remove the old entry with "
+                f"`ssh-keygen -R '{self._host_entry()}' -f {known_hosts}` and connect again."
+            ) from exc
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            key = self.key_path or "your default SSH keys/agent"
+            raise AuthenticationError(
+                f"{self._where()} rejected {key}: add the matching public key to "
+                f"~/.ssh/authorized_keys of user {self.user or '(default)'} on the device "
+                f"({exc})"
+            ) from exc
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            client.close()
+            raise ConnectionLostError(f"cannot reach {self._where()}: {exc}") from exc
+        transport = client.get_transport()
+        assert transport is not None
+        transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        transport.set_keepalive(15)
+        self._client = client
+
+    def close(self) -> None:
+        sftp, client, self._sftp, self._client = self._sftp, self._client, None, None
+        if sftp is not None:
+            try:
+                sftp.close()
+            except Exception:  # noqa: BLE001 - closing a dead link must not raise
+                pass
+        if client is not None:
+            client.close()
+
+    def _where(self) -> str:
+        return f"ssh://{self.user + '@' if self.user else ''}{self.host}:{self.port}"
+
+    def _host_entry(self) -> str:
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+    def _transport(self) -> Any:
+        if self._client is None:
+            self.connect()
+        assert self._client is not None
+        transport = self._client.get_transport()
+        if transport is None or not transport.is_active():
+            raise ConnectionLostError(f"the SSH connection to {self._where()} is closed")
+        return transport
+
+    # -- commands ---------------------------------------------------------------------------
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout_s: float | None = None,
+        cwd: str | None = None,
+        on_output: Callable[[str], None] | None = None,
+        stdin: bytes | None = None,
+    ) -> CommandResult:
+        argv = tuple(str(a) for a in argv)
+        line = remote_command_line(argv, cwd)
+        # `exec` keeps the PID we report, so a timeout can kill exactly this process.
+        wrapped = f"printf '{_PID_MARK}%s\\n' \"$$\" >&2; " + (
+            f"cd {shlex.quote(cwd)} && exec {shlex.join(argv)}" if cwd else f"exec {line}"
+        )
+        start = time.perf_counter()
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        try:
+            chan = self._transport().open_session(timeout=self.connect_timeout_s)
+            chan.exec_command(wrapped)
+            if stdin:
+                chan.sendall(stdin)
+            chan.shutdown_write()
+            out, err, pid = self._collect(chan, deadline, on_output)
+        except (OSError, EOFError) as exc:
+            raise ConnectionLostError(f"lost {self._where()} while running {argv!r}: {exc}") from exc
+        except _Timeout as exc:
+            self._kill_remote(exc.pid)
+            raise CommandTimeoutError(
+                f"command {argv!r} on {self._where()} did not finish within {timeout_s} s; killed"
+            ) from None
+        except Exception as exc:
+            if type(exc).__module__.startswith("paramiko"):
+                raise ConnectionLostError(f"lost {self._where()} while running {argv!r}: {exc}") from exc
+            raise
+        status = chan.exit_status if chan.status_event.is_set() else -1
+        transport = self._client.get_transport() if self._client else None
+        if status == -1 and (transport is None or not transport.is_active()):
+            raise ConnectionLostError(f"lost {self._where()} while running {argv!r} (pid {pid})")
+        chan.close()
+        return CommandResult(
+            argv=argv,
+            exit_status=status,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            duration_s=time.perf_counter() - start,
+        )
+
+    def _collect(
+        self, chan: Any, deadline: float | None, on_output: Callable[[str], None] | None
+    ) -> tuple[bytes, bytes, int | None]:
+        out, err = bytearray(), bytearray()
+        pid: int | None = None
+        pid_done = False
+
+        def emit(data: bytes) -> None:
+            if on_output is not None and data:
+                on_output(data.decode("utf-8", "replace"))
+
+        while True:
+            while chan.recv_ready():
+                data = chan.recv(65536)
+                out += data
+                emit(data)
+            while chan.recv_stderr_ready():
+                data = chan.recv_stderr(65536)
+                if pid_done:
+                    err += data
+                    emit(data)
+                    continue
+                err += data
+                if b"\n" in err:  # the first stderr line is our PID report
+                    match = _PID_RE.match(err.decode("utf-8", "replace"))
+                    pid_done = True
+                    if match:
+                        pid = int(match.group(1))
+                        del err[: len(match.group(0))]
+                    emit(bytes(err))
+            if chan.status_event.is_set() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                if not pid_done:
+                    emit(bytes(err))
+                return bytes(out), bytes(err), pid
+            wait = _POLL_S
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    chan.close()
+                    raise _Timeout(pid)
+                wait = min(wait, remaining)
+            if chan.eof_received:
+                chan.status_event.wait(wait)  # output done, exit status not here yet
+            else:
+                select.select([chan], [], [], wait)
+
+    def _kill_remote(self, pid: int | None) -> None:
+        if pid is None:
+            return
+        try:
+            chan = self._transport().open_session(timeout=self.connect_timeout_s)
+            chan.exec_command(f"kill -KILL {pid}")
+            chan.status_event.wait(self.connect_timeout_s)
+            chan.close()
+        except Exception:  # noqa: BLE001 - best effort: the link may be what failed
+            pass
+
+    # -- files ------------------------------------------------------------------------------
+    def _sftp_client(self) -> Any:
+        if self._sftp is None:
+            self._sftp = self._transport().open_sftp_client()
+        return self._sftp
+
+    def push(self, local: Path, remote: str) -> None:
+        """Upload to ``remote + '.part'`` then rename, so a reader never sees half a file."""
+        local = Path(local)
+        if not local.is_file():
+            raise TransportError(f"cannot push {local}: no such file")
+        part = remote + ".part"
+        self._sftp_op(lambda s: (s.put(str(local), part), s.posix_rename(part, remote)), f"push {local} -> {remote}")
+
+    def pull(self, remote: str, local: Path) -> None:
+        local = Path(local)
+        part = local.with_name(f".{local.name}.part")
+        try:
+            self._sftp_op(lambda s: s.get(remote, str(part)), f"pull {remote} -> {local}")
+            part.replace(local)
+        finally:
+            part.unlink(missing_ok=True)
+
+    def _sftp_op(self, op: Callable[[Any], object], what: str) -> None:
+        try:
+            op(self._sftp_client())
+        except (FileNotFoundError, PermissionError) as exc:
+            raise TransportError(f"{what} on {self._where()} failed: {exc}") from exc
+        except (OSError, EOFError) as exc:
+            transport = self._client.get_transport() if self._client else None
+            if transport is not None and transport.is_active() and isinstance(exc, OSError) and exc.errno:
+                raise TransportError(f"{what} on {self._where()} failed: {exc}") from exc
+            raise ConnectionLostError(f"lost {self._where()} during {what}: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("paramiko"):
+                raise ConnectionLostError(f"lost {self._where()} during {what}: {exc}") from exc
+            raise
+
+
+class _Timeout(Exception):
+    def __init__(self, pid: int | None) -> None:
+        super().__init__(pid)
+        self.pid = pid
+
+
+class _RejectPolicy:
+    """Refuse an unknown host key with a message that names the file and the opt-in."""
+
+    def __init__(self, known_hosts: Path) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        raise HostKeyError(
+            f"unknown SSH host key for {hostname} ({key.get_name()}): it is not in "
+            f"{self.known_hosts}. Verify the device and add its key (e.g. `ssh-keyscan -p PORT HOST "
+            f">> {self.known_hosts}`), or opt in to trusting it on first use with "
+            f"trust_new_host=True (CLI: --trust-new-host), which records it in {self.known_hosts}."
+        )
+
+
+class _TrustAndSavePolicy:
+    """Trust-on-first-use: accept the unknown key, remember it and append it to known_hosts."""
+
+    def __init__(self, known_hosts: Path) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+        from paramiko.hostkeys import HostKeyEntry
+
+        client.get_host_keys().add(hostname, key.get_name(), key)
+        self.known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with self.known_hosts.open("a") as fh:
+            fh.write(HostKeyEntry([hostname], key).to_line())
