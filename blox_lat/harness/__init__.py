@@ -1,0 +1,1 @@
+"""The measurement harness: the timing protocol, runners and resumable campaigns."""

@@ -1,0 +1,292 @@
+"""The latency protocol (SPEC section 2) as pure functions of raw samples, and its result.
+
+Blox measures every model 1000 times: 100 groups of 10 consecutive runs. Inside each group the
+values ``v`` with ``q25 <= v <= q75`` (numpy's default, linear percentiles) are averaged; over
+the group averages the same filter is applied and the survivors are averaged again. That number
+is the reported latency. Everything here is a pure function of the samples, so a stored
+:class:`Measurement` can always be recomputed and checked from its raw samples.
+
+Small-sample rule (not covered by the paper): with 2 distinct values no sample lies between the
+quartiles; when the filter keeps nothing we fall back to the median of the values (for two
+values, their mean). With 1 value the result is that value; with 0 values it is an error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from blox_lat.errors import BloxLatError
+
+__all__ = [
+    "Measurement",
+    "MeasurementError",
+    "TimingProtocol",
+    "group_means",
+    "protocol_latency",
+    "trimmed_mean",
+]
+
+#: Version of the statistic and of :class:`TimingProtocol`'s meaning; stored with each campaign.
+PROTOCOL_VERSION = 1
+
+
+class MeasurementError(BloxLatError, ValueError):
+    """Raw samples or protocol settings are unusable (empty, negative, wrong group size...)."""
+
+
+def _percentile_linear(sorted_values: Sequence[float], q: float) -> float:
+    """numpy.percentile(values, q) with the default 'linear' method, on sorted input.
+
+    Written out so that the protocol has no numpy dependency and its arithmetic is visible:
+    position ``h = (n - 1) * q / 100``, then ``a + (b - a) * frac`` (numpy's lerp, which returns
+    ``a`` exactly when ``a == b``, so ties and constant samples are kept exactly).
+    """
+    n = len(sorted_values)
+    h = (n - 1) * (q / 100.0)
+    lo = math.floor(h)
+    hi = min(lo + 1, n - 1)
+    a, b = sorted_values[lo], sorted_values[hi]
+    frac = h - lo
+    diff = b - a
+    # numpy's _lerp: for t >= 0.5 it computes b - diff * (1 - t) to stay monotone
+    return b - diff * (1.0 - frac) if frac >= 0.5 else a + diff * frac
+
+
+def trimmed_mean(values: Sequence[float]) -> float:
+    """Mean of the values inside the inter-quartile range (inclusive), the Blox filter.
+
+    >>> trimmed_mean([1, 2, 3, 4, 100])
+    3.0
+    """
+    if len(values) == 0:
+        raise MeasurementError("cannot average zero samples: measure at least one run")
+    ordered = sorted(float(v) for v in values)
+    if any(math.isnan(v) for v in ordered):
+        raise MeasurementError("samples contain NaN: the runner produced an invalid timing")
+    q25 = _percentile_linear(ordered, 25.0)
+    q75 = _percentile_linear(ordered, 75.0)
+    kept = [v for v in ordered if q25 <= v <= q75]
+    if not kept:  # only possible with fewer than 4 distinct values; see the module docstring
+        return _median_sorted(ordered)
+    return math.fsum(kept) / len(kept)
+
+
+def _median_sorted(ordered: Sequence[float]) -> float:
+    return _percentile_linear(ordered, 50.0)
+
+
+def group_means(samples: Sequence[float], runs_per_group: int) -> list[float]:
+    """Trimmed mean of each consecutive group of ``runs_per_group`` samples."""
+    if runs_per_group < 1:
+        raise MeasurementError(f"runs_per_group must be >= 1, got {runs_per_group}")
+    if len(samples) == 0 or len(samples) % runs_per_group:
+        raise MeasurementError(
+            f"{len(samples)} samples do not split into groups of {runs_per_group}: "
+            "the sample count must be a positive multiple of runs_per_group"
+        )
+    return [
+        trimmed_mean(samples[i : i + runs_per_group]) for i in range(0, len(samples), runs_per_group)
+    ]
+
+
+def protocol_latency(samples: Sequence[float], runs_per_group: int) -> float:
+    """The reported latency: trimmed mean over the groups' trimmed means (same unit as input)."""
+    return trimmed_mean(group_means(samples, runs_per_group))
+
+
+@dataclass(frozen=True)
+class TimingProtocol:
+    """How to time one model: groups x runs, warm-up and the noise rule.
+
+    The defaults are the paper's protocol (100 x 10, SPEC section 2). ``warmup_min_runs`` and
+    ``warmup_min_s`` both have to be met before timing starts. A measurement whose coefficient
+    of variation exceeds ``cv_threshold`` is flagged noisy.
+    """
+
+    groups: int = 100
+    runs_per_group: int = 10
+    warmup_min_runs: int = 10
+    warmup_min_s: float = 0.5
+    cv_threshold: float = 0.10
+    version: int = PROTOCOL_VERSION
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.groups, int) or self.groups < 1:
+            raise MeasurementError(f"groups must be a positive integer, got {self.groups!r}")
+        if not isinstance(self.runs_per_group, int) or self.runs_per_group < 1:
+            raise MeasurementError(
+                f"runs per group must be a positive integer, got {self.runs_per_group!r}"
+            )
+        if self.warmup_min_runs < 0 or self.warmup_min_s < 0:
+            raise MeasurementError("warm-up runs and seconds must be >= 0")
+        if not (self.cv_threshold > 0):
+            raise MeasurementError(f"cv threshold must be > 0, got {self.cv_threshold!r}")
+
+    @classmethod
+    def from_total(cls, runs: int, runs_per_group: int = 10, **kwargs: Any) -> TimingProtocol:
+        """``--runs 1000`` with groups of 10 -> 100 groups; the total must divide evenly."""
+        if runs < 1 or runs_per_group < 1 or runs % runs_per_group:
+            raise MeasurementError(
+                f"--runs {runs} is not a positive multiple of the group size {runs_per_group}: "
+                f"use e.g. --runs {max(1, round(runs / max(runs_per_group, 1))) * max(runs_per_group, 1)}"
+                " or change --runs-per-group"
+            )
+        return cls(groups=runs // runs_per_group, runs_per_group=runs_per_group, **kwargs)
+
+    @property
+    def total_runs(self) -> int:
+        return self.groups * self.runs_per_group
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two measurements comparable (the noise threshold does not)."""
+        return {
+            "version": self.version,
+            "groups": self.groups,
+            "runs_per_group": self.runs_per_group,
+            "warmup_min_runs": self.warmup_min_runs,
+            "warmup_min_s": self.warmup_min_s,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.identity(), "cv_threshold": self.cv_threshold}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TimingProtocol:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def _std(values: Sequence[float], mean: float) -> float:
+    """Population standard deviation (numpy's default ddof=0)."""
+    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values))
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One model timed on one device: raw samples (ms) and statistics derived from them.
+
+    Immutable; every derived field is computed in the constructor from ``samples_ms`` so a
+    stored measurement can be reloaded and re-checked (:meth:`from_dict`). ``cv`` and
+    ``rel_iqr`` are over the raw samples (``std/mean`` and ``iqr/median``); ``noisy`` is
+    ``cv > cv_threshold``. For a batch > 1 the values are per batch, not per image.
+    """
+
+    samples_ms: tuple[float, ...]
+    runs_per_group: int
+    warmup_runs: int
+    started_at: str
+    finished_at: str
+    cv_threshold: float = 0.10
+    latency_ms: float = field(init=False)
+    median_ms: float = field(init=False)
+    mean_ms: float = field(init=False)
+    min_ms: float = field(init=False)
+    std_ms: float = field(init=False)
+    iqr_ms: float = field(init=False)
+    cv: float = field(init=False)
+    rel_iqr: float = field(init=False)
+    group_means_ms: tuple[float, ...] = field(init=False)
+    flags: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        samples = tuple(float(s) for s in self.samples_ms)
+        if any(not math.isfinite(s) or s < 0 for s in samples):
+            raise MeasurementError("samples must be finite, non-negative durations")
+        means = group_means(samples, self.runs_per_group)
+        ordered = sorted(samples)
+        mean = math.fsum(samples) / len(samples)
+        median = _median_sorted(ordered)
+        std = _std(samples, mean)
+        iqr = _percentile_linear(ordered, 75.0) - _percentile_linear(ordered, 25.0)
+        cv = std / mean if mean > 0 else 0.0
+        rel_iqr = iqr / median if median > 0 else 0.0
+        flags: list[str] = []
+        if cv > self.cv_threshold:
+            flags.append(f"cv>{self.cv_threshold:g}")
+        if len(means) < 4:
+            flags.append("few-groups")
+        values = {
+            "samples_ms": samples,
+            "latency_ms": trimmed_mean(means),
+            "median_ms": median,
+            "mean_ms": mean,
+            "min_ms": ordered[0],
+            "std_ms": std,
+            "iqr_ms": iqr,
+            "cv": cv,
+            "rel_iqr": rel_iqr,
+            "group_means_ms": tuple(means),
+            "flags": tuple(flags),
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    @classmethod
+    def from_ns(
+        cls,
+        samples_ns: Sequence[int],
+        *,
+        runs_per_group: int,
+        warmup_runs: int,
+        started_at: str,
+        finished_at: str,
+        cv_threshold: float = 0.10,
+    ) -> Measurement:
+        """Build from integer nanosecond timings (what runners produce)."""
+        return cls(
+            samples_ms=tuple(s / 1e6 for s in samples_ns),
+            runs_per_group=runs_per_group,
+            warmup_runs=warmup_runs,
+            started_at=started_at,
+            finished_at=finished_at,
+            cv_threshold=cv_threshold,
+        )
+
+    @property
+    def groups(self) -> int:
+        return len(self.group_means_ms)
+
+    @property
+    def noisy(self) -> bool:
+        """True when the coefficient of variation is above the threshold."""
+        return any(f.startswith("cv>") for f in self.flags)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The journal form (``measurement`` field of a journal line, schema 1)."""
+        return {
+            "latency_ms": self.latency_ms,
+            "median_ms": self.median_ms,
+            "mean_ms": self.mean_ms,
+            "min_ms": self.min_ms,
+            "std_ms": self.std_ms,
+            "iqr_ms": self.iqr_ms,
+            "cv": self.cv,
+            "rel_iqr": self.rel_iqr,
+            "groups": self.groups,
+            "runs_per_group": self.runs_per_group,
+            "warmup_runs": self.warmup_runs,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "cv_threshold": self.cv_threshold,
+            "noisy": self.noisy,
+            "flags": list(self.flags),
+            "group_means_ms": list(self.group_means_ms),
+            "samples_ms": list(self.samples_ms),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Measurement:
+        """Rebuild from the journal form; the statistics are recomputed from the samples."""
+        try:
+            return cls(
+                samples_ms=tuple(data["samples_ms"]),
+                runs_per_group=int(data["runs_per_group"]),
+                warmup_runs=int(data["warmup_runs"]),
+                started_at=str(data["started_at"]),
+                finished_at=str(data["finished_at"]),
+                cv_threshold=float(data.get("cv_threshold", 0.10)),
+            )
+        except KeyError as exc:
+            raise MeasurementError(f"measurement record lacks field {exc}") from None

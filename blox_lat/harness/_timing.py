@@ -1,0 +1,289 @@
+"""The timing loop and the in-process model loaders (run inside the worker process).
+
+Every inference is timed inside the process that runs the model, with
+:func:`time.perf_counter_ns` around the call and nothing else: the input is created once, the
+bound method is looked up once, garbage collection is off while groups run. A warm-up of at
+least ``warmup_min_runs`` runs *and* ``warmup_min_s`` seconds precedes the first group.
+
+Runtimes are a small registry (:func:`list_runtimes` / :func:`get_runtime`); each loader turns
+an artifact path plus the profile's options into a zero-argument callable that runs one
+inference (and, for CUDA, waits for it).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from blox_lat.errors import BloxLatError
+
+__all__ = [
+    "RawRun",
+    "RuntimeSpec",
+    "RuntimeUnavailableError",
+    "get_runtime",
+    "list_runtimes",
+    "load_callable",
+    "time_callable",
+]
+
+
+class RuntimeUnavailableError(BloxLatError):
+    """The runtime a profile names cannot run here (missing package, no GPU, unknown name)."""
+
+
+@dataclass(frozen=True)
+class RawRun:
+    """What a runner returns: integer nanosecond samples in run order, plus the warm-up."""
+
+    samples_ns: tuple[int, ...]
+    warmup_runs: int
+    started_at: str
+    finished_at: str
+    facts: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "samples_ns": list(self.samples_ns),
+            "warmup_runs": self.warmup_runs,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "facts": dict(self.facts),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RawRun:
+        return cls(
+            samples_ns=tuple(int(s) for s in data["samples_ns"]),
+            warmup_runs=int(data["warmup_runs"]),
+            started_at=str(data["started_at"]),
+            finished_at=str(data["finished_at"]),
+            facts=dict(data.get("facts", {})),
+        )
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def time_callable(
+    run_once: Callable[[], Any],
+    *,
+    groups: int,
+    runs_per_group: int,
+    warmup_min_runs: int = 10,
+    warmup_min_s: float = 0.5,
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> RawRun:
+    """Warm up, then time ``groups x runs_per_group`` calls of ``run_once`` (ns each)."""
+    warm = 0
+    deadline = clock() + int(warmup_min_s * 1e9)
+    while warm < warmup_min_runs or clock() < deadline:
+        run_once()
+        warm += 1
+    samples: list[int] = []
+    append = samples.append
+    gc.collect()
+    was_enabled = gc.isenabled()
+    started = utc_now()
+    gc.disable()
+    try:
+        for _ in range(groups):
+            for _ in range(runs_per_group):
+                t0 = clock()
+                run_once()
+                t1 = clock()
+                append(t1 - t0)
+    finally:
+        if was_enabled:
+            gc.enable()
+    return RawRun(
+        samples_ns=tuple(samples),
+        warmup_runs=warm,
+        started_at=started,
+        finished_at=utc_now(),
+        facts={},
+    )
+
+
+# -- runtimes ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """A runtime the harness can drive: its formats and its option names (with defaults)."""
+
+    name: str
+    formats: tuple[str, ...]
+    options: dict[str, Any]
+    description: str
+    local: bool  # can run inside a blox-lat worker process (vs an external tool such as SNPE)
+
+
+_RUNTIMES: dict[str, RuntimeSpec] = {
+    spec.name: spec
+    for spec in (
+        RuntimeSpec(
+            name="onnxruntime",
+            formats=("onnx", "onnx-int8"),
+            options={"threads": 1, "inter_op_threads": 1, "graph_optimization": "all"},
+            description="onnxruntime CPUExecutionProvider, sequential execution",
+            local=True,
+        ),
+        RuntimeSpec(
+            name="torchscript",
+            formats=("torchscript",),
+            options={"threads": 1, "device": "cpu"},
+            description="torch.jit.load + optimize_for_inference; device 'cpu' or 'cuda'",
+            local=True,
+        ),
+        RuntimeSpec(
+            name="snpe",
+            formats=("dlc",),
+            options={"runtime": "dsp", "perf_profile": "burst", "htp_soc": "sm8350"},
+            description="Qualcomm SNPE snpe-net-run on the device (remote only)",
+            local=False,
+        ),
+    )
+}
+
+
+def list_runtimes() -> list[str]:
+    return sorted(_RUNTIMES)
+
+
+def get_runtime(name: str) -> RuntimeSpec:
+    try:
+        return _RUNTIMES[name]
+    except KeyError:
+        raise RuntimeUnavailableError(
+            f"unknown runtime {name!r}: choose one of {', '.join(list_runtimes())}"
+        ) from None
+
+
+def _input_array(batch: int, input_size: int):
+    import numpy as np
+
+    return np.random.default_rng(0).standard_normal((batch, 3, input_size, input_size)).astype(np.float32)
+
+
+def _set_affinity(cpus: Sequence[int] | None) -> list[int] | None:
+    if cpus is None:
+        return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    if not hasattr(os, "sched_setaffinity"):
+        raise RuntimeUnavailableError("CPU affinity is not supported on this OS: drop --affinity")
+    try:
+        os.sched_setaffinity(0, set(int(c) for c in cpus))
+    except OSError as exc:
+        raise RuntimeUnavailableError(
+            f"cannot pin to CPUs {list(cpus)} ({exc}); choose CPUs from {sorted(os.sched_getaffinity(0))}"
+        ) from None
+    return sorted(os.sched_getaffinity(0))
+
+
+def _load_onnxruntime(path: str, options: dict[str, Any], batch: int, input_size: int):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = int(options.get("threads", 1))
+    so.inter_op_num_threads = int(options.get("inter_op_threads", 1))
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    levels = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }
+    level = str(options.get("graph_optimization", "all"))
+    if level not in levels:
+        raise RuntimeUnavailableError(
+            f"graph_optimization {level!r} unknown: use one of {', '.join(levels)}"
+        )
+    so.graph_optimization_level = levels[level]
+    session = ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
+    feed = {session.get_inputs()[0].name: _input_array(batch, input_size)}
+    run = session.run
+
+    def run_once() -> Any:
+        return run(None, feed)
+
+    facts = {"runtime": "onnxruntime", "onnxruntime": ort.__version__, "threads": so.intra_op_num_threads}
+    return run_once, facts
+
+
+def _load_torchscript(path: str, options: dict[str, Any], batch: int, input_size: int):
+    import torch
+
+    device = str(options.get("device", "cpu"))
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeUnavailableError(
+            f"profile asks for torchscript on {device!r} but torch.cuda.is_available() is False "
+            "here: run it on a CUDA host or use the 'cpu-torchscript' device"
+        )
+    torch.set_num_threads(int(options.get("threads", 1)))
+    module = torch.jit.load(path, map_location=device)
+    module.eval()
+    module = torch.jit.optimize_for_inference(module)
+    x = torch.from_numpy(_input_array(batch, input_size)).to(device)
+    torch.set_grad_enabled(False)
+    if device.startswith("cuda"):
+        sync = torch.cuda.synchronize
+
+        def run_once() -> Any:
+            out = module(x)
+            sync()
+            return out
+
+    else:
+
+        def run_once() -> Any:
+            return module(x)
+
+    facts = {"runtime": "torchscript", "torch": torch.__version__, "device": device,
+             "threads": torch.get_num_threads()}
+    if device.startswith("cuda"):
+        facts["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return run_once, facts
+
+
+_LOADERS = {"onnxruntime": _load_onnxruntime, "torchscript": _load_torchscript}
+
+
+def load_callable(
+    runtime: str, path: str, options: dict[str, Any], *, batch: int, input_size: int
+) -> tuple[Callable[[], Any], dict[str, Any]]:
+    """A zero-argument callable running one inference of the artifact at ``path``, and facts."""
+    spec = get_runtime(runtime)
+    if not spec.local:
+        raise RuntimeUnavailableError(
+            f"runtime {runtime!r} runs through its own device tools, not in a blox-lat worker"
+        )
+    return _LOADERS[runtime](path, options, batch, input_size)
+
+
+def measure_request(request: dict[str, Any]) -> RawRun:
+    """Load one artifact and time it as ``request`` says (the worker's unit of work)."""
+    affinity = _set_affinity(request.get("affinity"))
+    run_once, facts = load_callable(
+        request["runtime"],
+        request["artifact_path"],
+        dict(request.get("options", {})),
+        batch=int(request.get("batch", 1)),
+        input_size=int(request.get("input_size", 32)),
+    )
+    proto = request["protocol"]
+    raw = time_callable(
+        run_once,
+        groups=int(proto["groups"]),
+        runs_per_group=int(proto["runs_per_group"]),
+        warmup_min_runs=int(proto.get("warmup_min_runs", 10)),
+        warmup_min_s=float(proto.get("warmup_min_s", 0.5)),
+    )
+    facts["affinity"] = affinity
+    facts["pid"] = os.getpid()
+    return RawRun(raw.samples_ns, raw.warmup_runs, raw.started_at, raw.finished_at, facts)
