@@ -1,0 +1,31 @@
+"""Exporters: each Blox model in the format its device runs, in a content-addressed store.
+
+Formats (:func:`list_formats`): ``torchscript`` (desktop GPU, batch 256), ``onnx`` (fp32) and
+``onnx-int8`` (QDQ, per-channel) for CPUs, ``dlc`` (Qualcomm SNPE, 8-bit, HTP-prepared for
+sm8350). :func:`export` makes one verified :class:`Artifact`; :func:`stream_artifacts` exports
+ahead of a consumer. Weights are fresh and deterministic per model (see ``_weights``).
+torch, onnx and onnxruntime are imported only when an export runs.
+"""
+
+from blox_lat.exporters._errors import ExportError, SnpeNotFoundError, SnpeToolError, VerificationError
+from blox_lat.exporters._export import export
+from blox_lat.exporters._formats import ExportFormat, get_format, list_formats
+from blox_lat.exporters._store import ArtifactStore
+from blox_lat.exporters._stream import stream_artifacts
+from blox_lat.exporters._types import Artifact, ArtifactKey, ExportFailure
+
+__all__ = [
+    "Artifact",
+    "ArtifactKey",
+    "ArtifactStore",
+    "ExportError",
+    "ExportFailure",
+    "ExportFormat",
+    "SnpeNotFoundError",
+    "SnpeToolError",
+    "VerificationError",
+    "export",
+    "get_format",
+    "list_formats",
+    "stream_artifacts",
+]

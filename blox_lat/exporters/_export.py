@@ -1,0 +1,122 @@
+"""``export``: one model, one format -> a verified artifact in a store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from blox_lat.exporters._errors import ExportError
+from blox_lat.exporters._formats import ExportFormat, get_format, normalise_options, toolchain
+from blox_lat.exporters._store import ArtifactStore
+from blox_lat.exporters._types import Artifact, ArtifactKey
+from blox_lat.space import Arch, resolve
+
+DEFAULT_STORE = "artifacts"
+MAX_BATCH = 4096
+METHODS = ("fast", "naive")
+
+
+def check_batch(batch) -> int:
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise ExportError(f"batch must be an integer in 1..{MAX_BATCH}, got {batch!r}")
+    return batch
+
+
+def make_key(arch: Arch, fmt: ExportFormat, batch: int, options: Mapping[str, str] | None) -> ArtifactKey:
+    opts = normalise_options(fmt, options)
+    snpe_version = None
+    if fmt.name == "dlc":
+        from blox_lat.exporters._snpe import find_sdk
+
+        snpe_version = find_sdk().version
+    return ArtifactKey(arch.hash, fmt.name, batch, opts, toolchain(fmt, snpe_version))
+
+
+def export(
+    arch,
+    format: str,
+    *,
+    batch: int = 1,
+    store: ArtifactStore | None = None,
+    options: Mapping[str, str] | None = None,
+    verify: bool = True,
+    method: str = "naive",
+) -> Artifact:
+    """Export one model (any model name) to ``format``; a present artifact is returned as is.
+
+    ``method="fast"`` builds models from pre-exported pieces (see ``_compose``), ``"naive"``
+    builds and exports each model directly; both give the same weights and outputs. With
+    ``verify`` (the default) the artifact is run and compared with the PyTorch model, and a
+    mismatch raises :class:`VerificationError`. ``store`` defaults to ``./artifacts``.
+    """
+    arch = resolve(arch)
+    fmt = get_format(format)
+    batch = check_batch(batch)
+    if method not in METHODS:
+        raise ExportError(f"unknown export method {method!r}; choose one of: {', '.join(METHODS)}")
+    key = make_key(arch, fmt, batch, options)
+    store = store if store is not None else ArtifactStore(DEFAULT_STORE)
+    found = store.get(key)
+    if found is not None:
+        return found
+    with store.lock(key):
+        found = store.get(key)  # another process may have made it while we waited
+        if found is not None:
+            return found
+        with store.tempdir() as tmp:
+            out = Path(tmp) / f"model{fmt.suffix}"
+            verification = _produce(arch, fmt, batch, dict(key.options), out, verify, method)
+            return store.put(key, out, verification, suffix=fmt.suffix)
+
+
+def _produce(arch: Arch, fmt: ExportFormat, batch: int, opts: dict, out: Path, verify: bool, method: str) -> dict:
+    from blox_lat.exporters import _naive, _verify
+
+    fast = method == "fast"
+    if fast:
+        from blox_lat.exporters import _compose
+    if fmt.name == "torchscript":
+        if fast:
+            _compose.export_torchscript(arch, out, batch)
+        else:
+            _naive.export_torchscript(arch, out, batch)
+        if not verify:
+            return {"verified": False}
+        reference = _compose.torch_reference(arch) if fast else None
+        return _verify.verify_torchscript(out, arch, batch, reference)
+    opset = int(opts["opset"])
+    fp32 = out if fmt.name == "onnx" else out.with_name("fp32.onnx")
+    if fast:
+        _compose.export_onnx(arch, fp32, batch, opset)
+    else:
+        _naive.export_onnx(arch, fp32, batch, opset)
+    check: dict = {"verified": False}
+    if verify:
+        reference = _compose.torch_reference(arch) if fast else None
+        check = _verify.verify_onnx_fp32(fp32, arch, batch, reference)
+    if fmt.name == "onnx":
+        if verify:
+            import onnx
+
+            try:
+                onnx.checker.check_model(str(fp32))
+            except onnx.checker.ValidationError as exc:
+                raise ExportError(f"onnx.checker rejects the export of {arch.hash}: {exc}") from exc
+        return check
+    from blox_lat.exporters._calib import calibration_inputs
+
+    samples = int(opts["calibration_samples"])
+    calib = calibration_inputs(opts["calibration"], samples, batch, seed=0)
+    if fmt.name == "dlc":
+        from blox_lat.exporters._snpe import export_dlc
+
+        return {**{f"onnx_{k}": v for k, v in check.items()}, **export_dlc(fp32, out, calib, opts["htp_socs"])}
+    if fast:
+        _compose.quantize_int8(arch, fp32, out, calib)
+    else:
+        _naive.quantize_int8(fp32, out, calib)
+    if not verify:
+        return check
+    held_out = calibration_inputs(opts["calibration"], max(8, 32 // batch), batch, seed=1)
+    result = _verify.verify_int8(out, _verify.ort_session(fp32), held_out, float(opts["min_top1_agreement"]))
+    return {**{f"fp32_{k}": v for k, v in check.items()}, **result}
