@@ -1,0 +1,318 @@
+"""Resumable measurement campaigns: many models, one device, one append-only journal.
+
+A campaign directory holds ``journal.jsonl`` (see :mod:`blox_lat.harness._journal`) and a lock
+file. Rules:
+
+- Identity: a directory belongs to one device profile and one timing protocol (groups, runs
+  per group, warm-up). Rerunning with a different profile or protocol in the same directory is
+  refused (:class:`CampaignConflictError`) so that a dataset never mixes settings silently.
+- Resume: a model is done when the journal has an ``ok`` line for it. Models whose last outcome
+  was ``failed`` are tried again on a rerun unless ``skip_failed`` is set. A run killed at any
+  moment (even SIGKILL) loses at most the model being measured; the torn journal tail, if any,
+  is moved aside on the next run.
+- Noise: a measurement with ``cv`` above the protocol's threshold is measured again, up to
+  ``max_attempts`` in all; the least noisy attempt is kept, every attempt is summarised in
+  ``attempt_log`` and the count is ``attempts``.
+- Artifacts are streamed from the exporters ahead of the device (``lookahead``), in input order.
+- Ctrl-C (KeyboardInterrupt) stops after closing the worker; the summary says ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from blox_lat.errors import BloxLatError
+from blox_lat.harness._environment import collect_environment
+from blox_lat.harness._journal import JOURNAL_NAME, SCHEMA_VERSION, Journal, read_journal
+from blox_lat.harness._protocol import Measurement, TimingProtocol
+from blox_lat.harness._runners import ModelFailedError, Runner, get_runner
+
+__all__ = [
+    "CampaignConflictError",
+    "CampaignLockedError",
+    "CampaignSummary",
+    "campaign_status",
+    "run_campaign",
+]
+
+ArtifactSource = Callable[[Sequence[Any], Any], Iterable[Any]]
+EventSink = Callable[[str, dict[str, Any]], None]
+
+
+class CampaignConflictError(BloxLatError):
+    """The campaign directory was recorded with another device profile or protocol."""
+
+
+class CampaignLockedError(BloxLatError):
+    """Another campaign is running in this directory right now."""
+
+
+@dataclass(frozen=True)
+class CampaignSummary:
+    """What one ``run_campaign`` call did (the journal has the details)."""
+
+    out_dir: Path
+    journal: Path
+    device: str
+    campaign_id: str
+    env_id: str
+    selected: int
+    already_done: int
+    skipped_failed: int
+    measured: int
+    failed: int
+    noisy: int
+    remeasured: int
+    interrupted: bool
+    wall_s: float
+    records: tuple[dict[str, Any], ...] = field(repr=False, default=())
+
+    @property
+    def remaining(self) -> int:
+        return self.selected - self.already_done - self.measured - self.skipped_failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "out_dir": str(self.out_dir),
+            "journal": str(self.journal),
+            "device": self.device,
+            "campaign_id": self.campaign_id,
+            "env_id": self.env_id,
+            "selected": self.selected,
+            "already_done": self.already_done,
+            "skipped_failed": self.skipped_failed,
+            "measured": self.measured,
+            "failed": self.failed,
+            "noisy": self.noisy,
+            "remeasured": self.remeasured,
+            "remaining": self.remaining,
+            "interrupted": self.interrupted,
+            "wall_s": round(self.wall_s, 3),
+        }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _exporter_source(store: Any = None, lookahead: int = 4, jobs: int = 1) -> ArtifactSource:
+    def source(archs: Sequence[Any], profile: Any) -> Iterable[Any]:
+        from blox_lat.exporters import stream_artifacts
+
+        return stream_artifacts(archs, profile.format, batch=profile.batch, store=store,
+                                lookahead=lookahead, jobs=jobs)
+
+    return source
+
+
+def campaign_status(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """Done / failed model hashes and the recorded settings of a campaign directory."""
+    path = Path(out_dir) / JOURNAL_NAME
+    done: dict[str, dict[str, Any]] = {}
+    failed: dict[str, dict[str, Any]] = {}
+    first_env: dict[str, Any] | None = None
+    if path.exists():
+        for record in read_journal(path):
+            if record.get("kind") == "environment":
+                first_env = first_env or record
+            elif record.get("kind") == "measurement":
+                key = record["model_hash"]
+                if record.get("status") == "ok":
+                    done.setdefault(key, record)
+                    failed.pop(key, None)
+                elif key not in done:
+                    failed[key] = record
+    return {"journal": path, "done": done, "failed": failed, "first_environment": first_env}
+
+
+def _check_identity(first_env: dict[str, Any] | None, profile: Any, protocol: TimingProtocol,
+                    out_dir: Path) -> None:
+    if first_env is None:
+        return
+    recorded_profile = first_env.get("profile")
+    if recorded_profile is not None and recorded_profile != profile.to_dict():
+        raise CampaignConflictError(
+            f"{out_dir} holds a campaign for device {first_env.get('device')!r} with profile "
+            f"{recorded_profile}; this run's profile is {profile.to_dict()}: use another --out"
+        )
+    recorded = first_env.get("protocol") or {}
+    mine = protocol.identity()
+    differs = {k: (recorded.get(k), v) for k, v in mine.items() if recorded.get(k) != v}
+    if differs:
+        detail = ", ".join(f"{k} {old} vs {new}" for k, (old, new) in differs.items())
+        raise CampaignConflictError(
+            f"{out_dir} was measured with another protocol ({detail}); rerun with the same "
+            "--runs/--runs-per-group/--warmup settings or use another --out"
+        )
+
+
+class _DirLock:
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / ".lock"
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            raise CampaignLockedError(
+                f"another 'blox-lat measure' is running in {out_dir}; wait for it or use another --out"
+            ) from None
+
+    def release(self) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+
+
+def _attempt_summary(m: Measurement | None, error: str | None = None) -> dict[str, Any]:
+    if m is None:
+        return {"status": "failed", "reason": error}
+    return {"status": "ok", "latency_ms": m.latency_ms, "cv": m.cv, "rel_iqr": m.rel_iqr,
+            "flags": list(m.flags), "started_at": m.started_at}
+
+
+def _measure_with_retries(runner: Runner, artifact: Any, profile: Any, protocol: TimingProtocol,
+                          max_attempts: int, on_event: EventSink, arch: Any
+                          ) -> tuple[Measurement | None, list[dict[str, Any]], str | None]:
+    """(best measurement or None, attempt log, failure reason)."""
+    best: Measurement | None = None
+    log: list[dict[str, Any]] = []
+    reason: str | None = None
+    for attempt in range(1, max_attempts + 1):
+        try:
+            raw = runner.measure(artifact, profile, protocol)
+            m = Measurement.from_ns(raw.samples_ns, runs_per_group=protocol.runs_per_group,
+                                    warmup_runs=raw.warmup_runs, started_at=raw.started_at,
+                                    finished_at=raw.finished_at, cv_threshold=protocol.cv_threshold)
+        except ModelFailedError as exc:
+            reason = exc.reason
+            log.append(_attempt_summary(None, reason))
+            break  # a crash or timeout repeats; do not burn the device on it
+        log.append(_attempt_summary(m))
+        if best is None or m.cv < best.cv:
+            best = m
+        if not m.noisy:
+            break
+        if attempt < max_attempts:
+            on_event("retry", {"arch": arch, "attempt": attempt, "cv": m.cv})
+    return best, log, reason
+
+
+def run_campaign(
+    archs: Sequence[Any],
+    profile: Any,
+    protocol: TimingProtocol | None = None,
+    out_dir: str | os.PathLike[str] = "runs/cpu",
+    *,
+    runner: Runner | None = None,
+    artifacts: ArtifactSource | None = None,
+    store: Any = None,
+    lookahead: int = 4,
+    max_attempts: int = 3,
+    skip_failed: bool = False,
+    timeout_s: float = 600.0,
+    affinity: Sequence[int] | None = None,
+    on_event: EventSink | None = None,
+) -> CampaignSummary:
+    """Measure ``archs`` on ``profile``, appending to ``out_dir/journal.jsonl``; resumable."""
+    protocol = protocol or TimingProtocol()
+    if max_attempts < 1:
+        raise BloxLatError(f"max attempts must be >= 1, got {max_attempts}")
+    emit: EventSink = on_event or (lambda kind, data: None)
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise BloxLatError(f"--out {out} is a file; give a directory for the campaign")
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    lock = _DirLock(out)
+    own_runner = runner is None
+    journal: Journal | None = None
+    records: list[dict[str, Any]] = []
+    counts = {"measured": 0, "failed": 0, "noisy": 0, "remeasured": 0}
+    interrupted = False
+    stream: Iterable[Any] = ()
+    campaign_id, env = "", {"env_id": ""}
+    unique: list[Any] = []
+    already: list[Any] = []
+    skipped: list[Any] = []
+    try:
+        state = campaign_status(out)
+        _check_identity(state["first_environment"], profile, protocol, out)
+        campaign_id = (state["first_environment"] or {}).get("campaign_id") or uuid.uuid4().hex[:16]
+        done, failed_before = state["done"], state["failed"]
+        unique = list({a.hash: a for a in archs}.values())
+        already = [a for a in unique if a.hash in done]
+        skipped = [a for a in unique if a.hash not in done and skip_failed and a.hash in failed_before]
+        skipped_hashes = {a.hash for a in skipped}
+        todo = [a for a in unique if a.hash not in done and a.hash not in skipped_hashes]
+        journal = Journal(out / JOURNAL_NAME)
+        if runner is None:
+            runner = get_runner(profile, timeout_s=timeout_s, affinity=affinity)
+        probe = getattr(runner, "probe", None)
+        device_facts = probe() if callable(probe) and todo else {}
+        env = collect_environment(
+            device=profile.name,
+            device_facts={**device_facts, "runner": runner.describe()},
+            campaign_id=campaign_id,
+            extra={"profile": profile.to_dict(), "protocol": protocol.to_dict(),
+                   "selected": len(unique), "todo": len(todo), "max_attempts": max_attempts,
+                   "journal_repaired_bytes": journal.repaired_bytes},
+        )
+        journal.append(env)
+        emit("start", {"selected": len(unique), "todo": len(todo), "already_done": len(already),
+                       "skipped_failed": len(skipped), "env_id": env["env_id"]})
+        stream = (artifacts or _exporter_source(store, lookahead))(todo, profile) if todo else ()
+        for position, (arch, item) in enumerate(zip(todo, stream), start=1):
+            base = {
+                "schema": SCHEMA_VERSION, "kind": "measurement", "model_hash": arch.hash,
+                "model_index": arch.index, "device": profile.name, "profile": profile.to_dict(),
+                "protocol": protocol.identity(), "env_id": env["env_id"], "campaign_id": campaign_id,
+            }
+            if getattr(item, "model_hash", arch.hash) != arch.hash:
+                raise BloxLatError(f"artifact stream out of order: got {item.model_hash} for {arch.hash}")
+            if not hasattr(item, "path"):  # ExportFailure
+                record = {**base, "status": "failed", "reason": f"export failed: {item.reason}",
+                          "recorded_at": _now(), "attempts": 0, "measurement": None,
+                          "artifact": None, "attempt_log": []}
+            else:
+                best, log, reason = _measure_with_retries(runner, item, profile, protocol,
+                                                          max_attempts, emit, arch)
+                artifact = {"sha256": item.sha256, "format": item.format,
+                            "bytes": getattr(item, "bytes", None)}
+                record = {**base, "status": "ok" if best else "failed",
+                          "reason": None if best else reason, "recorded_at": _now(),
+                          "attempts": len(log), "measurement": best.to_dict() if best else None,
+                          "artifact": artifact, "attempt_log": log}
+                if best is not None and len(log) > 1:
+                    counts["remeasured"] += 1
+                if best is not None and best.noisy:
+                    counts["noisy"] += 1
+            journal.append(record)
+            records.append(record)
+            counts["measured" if record["status"] == "ok" else "failed"] += 1
+            emit("model", {"record": record, "position": position, "todo": len(todo)})
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        close = getattr(stream, "close", None)
+        if callable(close):
+            close()
+        if own_runner and runner is not None:
+            runner.close()
+        if journal is not None:
+            journal.close()
+        lock.release()
+    return CampaignSummary(
+        out_dir=out, journal=out / JOURNAL_NAME, device=profile.name, campaign_id=campaign_id,
+        env_id=env["env_id"], selected=len(unique), already_done=len(already),
+        skipped_failed=len(skipped), measured=counts["measured"], failed=counts["failed"],
+        noisy=counts["noisy"], remeasured=counts["remeasured"], interrupted=interrupted,
+        wall_s=time.perf_counter() - start, records=tuple(records),
+    )

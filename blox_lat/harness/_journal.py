@@ -1,0 +1,113 @@
+"""The campaign journal: ``journal.jsonl``, append-only, one JSON object per line (schema 1).
+
+Every line is written with a single ``write`` of the complete line (``O_APPEND``), then
+``fsync``: a crash leaves at most one torn *final* line, never a damaged earlier one. Readers
+(:func:`read_journal`) ignore a torn final line; :class:`Journal` moves it aside into
+``journal.jsonl.torn`` before appending, so the file stays one valid JSON object per line.
+
+Line kinds (``kind``): ``environment`` (one per campaign run, see
+:mod:`blox_lat.harness._environment`) and ``measurement`` (one per model attempt outcome:
+``status`` ``ok`` with a measurement, or ``failed`` with a reason and no number). Schema history:
+1 - first version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from blox_lat.errors import BloxLatError
+
+__all__ = ["JOURNAL_NAME", "SCHEMA_VERSION", "Journal", "JournalError", "read_journal"]
+
+SCHEMA_VERSION = 1
+JOURNAL_NAME = "journal.jsonl"
+
+
+class JournalError(BloxLatError):
+    """A journal line other than the last one is not valid JSON (the file was edited or damaged)."""
+
+
+def _split_complete(data: bytes) -> tuple[bytes, bytes]:
+    """(complete lines including their newline, torn tail without newline)."""
+    cut = data.rfind(b"\n") + 1
+    return data[:cut], data[cut:]
+
+
+def read_journal(path: str | os.PathLike[str], *, kind: str | None = None) -> Iterator[dict[str, Any]]:
+    """Yield the journal's records in order; a torn final line (no newline) is skipped.
+
+    A damaged line anywhere else raises :class:`JournalError` naming the line. ``kind`` keeps
+    only ``"environment"`` or ``"measurement"`` records. Records with a newer ``schema`` than
+    this reader knows raise :class:`JournalError` rather than being misread.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / JOURNAL_NAME
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise JournalError(f"no journal at {path}: run 'blox-lat measure ... --out {path.parent}' first") from None
+    complete, _torn = _split_complete(data)
+    for number, line in enumerate(complete.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise JournalError(f"{path}:{number}: damaged journal line ({exc.msg}); "
+                               "restore the file from a backup or remove that line") from None
+        if not isinstance(record, dict):
+            raise JournalError(f"{path}:{number}: journal line is not a JSON object")
+        if int(record.get("schema", 0)) > SCHEMA_VERSION:
+            raise JournalError(f"{path}:{number}: schema {record['schema']} is newer than this "
+                               f"blox-lat understands ({SCHEMA_VERSION}); upgrade blox-lat")
+        if kind is None or record.get("kind") == kind:
+            yield record
+
+
+class Journal:
+    """Append records to a journal, each flushed and fsynced; repairs a torn tail on open."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.repaired_bytes = self._repair()
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _repair(self) -> int:
+        """Move a torn final line (a SIGKILL mid-write) to ``<journal>.torn``; return its size."""
+        if not self.path.exists():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return 0
+        data = self.path.read_bytes()
+        _complete, torn = _split_complete(data)
+        if not torn:
+            return 0
+        with open(self.path.with_name(self.path.name + ".torn"), "ab") as keep:
+            keep.write(torn + b"\n")
+            keep.flush()
+            os.fsync(keep.fileno())
+        os.truncate(self.path, len(data) - len(torn))
+        return len(torn)
+
+    def append(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
+        view = memoryview(line)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
