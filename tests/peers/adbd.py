@@ -191,6 +191,7 @@ class AdbDeviceEmulator:
                 sock, _ = server.accept()
             except OSError:
                 return
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # adbd disables Nagle too
             link = _Link(self, sock)
             with self._lock:
                 self._links.add(link)
