@@ -113,6 +113,18 @@ def _exporter_source(store: Any = None, lookahead: int = 4, jobs: int = 1) -> Ar
     return source
 
 
+def _phased(source: ArtifactSource, chunk: int) -> ArtifactSource:
+    """Export a chunk completely, then hand it over: no export competes with a local device."""
+
+    def phased(archs: Sequence[Any], profile: Any) -> Iterator[Any]:
+        for start in range(0, len(archs), chunk):
+            stream = source(archs[start : start + chunk], profile)
+            items = list(stream)
+            yield from items
+
+    return phased
+
+
 def campaign_status(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """Done / failed model hashes and the recorded settings of a campaign directory."""
     path = Path(out_dir) / JOURNAL_NAME
@@ -219,9 +231,17 @@ def run_campaign(
     skip_failed: bool = False,
     timeout_s: float = 600.0,
     affinity: Sequence[int] | None = None,
+    overlap_exports: bool | None = None,
+    export_chunk: int = 16,
     on_event: EventSink | None = None,
 ) -> CampaignSummary:
-    """Measure ``archs`` on ``profile``, appending to ``out_dir/journal.jsonl``; resumable."""
+    """Measure ``archs`` on ``profile``, appending to ``out_dir/journal.jsonl``; resumable.
+
+    ``overlap_exports`` (default: only for remote transports) exports the next ``lookahead``
+    artifacts while the device measures. On a local device the exporter would compete with the
+    model for the same CPU, so by default chunks of ``export_chunk`` models are exported
+    first and then measured with nothing else running.
+    """
     protocol = protocol or TimingProtocol()
     if max_attempts < 1:
         raise BloxLatError(f"max attempts must be >= 1, got {max_attempts}")
@@ -268,7 +288,12 @@ def run_campaign(
         journal.append(env)
         emit("start", {"selected": len(unique), "todo": len(todo), "already_done": len(already),
                        "skipped_failed": len(skipped), "env_id": env["env_id"]})
-        stream = (artifacts or _exporter_source(store, lookahead))(todo, profile) if todo else ()
+        source = artifacts or _exporter_source(store, lookahead)
+        if overlap_exports is None:
+            overlap_exports = profile.transport != "local"
+        if not overlap_exports:
+            source = _phased(source, max(1, export_chunk))
+        stream = source(todo, profile) if todo else ()
         for position, (arch, item) in enumerate(zip(todo, stream), start=1):
             base = {
                 "schema": SCHEMA_VERSION, "kind": "measurement", "model_hash": arch.hash,

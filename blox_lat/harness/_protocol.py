@@ -170,7 +170,9 @@ class Measurement:
     Immutable; every derived field is computed in the constructor from ``samples_ms`` so a
     stored measurement can be reloaded and re-checked (:meth:`from_dict`). ``cv`` and
     ``rel_iqr`` are over the raw samples (``std/mean`` and ``iqr/median``); ``noisy`` is
-    ``cv > cv_threshold``. For a batch > 1 the values are per batch, not per image.
+    ``cv > cv_threshold``. ``cv`` is sensitive to a few spikes that the trimmed mean ignores;
+    ``group_cv`` (the spread of the group means) shows drift instead, and is stored too.
+    For a batch > 1 the values are per batch, not per image.
     """
 
     samples_ms: tuple[float, ...]
@@ -187,6 +189,7 @@ class Measurement:
     iqr_ms: float = field(init=False)
     cv: float = field(init=False)
     rel_iqr: float = field(init=False)
+    group_cv: float = field(init=False)
     group_means_ms: tuple[float, ...] = field(init=False)
     flags: tuple[str, ...] = field(init=False)
 
@@ -202,6 +205,8 @@ class Measurement:
         iqr = _percentile_linear(ordered, 75.0) - _percentile_linear(ordered, 25.0)
         cv = std / mean if mean > 0 else 0.0
         rel_iqr = iqr / median if median > 0 else 0.0
+        group_mean = math.fsum(means) / len(means)
+        group_cv = _std(means, group_mean) / group_mean if group_mean > 0 else 0.0
         flags: list[str] = []
         if cv > self.cv_threshold:
             flags.append(f"cv>{self.cv_threshold:g}")
@@ -217,6 +222,7 @@ class Measurement:
             "iqr_ms": iqr,
             "cv": cv,
             "rel_iqr": rel_iqr,
+            "group_cv": group_cv,
             "group_means_ms": tuple(means),
             "flags": tuple(flags),
         }
@@ -264,6 +270,7 @@ class Measurement:
             "iqr_ms": self.iqr_ms,
             "cv": self.cv,
             "rel_iqr": self.rel_iqr,
+            "group_cv": self.group_cv,
             "groups": self.groups,
             "runs_per_group": self.runs_per_group,
             "warmup_runs": self.warmup_runs,
