@@ -249,10 +249,17 @@ def run_campaign(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise BloxLatError(f"--out {out} is a file; give a directory for the campaign")
+    own_runner = runner is None
+    if runner is None:  # before touching the disk: an unusable device leaves nothing behind
+        runner = get_runner(profile, timeout_s=timeout_s, affinity=affinity)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    lock = _DirLock(out)
-    own_runner = runner is None
+    try:
+        lock = _DirLock(out)
+    except BloxLatError:
+        if own_runner:
+            runner.close()
+        raise
     journal: Journal | None = None
     records: list[dict[str, Any]] = []
     counts = {"measured": 0, "failed": 0, "noisy": 0, "remeasured": 0}
@@ -273,8 +280,6 @@ def run_campaign(
         skipped_hashes = {a.hash for a in skipped}
         todo = [a for a in unique if a.hash not in done and a.hash not in skipped_hashes]
         journal = Journal(out / JOURNAL_NAME)
-        if runner is None:
-            runner = get_runner(profile, timeout_s=timeout_s, affinity=affinity)
         probe = getattr(runner, "probe", None)
         device_facts = probe() if callable(probe) and todo else {}
         env = collect_environment(
@@ -329,7 +334,7 @@ def run_campaign(
         close = getattr(stream, "close", None)
         if callable(close):
             close()
-        if own_runner and runner is not None:
+        if own_runner:
             runner.close()
         if journal is not None:
             journal.close()

@@ -1,0 +1,222 @@
+"""``blox-lat measure``: time a selection of models on a device, resumably."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from typing import Any
+
+import click
+
+from blox_lat.cli._output import emit_json, emit_pairs, emit_table, json_option
+from blox_lat.cli.devices import device_file_option
+
+_MAX_TABLE_ROWS = 40
+
+
+def _parse_affinity(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    cpus: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part:
+                lo, hi = part.split("-", 1)
+                cpus.extend(range(int(lo), int(hi) + 1))
+            elif part.strip():
+                cpus.append(int(part))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give CPU numbers such as 0 or 0,2 or 0-3",
+                                 param_hint="--affinity") from None
+    if not cpus:
+        raise click.BadParameter("name at least one CPU, e.g. --affinity 0", param_hint="--affinity")
+    return cpus
+
+
+class _Progress:
+    """Models done, rate, ETA and last latency: a rich bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+        self.task: Any = None
+        self.started = time.monotonic()
+        self.todo = 0
+
+    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        if kind == "start":
+            self.todo = data["todo"]
+            click.echo(f"{data['selected']} selected, {data['already_done']} already measured, "
+                       f"{data['skipped_failed']} failed before (skipped), {data['todo']} to measure",
+                       err=True)
+            if sys.stderr.isatty() and self.todo:
+                from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                           TimeElapsedColumn, TimeRemainingColumn)
+
+                self.bar = Progress(TextColumn("measuring"), BarColumn(), MofNCompleteColumn(),
+                                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                                    TextColumn("ETA"), TimeRemainingColumn(),
+                                    TextColumn("{task.fields[last]}"), transient=False)
+                self.bar.start()
+                self.task = self.bar.add_task("measure", total=self.todo, rate="", last="")
+        elif kind == "retry":
+            message = (f"  model {data['arch'].index}: cv {data['cv']:.3f} above threshold, "
+                       f"re-measuring (attempt {data['attempt'] + 1})")
+            if self.bar is not None:
+                self.bar.console.print(message)
+            else:
+                click.echo(message, err=True)
+        elif kind == "model":
+            record, pos = data["record"], data["position"]
+            elapsed = time.monotonic() - self.started
+            rate = pos / elapsed * 60 if elapsed > 0 else 0.0
+            eta = (self.todo - pos) * elapsed / pos if pos else 0.0
+            m = record["measurement"]
+            last = f"{m['latency_ms']:.3f} ms" if m else f"FAILED ({record['reason']})"
+            if self.bar is not None:
+                self.bar.update(self.task, advance=1, rate=f"{rate:.1f}/min", last=f"#{record['model_index']} {last}")
+            else:
+                click.echo(f"[{pos}/{self.todo}] #{record['model_index']} {record['model_hash'][:12]} "
+                           f"{last}  ({rate:.1f}/min, ETA {eta:.0f} s)", err=True)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@click.command()
+@click.argument("selector")
+@click.option("--device", "device_name", default="cpu", show_default=True,
+              help="Device profile (see 'blox-lat devices list').")
+@device_file_option
+@click.option("--runs", type=int, default=1000, show_default=True,
+              help="Timed runs per model (groups x runs per group; the paper uses 1000).")
+@click.option("--runs-per-group", type=int, default=10, show_default=True,
+              help="Consecutive runs per group of the two-level trimmed mean.")
+@click.option("--warmup-runs", type=int, default=10, show_default=True, help="Minimum warm-up runs.")
+@click.option("--warmup-s", type=float, default=0.5, show_default=True, help="Minimum warm-up seconds.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Campaign directory holding journal.jsonl  [default: runs/DEVICE]")
+@click.option("--shard", default=None, metavar="K/N", help="Only the K-th of N deterministic slices.")
+@click.option("--store", "store_dir", type=click.Path(file_okay=False), default=None,
+              help="Artifact store directory  [default: the exporters' ./artifacts]")
+@click.option("--max-attempts", type=int, default=3, show_default=True,
+              help="Measurements per model when the result is noisy (cv above the threshold).")
+@click.option("--cv-threshold", type=float, default=0.10, show_default=True,
+              help="Coefficient of variation above which a measurement is flagged noisy.")
+@click.option("--skip-failed", is_flag=True, help="Do not retry models that failed in an earlier run.")
+@click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
+              help="Seconds one model may take before its worker is killed and it fails.")
+@click.option("--affinity", default=None, metavar="CPUS", help="Pin the worker to CPUs, e.g. 0 or 0-3.")
+@click.option("--lookahead", type=int, default=4, show_default=True, help="Artifacts exported ahead.")
+@click.option("--overlap-exports/--no-overlap-exports", default=None,
+              help="Export while measuring (default: only on remote devices; a local CPU would be shared).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress output.")
+@json_option("Print the summary and per-model results as JSON.")
+def measure(selector: str, device_name: str, device_files: tuple[str, ...], runs: int,
+            runs_per_group: int, warmup_runs: int, warmup_s: float, out_dir: str | None,
+            shard: str | None, store_dir: str | None, max_attempts: int, cv_threshold: float,
+            skip_failed: bool, timeout_s: float, affinity: str | None, lookahead: int,
+            overlap_exports: bool | None, quiet: bool, as_json: bool) -> None:
+    """Measure the models named by SELECTOR on a device and append them to a journal.
+
+    SELECTOR is what 'blox-lat space list' takes: 0:10, random:20:1, @file, names. The paper's
+    protocol (100 groups x 10 runs, two-level inter-quartile mean) is the default; rerunning the
+    same command resumes, skipping models already measured. Ctrl-C stops cleanly.
+
+    \b
+    Quick look (about a minute):  blox-lat measure 0:10 --runs 100
+    Full protocol:                blox-lat measure 0:10
+    """
+    from blox_lat import space as sp
+    from blox_lat.devices import load_profiles
+    from blox_lat.harness import TimingProtocol, run_campaign
+
+    cpus = _parse_affinity(affinity)
+    if timeout_s <= 0:
+        raise click.BadParameter("must be > 0", param_hint="--timeout")
+    if lookahead < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--lookahead")
+    profile = load_profiles(device_files).get(device_name)
+    protocol = TimingProtocol.from_total(runs, runs_per_group, warmup_min_runs=warmup_runs,
+                                         warmup_min_s=warmup_s, cv_threshold=cv_threshold)
+    archs = sp.shard(sp.select(selector), shard)
+    store = None
+    if store_dir is not None:
+        from blox_lat.exporters import ArtifactStore
+
+        store = ArtifactStore(store_dir)
+    progress = _Progress(quiet or as_json)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        summary = run_campaign(
+            archs, profile, protocol, out_dir or f"runs/{profile.name}", store=store,
+            lookahead=lookahead, max_attempts=max_attempts, skip_failed=skip_failed,
+            timeout_s=timeout_s, affinity=cpus, overlap_exports=overlap_exports, on_event=progress,
+        )
+    finally:
+        progress.stop()
+        signal.signal(signal.SIGTERM, previous)
+    _report(summary, as_json)
+    if summary.interrupted:
+        click.echo("blox-lat: interrupted; rerun the same command to resume", err=True)
+        sys.exit(130)
+    if summary.failed and not as_json:
+        click.echo(f"{summary.failed} model(s) failed; see 'reason' in {summary.journal}; "
+                   "a rerun retries them (--skip-failed to skip)", err=True)
+
+
+def _row(record: dict[str, Any]) -> dict[str, Any]:
+    m = record["measurement"] or {}
+    return {
+        "index": record["model_index"],
+        "hash": record["model_hash"][:12],
+        "status": record["status"],
+        "latency_ms": f"{m['latency_ms']:.4f}" if m else "",
+        "median_ms": f"{m['median_ms']:.4f}" if m else "",
+        "cv": f"{m['cv']:.3f}" if m else "",
+        "attempts": record["attempts"],
+        "note": ",".join(m.get("flags", [])) if m else (record["reason"] or "")[:60],
+    }
+
+
+def _report(summary: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json({**summary.to_dict(), "results": [
+            {"model_index": r["model_index"], "model_hash": r["model_hash"], "status": r["status"],
+             "reason": r["reason"], "attempts": r["attempts"],
+             "latency_ms": (r["measurement"] or {}).get("latency_ms"),
+             "cv": (r["measurement"] or {}).get("cv")} for r in summary.records]})
+        return
+    rows = [_row(r) for r in summary.records]
+    if rows:
+        emit_table(rows[:_MAX_TABLE_ROWS], ["index", "hash", "status", "latency_ms", "median_ms",
+                                            "cv", "attempts", "note"])
+        if len(rows) > _MAX_TABLE_ROWS:
+            click.echo(f"... and {len(rows) - _MAX_TABLE_ROWS} more in {summary.journal}")
+    latencies = sorted(r["measurement"]["latency_ms"] for r in summary.records if r["measurement"])
+    pairs = [
+        ("device", summary.device),
+        ("journal", summary.journal),
+        ("selected", summary.selected),
+        ("measured now", summary.measured),
+        ("already measured", summary.already_done),
+        ("failed", summary.failed),
+        ("noisy (kept, flagged)", summary.noisy),
+        ("re-measured", summary.remeasured),
+        ("remaining", summary.remaining),
+        ("wall time", f"{summary.wall_s:.1f} s"),
+    ]
+    if latencies:
+        pairs.insert(7, ("median latency", f"{latencies[len(latencies) // 2]:.4f} ms"))
+    emit_pairs(pairs)
+
+
+__all__ = ["measure"]
