@@ -131,6 +131,17 @@ def _tcp_link_class() -> type:
     return _TcpLink
 
 
+def _forwardable(buf: bytearray, needle: bytes, sent: int) -> int:
+    """How much of ``buf`` can go to ``on_output``: all but what may start the marker line."""
+    found = buf.find(needle, sent)
+    if found >= 0:
+        return found
+    for k in range(min(len(needle) - 1, len(buf) - sent), 0, -1):
+        if buf.endswith(needle[:k]):
+            return len(buf) - k
+    return len(buf)
+
+
 def _split_serial(serial: str | None) -> tuple[str, int] | None:
     """``host:port`` -> (host, port); a USB serial (or None) -> None."""
     if serial is None or ":" not in serial:
@@ -287,7 +298,7 @@ class AdbTransport(Transport):
         marker = f"__BLOXLAT_RC_{secrets.token_hex(8)}__"
         command = f"{line}; printf '\\n{marker}%d\\n' $?"
         tail_re = re.compile(rf"\n{marker}(\d+)\n\Z")
-        hold = len(marker) + 16  # never forward what may be the start of the marker line
+        needle = f"\n{marker}".encode()
         with self._lock:
             start = time.perf_counter()
             device = self._dev()
@@ -302,9 +313,11 @@ class AdbTransport(Transport):
                     read_timeout_s=_NO_TIMEOUT_S, decode=False,
                 ):
                     buf += chunk
-                    if on_output is not None and len(buf) - hold > sent:
-                        on_output(decoder.decode(bytes(buf[sent : len(buf) - hold])))
-                        sent = len(buf) - hold
+                    if on_output is not None:
+                        safe = _forwardable(buf, needle, sent)
+                        if safe > sent:
+                            on_output(decoder.decode(bytes(buf[sent:safe])))
+                            sent = safe
             except _DeadlineExceeded:
                 self._reset_after_timeout()
                 raise CommandTimeoutError(
@@ -325,8 +338,8 @@ class AdbTransport(Transport):
                 )
             output = text.decode("utf-8", "replace")[: match.start()]
             if on_output is not None:
-                rest = decoder.decode(bytes(buf[sent:]), final=True)
-                rest = rest[: len(rest) - len(match.group(0))] if rest.endswith(match.group(0)) else ""
+                end = text.rfind(needle)
+                rest = decoder.decode(bytes(buf[sent:end]), final=True) if end > sent else ""
                 if rest:
                     on_output(rest)
             return CommandResult(argv=argv, exit_status=int(match.group(1)), stdout=output,
