@@ -40,7 +40,7 @@ def export(
     store: ArtifactStore | None = None,
     options: Mapping[str, str] | None = None,
     verify: bool = True,
-    method: str = "naive",
+    method: str = "fast",
 ) -> Artifact:
     """Export one model (any model name) to ``format``; a present artifact is returned as is.
 
@@ -65,11 +65,12 @@ def export(
             return found
         with store.tempdir() as tmp:
             out = Path(tmp) / f"model{fmt.suffix}"
-            verification = _produce(arch, fmt, batch, dict(key.options), out, verify, method)
+            verification = _produce(arch, fmt, batch, dict(key.options), out, verify, method, store.root / "pieces")
             return store.put(key, out, verification, suffix=fmt.suffix)
 
 
-def _produce(arch: Arch, fmt: ExportFormat, batch: int, opts: dict, out: Path, verify: bool, method: str) -> dict:
+def _produce(arch: Arch, fmt: ExportFormat, batch: int, opts: dict, out: Path, verify: bool, method: str,
+             pieces: Path) -> dict:
     from blox_lat.exporters import _naive, _verify
 
     fast = method == "fast"
@@ -87,7 +88,7 @@ def _produce(arch: Arch, fmt: ExportFormat, batch: int, opts: dict, out: Path, v
     opset = int(opts["opset"])
     fp32 = out if fmt.name == "onnx" else out.with_name("fp32.onnx")
     if fast:
-        _compose.export_onnx(arch, fp32, batch, opset)
+        _compose.export_onnx(arch, fp32, batch, opset, pieces)
     else:
         _naive.export_onnx(arch, fp32, batch, opset)
     check: dict = {"verified": False}
@@ -111,10 +112,7 @@ def _produce(arch: Arch, fmt: ExportFormat, batch: int, opts: dict, out: Path, v
         from blox_lat.exporters._snpe import export_dlc
 
         return {**{f"onnx_{k}": v for k, v in check.items()}, **export_dlc(fp32, out, calib, opts["htp_socs"])}
-    if fast:
-        _compose.quantize_int8(arch, fp32, out, calib)
-    else:
-        _naive.quantize_int8(fp32, out, calib)
+    _naive.quantize_int8(fp32, out, calib)
     if not verify:
         return check
     held_out = calibration_inputs(opts["calibration"], max(8, 32 // batch), batch, seed=1)

@@ -50,7 +50,7 @@ def stream_artifacts(
     lookahead: int = 4,
     jobs: int = 1,
     verify: bool = True,
-    method: str = "naive",
+    method: str = "fast",
 ) -> Iterator[Artifact | ExportFailure]:
     """Yield one :class:`Artifact` or :class:`ExportFailure` per model, in input order."""
     get_format(format)  # bad format / options / batch fail before any work starts
