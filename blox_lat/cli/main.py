@@ -19,6 +19,7 @@ from blox_lat.errors import BloxLatError
 #: command name -> "module:attribute"; filled as stages of the flow land.
 COMMANDS: dict[str, str] = {
     "space": "blox_lat.cli.space:space",
+    "export": "blox_lat.cli.export:export",
     "measure": "blox_lat.cli.measure:measure",
     "devices": "blox_lat.cli.devices:devices",
 }
