@@ -1,0 +1,146 @@
+"""Device profiles: built-ins, user TOML files, the config directory, errors, the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from blox_lat.cli.main import cli
+from blox_lat.devices import (
+    DeviceProfile,
+    ProfileError,
+    UnknownDeviceError,
+    config_dir,
+    get_device,
+    list_devices,
+    load_profiles,
+)
+
+MY_TOML = """
+[devices.my-laptop]
+description = "four threads"
+transport = "local"
+runtime = "onnxruntime"
+format = "onnx"
+batch = 1
+options = { threads = 4 }
+
+[devices.phone-cpu]
+transport = "adb"
+runtime = "onnxruntime"
+format = "onnx-int8"
+precision = "int8"
+connection = { serial = "emulator-5554" }
+"""
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("BLOX_LAT_CONFIG_DIR", str(tmp_path / "config"))
+
+
+def test_builtins_are_the_issue_list():
+    assert {"cpu", "cpu-int8", "cpu-torchscript", "sd888", "gtx1080ti"} <= set(list_devices())
+    cpu = get_device()
+    assert (cpu.name, cpu.transport, cpu.runtime, cpu.format, cpu.batch) == ("cpu", "local", "onnxruntime", "onnx", 1)
+    assert get_device("cpu-int8").format == "onnx-int8"
+    assert get_device("cpu-torchscript").runtime == "torchscript"
+    sd = get_device("sd888")
+    assert (sd.transport, sd.runtime, sd.format, sd.precision, sd.batch) == ("adb", "snpe", "dlc", "int8", 1)
+    gpu = get_device("gtx1080ti")
+    assert (gpu.transport, gpu.runtime, gpu.batch, gpu.options["device"]) == ("ssh", "torchscript", 256, "cuda")
+
+
+def test_profile_dict_is_the_journal_form():
+    d = get_device("cpu").to_dict()
+    assert list(d) == ["name", "transport", "runtime", "format", "batch", "input_size", "precision", "options"]
+    assert d["options"] == {"threads": 1}
+
+
+def test_profiles_are_immutable():
+    cpu = get_device("cpu")
+    with pytest.raises(Exception):
+        cpu.batch = 2  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        cpu.options["threads"] = 8  # type: ignore[index]
+
+
+def test_device_file(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(MY_TOML)
+    registry = load_profiles([path])
+    laptop = registry.get("my-laptop")
+    assert laptop.options["threads"] == 4 and laptop.source == str(path)
+    phone = registry.get("phone-cpu")
+    assert phone.connection["serial"] == "emulator-5554" and phone.input_size == 32
+
+
+def test_config_directory(tmp_path):
+    directory = Path(config_dir())
+    (directory / "devices").mkdir(parents=True)
+    (directory / "devices" / "a.toml").write_text(MY_TOML)
+    assert "my-laptop" in list_devices()
+    assert get_device("phone-cpu").transport == "adb"
+    assert "my-laptop" not in load_profiles(config=False)
+
+
+def test_config_dir_resolution(tmp_path):
+    assert config_dir({"BLOX_LAT_CONFIG_DIR": "/x"}) == Path("/x")
+    assert config_dir({"XDG_CONFIG_HOME": "/y"}) == Path("/y/blox-lat")
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ('[devices.x]\ntransport="local"\nruntime="onnxruntime"\nformat="torchscript"\n', "cannot run format"),
+        ('[devices.x]\ntransport="usb"\nruntime="onnxruntime"\nformat="onnx"\n', "transport 'usb' unknown"),
+        ('[devices.x]\ntransport="local"\nruntime="tflite"\nformat="onnx"\n', "runtime 'tflite' unknown"),
+        ('[devices.x]\ntransport="local"\nruntime="onnxruntime"\nformat="onnx"\nbatch=0\n', "positive integer"),
+        ('[devices.x]\ntransport="local"\nruntime="onnxruntime"\nformat="onnx"\nthreads=4\n', "unknown key"),
+        ('[devices.x]\nruntime="onnxruntime"\nformat="onnx"\n', "lacks transport"),
+        ('[devices.cpu]\ntransport="local"\nruntime="onnxruntime"\nformat="onnx"\n', "already defined"),
+        ('[device.x]\n', "only \\[devices.NAME\\]"),
+        ("[devices.x\n", "not valid TOML"),
+    ],
+)
+def test_bad_files_raise_typed_errors(tmp_path, text, match):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ProfileError, match=match):
+        load_profiles([path])
+
+
+def test_unknown_device_lists_known_ones():
+    with pytest.raises(UnknownDeviceError, match="known devices are .*cpu"):
+        get_device("nope")
+
+
+def test_missing_file():
+    with pytest.raises(ProfileError, match="cannot read device file"):
+        load_profiles(["/nonexistent/devices.toml"])
+
+
+def test_bad_name():
+    with pytest.raises(ProfileError, match="device name"):
+        DeviceProfile(name="a b", transport="local", runtime="onnxruntime", format="onnx")
+
+
+def test_cli_list_show_check(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(MY_TOML)
+    runner = CliRunner()
+    out = runner.invoke(cli, ["devices", "list", "--device-file", str(path)])
+    assert out.exit_code == 0, out.output
+    assert "my-laptop" in out.output and "gtx1080ti" in out.output
+    out = runner.invoke(cli, ["devices", "show", "sd888", "--json"])
+    assert out.exit_code == 0 and '"runtime": "snpe"' in out.output
+    out = runner.invoke(cli, ["devices", "check", str(path)])
+    assert out.exit_code == 0 and "2 profile(s) OK" in out.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[devices.x]\nruntime='x'\n")
+    out = runner.invoke(cli, ["devices", "check", str(bad)])
+    assert out.exit_code == 2 and "lacks transport" in out.output
+    out = runner.invoke(cli, ["devices", "show", "nope"])
+    assert out.exit_code == 2 and out.output.count("\n") == 1
