@@ -1,0 +1,64 @@
+"""Campaign cost: wall time of a 1000-run campaign / sum over models of 1000 x latency.
+
+Artifacts are exported into the store first (a warm store: export cost is the exporters'
+benchmark, not the device's), then one ``run_campaign`` measures the models. The ratio counts
+everything else: worker start, session loading, the mandatory warm-up (>= 10 runs and 0.5 s),
+re-measurements of noisy runs, journal fsyncs. Target: <= 1.15. Also printed: the ratio with
+the warm-up time taken out, and the share of wall time spent in warm-up.
+
+    python benchmarks/campaign_cost.py [--models 0:10] [--runs 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+
+
+def main() -> None:
+    from blox_lat import space as sp
+    from blox_lat.devices import get_device
+    from blox_lat.exporters import ArtifactStore, export
+    from blox_lat.harness import TimingProtocol, run_campaign
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="0:10")
+    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--warmup-s", type=float, default=0.5)
+    ap.add_argument("--store", default="/tmp/blox-lat-bench-store")
+    args = ap.parse_args()
+    store = ArtifactStore(args.store)
+    archs = sp.select(args.models)
+    for arch in archs:
+        export(arch, "onnx", store=store)
+    protocol = TimingProtocol.from_total(args.runs, warmup_min_s=args.warmup_s)
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        summary = run_campaign(archs, get_device("cpu"), protocol, tmp, store=store)
+        wall = time.perf_counter() - t0
+    ideal = sum(args.runs * r["measurement"]["latency_ms"] / 1e3 for r in summary.records if r["measurement"])
+    attempts = sum(r["attempts"] for r in summary.records)
+    warmup_s = 0.0
+    for r in summary.records:
+        m = r["measurement"]
+        if m:  # warm-up runs x median latency, per attempt (approximation of the warm-up time)
+            warmup_s += r["attempts"] * max(args.warmup_s, m["warmup_runs"] * m["median_ms"] / 1e3)
+    print(json.dumps({
+        "benchmark": "campaign_cost",
+        "models": summary.measured,
+        "runs": args.runs,
+        "attempts": attempts,
+        "wall_s": round(wall, 2),
+        "ideal_s": round(ideal, 2),
+        "ratio": round(wall / ideal, 4),
+        "ratio_without_warmup": round((wall - warmup_s) / ideal, 4),
+        "warmup_share_of_wall": round(warmup_s / wall, 4),
+        "target": "ratio <= 1.15",
+        "meets_target": wall / ideal <= 1.15,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Harness overhead: the harness's latency vs a bare ``session.run`` loop, same models, same run.
+
+For each model the harness (worker process, warm-up, gc off, two-level trimmed mean) and a bare
+loop in this process (same session options, same input, ``perf_counter_ns`` around each
+``session.run``, same statistic) are timed back to back, alternating which goes first.
+Prints JSON; target: median ratio within 1.00 +- 0.02.
+
+    python benchmarks/harness_overhead.py [--models 0:10] [--runs 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+
+def bare_loop(path: str, runs: int, warmup_s: float) -> tuple[float, float]:
+    import numpy as np
+    import onnxruntime as ort
+
+    from blox_lat.harness import protocol_latency
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sess = ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    feed = {sess.get_inputs()[0].name: x}
+    end = time.perf_counter() + warmup_s
+    while time.perf_counter() < end:
+        sess.run(None, feed)
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter_ns()
+        sess.run(None, feed)
+        samples.append(time.perf_counter_ns() - t0)
+    ms = [s / 1e6 for s in samples]
+    return protocol_latency(ms, 10), statistics.fmean(ms)
+
+
+def main() -> None:
+    from blox_lat import space as sp
+    from blox_lat.devices import get_device
+    from blox_lat.exporters import ArtifactStore, export
+    from blox_lat.harness import LocalWorkerRunner, Measurement, TimingProtocol
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="0:10")
+    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--store", default="/tmp/blox-lat-bench-store")
+    args = ap.parse_args()
+    store = ArtifactStore(args.store)
+    protocol = TimingProtocol.from_total(args.runs)
+    profile = get_device("cpu")
+    rows = []
+    with LocalWorkerRunner() as runner:
+        for i, arch in enumerate(sp.select(args.models)):
+            artifact = export(arch, "onnx", store=store)
+            order = ("harness", "bare") if i % 2 == 0 else ("bare", "harness")
+            result = {}
+            for which in order:
+                if which == "harness":
+                    raw = runner.measure(artifact, profile, protocol)
+                    m = Measurement.from_ns(raw.samples_ns, runs_per_group=10, warmup_runs=raw.warmup_runs,
+                                            started_at=raw.started_at, finished_at=raw.finished_at)
+                    result["harness_ms"] = m.latency_ms
+                else:
+                    result["bare_ms"], result["bare_plain_mean_ms"] = bare_loop(str(artifact.path), args.runs, 0.5)
+            result["ratio"] = result["harness_ms"] / result["bare_ms"]
+            rows.append({"index": arch.index, **{k: round(v, 5) for k, v in result.items()}})
+    ratios = [r["ratio"] for r in rows]
+    print(json.dumps({
+        "benchmark": "harness_overhead",
+        "models": len(rows),
+        "runs": args.runs,
+        "median_ratio": round(statistics.median(ratios), 4),
+        "min_ratio": round(min(ratios), 4),
+        "max_ratio": round(max(ratios), 4),
+        "target": "median ratio within 1.00 +- 0.02",
+        "meets_target": abs(statistics.median(ratios) - 1.0) <= 0.02,
+        "per_model": rows,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Repeatability: the same models measured twice, each pass in its own campaign and processes.
+
+Each pass is a separate ``blox-lat measure`` process (so a separate worker) writing its own
+journal. Prints JSON: Spearman rank correlation between the passes and the median absolute
+relative difference. Targets: Spearman >= 0.99, median |rel diff| <= 2%.
+
+    python benchmarks/repeatability.py [--models 0:91125:4557] [--runs 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def _ranks(values: list[float]) -> list[float]:
+    import pandas as pd
+
+    return pd.Series(values).rank().tolist()
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    import numpy as np
+
+    return float(np.corrcoef(_ranks(a), _ranks(b))[0, 1])
+
+
+def main() -> None:
+    from blox_lat.harness import read_journal
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", default="random:20:7", help="selector (default: 20 random models)")
+    ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--store", default="/tmp/blox-lat-bench-store")
+    args = ap.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for p in (1, 2):
+            out = Path(tmp) / f"pass{p}"
+            subprocess.run([sys.executable, "-m", "blox_lat", "measure", args.models, "--runs", str(args.runs),
+                            "--out", str(out), "--store", args.store, "--quiet", "--json"],
+                           check=True, stdout=subprocess.DEVNULL)
+            results.append({r["model_hash"]: r["measurement"]["latency_ms"]
+                            for r in read_journal(out, kind="measurement") if r["status"] == "ok"})
+    common = sorted(set(results[0]) & set(results[1]))
+    a = [results[0][h] for h in common]
+    b = [results[1][h] for h in common]
+    rel = [abs(x - y) / ((x + y) / 2) for x, y in zip(a, b)]
+    rho = spearman(a, b)
+    med = statistics.median(rel)
+    print(json.dumps({
+        "benchmark": "repeatability",
+        "models": len(common),
+        "runs": args.runs,
+        "spearman": round(rho, 4),
+        "median_abs_rel_diff": round(med, 4),
+        "max_abs_rel_diff": round(max(rel), 4),
+        "latency_range_ms": [round(min(a), 3), round(max(a), 3)],
+        "target": "spearman >= 0.99 and median |rel diff| <= 0.02",
+        "meets_target": rho >= 0.99 and med <= 0.02,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
