@@ -36,6 +36,7 @@ CONVERTER = "snpe-onnx-to-dlc"
 QUANTIZERS = ("snpe-dlc-quant", "snpe-dlc-quantize")
 PREPARE = "snpe-dlc-graph-prepare"
 TOOL_TIMEOUT_S = 1800
+_SDK_PREFIXES = ("SNPE_", "QNN_", "QAIRT_")
 _FIX = (
     "install the Qualcomm SNPE/QAIRT SDK and set SNPE_ROOT to its root (the folder holding "
     "bin/x86_64-linux-clang), or put its bin folder on PATH (source $SNPE_ROOT/bin/envsetup.sh)"
@@ -97,6 +98,7 @@ def _tool_env(environ: dict[str, str], root: Path | None, bin_dir: Path) -> dict
     """The explicit environment the tools run with (only what they need)."""
     keep = ("HOME", "LANG", "LC_ALL", "TMPDIR", "USER", "PYTHONHOME")
     env = {k: environ[k] for k in keep if k in environ}
+    env.update({k: v for k, v in environ.items() if k.startswith(_SDK_PREFIXES)})  # the SDK's own settings
     env["PATH"] = os.pathsep.join([str(bin_dir), environ.get("PATH", "/usr/bin:/bin")])
     if root is not None:
         env["SNPE_ROOT"] = str(root)

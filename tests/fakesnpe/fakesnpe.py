@@ -1,8 +1,8 @@
 """Stand-ins for the Qualcomm SNPE tools, checking the arguments and files the real ones need.
 
 Installed as ``bin/x86_64-linux-clang/<tool>`` (thin launchers). Behaviour for tests:
-``FAKESNPE_FAIL=<tool name>`` makes that tool fail (exit 3, message on stderr);
-``FAKESNPE_LOG=<file>`` appends one JSON line per call (tool, argv, SNPE_ROOT, cwd).
+``SNPE_FAKE_FAIL=<tool name>`` makes that tool fail (exit 3, message on stderr);
+``SNPE_FAKE_LOG=<file>`` appends one JSON line per call (tool, argv, SNPE_ROOT, cwd).
 Flags follow Qualcomm's documentation: snpe-onnx-to-dlc --input_network/-i --output_path/-o;
 snpe-dlc-quant(ize) --input_dlc --input_list --output_dlc; snpe-dlc-graph-prepare --input_dlc
 --output_dlc --htp_socs.
@@ -26,8 +26,8 @@ def fail(tool, message, code=2):
 
 
 def main(tool):
-    if os.environ.get("FAKESNPE_LOG"):
-        with open(os.environ["FAKESNPE_LOG"], "a") as fh:
+    if os.environ.get("SNPE_FAKE_LOG"):
+        with open(os.environ["SNPE_FAKE_LOG"], "a") as fh:
             fh.write(json.dumps({"tool": tool, "argv": sys.argv[1:], "snpe_root": os.environ.get("SNPE_ROOT"),
                                  "cwd": os.getcwd()}) + "\n")
     parser = argparse.ArgumentParser(prog=tool)
@@ -42,8 +42,8 @@ def main(tool):
     if tool == "snpe-dlc-graph-prepare":
         parser.add_argument("--htp_socs", required=True)
     args = parser.parse_args()
-    if os.environ.get("FAKESNPE_FAIL") == tool:
-        fail(tool, "simulated failure requested by FAKESNPE_FAIL", 3)
+    if os.environ.get("SNPE_FAKE_FAIL") == tool:
+        fail(tool, "simulated failure requested by SNPE_FAKE_FAIL", 3)
 
     if tool == "snpe-onnx-to-dlc":
         src = Path(args.input_network)
