@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--models", default="0:10")
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--warmup-s", type=float, default=0.5)
+    ap.add_argument("--max-attempts", type=int, default=3)
     ap.add_argument("--store", default="/tmp/blox-lat-bench-store")
     args = ap.parse_args()
     store = ArtifactStore(args.store)
@@ -36,7 +37,8 @@ def main() -> None:
     protocol = TimingProtocol.from_total(args.runs, warmup_min_s=args.warmup_s)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        summary = run_campaign(archs, get_device("cpu"), protocol, tmp, store=store)
+        summary = run_campaign(archs, get_device("cpu"), protocol, tmp, store=store,
+                               max_attempts=args.max_attempts)
         wall = time.perf_counter() - t0
     ideal = sum(args.runs * r["measurement"]["latency_ms"] / 1e3 for r in summary.records if r["measurement"])
     attempts = sum(r["attempts"] for r in summary.records)
@@ -49,6 +51,8 @@ def main() -> None:
         "benchmark": "campaign_cost",
         "models": summary.measured,
         "runs": args.runs,
+        "warmup_min_s": args.warmup_s,
+        "max_attempts": args.max_attempts,
         "attempts": attempts,
         "wall_s": round(wall, 2),
         "ideal_s": round(ideal, 2),
