@@ -2,10 +2,11 @@
 
 Profiles: :func:`list_devices`, :func:`get_device`, :func:`load_profiles` (built-ins
 ``cpu``, ``cpu-int8``, ``cpu-torchscript``, ``sd888``, ``gtx1080ti`` plus user TOML files).
-Transports: :class:`Transport` with :class:`LocalTransport` and :class:`SshTransport`
-(paramiko imported only when a connection is opened).
+Transports: :class:`Transport` with :class:`LocalTransport`, :class:`SshTransport` and
+:class:`AdbTransport` (paramiko / adb-shell imported only when a connection is opened).
 """
 
+from blox_lat.devices._adb import AdbTransport
 from blox_lat.devices._local import LocalTransport
 from blox_lat.devices._profiles import (
     DEFAULT_DEVICE,
@@ -34,6 +35,7 @@ from blox_lat.devices._transport import (
 
 __all__ = [
     "DEFAULT_DEVICE",
+    "AdbTransport",
     "AuthenticationError",
     "CommandFailedError",
     "CommandResult",
