@@ -1,0 +1,86 @@
+"""Versioned benchmark releases: build from journals and training records, open, query, verify.
+
+- :func:`build` (``blox-lat dataset build``): measurement journals, training records and Blox
+  release CSV files -> Parquet sections + ``dataset.json`` (deterministic, immutable).
+- :func:`open` -> :class:`Release`: ``latency(arch, device)``, ``val_acc(arch, epoch)``,
+  ``test_acc``, ``params``, ``flops``, ``full_info``, ``to_pandas(section)``; lazy sections.
+- :func:`verify`, :func:`diff`, :func:`info`; :func:`export_blox` writes the Blox reference
+  layout and :func:`read_blox_file` reads it.
+
+Sections, columns and units: :mod:`blox_lat.dataset._schema`; build rules (duplicates,
+training settings, distillation scores): :mod:`blox_lat.dataset._build`.
+"""
+
+from __future__ import annotations
+
+import os
+
+from blox_lat.dataset._bloxfmt import read_blox_file
+from blox_lat.dataset._build import BuildResult, build
+from blox_lat.dataset._errors import (
+    ChecksumError,
+    CorruptSectionError,
+    DatasetError,
+    DuplicateKeyError,
+    InputError,
+    PickleRefusedError,
+    ReleaseExistsError,
+    ReleaseNotFoundError,
+    SchemaVersionError,
+    SearchSpaceMismatchError,
+    SectionMissingError,
+    UnknownDeviceError,
+    UnknownSectionError,
+)
+from blox_lat.dataset._release import DiffReport, Release, VerifyReport, diff, info, open_release, verify
+from blox_lat.dataset._schema import KINDS, SCHEMA_VERSION, Column
+
+__all__ = [
+    "KINDS",
+    "SCHEMA_VERSION",
+    "BuildResult",
+    "ChecksumError",
+    "Column",
+    "CorruptSectionError",
+    "DatasetError",
+    "DiffReport",
+    "DuplicateKeyError",
+    "InputError",
+    "PickleRefusedError",
+    "Release",
+    "ReleaseExistsError",
+    "ReleaseNotFoundError",
+    "SchemaVersionError",
+    "SearchSpaceMismatchError",
+    "SectionMissingError",
+    "UnknownDeviceError",
+    "UnknownSectionError",
+    "VerifyReport",
+    "build",
+    "diff",
+    "export_blox",
+    "info",
+    "list_sections",
+    "open",
+    "read_blox_file",
+    "verify",
+]
+
+
+def open(path: str | os.PathLike[str]) -> Release:  # noqa: A001 - the issue's one-line API
+    """Open a release: ``blox_lat.dataset.open("releases/1.0.0").latency(0, "cpu")``."""
+    return open_release(path)
+
+
+def list_sections() -> list[str]:
+    """The section kinds of the current schema."""
+    return list(KINDS)
+
+
+def export_blox(release: str | os.PathLike[str] | Release, out_dir: str | os.PathLike[str]) -> list[str]:
+    """Write the Blox reference files of a release into ``out_dir``; returns their names."""
+    from blox_lat.dataset._export import export_tables
+
+    rel = release if isinstance(release, Release) else open_release(release)
+    tables = {name: rel.section(name).table for name in rel.sections}
+    return export_tables(tables, out_dir)

@@ -1,0 +1,596 @@
+"""Building a release: inputs -> Parquet sections + ``dataset.json``, deterministic and atomic.
+
+Rules (also in the README):
+
+- Measurements: one ``bench/<device>`` row per (device, model). When a model was journaled more
+  than once, the row comes from the best record by, in order: ``ok`` and not noisy, then ``ok``
+  but noisy, then ``failed``; among equals the latest ``recorded_at`` wins (ties: campaign id,
+  env id, input order). ``records`` counts what was seen. A failed model keeps a row with its
+  ``reason`` and null timings. All records of one device must share one device setting
+  (runtime, format, precision, batch, input size, options), which becomes the section metadata;
+  two settings under one device name are an input error (give them two profile names).
+  Environment records go to ``measure-env/<device>`` keyed by ``env_id`` (earliest record kept).
+- Training records, setting ``normal``, seed ``s``: ``base/<s>`` (val_top1 per epoch, test_top1,
+  train_time_s rounded to whole seconds), ``ext/<s>`` (the other metrics) and ``env/<s>``
+  (the record's environment). Setting ``finetune`` with teacher ``t`` and ``E`` epochs feeds
+  ``finetune/<t>/<E>``. All rows of a section have the same number of epochs.
+- ``distill-block`` records (teacher, epochs, stage, block) feed ``distill/<teacher>/<epochs>``:
+  one row per model whose three blocks are all distilled; ``loss_sum`` (DONNA) and
+  ``delta_sum`` (LANA, null if a delta is missing) are the sums over the three stages.
+- A training value seen twice (two records, or a record and a Blox file) must be identical,
+  else :class:`DuplicateKeyError`. Blox files: ``blox-base/ext/env-{seed}`` feed the same
+  sections as records, ``blox-bench-{device}`` a latency-only bench section (journal
+  measurements win over it), ``blox-info`` replaces the computed static values of its models.
+- ``static`` holds all 91,125 models (computed from the space).
+- Output: Parquet (zstd) per section, rows sorted by model index, plus the manifest; the same
+  inputs give byte-identical files (no timestamps; provenance = builder version, git commit,
+  inputs with sha256). The release is written to a temporary sibling directory and renamed
+  into place; an existing output directory is never touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from blox_lat.dataset._errors import DuplicateKeyError, InputError, ReleaseExistsError
+from blox_lat.dataset._inputs import InputFile, discover, load_record, sha256_file
+from blox_lat.dataset._schema import (
+    ACC_DECIMALS,
+    FORMAT,
+    LOSS_DECIMALS,
+    MANIFEST,
+    SCHEMA_VERSION,
+    columns_of,
+    key_column,
+    search_space_record,
+    section_file,
+    validate_section_name,
+)
+
+__all__ = ["BuildResult", "build"]
+
+_VERSION_RE = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
+NUM_MODELS = 91125
+_METRICS_BASE = ("val_top1",)
+_EXT_LISTS = ("train_top1", "train_loss", "train_top5", "val_loss", "val_top5")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    path: Path
+    version: str
+    sections: dict[str, int]  # name -> rows
+    inputs: int
+    blox_files: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"path": str(self.path), "version": self.version, "sections": dict(self.sections),
+                "inputs": self.inputs, "blox_files": list(self.blox_files)}
+
+
+def _model_index(record: dict, label: str) -> tuple[str, int]:
+    from blox_lat.space._table import space_table
+
+    h = record.get("model_hash")
+    index = space_table().index_of_hash.get(h) if isinstance(h, str) else None
+    if index is None:
+        raise InputError(f"{label}: {h!r} is not a Blox model hash")
+    given = record.get("model_index")
+    if given is not None and given != index:
+        raise InputError(f"{label}: model_index {given} does not match hash {h} (index {index})")
+    return h, index
+
+
+def _r(value: Any, digits: int) -> float | None:
+    if value is None:
+        return None
+    v = float(value)
+    return None if math.isnan(v) else round(v, digits)
+
+
+def _rlist(values: Any, digits: int, label: str, name: str) -> list[float] | None:
+    if values is None:
+        return None
+    if not isinstance(values, list) or not values:
+        raise InputError(f"{label}: metrics.{name} must be a non-empty list of per-epoch values")
+    try:
+        return [round(float(v), digits) for v in values]
+    except (TypeError, ValueError):
+        raise InputError(f"{label}: metrics.{name} holds a non-number") from None
+
+
+def _need(record: dict, key: str, types: type | tuple, label: str) -> Any:
+    value = record.get(key)
+    if not isinstance(value, types) or (isinstance(value, bool) and types is int):
+        raise InputError(f"{label}: field {key!r} is missing or has the wrong type ({value!r})")
+    return value
+
+
+@dataclass
+class _Collector:
+    allow_pickle: bool = False
+    meas: dict[tuple[str, str], list[tuple[tuple, dict]]] = field(default_factory=dict)
+    profiles: dict[str, dict[str, str]] = field(default_factory=dict)  # device -> profile json -> label
+    envs: dict[tuple[str, str], tuple[str, dict]] = field(default_factory=dict)
+    rows: dict[str, dict[int, tuple[dict, str]]] = field(default_factory=dict)  # section -> index -> (row, label)
+    distill: dict[tuple[str, int], dict[tuple[int, int], tuple[tuple, str]]] = field(default_factory=dict)
+    static_override: dict[int, tuple[int, int, list[int]]] = field(default_factory=dict)
+    order: int = 0
+
+    # -- measurements -------------------------------------------------------------------
+    def add_journal(self, f: InputFile) -> None:
+        from blox_lat.harness import read_journal
+
+        for record in read_journal(f.path):
+            self.order += 1
+            device = record.get("device")
+            if not isinstance(device, str):
+                raise InputError(f"{f.label}: a journal record has no device name")
+            validate_section_name(f"bench/{device}")
+            if record.get("kind") == "environment":
+                env_id = _need(record, "env_id", str, f.label)
+                key = (device, env_id)
+                old = self.envs.get(key)
+                if old is None or str(record.get("recorded_at", "")) < str(old[1].get("recorded_at", "")):
+                    self.envs[key] = (f.label, record)
+                continue
+            if record.get("kind") != "measurement":
+                continue
+            h, index = _model_index(record, f.label)
+            profile = record.get("profile")
+            if isinstance(profile, dict):
+                setting = json.dumps({k: v for k, v in profile.items() if k != "name"}, sort_keys=True)
+                self.profiles.setdefault(device, {}).setdefault(setting, f.label)
+            status = record.get("status")
+            m = record.get("measurement")
+            if status == "ok" and not isinstance(m, dict):
+                raise InputError(f"{f.label}: an ok measurement of {h} carries no measurement")
+            rank = 0 if status != "ok" else (1 if m.get("noisy") else 2)
+            key = (rank, str(record.get("recorded_at") or ""), str(record.get("campaign_id") or ""),
+                   str(record.get("env_id") or ""), self.order)
+            self.meas.setdefault((device, h), []).append((key, {**record, "_index": index}))
+
+    # -- training -----------------------------------------------------------------------
+    def _put(self, section: str, index: int, row: dict, label: str) -> None:
+        validate_section_name(section)
+        table = self.rows.setdefault(section, {})
+        old = table.get(index)
+        if old is None:
+            table[index] = (row, label)
+        elif old[0] != row:
+            diff = sorted(k for k in row if row.get(k) != old[0].get(k))
+            raise DuplicateKeyError(
+                f"model #{index} appears twice in {section} with different {', '.join(diff)} "
+                f"({old[1]} and {label}); remove one of the two inputs"
+            )
+
+    def add_record(self, record: dict, label: str) -> None:
+        if record["kind"] == "distill-block":
+            self._add_distill(record, label)
+            return
+        h, index = _model_index(record, label)
+        setting = record.get("setting")
+        seed = _need(record, "seed", int, label)
+        epochs = _need(record, "epochs", int, label)
+        metrics = _need(record, "metrics", dict, label)
+        test = record.get("test") or {}
+        if not isinstance(test, dict):
+            raise InputError(f"{label}: 'test' must be an object")
+        lists = {}
+        for name in ("val_top1", *_EXT_LISTS):
+            digits = LOSS_DECIMALS if "loss" in name else ACC_DECIMALS
+            lists[name] = _rlist(metrics.get(name), digits, label, name)
+            if lists[name] is not None and len(lists[name]) != epochs:
+                raise InputError(f"{label}: metrics.{name} has {len(lists[name])} epochs but the record says {epochs}")
+        t = record.get("train_time_s")
+        base = {"val_top1": lists["val_top1"], "test_top1": _r(test.get("top1"), ACC_DECIMALS),
+                "train_time_s": None if t is None else int(round(float(t)))}
+        ext = {k: lists[k] for k in _EXT_LISTS}
+        ext["test_loss"] = _r(test.get("loss"), LOSS_DECIMALS)
+        ext["test_top5"] = _r(test.get("top5"), ACC_DECIMALS)
+        if setting == "normal":
+            self._put(f"base/{seed}", index, base, label)
+            self._put(f"ext/{seed}", index, ext, label)
+            env = record.get("environment") or {}
+            if not isinstance(env, dict):
+                raise InputError(f"{label}: 'environment' must be an object")
+            self._put(f"env/{seed}", index, _env_row(env, seed), label)
+        elif setting == "finetune":
+            teacher = _need(record, "teacher", str, label)
+            self._put(f"finetune/{teacher}/{epochs}", index, {"seed": seed, **base, **ext}, label)
+        else:
+            raise InputError(f"{label}: setting {setting!r} is not 'normal' or 'finetune'")
+
+    def _add_distill(self, record: dict, label: str) -> None:
+        from blox_lat import space as sp
+
+        teacher = _need(record, "teacher", str, label)
+        epochs = _need(record, "epochs", int, label)
+        stage = _need(record, "stage", int, label)
+        block_id = _need(record, "block_id", int, label)
+        if not 0 <= stage < 3 or not 0 <= block_id < 45:
+            raise InputError(f"{label}: stage {stage} / block_id {block_id} out of range (0..2 / 0..44)")
+        name = record.get("block_name")
+        if name is not None and sp.list_blocks()[block_id].name != name:
+            raise InputError(f"{label}: block_id {block_id} is {sp.list_blocks()[block_id].name!r}, not {name!r}")
+        loss = _r(record.get("distill_loss"), LOSS_DECIMALS)
+        if loss is None:
+            raise InputError(f"{label}: distill_loss is missing")
+        value = (loss, _r(record.get("val_acc_delta"), ACC_DECIMALS), record.get("seed"))
+        validate_section_name(f"distill/{teacher}/{epochs}")
+        table = self.distill.setdefault((teacher, epochs), {})
+        old = table.get((stage, block_id))
+        if old is not None and old[0] != value:
+            raise DuplicateKeyError(f"block {block_id} of stage {stage} is distilled twice from {teacher} "
+                                    f"({epochs} epochs) with different results ({old[1]} and {label}); keep one")
+        table[(stage, block_id)] = (value, label)
+
+    # -- Blox files ---------------------------------------------------------------------
+    def add_blox(self, f: InputFile) -> None:
+        from blox_lat.dataset._bloxfmt import read_blox_file
+
+        header, rows = read_blox_file(f.path, allow_pickle=self.allow_pickle)
+        dtype = header["dataset_type"]
+        seen: set[str] = set()
+        for row in rows:
+            h = row["model_hash"]
+            if h in seen:
+                raise DuplicateKeyError(f"{f.label}: model {h} appears twice; a Blox file has one row per model")
+            seen.add(h)
+            _, index = _model_index(row, f.label)
+            if dtype == "training":
+                seed, part = header.get("seed"), header.get("part")
+                if part == "base":
+                    self._put(f"base/{seed}", index, {"val_top1": row.get("val_top1"), "test_top1": row.get("test_top1"),
+                                                      "train_time_s": row.get("train_time_s")}, f.label)
+                elif part == "ext":
+                    self._put(f"ext/{seed}", index, {k: row.get(k) for k in (*_EXT_LISTS, "test_loss", "test_top5")}, f.label)
+                else:
+                    raise InputError(f"{f.label}: unknown training part {part!r}")
+            elif dtype == "env":
+                self._put(f"env/{header.get('seed')}", index, _env_row(row, header.get("seed")), f.label)
+            elif dtype == "static":
+                self.static_override[index] = (row["params"], row["flops"], row["arch_vec"])
+            elif dtype == "benchmarking":
+                device = str(header.get("device"))
+                validate_section_name(f"bench/{device}")
+                self.order += 1
+                rec = {"status": "ok", "model_hash": h, "_index": index, "measurement": {"latency_ms": row.get("latency")},
+                       "profile": None, "recorded_at": None, "_source": f.label}
+                self.meas.setdefault((device, h), []).append(((2, "", "", "", self.order), rec))
+            else:
+                raise InputError(f"{f.label}: unknown dataset_type {dtype!r}")
+
+
+def _env_row(env: dict, seed: Any) -> dict:
+    def s(v: Any) -> str | None:
+        return None if v is None else str(v)
+
+    return {"python": s(env.get("python")), "torch": s(env.get("torch")), "gpu": s(env.get("gpu")),
+            "driver": s(env.get("driver")), "codebase": s(env.get("codebase")),
+            "seed": int(env["seed"]) if env.get("seed") is not None else (int(seed) if seed is not None else None)}
+
+
+# -- tables -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def static_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(arch_vec int8 (N, 15), params int64, flops int64) for every model, in index order."""
+    from blox_lat import space as sp
+
+    vec = np.zeros((NUM_MODELS, 15), dtype=np.int8)
+    params = np.zeros(NUM_MODELS, dtype=np.int64)
+    flops = np.zeros(NUM_MODELS, dtype=np.int64)
+    for i in range(NUM_MODELS):
+        arch = sp.from_index(i)
+        vec[i] = [d for stage in arch.vector_list for node in stage for d in node]
+        params[i] = sp.params(arch)
+        flops[i] = sp.flops(arch)
+    return vec, params, flops
+
+
+def _hashes() -> list[str]:
+    from blox_lat.space._table import space_table
+
+    return space_table().hashes
+
+
+def _arrow_column(col, values: list[Any], epochs: int | None):
+    import pyarrow as pa
+
+    t = col.type
+    if t in ("acc_epochs", "loss_epochs"):
+        dtype = np.float32 if t == "acc_epochs" else np.float64
+        n = len(values)
+        mat = np.full((n, epochs or 0), np.nan, dtype=dtype)
+        mask = np.ones(n, dtype=bool)
+        for i, v in enumerate(values):
+            if v is not None:
+                mat[i] = v
+                mask[i] = False
+        return pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), epochs, mask=pa.array(mask) if mask.any() else None)
+    if t == "i8x15":
+        arr = np.asarray(values, dtype=np.int8).reshape(-1)
+        return pa.FixedSizeListArray.from_arrays(pa.array(arr), 15)
+    types = {"str": pa.string(), "json": pa.string(), "i32": pa.int32(), "i64": pa.int64(), "f64": pa.float64(),
+             "bool": pa.bool_(), "strlist": pa.list_(pa.string()), "f64list": pa.list_(pa.float64())}
+    return pa.array(values, type=types[t])
+
+
+def _make_table(name: str, rows: list[dict], metadata: dict, epochs: int | None = None):
+    import pyarrow as pa
+
+    cols = columns_of(name)
+    arrays = [_arrow_column(c, [r.get(c.name) for r in rows], epochs) for c in cols]
+    meta = {"section": name, "schema_version": SCHEMA_VERSION, "metadata": metadata}
+    return pa.Table.from_arrays(arrays, names=[c.name for c in cols]).replace_schema_metadata(
+        {b"blox_lat": json.dumps(meta, sort_keys=True).encode()})
+
+
+def _epochs_of(section: str, rows: dict[int, tuple[dict, str]]) -> int | None:
+    lengths: dict[int, str] = {}
+    for row, label in rows.values():
+        for k, v in row.items():
+            if isinstance(v, list):
+                lengths.setdefault(len(v), f"{label} ({k})")
+    if len(lengths) > 1:
+        described = "; ".join(f"{n} epochs in {lab}" for n, lab in sorted(lengths.items()))
+        raise InputError(f"{section} mixes epoch counts ({described}); build them as separate releases or fix the records")
+    return next(iter(lengths), None)
+
+
+def _bench_rows(c: _Collector) -> dict[str, tuple[list[dict], list[dict], dict]]:
+    out: dict[str, tuple[list[dict], list[dict], dict]] = {}
+    by_device: dict[str, list[tuple[str, list]]] = {}
+    for (device, h), recs in c.meas.items():
+        by_device.setdefault(device, []).append((h, recs))
+    for device, items in sorted(by_device.items()):
+        settings = c.profiles.get(device, {})
+        if len(settings) > 1:
+            (s1, l1), (s2, l2) = sorted(settings.items())[:2]
+            raise InputError(f"device {device!r} was measured with two settings ({l1}: {s1}; {l2}: {s2}); "
+                             "measure them under two device profile names")
+        profile = json.loads(next(iter(settings))) if settings else None
+        rows, raws = [], []
+        protocols: set[str] = set()
+        for h, recs in items:
+            key, rec = max(recs, key=lambda kr: kr[0])
+            m = rec.get("measurement") or {}
+            if rec.get("protocol") is not None:
+                protocols.add(json.dumps(rec["protocol"], sort_keys=True))
+            g, rpg = m.get("groups"), m.get("runs_per_group")
+            ok = rec.get("status") == "ok"
+            rows.append({
+                "model_hash": h, "model_index": rec["_index"],
+                **{k: (float(m[k]) if ok and m.get(k) is not None else None)
+                   for k in ("latency_ms", "median_ms", "mean_ms", "min_ms", "std_ms", "iqr_ms", "cv", "rel_iqr", "group_cv")},
+                "runs": g * rpg if ok and isinstance(g, int) and isinstance(rpg, int) else None,
+                "groups": g if ok else None, "runs_per_group": rpg if ok else None,
+                "warmup_runs": m.get("warmup_runs") if ok else None,
+                "noisy": m.get("noisy") if ok else None, "flags": list(m.get("flags") or []) if ok else None,
+                "status": rec.get("status"), "reason": rec.get("reason"), "attempts": rec.get("attempts"),
+                "records": len(recs), "env_id": rec.get("env_id"), "campaign_id": rec.get("campaign_id"),
+                "recorded_at": rec.get("recorded_at"),
+            })
+            if ok and m.get("samples_ms") is not None:
+                raws.append({"model_hash": h, "model_index": rec["_index"], "samples_ms": m.get("samples_ms"),
+                             "group_means_ms": m.get("group_means_ms")})
+        rows.sort(key=lambda r: r["model_index"])
+        raws.sort(key=lambda r: r["model_index"])
+        meta = {"device": device, "profile": profile, "latency_unit": "ms",
+                "protocols": [json.loads(p) for p in sorted(protocols)],
+                "duplicates_rule": "ok>noisy>failed, then latest recorded_at"}
+        if profile is None:
+            meta["source"] = "blox-release"
+        out[device] = (rows, raws, meta)
+    return out
+
+
+def _distill_rows(c: _Collector) -> dict[str, list[dict]]:
+    from blox_lat.space._table import space_table
+
+    table = space_table()
+    t = table.triple_of_index.astype(np.int64)
+    blocks = np.stack([t % 45, (t // 45) % 45, t // 2025], axis=1)
+    hashes = _hashes()
+    out = {}
+    for (teacher, epochs), entries in sorted(c.distill.items()):
+        loss = np.full((3, 45), np.nan)
+        delta = np.full((3, 45), np.nan)
+        seeds = np.full((3, 45), None, dtype=object)
+        for (stage, block), ((lo, de, seed), _label) in entries.items():
+            loss[stage, block] = lo
+            delta[stage, block] = np.nan if de is None else de
+            seeds[stage, block] = seed
+        per = np.stack([loss[s, blocks[:, s]] for s in range(3)], axis=1)
+        dper = np.stack([delta[s, blocks[:, s]] for s in range(3)], axis=1)
+        rows = []
+        for i in np.flatnonzero(~np.isnan(per).any(axis=1)).tolist():
+            d = dper[i]
+            ss = {seeds[s, blocks[i, s]] for s in range(3)}
+            row = {"model_hash": hashes[i], "model_index": i, "loss_sum": round(float(per[i].sum()), LOSS_DECIMALS),
+                   "delta_sum": None if np.isnan(d).any() else round(float(d.sum()), ACC_DECIMALS),
+                   "seed": ss.pop() if len(ss) == 1 else None}
+            for s in range(3):
+                row[f"loss_s{s}"] = float(per[i, s])
+                row[f"delta_s{s}"] = None if np.isnan(d[s]) else float(d[s])
+            rows.append(row)
+        out[f"distill/{teacher}/{epochs}"] = rows
+    return out
+
+
+def _git_commit() -> str | None:
+    here = Path(__file__).resolve().parent
+    try:
+        res = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return res.stdout.strip() if res.returncode == 0 else None
+
+
+def _write_parquet(table, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path, compression="zstd", row_group_size=1 << 20)
+
+
+def _sha256(path: Path) -> str:
+    return sha256_file(path)
+
+
+def check_version(version: str) -> str:
+    if not isinstance(version, str) or not _VERSION_RE.fullmatch(version):
+        raise InputError(f"dataset version {version!r} is not X.Y.Z (e.g. 1.0.0)")
+    return version
+
+
+def build(
+    sources: list[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    version: str,
+    *,
+    allow_pickle: bool = False,
+    blox_format: bool = False,
+    raw: bool = True,
+) -> BuildResult:
+    """Build release ``version`` at ``out`` from journals, training records and Blox files."""
+    from blox_lat import __version__
+
+    check_version(version)
+    out = Path(out)
+    if out.exists():
+        raise ReleaseExistsError(f"{out} already exists; releases are immutable, so build a new version into a new directory")
+    files = discover(sources)
+    c = _Collector(allow_pickle=allow_pickle)
+    per_source: dict[str, list[tuple[str, str]]] = {}
+    listed: list[dict] = []
+    used = 0
+    for f in files:
+        if f.kind == "json":
+            data = f.path.read_bytes()
+            record = load_record(data, f.label)
+            if record is None:
+                continue
+            c.add_record(record, f.label)
+            per_source.setdefault(f.source, []).append((f.label, hashlib.sha256(data).hexdigest()))
+        elif f.kind == "journal":
+            c.add_journal(f)
+            listed.append({"path": f.label, "kind": "journal", "sha256": sha256_file(f.path)})
+        else:
+            c.add_blox(f)
+            listed.append({"path": f.label, "kind": "blox", "sha256": sha256_file(f.path)})
+        used += 1
+    if used == 0:
+        raise InputError(f"no journals, training records or Blox files under {', '.join(map(str, sources))}")
+
+    tables: dict[str, Any] = {}
+    vec, params, flops = static_arrays()
+    vec, params, flops = vec.copy(), params.copy(), flops.copy()
+    for index, (p, fl, v) in c.static_override.items():
+        params[index], flops[index], vec[index] = p, fl, v
+    hashes = _hashes()
+    static_rows = [{"model_hash": hashes[i], "model_index": i} for i in range(NUM_MODELS)]
+    import pyarrow as pa
+
+    tables["static"] = pa.Table.from_arrays(
+        [pa.array(hashes, pa.string()), pa.array(np.arange(NUM_MODELS, dtype=np.int32)),
+         pa.FixedSizeListArray.from_arrays(pa.array(vec.reshape(-1)), 15), pa.array(params), pa.array(flops)],
+        names=[col.name for col in columns_of("static")],
+    ).replace_schema_metadata({b"blox_lat": json.dumps({"section": "static", "schema_version": SCHEMA_VERSION,
+                                                         "metadata": {}}, sort_keys=True).encode()})
+    del static_rows
+    metadata: dict[str, dict] = {"static": {"models": NUM_MODELS}}
+    for device, (rows, raws, meta) in _bench_rows(c).items():
+        tables[f"bench/{device}"] = _make_table(f"bench/{device}", rows, meta)
+        metadata[f"bench/{device}"] = meta
+        if raw and raws:
+            tables[f"bench-raw/{device}"] = _make_table(f"bench-raw/{device}", raws, {"device": device})
+            metadata[f"bench-raw/{device}"] = {"device": device}
+    envs_by_device: dict[str, list[dict]] = {}
+    for (device, env_id), (_label, rec) in sorted(c.envs.items()):
+        envs_by_device.setdefault(device, []).append({
+            "env_id": env_id, "campaign_id": rec.get("campaign_id"), "recorded_at": rec.get("recorded_at"),
+            "host": rec.get("host"), "device": device, "os": rec.get("os"),
+            **{k: json.dumps(rec.get(k), sort_keys=True) for k in ("cpu", "versions", "device_facts")},
+            "record": json.dumps(rec, sort_keys=True),
+        })
+    for device, rows in envs_by_device.items():
+        tables[f"measure-env/{device}"] = _make_table(f"measure-env/{device}", rows, {"device": device})
+        metadata[f"measure-env/{device}"] = {"device": device}
+    for section, entries in sorted(c.rows.items()):
+        epochs = _epochs_of(section, entries)
+        rows = [{"model_hash": hashes[i], "model_index": i, **row} for i, (row, _l) in sorted(entries.items())]
+        kind, *parts = section.split("/")
+        meta: dict[str, Any] = {"epochs": epochs} if epochs is not None else {}
+        if kind in ("base", "ext", "env"):
+            meta["seed"] = parts[0]
+        if kind == "finetune":
+            meta.update({"teacher": parts[0], "setting": "finetune"})
+        tables[section] = _make_table(section, rows, meta, epochs)
+        metadata[section] = meta
+    for section, rows in _distill_rows(c).items():
+        _k, teacher, epochs = section.split("/")
+        meta = {"teacher": teacher, "epochs": int(epochs),
+                "score_rules": {"loss_sum": "DONNA: sum of block losses", "delta_sum": "LANA: sum of accuracy deltas"}}
+        tables[section] = _make_table(section, rows, meta)
+        metadata[section] = meta
+
+    inputs = sorted(listed, key=lambda d: d["path"])
+    for source, recs in sorted(per_source.items()):
+        h = hashlib.sha256("".join(f"{lab}\0{sha}\n" for lab, sha in sorted(recs)).encode()).hexdigest()
+        inputs.append({"path": f"{source}/", "kind": "records", "files": len(recs), "sha256": h})
+
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        sections: dict[str, dict] = {}
+        for name in sorted(tables):
+            rel = section_file(name)
+            _write_parquet(tables[name], tmp / rel)
+            sections[name] = {
+                "file": rel, "rows": tables[name].num_rows, "bytes": (tmp / rel).stat().st_size,
+                "sha256": _sha256(tmp / rel), "key": key_column(name),
+                "columns": [col.to_dict() for col in columns_of(name)], "metadata": metadata.get(name, {}),
+            }
+        blox_files: list[dict] = []
+        if blox_format:
+            from blox_lat.dataset._export import export_tables
+
+            for rel in export_tables(tables, tmp / "blox"):
+                p = tmp / "blox" / rel
+                blox_files.append({"file": f"blox/{rel}", "bytes": p.stat().st_size, "sha256": _sha256(p)})
+        manifest = {
+            "format": FORMAT, "schema_version": SCHEMA_VERSION, "dataset_version": version,
+            "search_space": search_space_record(), "sections": sections, "blox_files": blox_files,
+            "provenance": {"builder": f"blox-lat {__version__}", "git_commit": _git_commit(), "inputs": inputs,
+                           "duplicates_rule": "bench: ok>noisy>failed then latest recorded_at; training: identical or error"},
+        }
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        for p in sorted(tmp.rglob("*")):
+            if p.is_file():
+                p.chmod(0o444)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            raise ReleaseExistsError(f"{out} appeared while building; releases are immutable, build into a new directory") from None
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return BuildResult(out, version, {k: v["rows"] for k, v in sections.items()}, used,
+                       tuple(b["file"] for b in blox_files))

@@ -1,0 +1,94 @@
+"""Finding and reading build inputs: measurement journals, training records, Blox files.
+
+A ``--from`` directory is walked in sorted order. ``journal.jsonl`` files are measurement
+journals (read with :func:`blox_lat.harness.read_journal`, which skips a torn final line);
+``*.json`` files whose ``kind`` is ``training`` or ``distill-block`` are training records (other
+JSON files, such as artifact metadata, are ignored; unreadable JSON is an error); files named
+``blox-*`` that start with ``---`` are Blox reference files. A file given directly is treated
+the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from blox_lat.dataset._errors import InputError
+
+__all__ = ["InputFile", "discover", "load_record"]
+
+RECORD_KINDS = ("training", "distill-block")
+RECORD_SCHEMA = 1
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: Path
+    label: str  # stable name for provenance: <source dir name>/<relative path>
+    kind: str  # journal | json | blox
+    source: str
+
+
+def _classify(path: Path) -> str | None:
+    name = path.name
+    if name == "journal.jsonl":
+        return "journal"
+    if name.startswith("blox-") and not name.endswith((".partial", ".tmp")):
+        return "blox"
+    if name.endswith(".json"):
+        return "json"
+    return None
+
+
+def discover(sources: list[str | os.PathLike[str]]) -> list[InputFile]:
+    """Every input file under ``sources`` in a deterministic order."""
+    if not sources:
+        raise InputError("no inputs: pass --from DIR (a campaign directory, a training-records folder or Blox files)")
+    found: list[InputFile] = []
+    for source in sources:
+        root = Path(source)
+        if root.is_file():
+            kind = _classify(root) or ("json" if root.suffix == ".json" else None)
+            if kind is None:
+                raise InputError(f"{root}: not a journal.jsonl, a training record (.json) or a Blox file (blox-*)")
+            found.append(InputFile(root, root.name, kind, root.name))
+            continue
+        if not root.is_dir():
+            raise InputError(f"input {root} does not exist; pass a campaign directory, a records folder or a Blox file")
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(filenames):
+                path = Path(dirpath) / name
+                kind = _classify(path)
+                if kind is not None:
+                    rel = path.relative_to(root).as_posix()
+                    found.append(InputFile(path, f"{root.name}/{rel}", kind, root.name))
+    return found
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_record(data: bytes, label: str) -> dict[str, Any] | None:
+    """A training / distill-block record, or ``None`` for JSON that is not one of ours."""
+    try:
+        record = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{label}: not valid JSON ({getattr(exc, 'msg', exc)}); fix or remove the file") from None
+    if not isinstance(record, dict) or record.get("kind") not in RECORD_KINDS:
+        return None
+    schema = record.get("schema")
+    if not isinstance(schema, int) or schema < 1:
+        raise InputError(f"{label}: training record without a valid 'schema' number")
+    if schema > RECORD_SCHEMA:
+        raise InputError(f"{label}: record schema {schema} is newer than this blox-lat reads ({RECORD_SCHEMA}); upgrade blox-lat")
+    return record

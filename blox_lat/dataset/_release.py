@@ -1,0 +1,484 @@
+"""Reading a release: :func:`open_release` -> :class:`Release`, plus verify, diff and info.
+
+Opening reads only ``dataset.json`` and checks its format, schema version and search space.
+A section is read (memory-mapped Parquet) the first time a query needs it; its file size,
+row count and columns are checked against the manifest then, and the full sha256 check is
+:func:`verify` (``blox-lat dataset verify``), which reads every byte. Queries accept any model
+name (index, hash, vector, block string, :class:`~blox_lat.space.Arch`); a model without a
+value in a section gives ``None``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from blox_lat.dataset._errors import (
+    ChecksumError,
+    CorruptSectionError,
+    DatasetError,
+    DuplicateKeyError,
+    ReleaseNotFoundError,
+    SchemaVersionError,
+    SearchSpaceMismatchError,
+    SectionMissingError,
+    UnknownDeviceError,
+    UnknownSectionError,
+)
+from blox_lat.dataset._schema import FORMAT, MANIFEST, SCHEMA_VERSION, search_space_record
+
+__all__ = ["DiffReport", "Release", "VerifyReport", "diff", "info", "open_release", "verify"]
+
+NUM_MODELS = 91125
+
+
+def _read_manifest(path: Path) -> dict:
+    manifest_path = path / MANIFEST if path.is_dir() else path
+    if not manifest_path.is_file():
+        raise ReleaseNotFoundError(f"{path} is not a blox-lat release (no {MANIFEST}); build one with 'blox-lat dataset build'")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise CorruptSectionError(f"{manifest_path} is not valid JSON; restore the release from its source") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CorruptSectionError(f"{manifest_path} is not a {FORMAT} manifest")
+    schema = manifest.get("schema_version")
+    if not isinstance(schema, int) or schema < 1:
+        raise SchemaVersionError(f"{manifest_path} has no valid schema_version")
+    if schema > SCHEMA_VERSION:
+        raise SchemaVersionError(f"{path} uses schema {schema}, newer than this blox-lat reads ({SCHEMA_VERSION}); upgrade blox-lat")
+    space = manifest.get("search_space")
+    expected = search_space_record()
+    if space != expected:
+        raise SearchSpaceMismatchError(
+            f"{path} describes another search space ({json.dumps(space)[:120]}); this blox-lat reads the Blox space"
+        )
+    if not isinstance(manifest.get("sections"), dict):
+        raise CorruptSectionError(f"{manifest_path} lists no sections")
+    return manifest
+
+
+class Section:
+    """One section, read on first use: its Arrow table, model-index -> row map and columns."""
+
+    def __init__(self, release: Path, name: str, entry: dict) -> None:
+        self.name = name
+        self.entry = entry
+        self.path = release / entry["file"]
+        self._table = None
+        self._rows: list[int] | None = None
+        self._columns: dict[str, Any] = {}
+
+    @property
+    def table(self):
+        if self._table is None:
+            self._table = self._load()
+        return self._table
+
+    def _load(self):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self.path.is_file():
+            raise SectionMissingError(f"section {self.name}: {self.path} is missing; the release is incomplete, rebuild or re-download it")
+        size = self.path.stat().st_size
+        if size != self.entry.get("bytes"):
+            raise ChecksumError(f"section {self.name}: {self.path} has {size} bytes, the manifest says {self.entry.get('bytes')}; "
+                                "the file was changed, restore the release")
+        try:
+            table = pq.read_table(self.path, memory_map=True)
+        except (pa.ArrowException, OSError) as exc:
+            raise CorruptSectionError(f"section {self.name}: {self.path} is not readable Parquet "
+                                      f"({' '.join(str(exc).split())[:100]}); run 'blox-lat dataset verify'") from None
+        names = [c["name"] for c in self.entry.get("columns", [])]
+        if table.column_names != names or table.num_rows != self.entry.get("rows"):
+            raise CorruptSectionError(f"section {self.name}: {self.path} does not match the manifest (columns/rows); "
+                                      "run 'blox-lat dataset verify'")
+        return table
+
+    @property
+    def rows(self) -> list[int]:
+        """model index -> row (-1 where the model has no row), as a list for fast lookups."""
+        if self._rows is None:
+            idx = self.column_numpy("model_index").astype(np.int64)
+            rows = np.full(NUM_MODELS, -1, dtype=np.int64)
+            if idx.size and (idx.min() < 0 or idx.max() >= NUM_MODELS):
+                raise CorruptSectionError(f"section {self.name}: model_index out of range")
+            rows[idx] = np.arange(idx.size)
+            if np.count_nonzero(rows >= 0) != idx.size:
+                raise DuplicateKeyError(f"section {self.name} lists a model twice; the release is damaged, rebuild it")
+            self._rows = rows.tolist()
+        return self._rows
+
+    def column_numpy(self, name: str) -> np.ndarray:
+        """A column as numpy: 2-D (rows x epochs) for per-epoch lists, NaN for nulls."""
+        key = ("np", name)
+        if key not in self._columns:
+            import pyarrow as pa
+
+            if name not in self.table.column_names:
+                raise UnknownSectionError(f"section {self.name} has no column {name!r}")
+            col = self.table.column(name).combine_chunks()
+            if pa.types.is_fixed_size_list(col.type):
+                arr = col.values.to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size)
+            elif pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
+                arr = col.to_numpy(zero_copy_only=False)
+            else:
+                arr = np.asarray(col.to_pylist(), dtype=object)
+            self._columns[key] = arr
+        return self._columns[key]
+
+    def column_list(self, name: str, digits: int | None = None) -> list:
+        """A scalar column as a Python list (None for nulls), optionally rounded."""
+        key = ("list", name, digits)
+        if key not in self._columns:
+            values = self.table.column(name).to_pylist()
+            if digits is not None:
+                values = [None if v is None else round(v, digits) for v in values]
+            self._columns[key] = values
+        return self._columns[key]
+
+    def row_dict(self, row: int) -> dict:
+        out = {}
+        for c in self.entry["columns"]:
+            name = c["name"]
+            value = self.table.column(name)[row].as_py()
+            if c["type"] == "acc_epochs" and value is not None:
+                value = [round(v, 3) for v in value]
+            elif c["type"] == "json" and value is not None:
+                value = json.loads(value)
+            out[name] = value
+        return out
+
+
+def _seed_sort(s: str) -> tuple:
+    return (0, int(s), s) if s.lstrip("-").isdigit() else (1, 0, s)
+
+
+class Release:
+    """A read-only release; sections load lazily. Use :func:`open_release` (``dataset.open``)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.manifest = _read_manifest(self.path)
+        if not self.path.is_dir():
+            self.path = self.path.parent
+        self._sections: dict[str, Section] = {}
+        from blox_lat.space._table import space_table
+
+        self._table = space_table()
+        self._cummax: dict[str, np.ndarray] = {}
+
+    # -- description ----------------------------------------------------------------------
+    @property
+    def version(self) -> str:
+        return self.manifest["dataset_version"]
+
+    @property
+    def schema_version(self) -> int:
+        return self.manifest["schema_version"]
+
+    @property
+    def sections(self) -> list[str]:
+        return sorted(self.manifest["sections"])
+
+    def _names(self, kind: str) -> list[str]:
+        return sorted((n.split("/", 1)[1] for n in self.manifest["sections"] if n.split("/", 1)[0] == kind), key=_seed_sort)
+
+    @property
+    def devices(self) -> list[str]:
+        return self._names("bench")
+
+    @property
+    def seeds(self) -> list[str]:
+        return self._names("base")
+
+    def section(self, name: str) -> Section:
+        sec = self._sections.get(name)
+        if sec is None:
+            entry = self.manifest["sections"].get(name)
+            if entry is None:
+                raise UnknownSectionError(f"release {self.version} has no section {name!r}; it has: {', '.join(self.sections)}")
+            sec = self._sections[name] = Section(self.path, name, entry)
+        return sec
+
+    def to_pandas(self, section: str):
+        """A section as a pandas DataFrame (per-epoch lists become numpy arrays)."""
+        return self.section(section).table.to_pandas()
+
+    # -- model lookups --------------------------------------------------------------------
+    def _index(self, arch: Any) -> int:
+        if type(arch) is int and 0 <= arch < NUM_MODELS:
+            return arch
+        if type(arch) is str and len(arch) == 32:
+            index = self._table.index_of_hash.get(arch)
+            if index is not None:
+                return index
+        from blox_lat import space as sp
+
+        return sp.resolve(arch).index
+
+    def _bench(self, device: str | None) -> Section:
+        if device is None:
+            devices = self.devices
+            if len(devices) != 1:
+                raise UnknownDeviceError(f"release {self.version} has {len(devices)} devices ({', '.join(devices) or 'none'}); "
+                                         "name one with device=...")
+            device = devices[0]
+        name = f"bench/{device}"
+        if name not in self.manifest["sections"]:
+            raise UnknownDeviceError(f"release {self.version} has no measurements for device {device!r}; "
+                                     f"it has: {', '.join(self.devices) or 'none'}")
+        return self.section(name)
+
+    def _seed_section(self, kind: str, seed: Any) -> Section:
+        seeds = self._names(kind)
+        if seed is None:
+            if not seeds:
+                raise UnknownSectionError(f"release {self.version} has no {kind}/<seed> section")
+            seed = seeds[0]
+        name = f"{kind}/{seed}"
+        if name not in self.manifest["sections"]:
+            raise UnknownSectionError(f"release {self.version} has no section {name}; seeds: {', '.join(seeds) or 'none'}")
+        return self.section(name)
+
+    def latency(self, arch: Any, device: str | None = None) -> float | None:
+        """The protocol latency in ms on ``device`` (the only device when omitted)."""
+        sec = self._bench(device)
+        row = sec.rows[self._index(arch)]
+        return None if row < 0 else sec.column_list("latency_ms")[row]
+
+    def val_acc(self, arch: Any, epoch: int | None = None, best: bool = True, seed: Any = None) -> float | None:
+        """Top-1 validation accuracy (%): the best over epochs 1..epoch, or at ``epoch`` if not ``best``.
+
+        As in the Blox reference: ``epoch`` defaults to the last epoch.
+        """
+        sec = self._seed_section("base", seed)
+        row = sec.rows[self._index(arch)]
+        if row < 0:
+            return None
+        values = sec.column_numpy("val_top1")
+        epochs = values.shape[1]
+        e = epochs if epoch is None else epoch
+        if type(e) is not int or not 1 <= e <= epochs:
+            raise DatasetError(f"epoch {epoch!r} is outside 1..{epochs} for {sec.name}")
+        if best:
+            cm = self._cummax.get(sec.name)
+            if cm is None:
+                cm = self._cummax[sec.name] = np.fmax.accumulate(values, axis=1)
+            v = float(cm[row, e - 1])
+        else:
+            v = float(values[row, e - 1])
+        return None if v != v else round(v, 3)
+
+    def test_acc(self, arch: Any, seed: Any = None) -> float | None:
+        """Final top-1 test accuracy (%)."""
+        sec = self._seed_section("base", seed)
+        row = sec.rows[self._index(arch)]
+        return None if row < 0 else sec.column_list("test_top1")[row]
+
+    def train_time(self, arch: Any, seed: Any = None) -> int | None:
+        sec = self._seed_section("base", seed)
+        row = sec.rows[self._index(arch)]
+        return None if row < 0 else sec.column_list("train_time_s")[row]
+
+    def params(self, arch: Any) -> int | None:
+        sec = self.section("static")
+        row = sec.rows[self._index(arch)]
+        return None if row < 0 else sec.column_list("params")[row]
+
+    def flops(self, arch: Any) -> int | None:
+        sec = self.section("static")
+        row = sec.rows[self._index(arch)]
+        return None if row < 0 else sec.column_list("flops")[row]
+
+    def full_info(self, arch: Any, seed: Any = None) -> dict:
+        """Everything the release knows about one model: {section name: row dict} plus identity."""
+        index = self._index(arch)
+        from blox_lat import space as sp
+
+        a = sp.from_index(index)
+        out: dict[str, Any] = {"model_index": index, "model_hash": a.hash, "name": a.name, "sections": {}}
+        for name in self.sections:
+            entry = self.manifest["sections"][name]
+            if entry.get("key") != "model_hash":
+                continue
+            kind, _, rest = name.partition("/")
+            if seed is not None and kind in ("base", "ext", "env") and rest != str(seed):
+                continue
+            sec = self.section(name)
+            row = sec.rows[index]
+            if row >= 0:
+                values = sec.row_dict(row)
+                values.pop("model_hash", None)
+                values.pop("model_index", None)
+                out["sections"][name] = values
+        return out
+
+    def info(self) -> dict:
+        return info(self.path)
+
+
+def open_release(path: str | os.PathLike[str]) -> Release:
+    """Open a release directory (reads only the manifest; sections load on first use)."""
+    return Release(path)
+
+
+# -- verify -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    path: str
+    version: str
+    checked: tuple[tuple[str, str], ...]  # (file, "ok" | problem)
+
+    @property
+    def ok(self) -> bool:
+        return all(status == "ok" for _, status in self.checked)
+
+    @property
+    def problems(self) -> list[tuple[str, str]]:
+        return [(f, s) for f, s in self.checked if s != "ok"]
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "version": self.version, "ok": self.ok,
+                "files": [{"file": f, "status": s} for f, s in self.checked]}
+
+
+def verify(path: str | os.PathLike[str]) -> VerifyReport:
+    """Check every file of a release against the manifest's sha256 and size, and read each section."""
+    from blox_lat.dataset._inputs import sha256_file
+
+    release = Release(path)
+    checked: list[tuple[str, str]] = []
+    entries = [(e["file"], e, name) for name, e in sorted(release.manifest["sections"].items())]
+    entries += [(b["file"], b, None) for b in release.manifest.get("blox_files", [])]
+    for rel, entry, name in entries:
+        p = release.path / rel
+        if not p.is_file():
+            checked.append((rel, "missing"))
+            continue
+        if sha256_file(p) != entry.get("sha256"):
+            checked.append((rel, "sha256 mismatch"))
+            continue
+        if name is not None:
+            try:
+                Section(release.path, name, entry).table
+            except DatasetError as exc:
+                checked.append((rel, str(exc)))
+                continue
+        checked.append((rel, "ok"))
+    return VerifyReport(str(release.path), release.version, tuple(checked))
+
+
+# -- diff -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SectionDiff:
+    rows_added: int
+    rows_removed: int
+    rows_changed: int
+    columns_changed: tuple[str, ...]
+    metadata_changed: bool
+    examples: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return {"rows_added": self.rows_added, "rows_removed": self.rows_removed, "rows_changed": self.rows_changed,
+                "columns_changed": list(self.columns_changed), "metadata_changed": self.metadata_changed,
+                "examples": list(self.examples)}
+
+
+@dataclass(frozen=True)
+class DiffReport:
+    a: str
+    b: str
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: dict[str, SectionDiff] = field(default_factory=dict)
+    unchanged: tuple[str, ...] = ()
+
+    @property
+    def identical(self) -> bool:
+        return not (self.added or self.removed or self.changed)
+
+    def to_dict(self) -> dict:
+        return {"a": self.a, "b": self.b, "identical": self.identical, "added": list(self.added),
+                "removed": list(self.removed), "changed": {k: v.to_dict() for k, v in self.changed.items()},
+                "unchanged": list(self.unchanged)}
+
+
+def _comparable(sec: Section, name: str) -> np.ndarray:
+    arr = sec.column_numpy(name)
+    if arr.dtype == object:
+        return np.asarray([json.dumps(v, sort_keys=True) for v in arr], dtype=object)
+    return arr
+
+
+def _section_diff(sa: Section, sb: Section) -> SectionDiff:
+    key = sa.entry.get("key", "model_hash")
+    ka = sa.column_numpy(key).tolist()
+    kb = sb.column_numpy(key).tolist()
+    pos_a = {k: i for i, k in enumerate(ka)}
+    pos_b = {k: i for i, k in enumerate(kb)}
+    common = [k for k in ka if k in pos_b]
+    ia = np.asarray([pos_a[k] for k in common], dtype=np.int64)
+    ib = np.asarray([pos_b[k] for k in common], dtype=np.int64)
+    cols_a = [c["name"] for c in sa.entry["columns"]]
+    cols_b = [c["name"] for c in sb.entry["columns"]]
+    changed = np.zeros(len(common), dtype=bool)
+    for name in cols_a:
+        if name not in cols_b:
+            continue
+        va, vb = _comparable(sa, name)[ia], _comparable(sb, name)[ib]
+        if va.dtype == object or vb.dtype == object or va.shape[1:] != vb.shape[1:]:
+            if va.shape[1:] != vb.shape[1:]:
+                changed[:] = True
+                continue
+            diff = np.asarray([x != y for x, y in zip(va.tolist(), vb.tolist())], dtype=bool)
+        else:
+            eq = (va == vb) | (np.isnan(va) & np.isnan(vb)) if va.dtype.kind == "f" else (va == vb)
+            diff = ~eq.reshape(len(common), -1).all(axis=1) if len(common) else np.zeros(0, dtype=bool)
+        changed |= diff
+    examples = tuple(str(common[i]) for i in np.flatnonzero(changed)[:5])
+    return SectionDiff(
+        rows_added=len(set(kb) - set(ka)), rows_removed=len(set(ka) - set(kb)), rows_changed=int(changed.sum()),
+        columns_changed=tuple(sorted(set(cols_a) ^ set(cols_b))),
+        metadata_changed=sa.entry.get("metadata") != sb.entry.get("metadata"), examples=examples,
+    )
+
+
+def diff(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> DiffReport:
+    """Sections added/removed/changed from release ``a`` to ``b``; rows compared by key."""
+    ra, rb = Release(a), Release(b)
+    sa, sb = set(ra.sections), set(rb.sections)
+    changed: dict[str, SectionDiff] = {}
+    unchanged = []
+    for name in sorted(sa & sb):
+        ea, eb = ra.manifest["sections"][name], rb.manifest["sections"][name]
+        if ea["sha256"] == eb["sha256"] and ea.get("metadata") == eb.get("metadata"):
+            unchanged.append(name)
+            continue
+        d = _section_diff(ra.section(name), rb.section(name))
+        if d.rows_added or d.rows_removed or d.rows_changed or d.columns_changed or d.metadata_changed:
+            changed[name] = d
+        else:
+            unchanged.append(name)
+    return DiffReport(str(ra.path), str(rb.path), tuple(sorted(sb - sa)), tuple(sorted(sa - sb)), changed, tuple(unchanged))
+
+
+def info(path: str | os.PathLike[str]) -> dict:
+    """A summary of a release from its manifest."""
+    m = _read_manifest(Path(path))
+    sections = {name: {"rows": e["rows"], "bytes": e["bytes"], "file": e["file"], "metadata": e.get("metadata", {})}
+                for name, e in sorted(m["sections"].items())}
+    return {"path": str(path), "dataset_version": m["dataset_version"], "schema_version": m["schema_version"],
+            "search_space": m["search_space"]["name"], "sections": sections,
+            "blox_files": [b["file"] for b in m.get("blox_files", [])], "provenance": m.get("provenance", {})}

@@ -1,0 +1,235 @@
+"""Release schema: section kinds, their columns (types and units) and section names.
+
+Schema history (``SCHEMA_VERSION``):
+
+1. first version.
+
+Every model-keyed section has one row per model, keyed by ``model_hash`` with ``model_index``
+alongside, rows sorted by ``model_index``. Missing values are nulls, never -1.
+
+=========================== ===========================================================
+section                     content
+=========================== ===========================================================
+``static``                  ``arch_vec`` (15 int8, the canonical vector flattened stage by
+                            stage as ``op0, op1, prev, input, skip``), ``params``, ``flops``
+``bench/<device>``          the protocol latency (ms) plus median, mean, min, std, IQR (ms),
+                            cv, rel_iqr, run counts, noise flag and flags, status/reason,
+                            and where it came from; the device setting (runtime, format,
+                            precision, batch, input size...) is the section metadata
+``bench-raw/<device>``      raw samples and group means (ms), optional
+``base/<seed>``             ``val_top1`` per epoch, ``test_top1``, ``train_time_s``
+``ext/<seed>``              ``train_top1``, ``train_top5``, ``train_loss``, ``val_top5``,
+                            ``val_loss`` per epoch, ``test_top5``, ``test_loss``
+``env/<seed>``              python, torch, gpu, driver, codebase, seed of the training run
+``distill/<teacher>/<E>``   per-stage block distillation losses and accuracy deltas and
+                            their sums (DONNA score: ``loss_sum``; LANA: ``delta_sum``)
+``finetune/<teacher>/<E>``  the ``base`` and ``ext`` metrics of the fine-tuned student
+``measure-env/<device>``    the measurement campaigns' environment records (key ``env_id``)
+=========================== ===========================================================
+
+Accuracies are percentages rounded to 3 decimals and stored as float32 (exact at that
+precision); losses are rounded to 6 decimals and stored as float64, as in the Blox release.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from blox_lat.dataset._errors import UnknownSectionError
+
+__all__ = [
+    "FORMAT", "KINDS", "MANIFEST", "SCHEMA_VERSION", "Column", "columns_of", "key_column", "kind_of",
+    "search_space_record", "section_file", "validate_section_name",
+]
+
+SCHEMA_VERSION = 1
+FORMAT = "blox-lat-dataset"
+MANIFEST = "dataset.json"
+
+ACC_DECIMALS = 3
+LOSS_DECIMALS = 6
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: ``type`` is an abbreviation turned into an Arrow type by the writer.
+
+    Types: ``str``, ``i8x15`` (fixed list), ``i32``, ``i64``, ``f64``, ``bool``, ``strlist``,
+    ``acc_epochs`` (fixed list of float32 per epoch), ``loss_epochs`` (fixed list of float64),
+    ``f64list`` (variable list of float64), ``json`` (a JSON document as text).
+    """
+
+    name: str
+    type: str
+    unit: str | None = None
+    description: str = ""
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "type": self.type, "unit": self.unit, "description": self.description}
+
+
+_KEY = [
+    Column("model_hash", "str", None, "model hash (32 hex digits), the row key"),
+    Column("model_index", "i32", None, "model index 0..91124"),
+]
+
+_BENCH = [
+    Column("latency_ms", "f64", "ms", "the protocol's latency: two-level inter-quartile mean"),
+    Column("median_ms", "f64", "ms", "median of all samples"),
+    Column("mean_ms", "f64", "ms", "mean of all samples"),
+    Column("min_ms", "f64", "ms", "fastest sample"),
+    Column("std_ms", "f64", "ms", "standard deviation of all samples"),
+    Column("iqr_ms", "f64", "ms", "inter-quartile range of all samples"),
+    Column("cv", "f64", "ratio", "coefficient of variation std/mean"),
+    Column("rel_iqr", "f64", "ratio", "iqr/median"),
+    Column("group_cv", "f64", "ratio", "coefficient of variation of the group means"),
+    Column("runs", "i32", "count", "timed runs (groups x runs per group)"),
+    Column("groups", "i32", "count", "groups of the two-level trimmed mean"),
+    Column("runs_per_group", "i32", "count", "consecutive runs per group"),
+    Column("warmup_runs", "i32", "count", "warm-up runs before timing"),
+    Column("noisy", "bool", None, "cv above the campaign threshold"),
+    Column("flags", "strlist", None, "noise/quality flags from the harness"),
+    Column("status", "str", None, "ok or failed (failed rows have null timings)"),
+    Column("reason", "str", None, "why the measurement failed"),
+    Column("attempts", "i32", "count", "attempts the harness made"),
+    Column("records", "i32", "count", "journal records seen for this model (duplicates rule)"),
+    Column("env_id", "str", None, "environment record (measure-env section)"),
+    Column("campaign_id", "str", None, "campaign that produced the row"),
+    Column("recorded_at", "str", "ISO 8601", "when the measurement was journaled"),
+]
+
+_BENCH_RAW = [
+    Column("samples_ms", "f64list", "ms", "every timed run in order"),
+    Column("group_means_ms", "f64list", "ms", "trimmed mean of each group"),
+]
+
+_BASE = [
+    Column("val_top1", "acc_epochs", "%", "top-1 validation accuracy per epoch"),
+    Column("test_top1", "f64", "%", "final top-1 test accuracy"),
+    Column("train_time_s", "i64", "s", "training time, whole seconds"),
+]
+
+_EXT = [
+    Column("train_top1", "acc_epochs", "%", "top-1 training accuracy per epoch"),
+    Column("train_loss", "loss_epochs", "nats", "training loss per epoch"),
+    Column("train_top5", "acc_epochs", "%", "top-5 training accuracy per epoch"),
+    Column("val_loss", "loss_epochs", "nats", "validation loss per epoch"),
+    Column("val_top5", "acc_epochs", "%", "top-5 validation accuracy per epoch"),
+    Column("test_loss", "f64", "nats", "final test loss"),
+    Column("test_top5", "f64", "%", "final top-5 test accuracy"),
+]
+
+_ENV = [
+    Column("python", "str", None, "Python version"),
+    Column("torch", "str", None, "PyTorch version"),
+    Column("gpu", "str", None, "GPU model"),
+    Column("driver", "str", None, "GPU driver version"),
+    Column("codebase", "str", None, "training code version"),
+    Column("seed", "i64", None, "random seed"),
+]
+
+_DISTILL = [
+    *(Column(f"loss_s{s}", "f64", "mse", f"distillation loss of the stage-{s} block") for s in range(3)),
+    Column("loss_sum", "f64", "mse", "sum of the three block losses (DONNA score)"),
+    *(Column(f"delta_s{s}", "f64", "%", f"accuracy delta of the stage-{s} block") for s in range(3)),
+    Column("delta_sum", "f64", "%", "sum of the three accuracy deltas (LANA score); null if any is null"),
+    Column("seed", "i64", None, "seed of the distillation run"),
+]
+
+_FINETUNE = [
+    Column("seed", "i64", None, "seed of the fine-tuning run"),
+    *(_BASE),
+    *(_EXT),
+]
+
+_MEASURE_ENV = [
+    Column("env_id", "str", None, "environment id, the row key"),
+    Column("campaign_id", "str", None, "campaign id"),
+    Column("recorded_at", "str", "ISO 8601", "when the environment was recorded"),
+    Column("host", "str", None, "host name"),
+    Column("device", "str", None, "device profile name"),
+    Column("os", "str", None, "operating system"),
+    Column("cpu", "json", None, "CPU facts (JSON)"),
+    Column("versions", "json", None, "software versions (JSON)"),
+    Column("device_facts", "json", None, "device facts (JSON)"),
+    Column("record", "json", None, "the whole journal record (JSON, sorted keys)"),
+]
+
+_STATIC = [
+    Column("arch_vec", "i8x15", None, "canonical architecture vector, flattened"),
+    Column("params", "i64", "count", "trainable parameters"),
+    Column("flops", "i64", "FLOPs", "floating point operations, 2 x MACs"),
+]
+
+KINDS: dict[str, list[Column]] = {
+    "static": _KEY + _STATIC,
+    "bench": _KEY + _BENCH,
+    "bench-raw": _KEY + _BENCH_RAW,
+    "base": _KEY + _BASE,
+    "ext": _KEY + _EXT,
+    "env": _KEY + _ENV,
+    "distill": _KEY + _DISTILL,
+    "finetune": _KEY + _FINETUNE,
+    "measure-env": _MEASURE_ENV,
+}
+
+#: number of name parts after the kind
+_ARITY = {"static": 0, "bench": 1, "bench-raw": 1, "base": 1, "ext": 1, "env": 1,
+          "distill": 2, "finetune": 2, "measure-env": 1}
+
+_PART_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
+
+
+def validate_section_name(name: str) -> str:
+    """Check ``name`` against the section grammar and return it."""
+    parts = name.split("/") if isinstance(name, str) else []
+    if not parts or parts[0] not in KINDS:
+        raise UnknownSectionError(
+            f"{name!r} is not a section name; sections are {', '.join(_templates())}"
+        )
+    arity = _ARITY[parts[0]]
+    if len(parts) != arity + 1 or not all(_PART_RE.fullmatch(p) for p in parts[1:]):
+        raise UnknownSectionError(
+            f"{name!r} is not a valid section name; expected {_templates()[list(KINDS).index(parts[0])]} "
+            "with parts made of letters, digits, '.', '_', '+', '-'"
+        )
+    return name
+
+
+def _templates() -> list[str]:
+    names = {"bench": "<device>", "bench-raw": "<device>", "measure-env": "<device>",
+             "base": "<seed>", "ext": "<seed>", "env": "<seed>",
+             "distill": "<teacher>/<epochs>", "finetune": "<teacher>/<epochs>"}
+    return [k if k not in names else f"{k}/{names[k]}" for k in KINDS]
+
+
+def kind_of(name: str) -> str:
+    return name.split("/", 1)[0]
+
+
+def columns_of(name: str) -> list[Column]:
+    return KINDS[kind_of(name)]
+
+
+def key_column(name: str) -> str:
+    return "env_id" if kind_of(name) == "measure-env" else "model_hash"
+
+
+def section_file(name: str) -> str:
+    """Path of a section's Parquet file inside a release (``sections/bench/cpu.parquet``)."""
+    return f"sections/{name}.parquet"
+
+
+def search_space_record() -> dict:
+    """What a release says about its search space; readers refuse any other."""
+    from blox_lat import space as sp
+
+    return {
+        "name": "blox",
+        "ops": list(sp.OPS),
+        "stages": 3,
+        "nodes": 2,
+        "models": 91125,
+        "hash_of_index_0": sp.from_index(0).hash,
+    }
