@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "export": "blox_lat.cli.export:export",
     "measure": "blox_lat.cli.measure:measure",
     "devices": "blox_lat.cli.devices:devices",
+    "dataset": "blox_lat.cli.dataset:dataset",
 }
 
 EXIT_USER_ERROR = 2

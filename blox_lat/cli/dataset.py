@@ -1,0 +1,146 @@
+"""``blox-lat dataset``: build, verify, diff, inspect, export and query benchmark releases."""
+
+from __future__ import annotations
+
+import click
+
+from blox_lat.cli._output import emit_json, emit_pairs, emit_table, json_option
+
+
+@click.group()
+def dataset() -> None:
+    """Versioned benchmark releases (Parquet sections + dataset.json)."""
+
+
+@dataset.command()
+@click.option("--from", "sources", multiple=True, required=True, metavar="DIR",
+              help="Campaign directory, training-records folder or Blox file (repeatable).")
+@click.option("--out", "out", required=True, type=click.Path(), help="Release directory to create (must not exist).")
+@click.option("--version", "version", required=True, metavar="X.Y.Z", help="Dataset version.")
+@click.option("--blox-format", is_flag=True, help="Also write the Blox reference layout under RELEASE/blox/.")
+@click.option("--allow-pickle", is_flag=True, help="Read pickle payloads of Blox files (unpickling runs code).")
+@click.option("--no-raw", is_flag=True, help="Leave out the raw samples sections (bench-raw/<device>).")
+@json_option()
+def build(sources, out, version, blox_format, allow_pickle, no_raw, as_json) -> None:
+    """Build release VERSION at OUT from journals, training records and Blox files.
+
+    Example: blox-lat dataset build --from runs/cpu --from records --out releases/1.0.0 --version 1.0.0
+    """
+    from blox_lat import dataset as ds
+
+    result = ds.build(list(sources), out, version, allow_pickle=allow_pickle, blox_format=blox_format, raw=not no_raw)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    emit_table([{"section": k, "rows": v} for k, v in result.sections.items()], ["section", "rows"])
+    pairs = [("release", result.path), ("version", result.version), ("inputs", result.inputs)]
+    if result.blox_files:
+        pairs.append(("blox files", len(result.blox_files)))
+    emit_pairs(pairs)
+
+
+@dataset.command()
+@click.argument("release", type=click.Path())
+@json_option()
+def verify(release, as_json) -> None:
+    """Check every file of RELEASE against the manifest's sha256 (exit 2 on any mismatch)."""
+    from blox_lat import dataset as ds
+
+    report = ds.verify(release)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        emit_table([{"file": f, "status": s} for f, s in report.checked], ["file", "status"])
+    if not report.ok:
+        problems = "; ".join(f"{f}: {s}" for f, s in report.problems[:3])
+        raise ds.ChecksumError(f"{len(report.problems)} of {len(report.checked)} files fail verification ({problems}); "
+                               "restore the release from its source")
+
+
+@dataset.command()
+@click.argument("a", type=click.Path())
+@click.argument("b", type=click.Path())
+@json_option()
+def diff(a, b, as_json) -> None:
+    """List sections and rows added, removed or changed from release A to release B."""
+    from blox_lat import dataset as ds
+
+    report = ds.diff(a, b)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    rows = [{"section": s, "change": "added"} for s in report.added]
+    rows += [{"section": s, "change": "removed"} for s in report.removed]
+    for name, d in report.changed.items():
+        rows.append({"section": name, "change": "changed", "rows_added": d.rows_added, "rows_removed": d.rows_removed,
+                     "rows_changed": d.rows_changed, "metadata": "changed" if d.metadata_changed else ""})
+    if report.identical:
+        click.echo("identical: no section or row differs")
+        return
+    emit_table(rows, ["section", "change", "rows_added", "rows_removed", "rows_changed", "metadata"])
+
+
+@dataset.command()
+@click.argument("release", type=click.Path())
+@json_option()
+def info(release, as_json) -> None:
+    """Version, schema and sections of RELEASE."""
+    from blox_lat import dataset as ds
+
+    data = ds.info(release)
+    if as_json:
+        emit_json(data)
+        return
+    emit_pairs([("release", data["path"]), ("version", data["dataset_version"]), ("schema", data["schema_version"]),
+                ("search space", data["search_space"]), ("builder", data["provenance"].get("builder")),
+                ("git commit", data["provenance"].get("git_commit"))])
+    emit_table([{"section": k, "rows": v["rows"], "bytes": v["bytes"]} for k, v in data["sections"].items()],
+               ["section", "rows", "bytes"])
+
+
+@dataset.command()
+@click.argument("name")
+@click.option("--release", "release", default=".", show_default=True, type=click.Path(), envvar="BLOX_LAT_RELEASE",
+              help="Release directory (or $BLOX_LAT_RELEASE).")
+@click.option("--device", default=None, help="Only this device's latency (default: every device).")
+@click.option("--seed", default=None, help="Training seed (default: the smallest).")
+@json_option()
+def query(name, release, device, seed, as_json) -> None:
+    """Everything RELEASE knows about model NAME (index, hash, vector or block string)."""
+    from blox_lat import dataset as ds
+
+    rel = ds.open(release)
+    if device is not None:
+        rel.latency(name, device)  # unknown device -> typed error
+    data = rel.full_info(name, seed=seed)
+    if device is not None:
+        data["sections"] = {k: v for k, v in data["sections"].items()
+                            if not k.startswith(("bench/", "bench-raw/")) or k.split("/", 1)[1] == device}
+    if as_json:
+        emit_json(data)
+        return
+    pairs = [("index", data["model_index"]), ("hash", data["model_hash"]), ("name", data["name"])]
+    for section, values in data["sections"].items():
+        for key, value in values.items():
+            if isinstance(value, list) and len(value) > 6:
+                value = f"[{len(value)} values, last {value[-1]}]"
+            pairs.append((f"{section}.{key}", value))
+    emit_pairs(pairs)
+
+
+@dataset.command("export-blox")
+@click.argument("release", type=click.Path())
+@click.option("--out", "out", required=True, type=click.Path(), help="Directory for the blox-* files (must not exist).")
+def export_blox(release, out) -> None:
+    """Write the Blox reference files (blox-info, blox-base-{seed}, ...) of RELEASE into OUT."""
+    from pathlib import Path
+
+    from blox_lat import dataset as ds
+
+    if Path(out).exists():
+        raise ds.ReleaseExistsError(f"{out} already exists; pick a new directory")
+    for name in ds.export_blox(release, out):
+        click.echo(name)
+
+
+__all__ = ["dataset"]
