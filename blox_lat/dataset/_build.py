@@ -466,6 +466,7 @@ def build(
     allow_pickle: bool = False,
     blox_format: bool = False,
     raw: bool = True,
+    static: bool = True,
 ) -> BuildResult:
     """Build release ``version`` at ``out`` from journals, training records and Blox files."""
     from blox_lat import __version__
@@ -498,22 +499,30 @@ def build(
         raise InputError(f"no journals, training records or Blox files under {', '.join(map(str, sources))}")
 
     tables: dict[str, Any] = {}
+    hashes = _hashes()
+    metadata: dict[str, dict] = {"static": {"models": NUM_MODELS}}
+    if static:
+        tables["static"] = _static_table(c, hashes)
+    _add_tables(c, tables, metadata, hashes, raw)
+    return _write_release(out, version, tables, metadata, listed, per_source, used, blox_format)
+
+
+def _static_table(c: _Collector, hashes: list[str]):
+    import pyarrow as pa
+
     vec, params, flops = static_arrays()
     vec, params, flops = vec.copy(), params.copy(), flops.copy()
     for index, (p, fl, v) in c.static_override.items():
         params[index], flops[index], vec[index] = p, fl, v
-    hashes = _hashes()
-    static_rows = [{"model_hash": hashes[i], "model_index": i} for i in range(NUM_MODELS)]
-    import pyarrow as pa
-
-    tables["static"] = pa.Table.from_arrays(
+    return pa.Table.from_arrays(
         [pa.array(hashes, pa.string()), pa.array(np.arange(NUM_MODELS, dtype=np.int32)),
          pa.FixedSizeListArray.from_arrays(pa.array(vec.reshape(-1)), 15), pa.array(params), pa.array(flops)],
         names=[col.name for col in columns_of("static")],
     ).replace_schema_metadata({b"blox_lat": json.dumps({"section": "static", "schema_version": SCHEMA_VERSION,
                                                          "metadata": {}}, sort_keys=True).encode()})
-    del static_rows
-    metadata: dict[str, dict] = {"static": {"models": NUM_MODELS}}
+
+
+def _add_tables(c: _Collector, tables: dict, metadata: dict, hashes: list[str], raw: bool) -> None:
     for device, (rows, raws, meta) in _bench_rows(c).items():
         tables[f"bench/{device}"] = _make_table(f"bench/{device}", rows, meta)
         metadata[f"bench/{device}"] = meta
@@ -548,6 +557,11 @@ def build(
                 "score_rules": {"loss_sum": "DONNA: sum of block losses", "delta_sum": "LANA: sum of accuracy deltas"}}
         tables[section] = _make_table(section, rows, meta)
         metadata[section] = meta
+
+
+def _write_release(out: Path, version: str, tables: dict, metadata: dict, listed: list[dict],
+                   per_source: dict[str, list[tuple[str, str]]], used: int, blox_format: bool) -> BuildResult:
+    from blox_lat import __version__
 
     inputs = sorted(listed, key=lambda d: d["path"])
     for source, recs in sorted(per_source.items()):

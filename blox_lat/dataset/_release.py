@@ -130,7 +130,9 @@ class Section:
             elif pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
                 arr = col.to_numpy(zero_copy_only=False)
             else:
-                arr = np.asarray(col.to_pylist(), dtype=object)
+                values = col.to_pylist()
+                arr = np.empty(len(values), dtype=object)
+                arr[:] = values
             self._columns[key] = arr
         return self._columns[key]
 
