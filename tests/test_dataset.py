@@ -151,6 +151,16 @@ def test_deterministic_and_immutable(inputs, release, tmp_path):
     assert (again / "dataset.json").read_bytes() == before
 
 
+def test_parallel_parsing_gives_identical_release(inputs, tmp_path, monkeypatch):
+    from blox_lat.dataset import _build
+
+    serial = ds.build([inputs / "train"], tmp_path / "serial", "1.0.0", static=False, jobs=1)
+    monkeypatch.setattr(_build, "PARALLEL_MIN_FILES", 1)
+    parallel = ds.build([inputs / "train"], tmp_path / "parallel", "1.0.0", static=False, jobs=2)
+    for p in sorted(serial.path.rglob("*.parquet")) + [serial.path / "dataset.json"]:
+        assert p.read_bytes() == (parallel.path / p.relative_to(serial.path)).read_bytes(), p
+
+
 def test_verify_detects_tampering(release, tmp_path):
     assert ds.verify(release).ok
     copy = tmp_path / "copy"

@@ -21,8 +21,9 @@ def dataset() -> None:
 @click.option("--allow-pickle", is_flag=True, help="Read pickle payloads of Blox files (unpickling runs code).")
 @click.option("--no-raw", is_flag=True, help="Leave out the raw samples sections (bench-raw/<device>).")
 @click.option("--no-static", is_flag=True, help="Leave out the static section (params, FLOPs, vectors of all 91,125 models).")
+@click.option("--jobs", type=click.IntRange(1, 64), default=None, help="Processes parsing JSON records (default: CPU count).")
 @json_option()
-def build(sources, out, version, blox_format, allow_pickle, no_raw, no_static, as_json) -> None:
+def build(sources, out, version, blox_format, allow_pickle, no_raw, no_static, jobs, as_json) -> None:
     """Build release VERSION at OUT from journals, training records and Blox files.
 
     Example: blox-lat dataset build --from runs/cpu --from records --out releases/1.0.0 --version 1.0.0
@@ -30,7 +31,7 @@ def build(sources, out, version, blox_format, allow_pickle, no_raw, no_static, a
     from blox_lat import dataset as ds
 
     result = ds.build(list(sources), out, version, allow_pickle=allow_pickle, blox_format=blox_format, raw=not no_raw,
-                      static=not no_static)
+                      static=not no_static, jobs=jobs)
     if as_json:
         emit_json(result.to_dict())
         return

@@ -63,6 +63,7 @@ __all__ = ["BuildResult", "build"]
 
 _VERSION_RE = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
 NUM_MODELS = 91125
+PARALLEL_MIN_FILES = 2000  # below this, parse JSON inputs in-process
 _METRICS_BASE = ("val_top1",)
 _EXT_LISTS = ("train_top1", "train_loss", "train_top5", "val_loss", "val_top5")
 
@@ -100,15 +101,33 @@ def _r(value: Any, digits: int) -> float | None:
     return None if math.isnan(v) else round(v, digits)
 
 
-def _rlist(values: Any, digits: int, label: str, name: str) -> list[float] | None:
+def _rlist(values: Any, digits: int, label: str, name: str) -> np.ndarray | None:
+    """Per-epoch values rounded like the Blox release (vectorised: 91,125 x 200 x 6 of them)."""
     if values is None:
         return None
-    if not isinstance(values, list) or not values:
+    if not isinstance(values, (list, np.ndarray)) or len(values) == 0:
         raise InputError(f"{label}: metrics.{name} must be a non-empty list of per-epoch values")
     try:
-        return [round(float(v), digits) for v in values]
+        arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError):
         raise InputError(f"{label}: metrics.{name} holds a non-number") from None
+    if arr.ndim != 1:
+        raise InputError(f"{label}: metrics.{name} must be a flat list")
+    return np.round(arr, digits)
+
+
+def _same_row(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    for k, va in a.items():
+        vb = b[k]
+        if isinstance(va, np.ndarray) or isinstance(vb, np.ndarray):
+            if va is None or vb is None or not np.array_equal(np.asarray(va, dtype=np.float64),
+                                                              np.asarray(vb, dtype=np.float64), equal_nan=True):
+                return False
+        elif va != vb:
+            return False
+    return True
 
 
 def _need(record: dict, key: str, types: type | tuple, label: str) -> Any:
@@ -169,8 +188,8 @@ class _Collector:
         old = table.get(index)
         if old is None:
             table[index] = (row, label)
-        elif old[0] != row:
-            diff = sorted(k for k in row if row.get(k) != old[0].get(k))
+        elif not _same_row(old[0], row):
+            diff = sorted(k for k in row if not _same_row({k: row.get(k)}, {k: old[0].get(k)}))
             raise DuplicateKeyError(
                 f"model #{index} appears twice in {section} with different {', '.join(diff)} "
                 f"({old[1]} and {label}); remove one of the two inputs"
@@ -250,6 +269,8 @@ class _Collector:
                 raise DuplicateKeyError(f"{f.label}: model {h} appears twice; a Blox file has one row per model")
             seen.add(h)
             _, index = _model_index(row, f.label)
+            row = {k: (np.asarray(v, dtype=np.float64) if isinstance(v, list) and k != "arch_vec" else v)
+                   for k, v in row.items()}
             if dtype == "training":
                 seed, part = header.get("seed"), header.get("part")
                 if part == "base":
@@ -344,7 +365,7 @@ def _epochs_of(section: str, rows: dict[int, tuple[dict, str]]) -> int | None:
     lengths: dict[int, str] = {}
     for row, label in rows.values():
         for k, v in row.items():
-            if isinstance(v, list):
+            if isinstance(v, (list, np.ndarray)):
                 lengths.setdefault(len(v), f"{label} ({k})")
     if len(lengths) > 1:
         described = "; ".join(f"{n} epochs in {lab}" for n, lab in sorted(lengths.items()))
@@ -452,6 +473,42 @@ def _sha256(path: Path) -> str:
     return sha256_file(path)
 
 
+def _parse_json_files(items: list[tuple[str, str]]) -> list[tuple[str, str, dict | None]]:
+    """(path, label) -> (label, sha256, record or None); metrics lists become float64 arrays.
+
+    Runs in worker processes for large inputs (JSON parsing dominates a full-size build).
+    """
+    out = []
+    for path, label in items:
+        data = Path(path).read_bytes()
+        record = load_record(data, label)
+        if record is not None and isinstance(record.get("metrics"), dict):
+            metrics = record["metrics"]
+            for k, v in metrics.items():
+                if isinstance(v, list):
+                    try:
+                        metrics[k] = np.asarray(v, dtype=np.float64)
+                    except (TypeError, ValueError):
+                        raise InputError(f"{label}: metrics.{k} holds a non-number") from None
+        out.append((label, hashlib.sha256(data).hexdigest(), record))
+    return out
+
+
+def _iter_json(files: list[InputFile], jobs: int):
+    """Parsed JSON inputs in input order, in parallel when there are many."""
+    items = [(str(f.path), f.label) for f in files]
+    if jobs <= 1 or len(items) < PARALLEL_MIN_FILES:
+        yield from _parse_json_files(items)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = max(500, len(items) // (jobs * 8))
+    chunks = [items[i : i + size] for i in range(0, len(items), size)]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        for part in pool.map(_parse_json_files, chunks):
+            yield from part
+
+
 def check_version(version: str) -> str:
     if not isinstance(version, str) or not _VERSION_RE.fullmatch(version):
         raise InputError(f"dataset version {version!r} is not X.Y.Z (e.g. 1.0.0)")
@@ -467,6 +524,7 @@ def build(
     blox_format: bool = False,
     raw: bool = True,
     static: bool = True,
+    jobs: int | None = None,
 ) -> BuildResult:
     """Build release ``version`` at ``out`` from journals, training records and Blox files."""
     from blox_lat import __version__
@@ -480,14 +538,17 @@ def build(
     per_source: dict[str, list[tuple[str, str]]] = {}
     listed: list[dict] = []
     used = 0
+    json_files = [f for f in files if f.kind == "json"]
+    source_of = {f.label: f.source for f in json_files}
+    for label, sha, record in _iter_json(json_files, jobs if jobs is not None else (os.cpu_count() or 1)):
+        if record is None:
+            continue
+        c.add_record(record, label)
+        per_source.setdefault(source_of[label], []).append((label, sha))
+        used += 1
     for f in files:
         if f.kind == "json":
-            data = f.path.read_bytes()
-            record = load_record(data, f.label)
-            if record is None:
-                continue
-            c.add_record(record, f.label)
-            per_source.setdefault(f.source, []).append((f.label, hashlib.sha256(data).hexdigest()))
+            continue
         elif f.kind == "journal":
             c.add_journal(f)
             listed.append({"path": f.label, "kind": "journal", "sha256": sha256_file(f.path)})
