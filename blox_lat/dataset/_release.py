@@ -77,11 +77,36 @@ class Section:
 
     @property
     def table(self):
+        """The whole section as an Arrow table (every column read)."""
         if self._table is None:
-            self._table = self._load()
+            self._check()
+            self._table = self._read(None)
         return self._table
 
-    def _load(self):
+    def _read(self, columns: list[str] | None):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_table(self.path, columns=columns, memory_map=True)
+        except (pa.ArrowException, OSError) as exc:
+            raise CorruptSectionError(f"section {self.name}: {self.path} is not readable Parquet "
+                                      f"({' '.join(str(exc).split())[:100]}); run 'blox-lat dataset verify'") from None
+
+    def _arrow_column(self, name: str):
+        """One column, read on its own (queries touch only the columns they need)."""
+        if self._table is not None:
+            return self._table.column(name)
+        self._check()
+        if name not in self._names:
+            raise UnknownSectionError(f"section {self.name} has no column {name!r}")
+        return self._read([name]).column(name)
+
+    _checked = False
+
+    def _check(self) -> None:
+        if self._checked:
+            return
         import pyarrow as pa
         import pyarrow.parquet as pq
 
@@ -92,15 +117,16 @@ class Section:
             raise ChecksumError(f"section {self.name}: {self.path} has {size} bytes, the manifest says {self.entry.get('bytes')}; "
                                 "the file was changed, restore the release")
         try:
-            table = pq.read_table(self.path, memory_map=True)
+            meta = pq.read_metadata(self.path)
+            names = meta.schema.to_arrow_schema().names
         except (pa.ArrowException, OSError) as exc:
             raise CorruptSectionError(f"section {self.name}: {self.path} is not readable Parquet "
                                       f"({' '.join(str(exc).split())[:100]}); run 'blox-lat dataset verify'") from None
-        names = [c["name"] for c in self.entry.get("columns", [])]
-        if table.column_names != names or table.num_rows != self.entry.get("rows"):
+        self._names = [c["name"] for c in self.entry.get("columns", [])]
+        if names != self._names or meta.num_rows != self.entry.get("rows"):
             raise CorruptSectionError(f"section {self.name}: {self.path} does not match the manifest (columns/rows); "
                                       "run 'blox-lat dataset verify'")
-        return table
+        self._checked = True
 
     @property
     def rows(self) -> list[int]:
@@ -122,9 +148,7 @@ class Section:
         if key not in self._columns:
             import pyarrow as pa
 
-            if name not in self.table.column_names:
-                raise UnknownSectionError(f"section {self.name} has no column {name!r}")
-            col = self.table.column(name).combine_chunks()
+            col = self._arrow_column(name).combine_chunks()
             if pa.types.is_fixed_size_list(col.type):
                 arr = col.values.to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size)
             elif pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
@@ -140,7 +164,7 @@ class Section:
         """A scalar column as a Python list (None for nulls), optionally rounded."""
         key = ("list", name, digits)
         if key not in self._columns:
-            values = self.table.column(name).to_pylist()
+            values = self._arrow_column(name).to_pylist()
             if digits is not None:
                 values = [None if v is None else round(v, digits) for v in values]
             self._columns[key] = values
