@@ -171,6 +171,19 @@ def test_get_runner_for_profiles():
     runner = get_runner(get_device("cpu"))
     assert isinstance(runner, LocalWorkerRunner)
     runner.close()
-    for name in ("sd888", "gtx1080ti"):
-        with pytest.raises(RunnerUnavailableError, match="not wired"):
-            get_runner(get_device(name))
+    from blox_lat.devices import ProfileError
+
+    with pytest.raises(ProfileError, match="needs an SSH host"):
+        get_runner(get_device("gtx1080ti"))
+    remote = get_runner(get_device("gtx1080ti"), connection={"host": "gpu-box", "user": "me"})
+    assert isinstance(remote, TransportRunner)
+    assert remote.describe()["transport"] == {"kind": "ssh", "host": "gpu-box", "port": 22, "user": "me"}
+    assert remote.workdir == "/tmp/blox-lat"
+    remote.close()
+
+
+def test_sd888_without_the_snpe_sdk_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.delenv("SNPE_ROOT", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(RunnerUnavailableError, match="SNPE_ROOT"):
+        get_runner(get_device("sd888"))

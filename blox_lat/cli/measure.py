@@ -69,6 +69,12 @@ class _Progress:
                 self.bar.console.print(message)
             else:
                 click.echo(message, err=True)
+        elif kind == "device-lost":
+            message = f"  device {data['device']} lost ({data['reason']}); its model goes to the others"
+            if self.bar is not None:
+                self.bar.console.print(message)
+            else:
+                click.echo(message, err=True)
         elif kind == "model":
             record, pos = data["record"], data["position"]
             elapsed = time.monotonic() - self.started
@@ -93,8 +99,14 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 @click.command()
 @click.argument("selector")
-@click.option("--device", "device_name", default="cpu", show_default=True,
-              help="Device profile (see 'blox-lat devices list').")
+@click.option("--device", "device_names", multiple=True,
+              help="Device profile (see 'blox-lat devices list'); repeat it for a device farm "
+                   "that shares the models between devices  [default: cpu]")
+@click.option("--connect", "connect", multiple=True, metavar="KEY=VALUE",
+              help="Override a connection setting of the device, e.g. host=gpu-box, user=me, "
+                   "key=~/.ssh/id_ed25519, serial=192.168.1.20:5555, trust_new_host=true.")
+@click.option("--record-as", default=None, metavar="NAME",
+              help="Device name recorded in the journal (default: the first --device).")
 @device_file_option
 @click.option("--runs", type=int, default=1000, show_default=True,
               help="Timed runs per model (groups x runs per group; the paper uses 1000).")
@@ -120,7 +132,8 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
               help="Export while measuring (default: only on remote devices; a local CPU would be shared).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @json_option("Print the summary and per-model results as JSON.")
-def measure(selector: str, device_name: str, device_files: tuple[str, ...], runs: int,
+def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ...],
+            record_as: str | None, device_files: tuple[str, ...], runs: int,
             runs_per_group: int, warmup_runs: int, warmup_s: float, out_dir: str | None,
             shard: str | None, store_dir: str | None, max_attempts: int, cv_threshold: float,
             skip_failed: bool, timeout_s: float, affinity: str | None, lookahead: int,
@@ -134,6 +147,9 @@ def measure(selector: str, device_name: str, device_files: tuple[str, ...], runs
     \b
     Quick look (about a minute):  blox-lat measure 0:10 --runs 100
     Full protocol:                blox-lat measure 0:10
+    A phone over TCP ADB:         blox-lat measure 0:10 --device sd888 --connect serial=PHONE:5555
+    A GPU box over SSH:           blox-lat measure 0:10 --device gtx1080ti --connect host=gpu-box
+    A farm of two phones:         blox-lat measure all --device phone-a --device phone-b
     """
     from blox_lat import space as sp
     from blox_lat.devices import load_profiles
@@ -144,7 +160,15 @@ def measure(selector: str, device_name: str, device_files: tuple[str, ...], runs
         raise click.BadParameter("must be > 0", param_hint="--timeout")
     if lookahead < 1:
         raise click.BadParameter("must be >= 1", param_hint="--lookahead")
-    profile = load_profiles(device_files).get(device_name)
+    from blox_lat.devices._connect import parse_connect_options
+
+    registry = load_profiles(device_files)
+    profiles = [registry.get(name) for name in (device_names or ("cpu",))]
+    connection = parse_connect_options(connect)
+    if connection and len(profiles) > 1:
+        raise click.UsageError("--connect applies to one device; give each farm member its "
+                               "connection in a device file")
+    profile = profiles[0] if len(profiles) == 1 else profiles
     protocol = TimingProtocol.from_total(runs, runs_per_group, warmup_min_runs=warmup_runs,
                                          warmup_min_s=warmup_s, cv_threshold=cv_threshold)
     archs = sp.shard(sp.select(selector), shard)
@@ -157,9 +181,10 @@ def measure(selector: str, device_name: str, device_files: tuple[str, ...], runs
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         summary = run_campaign(
-            archs, profile, protocol, out_dir or f"runs/{profile.name}", store=store,
+            archs, profile, protocol, out_dir or f"runs/{record_as or profiles[0].name}", store=store,
             lookahead=lookahead, max_attempts=max_attempts, skip_failed=skip_failed,
             timeout_s=timeout_s, affinity=cpus, overlap_exports=overlap_exports, on_event=progress,
+            connection=connection or None, record_as=record_as,
         )
     finally:
         progress.stop()
@@ -168,6 +193,8 @@ def measure(selector: str, device_name: str, device_files: tuple[str, ...], runs
     if summary.interrupted:
         click.echo("blox-lat: interrupted; rerun the same command to resume", err=True)
         sys.exit(130)
+    if summary.lost_devices and not as_json:
+        click.echo(f"devices lost during the campaign: {', '.join(summary.lost_devices)}", err=True)
     if summary.failed and not as_json:
         click.echo(f"{summary.failed} model(s) failed; see 'reason' in {summary.journal}; "
                    "a rerun retries them (--skip-failed to skip)", err=True)

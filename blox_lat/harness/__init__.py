@@ -28,6 +28,8 @@ from blox_lat.harness._protocol import (
     trimmed_mean,
 )
 from blox_lat.harness._runners import (
+    DeviceLostError,
+    ThermalGuard,
     LocalWorkerRunner,
     ModelFailedError,
     ModelTimeoutError,
@@ -52,6 +54,7 @@ __all__ = [
     "CampaignConflictError",
     "CampaignLockedError",
     "CampaignSummary",
+    "DeviceLostError",
     "Journal",
     "JournalError",
     "LocalWorkerRunner",
@@ -64,6 +67,7 @@ __all__ = [
     "RunnerUnavailableError",
     "RuntimeSpec",
     "RuntimeUnavailableError",
+    "ThermalGuard",
     "TimingProtocol",
     "TransportRunner",
     "WorkerCrashedError",

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
+from collections import deque
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,7 +35,7 @@ from blox_lat.errors import BloxLatError
 from blox_lat.harness._environment import collect_environment
 from blox_lat.harness._journal import JOURNAL_NAME, SCHEMA_VERSION, Journal, read_journal
 from blox_lat.harness._protocol import Measurement, TimingProtocol
-from blox_lat.harness._runners import ModelFailedError, Runner, get_runner
+from blox_lat.harness._runners import DeviceLostError, ModelFailedError, Runner, get_runner
 
 __all__ = [
     "CampaignConflictError",
@@ -74,6 +76,7 @@ class CampaignSummary:
     interrupted: bool
     wall_s: float
     records: tuple[dict[str, Any], ...] = field(repr=False, default=())
+    lost_devices: tuple[str, ...] = ()
 
     @property
     def remaining(self) -> int:
@@ -96,6 +99,7 @@ class CampaignSummary:
             "remaining": self.remaining,
             "interrupted": self.interrupted,
             "wall_s": round(self.wall_s, 3),
+            "lost_devices": list(self.lost_devices),
         }
 
 
@@ -145,12 +149,22 @@ def campaign_status(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return {"journal": path, "done": done, "failed": failed, "first_environment": first_env}
 
 
-def _check_identity(first_env: dict[str, Any] | None, profile: Any, protocol: TimingProtocol,
-                    out_dir: Path) -> None:
+def _setting(profile_dict: dict[str, Any]) -> dict[str, Any]:
+    """What a measurement depends on: the profile without its name."""
+    return {k: v for k, v in profile_dict.items() if k != "name"}
+
+
+def _check_identity(first_env: dict[str, Any] | None, device: str, profile: Any,
+                    protocol: TimingProtocol, out_dir: Path) -> None:
     if first_env is None:
         return
+    if first_env.get("device") not in (None, device):
+        raise CampaignConflictError(
+            f"{out_dir} holds a campaign for device {first_env.get('device')!r} (another profile), not {device!r}: "
+            "use another --out"
+        )
     recorded_profile = first_env.get("profile")
-    if recorded_profile is not None and recorded_profile != profile.to_dict():
+    if recorded_profile is not None and _setting(recorded_profile) != _setting(profile.to_dict()):
         raise CampaignConflictError(
             f"{out_dir} holds a campaign for device {first_env.get('device')!r} with profile "
             f"{recorded_profile}; this run's profile is {profile.to_dict()}: use another --out"
@@ -191,7 +205,7 @@ def _attempt_summary(m: Measurement | None, error: str | None = None) -> dict[st
 
 
 def _measure_with_retries(runner: Runner, artifact: Any, profile: Any, protocol: TimingProtocol,
-                          max_attempts: int, on_event: EventSink, arch: Any
+                          max_attempts: int, on_event: EventSink, arch: Any, hand_over: bool = False
                           ) -> tuple[Measurement | None, list[dict[str, Any]], str | None]:
     """(best measurement or None, attempt log, failure reason)."""
     best: Measurement | None = None
@@ -203,6 +217,12 @@ def _measure_with_retries(runner: Runner, artifact: Any, profile: Any, protocol:
             m = Measurement.from_ns(raw.samples_ns, runs_per_group=protocol.runs_per_group,
                                     warmup_runs=raw.warmup_runs, started_at=raw.started_at,
                                     finished_at=raw.finished_at, cv_threshold=protocol.cv_threshold)
+        except DeviceLostError:
+            if hand_over:
+                raise  # a farm gives the model to another device
+            reason = "device lost (the link stayed down through every reconnect attempt)"
+            log.append(_attempt_summary(None, reason))
+            break
         except ModelFailedError as exc:
             reason = exc.reason
             log.append(_attempt_summary(None, reason))
@@ -217,13 +237,17 @@ def _measure_with_retries(runner: Runner, artifact: Any, profile: Any, protocol:
     return best, log, reason
 
 
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def run_campaign(
     archs: Sequence[Any],
     profile: Any,
     protocol: TimingProtocol | None = None,
     out_dir: str | os.PathLike[str] = "runs/cpu",
     *,
-    runner: Runner | None = None,
+    runner: Runner | Sequence[Runner] | None = None,
     artifacts: ArtifactSource | None = None,
     store: Any = None,
     lookahead: int = 4,
@@ -234,8 +258,17 @@ def run_campaign(
     overlap_exports: bool | None = None,
     export_chunk: int = 16,
     on_event: EventSink | None = None,
+    connection: dict[str, Any] | None = None,
+    record_as: str | None = None,
 ) -> CampaignSummary:
     """Measure ``archs`` on ``profile``, appending to ``out_dir/journal.jsonl``; resumable.
+
+    ``profile`` may be a list: a *device farm*. Every member must have the same setting
+    (runtime, format, batch, input size, precision, options; connections differ); one worker
+    thread per member pulls models from one shared queue and all results go to one journal
+    under one device name (``record_as``, default the first member's name), each record naming
+    its ``unit`` (the member). A member whose link stays down (:class:`DeviceLostError`) stops
+    and leaves its model to the others.
 
     ``overlap_exports`` (default: only for remote transports) exports the next ``lookahead``
     artifacts while the device measures. On a local device the exporter would compete with the
@@ -245,20 +278,46 @@ def run_campaign(
     protocol = protocol or TimingProtocol()
     if max_attempts < 1:
         raise BloxLatError(f"max attempts must be >= 1, got {max_attempts}")
+    profiles = _as_list(profile)
+    lead = profiles[0]
+    device = record_as or lead.name
+    names = [p.name for p in profiles]
+    if len(set(names)) != len(names):
+        raise BloxLatError(f"a device is named twice in the farm {names}: name each device once")
+    for member in profiles[1:]:
+        if _setting(member.to_dict()) != _setting(lead.to_dict()):
+            raise BloxLatError(
+                f"devices {lead.name!r} and {member.name!r} measure differently "
+                f"({_setting(lead.to_dict())} vs {_setting(member.to_dict())}): a farm needs one "
+                "setting; run separate campaigns"
+            )
     emit: EventSink = on_event or (lambda kind, data: None)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise BloxLatError(f"--out {out} is a file; give a directory for the campaign")
     own_runner = runner is None
+    runners: list[Any] = []
     if runner is None:  # before touching the disk: an unusable device leaves nothing behind
-        runner = get_runner(profile, timeout_s=timeout_s, affinity=affinity)
+        try:
+            for member in profiles:
+                runners.append(get_runner(member, timeout_s=timeout_s, affinity=affinity,
+                                          connection=connection if len(profiles) == 1 else None))
+        except BaseException:
+            for r in runners:
+                r.close()
+            raise
+    else:
+        runners = _as_list(runner)
+    if len(runners) != len(profiles):
+        raise BloxLatError(f"{len(profiles)} device(s) but {len(runners)} runner(s)")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     try:
         lock = _DirLock(out)
     except BloxLatError:
         if own_runner:
-            runner.close()
+            for r in runners:
+                r.close()
         raise
     journal: Journal | None = None
     records: list[dict[str, Any]] = []
@@ -269,9 +328,10 @@ def run_campaign(
     unique: list[Any] = []
     already: list[Any] = []
     skipped: list[Any] = []
+    lost: list[str] = []
     try:
         state = campaign_status(out)
-        _check_identity(state["first_environment"], profile, protocol, out)
+        _check_identity(state["first_environment"], device, lead, protocol, out)
         campaign_id = (state["first_environment"] or {}).get("campaign_id") or uuid.uuid4().hex[:16]
         done, failed_before = state["done"], state["failed"]
         unique = list({a.hash: a for a in archs}.values())
@@ -280,54 +340,122 @@ def run_campaign(
         skipped_hashes = {a.hash for a in skipped}
         todo = [a for a in unique if a.hash not in done and a.hash not in skipped_hashes]
         journal = Journal(out / JOURNAL_NAME)
-        probe = getattr(runner, "probe", None)
-        device_facts = probe() if callable(probe) and todo else {}
-        env = collect_environment(
-            device=profile.name,
-            device_facts={**device_facts, "runner": runner.describe()},
-            campaign_id=campaign_id,
-            extra={"profile": profile.to_dict(), "protocol": protocol.to_dict(),
-                   "selected": len(unique), "todo": len(todo), "max_attempts": max_attempts,
-                   "journal_repaired_bytes": journal.repaired_bytes},
-        )
-        journal.append(env)
+        envs: list[dict[str, Any]] = []
+        for member, member_runner in zip(profiles, runners):
+            probe = getattr(member_runner, "probe", None)
+            try:
+                device_facts = probe() if callable(probe) and todo else {}
+            except ModelFailedError as exc:
+                if len(profiles) == 1:
+                    raise BloxLatError(f"device {member.name!r} cannot run the runner: {exc.reason}") from None
+                device_facts = {"probe_error": exc.reason}
+            member_env = collect_environment(
+                device=device,
+                device_facts={**device_facts, "runner": member_runner.describe()},
+                campaign_id=campaign_id,
+                extra={"unit": member.name, "profile": member.to_dict(), "protocol": protocol.to_dict(),
+                       "selected": len(unique), "todo": len(todo), "max_attempts": max_attempts,
+                       "farm": names if len(profiles) > 1 else None,
+                       "journal_repaired_bytes": journal.repaired_bytes},
+            )
+            journal.append(member_env)
+            envs.append(member_env)
+        env = envs[0]
         emit("start", {"selected": len(unique), "todo": len(todo), "already_done": len(already),
-                       "skipped_failed": len(skipped), "env_id": env["env_id"]})
+                       "skipped_failed": len(skipped), "env_id": env["env_id"], "devices": names})
         source = artifacts or _exporter_source(store, lookahead)
         if overlap_exports is None:
-            overlap_exports = profile.transport != "local"
+            overlap_exports = lead.transport != "local"
         if not overlap_exports:
             source = _phased(source, max(1, export_chunk))
-        stream = source(todo, profile) if todo else ()
-        for position, (arch, item) in enumerate(zip(todo, stream), start=1):
-            base = {
-                "schema": SCHEMA_VERSION, "kind": "measurement", "model_hash": arch.hash,
-                "model_index": arch.index, "device": profile.name, "profile": profile.to_dict(),
-                "protocol": protocol.identity(), "env_id": env["env_id"], "campaign_id": campaign_id,
-            }
-            if getattr(item, "model_hash", arch.hash) != arch.hash:
-                raise BloxLatError(f"artifact stream out of order: got {item.model_hash} for {arch.hash}")
-            if not hasattr(item, "path"):  # ExportFailure
-                record = {**base, "status": "failed", "reason": f"export failed: {item.reason}",
-                          "recorded_at": _now(), "attempts": 0, "measurement": None,
-                          "artifact": None, "attempt_log": []}
-            else:
-                best, log, reason = _measure_with_retries(runner, item, profile, protocol,
-                                                          max_attempts, emit, arch)
-                artifact = {"sha256": item.sha256, "format": item.format,
-                            "bytes": getattr(item, "bytes", None)}
-                record = {**base, "status": "ok" if best else "failed",
-                          "reason": None if best else reason, "recorded_at": _now(),
-                          "attempts": len(log), "measurement": best.to_dict() if best else None,
-                          "artifact": artifact, "attempt_log": log}
-                if best is not None and len(log) > 1:
-                    counts["remeasured"] += 1
-                if best is not None and best.noisy:
-                    counts["noisy"] += 1
-            journal.append(record)
-            records.append(record)
-            counts["measured" if record["status"] == "ok" else "failed"] += 1
-            emit("model", {"record": record, "position": position, "todo": len(todo)})
+        stream = source(todo, lead) if todo else ()
+        pairs = iter(zip(todo, stream))
+        handed_back: deque[tuple[Any, Any]] = deque()
+        guard = threading.Lock()
+        stop = threading.Event()
+        position = 0
+        farm = len(profiles) > 1
+
+        def take() -> tuple[Any, Any] | None:
+            with guard:
+                if handed_back:
+                    return handed_back.popleft()
+                return next(pairs, None)
+
+        def work(member: Any, member_runner: Any, member_env: dict[str, Any]) -> None:
+            nonlocal position
+            while not stop.is_set():
+                pair = take()
+                if pair is None:
+                    return
+                arch, item = pair
+                base = {
+                    "schema": SCHEMA_VERSION, "kind": "measurement", "model_hash": arch.hash,
+                    "model_index": arch.index, "device": device, "unit": member.name,
+                    "profile": member.to_dict(), "protocol": protocol.identity(),
+                    "env_id": member_env["env_id"], "campaign_id": campaign_id,
+                }
+                if getattr(item, "model_hash", arch.hash) != arch.hash:
+                    raise BloxLatError(f"artifact stream out of order: got {item.model_hash} for {arch.hash}")
+                best, log = None, []
+                if not hasattr(item, "path"):  # ExportFailure
+                    record = {**base, "status": "failed", "reason": f"export failed: {item.reason}",
+                              "recorded_at": _now(), "attempts": 0, "measurement": None,
+                              "artifact": None, "attempt_log": []}
+                else:
+                    try:
+                        best, log, reason = _measure_with_retries(member_runner, item, member, protocol,
+                                                                  max_attempts, emit, arch, hand_over=farm)
+                    except DeviceLostError as exc:
+                        with guard:
+                            handed_back.append(pair)
+                            lost.append(member.name)
+                        emit("device-lost", {"device": member.name, "reason": exc.reason})
+                        return
+                    artifact = {"sha256": item.sha256, "format": item.format,
+                                "bytes": getattr(item, "bytes", None)}
+                    record = {**base, "status": "ok" if best else "failed",
+                              "reason": None if best else reason, "recorded_at": _now(),
+                              "attempts": len(log), "measurement": best.to_dict() if best else None,
+                              "artifact": artifact, "attempt_log": log}
+                with guard:
+                    if best is not None and len(log) > 1:
+                        counts["remeasured"] += 1
+                    if best is not None and best.noisy:
+                        counts["noisy"] += 1
+                    journal.append(record)
+                    records.append(record)
+                    counts["measured" if record["status"] == "ok" else "failed"] += 1
+                    position += 1
+                    emit("model", {"record": record, "position": position, "todo": len(todo)})
+
+        if not farm:
+            work(lead, runners[0], env)
+        else:
+            errors: list[BaseException] = []
+
+            def guarded(*args: Any) -> None:
+                try:
+                    work(*args)
+                except BaseException as exc:  # surfaced in the main thread below
+                    errors.append(exc)
+                    stop.set()
+
+            threads = [threading.Thread(target=guarded, args=(m, r, e), name=f"farm-{m.name}", daemon=True)
+                       for m, r, e in zip(profiles, runners, envs)]
+            for t in threads:
+                t.start()
+            try:
+                for t in threads:
+                    while t.is_alive():
+                        t.join(0.2)
+            except KeyboardInterrupt:
+                stop.set()
+                for t in threads:
+                    t.join()
+                raise
+            if errors:
+                raise errors[0]
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -335,14 +463,15 @@ def run_campaign(
         if callable(close):
             close()
         if own_runner:
-            runner.close()
+            for r in runners:
+                r.close()
         if journal is not None:
             journal.close()
         lock.release()
     return CampaignSummary(
-        out_dir=out, journal=out / JOURNAL_NAME, device=profile.name, campaign_id=campaign_id,
+        out_dir=out, journal=out / JOURNAL_NAME, device=device, campaign_id=campaign_id,
         env_id=env["env_id"], selected=len(unique), already_done=len(already),
         skipped_failed=len(skipped), measured=counts["measured"], failed=counts["failed"],
         noisy=counts["noisy"], remeasured=counts["remeasured"], interrupted=interrupted,
-        wall_s=time.perf_counter() - start, records=tuple(records),
+        wall_s=time.perf_counter() - start, records=tuple(records), lost_devices=tuple(lost),
     )

@@ -40,6 +40,8 @@ __all__ = [
     "RunnerUnavailableError",
     "TransportRunner",
     "WorkerCrashedError",
+    "DeviceLostError",
+    "ThermalGuard",
     "build_request",
     "get_runner",
 ]
@@ -245,52 +247,112 @@ class LocalWorkerRunner:
                 "affinity": self.affinity}
 
 
-class TransportRunner:
-    """Measure through a :class:`~blox_lat.devices.Transport`: push, then run the one-shot worker.
+class DeviceLostError(ModelFailedError):
+    """The device stopped answering (the link stayed down through every reconnect attempt).
 
-    The device needs Python with blox-lat and the runtime installed (``python`` names the
-    interpreter there). Artifacts go to ``workdir`` on the device, named by their sha256, and
-    are pushed only once.
+    Not the model's fault: a single-device campaign records the model as failed (a rerun
+    retries it); a device farm hands the model to another device.
+    """
+
+
+class TransportRunner:
+    """Measure through a :class:`~blox_lat.devices.Transport` with the self-contained runner.
+
+    The device needs a Python interpreter (``python``) with the runtime (torch, or onnxruntime
+    and numpy) only: the runner bundle (:mod:`blox_lat.harness._bundle`) and the artifacts are
+    pushed to ``workdir``, named by their sha256, once. Each model is one command (the request
+    on stdin, one JSON answer on stdout); inferences are timed inside that remote process and
+    the host applies the protocol. A lost link is reconnected with back-off (``retry``); a
+    link that stays down raises :class:`DeviceLostError`.
     """
 
     def __init__(self, transport: Any, *, workdir: str, python: str = "python3",
-                 timeout_s: float = DEFAULT_TIMEOUT_S, affinity: Sequence[int] | None = None) -> None:
+                 timeout_s: float = DEFAULT_TIMEOUT_S, affinity: Sequence[int] | None = None,
+                 retry: Any = None) -> None:
+        from blox_lat.devices._transport import RetryPolicy
+
         self.transport = transport
-        self.workdir = workdir.rstrip("/")
+        self.workdir = workdir.rstrip("/") or "/"
         self.python = python
         self.timeout_s = float(timeout_s)
         self.affinity = list(affinity) if affinity is not None else None
-        self._pushed: set[str] = set()
+        self.retry = retry or RetryPolicy(attempts=6, base_delay_s=0.5, max_delay_s=8.0)
+        self._present: set[str] = set()
 
     def _remote_path(self, artifact: Any) -> str:
         suffix = Path(artifact.path).suffix
         return f"{self.workdir}/{artifact.sha256}{suffix}"
 
-    def measure(self, artifact: Any, profile: Any, protocol: TimingProtocol) -> RawRun:
-        from blox_lat.devices._transport import CommandTimeoutError, TransportError
+    def _ensure(self, local: Path, remote: str) -> None:
+        """Push ``local`` to ``remote`` unless it is there; via a temporary name, so an
+        interrupted push never leaves a truncated file under the final name."""
+        if remote in self._present:
+            return
+        t = self.transport
+        if not t.exists(remote):
+            t.mkdir_p(self.workdir)
+            partial = f"{remote}.part"
+            t.push(Path(local), partial)
+            t.run(["mv", "-f", "--", partial, remote]).check()
+        self._present.add(remote)
 
-        remote = self._remote_path(artifact)
-        request = build_request(remote, profile, protocol, self.affinity)
+    def _bundle_path(self) -> str:
+        from blox_lat.harness._bundle import runner_bundle
+
+        bundle = runner_bundle()
+        remote = f"{self.workdir}/{bundle.remote_name}"
+        self._ensure(bundle.path, remote)
+        return remote
+
+    def _call(self, request: dict[str, Any], what: str, artifact: Any = None) -> dict[str, Any]:
+        from blox_lat.devices._transport import (
+            AuthenticationError,
+            CommandTimeoutError,
+            ConnectionLostError,
+            HostKeyError,
+            TransportError,
+            with_reconnect,
+        )
+
+        def attempt(t: Any) -> Any:
+            t.connect()
+            runner = self._bundle_path()
+            if artifact is not None:
+                self._ensure(Path(artifact.path), request["artifact_path"])
+            return t.run([self.python, runner], timeout_s=self.timeout_s,
+                         stdin=(json.dumps(request) + "\n").encode())
+
         try:
-            self.transport.connect()
-            if remote not in self._pushed:
-                self.transport.mkdir_p(self.workdir)
-                self.transport.push(Path(artifact.path), remote)
-                self._pushed.add(remote)
-            result = self.transport.run(
-                [self.python, "-m", WORKER_MODULE],
-                timeout_s=self.timeout_s,
-                stdin=(json.dumps(request) + "\n").encode(),
-            )
+            result = with_reconnect(self.transport, attempt, self.retry)
+        except (AuthenticationError, HostKeyError):
+            raise  # not the model's fault and not transient: the user must fix it
         except CommandTimeoutError:
             raise ModelTimeoutError(f"timed out after {self.timeout_s:g} s on the device") from None
+        except ConnectionLostError as exc:
+            self._present.clear()
+            raise DeviceLostError(f"device lost: {' '.join(str(exc).split())[:400]}") from None
         except TransportError as exc:
             raise ModelFailedError(f"transport error: {' '.join(str(exc).split())[:500]}") from None
-        lines = [ln for ln in result.stdout.splitlines() if ln.strip()]
+        lines = [ln for ln in result.stdout.splitlines() if ln.strip().startswith("{")]
         if result.exit_status != 0 or not lines:
-            tail = " | ".join(result.stderr.strip().splitlines()[-5:])
-            raise WorkerCrashedError(f"worker exited with status {result.exit_status}: {tail}")
-        return RawRun.from_dict(_parse_answer(lines[-1], "the device worker")["raw"])
+            output = (result.stderr or result.stdout).strip().splitlines()[-5:]
+            raise WorkerCrashedError(f"runner exited with status {result.exit_status}: {' | '.join(output)}")
+        return _parse_answer(lines[-1], what)
+
+    def measure(self, artifact: Any, profile: Any, protocol: TimingProtocol) -> RawRun:
+        request = build_request(self._remote_path(artifact), profile, protocol, self.affinity)
+        return RawRun.from_dict(self._call(request, "the device runner", artifact)["raw"])
+
+    def probe(self) -> dict[str, Any]:
+        """Runtime versions from the runner plus the device's own facts (GPU, SoC, thermal)."""
+        from blox_lat.devices._facts import read_device_facts
+
+        facts = dict(self._call({"op": "probe"}, "the device runner")["facts"])
+        try:
+            facts["device"] = read_device_facts(self.transport)
+        except Exception as exc:  # facts are best effort; the campaign must not stop for them
+            facts["device"] = {"error": f"{type(exc).__name__}: {exc}"[:300]}
+        return facts
 
     def describe(self) -> dict[str, Any]:
         return {"runner": "transport", "transport": self.transport.describe(),
@@ -300,9 +362,57 @@ class TransportRunner:
         self.transport.close()
 
 
+class ThermalGuard:
+    """Wrap a remote runner: before each model wait until the device is below ``max_c``
+    (at most ``timeout_s``), and record the temperatures before and after in the run's facts."""
+
+    def __init__(self, runner: Any, *, max_c: float, timeout_s: float = 300.0, poll_s: float = 5.0,
+                 sleep: Any = None) -> None:
+        self.runner = runner
+        self.transport = runner.transport
+        self.max_c = float(max_c)
+        self.timeout_s = float(timeout_s)
+        self.poll_s = float(poll_s)
+        self._sleep = sleep or time.sleep
+
+    def measure(self, artifact: Any, profile: Any, protocol: TimingProtocol) -> RawRun:
+        from blox_lat.devices._facts import read_temperatures, wait_until_cool
+        from blox_lat.devices._transport import TransportError
+
+        try:
+            before = wait_until_cool(self.transport, self.max_c, self.timeout_s, self.poll_s, sleep=self._sleep)
+        except TransportError:
+            before = None  # the runner's own reconnect logic decides whether the device is gone
+        raw = self.runner.measure(artifact, profile, protocol)
+        try:
+            after = read_temperatures(self.transport)
+        except TransportError:
+            after = None
+        facts = {**raw.facts, "thermal": {
+            "max_c": self.max_c, "before_c": None if before is None else before["temperatures_c"],
+            "cooldown_s": None if before is None else before["waited_s"],
+            "cool": None if before is None else before["cool"], "after_c": after}}
+        return RawRun(raw.samples_ns, raw.warmup_runs, raw.started_at, raw.finished_at, facts)
+
+    def probe(self) -> dict[str, Any]:
+        probe = getattr(self.runner, "probe", None)
+        return probe() if callable(probe) else {}
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.runner.describe(), "thermal_max_c": self.max_c, "thermal_timeout_s": self.timeout_s}
+
+    def close(self) -> None:
+        self.runner.close()
+
+
 def get_runner(profile: Any, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-               affinity: Sequence[int] | None = None) -> Runner:
-    """The runner for a profile on this host."""
+               affinity: Sequence[int] | None = None, connection: dict[str, Any] | None = None) -> Runner:
+    """The runner for a profile: a local worker, or a transport to the device it names.
+
+    ``connection`` overrides keys of the profile's connection table (``--connect KEY=VALUE``).
+    Remote profiles whose ``options`` carry ``thermal_max_c`` wait for the device to cool down
+    before each model (``thermal_timeout_s``, default 300 s).
+    """
     spec = get_runtime(profile.runtime)
     if profile.transport == "local":
         if not spec.local:
@@ -311,9 +421,21 @@ def get_runner(profile: Any, *, timeout_s: float = DEFAULT_TIMEOUT_S,
                 "use a profile with runtime 'onnxruntime' or 'torchscript'"
             )
         return LocalWorkerRunner(timeout_s=timeout_s, affinity=affinity)
-    raise RunnerUnavailableError(
-        f"device {profile.name!r} uses the {profile.transport!r} transport with runtime "
-        f"{profile.runtime!r}; remote campaigns are not wired into 'blox-lat measure' yet: "
-        "measure on a local profile (cpu, cpu-int8, cpu-torchscript) or build a "
-        "blox_lat.harness.TransportRunner in Python"
-    )
+    from blox_lat.devices._connect import connection_settings, open_transport
+
+    settings = connection_settings(profile, connection)
+    transport = open_transport(profile, connection)
+    runner: Any
+    if profile.runtime == "snpe":
+        from blox_lat.harness._snpe_runner import SnpeRunner
+
+        runner = SnpeRunner(transport, workdir=settings["workdir"], snpe_root=settings.get("snpe_root"),
+                            timeout_s=timeout_s)
+    else:
+        runner = TransportRunner(transport, workdir=settings["workdir"], python=settings["python"],
+                                 timeout_s=timeout_s, affinity=affinity)
+    max_c = dict(profile.options).get("thermal_max_c")
+    if max_c is not None:
+        runner = ThermalGuard(runner, max_c=float(max_c),
+                              timeout_s=float(dict(profile.options).get("thermal_timeout_s", 300.0)))
+    return runner

@@ -40,7 +40,7 @@ def probe() -> dict[str, Any]:
     """Facts about the runtimes available in this process (no model loaded)."""
     from importlib import metadata
 
-    facts: dict[str, Any] = {"python": platform.python_version(), "pid": os.getpid()}
+    facts: dict[str, Any] = {"python": platform.python_version(), "pid": os.getpid(), "worker": __file__}
     for dist in ("onnxruntime", "torch", "numpy"):
         try:
             facts[dist] = metadata.version(dist)
