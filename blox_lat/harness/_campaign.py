@@ -237,6 +237,10 @@ def _measure_with_retries(runner: Runner, artifact: Any, profile: Any, protocol:
     return best, log, reason
 
 
+class _Lost(Exception):
+    """Internal: this farm member's device is gone; its model was handed back."""
+
+
 def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -376,58 +380,91 @@ def run_campaign(
         position = 0
         farm = len(profiles) > 1
 
+        wake = threading.Condition(guard)
+        busy = 0
+        exhausted = False
+
         def take() -> tuple[Any, Any] | None:
-            with guard:
-                if handed_back:
-                    return handed_back.popleft()
-                return next(pairs, None)
+            """The next model; when none is left, wait while another device may still hand
+            one back (its device can be lost mid-model)."""
+            nonlocal busy, exhausted
+            with wake:
+                while not stop.is_set():
+                    if handed_back:
+                        busy += 1
+                        return handed_back.popleft()
+                    if not exhausted:
+                        pair = next(pairs, None)
+                        if pair is not None:
+                            busy += 1
+                            return pair
+                        exhausted = True
+                    if busy == 0:
+                        return None
+                    wake.wait(0.2)
+                return None
+
+        def finished() -> None:
+            nonlocal busy
+            with wake:
+                busy -= 1
+                wake.notify_all()
 
         def work(member: Any, member_runner: Any, member_env: dict[str, Any]) -> None:
-            nonlocal position
             while not stop.is_set():
                 pair = take()
                 if pair is None:
                     return
-                arch, item = pair
-                base = {
-                    "schema": SCHEMA_VERSION, "kind": "measurement", "model_hash": arch.hash,
-                    "model_index": arch.index, "device": device, "unit": member.name,
-                    "profile": member.to_dict(), "protocol": protocol.identity(),
-                    "env_id": member_env["env_id"], "campaign_id": campaign_id,
-                }
-                if getattr(item, "model_hash", arch.hash) != arch.hash:
-                    raise BloxLatError(f"artifact stream out of order: got {item.model_hash} for {arch.hash}")
-                best, log = None, []
-                if not hasattr(item, "path"):  # ExportFailure
-                    record = {**base, "status": "failed", "reason": f"export failed: {item.reason}",
-                              "recorded_at": _now(), "attempts": 0, "measurement": None,
-                              "artifact": None, "attempt_log": []}
-                else:
-                    try:
-                        best, log, reason = _measure_with_retries(member_runner, item, member, protocol,
-                                                                  max_attempts, emit, arch, hand_over=farm)
-                    except DeviceLostError as exc:
-                        with guard:
-                            handed_back.append(pair)
-                            lost.append(member.name)
-                        emit("device-lost", {"device": member.name, "reason": exc.reason})
-                        return
-                    artifact = {"sha256": item.sha256, "format": item.format,
-                                "bytes": getattr(item, "bytes", None)}
-                    record = {**base, "status": "ok" if best else "failed",
-                              "reason": None if best else reason, "recorded_at": _now(),
-                              "attempts": len(log), "measurement": best.to_dict() if best else None,
-                              "artifact": artifact, "attempt_log": log}
-                with guard:
-                    if best is not None and len(log) > 1:
-                        counts["remeasured"] += 1
-                    if best is not None and best.noisy:
-                        counts["noisy"] += 1
-                    journal.append(record)
-                    records.append(record)
-                    counts["measured" if record["status"] == "ok" else "failed"] += 1
-                    position += 1
-                    emit("model", {"record": record, "position": position, "todo": len(todo)})
+                try:
+                    measure_one(member, member_runner, member_env, pair)
+                except _Lost:
+                    return
+                finally:
+                    finished()
+
+        def measure_one(member: Any, member_runner: Any, member_env: dict[str, Any],
+                        pair: tuple[Any, Any]) -> None:
+            nonlocal position
+            arch, item = pair
+            base = {
+                "schema": SCHEMA_VERSION, "kind": "measurement", "model_hash": arch.hash,
+                "model_index": arch.index, "device": device, "unit": member.name,
+                "profile": member.to_dict(), "protocol": protocol.identity(),
+                "env_id": member_env["env_id"], "campaign_id": campaign_id,
+            }
+            if getattr(item, "model_hash", arch.hash) != arch.hash:
+                raise BloxLatError(f"artifact stream out of order: got {item.model_hash} for {arch.hash}")
+            best, log = None, []
+            if not hasattr(item, "path"):  # ExportFailure
+                record = {**base, "status": "failed", "reason": f"export failed: {item.reason}",
+                          "recorded_at": _now(), "attempts": 0, "measurement": None,
+                          "artifact": None, "attempt_log": []}
+            else:
+                try:
+                    best, log, reason = _measure_with_retries(member_runner, item, member, protocol,
+                                                              max_attempts, emit, arch, hand_over=farm)
+                except DeviceLostError as exc:
+                    with guard:
+                        handed_back.append(pair)
+                        lost.append(member.name)
+                    emit("device-lost", {"device": member.name, "reason": exc.reason})
+                    raise _Lost from None
+                artifact = {"sha256": item.sha256, "format": item.format,
+                            "bytes": getattr(item, "bytes", None)}
+                record = {**base, "status": "ok" if best else "failed",
+                          "reason": None if best else reason, "recorded_at": _now(),
+                          "attempts": len(log), "measurement": best.to_dict() if best else None,
+                          "artifact": artifact, "attempt_log": log}
+            with guard:
+                if best is not None and len(log) > 1:
+                    counts["remeasured"] += 1
+                if best is not None and best.noisy:
+                    counts["noisy"] += 1
+                journal.append(record)
+                records.append(record)
+                counts["measured" if record["status"] == "ok" else "failed"] += 1
+                position += 1
+                emit("model", {"record": record, "position": position, "todo": len(todo)})
 
         if not farm:
             work(lead, runners[0], env)

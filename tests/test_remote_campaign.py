@@ -1,0 +1,209 @@
+"""Full campaigns over real protocol peers: a loopback OpenSSH server and the ADB emulator.
+
+The "remote" device is this host: the runner bundle is pushed and run with this interpreter,
+so the onnxruntime timings are real. Faults are real too: sshd is killed and restarted in the
+middle of a campaign, an ADB device of a farm disappears, keys and host keys are wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from peers.adbd import AdbDeviceEmulator
+from peers.sshd import SshServer, sshd_available
+
+from blox_lat import space as sp
+from blox_lat.cli.main import cli
+from blox_lat.devices import DeviceProfile, RetryPolicy, load_profiles
+from blox_lat.devices._adb import AdbTransport
+from blox_lat.devices._ssh import SshTransport
+from blox_lat.harness import TimingProtocol, TransportRunner, read_journal, run_campaign
+
+FAST = TimingProtocol(groups=3, runs_per_group=5, warmup_min_runs=5, warmup_min_s=0.0)
+NASTY_DIR = "remote dir; rm -rf x"
+needs_sshd = pytest.mark.skipif(sshd_available() is not None, reason=str(sshd_available()))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from blox_lat.exporters import ArtifactStore, export
+
+    s = ArtifactStore(tmp_path_factory.mktemp("store"))
+    for name in ("0", "1", "2", "3"):
+        export(sp.resolve(name), "onnx", store=s)
+    return s
+
+
+@pytest.fixture(scope="module")
+def adb_key(tmp_path_factory):
+    path = tmp_path_factory.mktemp("adbkey") / "adbkey"
+    AdbTransport("127.0.0.1:1", key_path=path)._signer()
+    return path
+
+
+def _emulator(root: Path, key: Path) -> AdbDeviceEmulator:
+    return AdbDeviceEmulator(root, trusted_keys=[(key.parent / "adbkey.pub").read_bytes()])
+
+
+def _ssh_toml(srv: SshServer, tmp_path: Path, name: str = "loop-ssh", **conn: object) -> Path:
+    settings = {"host": srv.host, "port": srv.port, "user": srv.user, "key": str(srv.client_key),
+                "known_hosts": str(srv.known_hosts), "python": sys.executable,
+                "workdir": str(tmp_path / NASTY_DIR)}
+    settings.update(conn)
+    lines = [f"[devices.{name}]", 'transport = "ssh"', 'runtime = "onnxruntime"', 'format = "onnx"',
+             "options = { threads = 1 }", f"[devices.{name}.connection]"]
+    lines += [f"{k} = {json.dumps(v)}" for k, v in settings.items()]
+    path = tmp_path / f"{name}.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _measurements(out: Path) -> list[dict]:
+    return [r for r in read_journal(out / "journal.jsonl") if r["kind"] == "measurement"]
+
+
+@needs_sshd
+def test_campaign_over_real_sshd_with_kill_and_restart(tmp_path, store):
+    archs = sp.select("0:4")
+    with SshServer(tmp_path / "sshd") as srv:
+        profile = load_profiles([_ssh_toml(srv, tmp_path)], config=False).get("loop-ssh")
+        transport = SshTransport(srv.host, srv.port, srv.user, srv.client_key, srv.known_hosts)
+        runner = TransportRunner(transport, workdir=str(tmp_path / NASTY_DIR), python=sys.executable,
+                                 timeout_s=120, retry=RetryPolicy(attempts=8, base_delay_s=0.3, max_delay_s=1.0))
+        restarted = threading.Event()
+
+        def on_event(kind, data):
+            if kind == "model" and data["position"] == 1:  # kill sshd (and the live link) mid-campaign
+                srv.stop()
+                threading.Timer(1.5, lambda: (srv.start(), restarted.set())).start()
+
+        summary = run_campaign(archs, profile, FAST, tmp_path / "run", runner=runner, store=store,
+                               on_event=on_event)
+    assert restarted.is_set()
+    assert (summary.measured, summary.failed, summary.remaining) == (4, 0, 0)
+    records = _measurements(tmp_path / "run")
+    assert sorted(r["model_index"] for r in records) == [0, 1, 2, 3]  # each exactly once
+    assert all(r["status"] == "ok" and r["unit"] == "loop-ssh" for r in records)
+    assert all(len(r["measurement"]["samples_ms"]) == 15 for r in records)
+    env = next(read_journal(tmp_path / "run" / "journal.jsonl", kind="environment"))
+    facts = env["device_facts"]
+    assert ".pyz" in facts["worker"]  # the self-contained bundle ran, not the installed package
+    assert "uname" in facts["device"]
+    # the artifacts and the runner sit in the directory with a space and ';', named by sha256
+    names = sorted(p.name for p in (tmp_path / NASTY_DIR).iterdir())
+    assert any(n.startswith("blox-lat-runner-") and n.endswith(".pyz") for n in names)
+    assert sum(n.endswith(".onnx") for n in names) == 4 and not any(n.endswith(".part") for n in names)
+    assert (tmp_path / "x").exists() is False
+
+
+@needs_sshd
+def test_measure_cli_over_ssh_and_one_line_key_errors(tmp_path, store):
+    with SshServer(tmp_path / "sshd") as srv:
+        toml = _ssh_toml(srv, tmp_path)
+        base = ["measure", "0:2", "--device-file", str(toml), "--device", "loop-ssh", "--runs", "10",
+                "--runs-per-group", "5", "--warmup-runs", "2", "--warmup-s", "0", "--store", str(store.root),
+                "--json"]
+        ok = CliRunner().invoke(cli, base + ["--out", str(tmp_path / "ok")])
+        assert ok.exit_code == 0, ok.output
+        data = json.loads(ok.output)
+        assert data["measured"] == 2 and all(r["latency_ms"] > 0 for r in data["results"])
+
+        cases = [
+            (["--connect", f"key={srv.wrong_key}"], "authorized_keys"),
+            (["--connect", f"known_hosts={tmp_path / 'empty_known_hosts'}"], "trust_new_host"),
+        ]
+        for extra, message in cases:
+            out = tmp_path / "bad"
+            r = CliRunner().invoke(cli, base + ["--out", str(out)] + extra)
+            assert r.exit_code == 2, r.output
+            assert message in r.output and r.output.strip().count("\n") == 0
+            assert "Traceback" not in r.output
+            assert not (out / "journal.jsonl").exists() or not _measurements(out)
+
+
+def test_campaign_over_adb_emulator(tmp_path, store, adb_key):
+    with _emulator(tmp_path / "device", adb_key) as emu:
+        workdir = emu.device_path(f"data/local/tmp/{NASTY_DIR}")
+        toml = tmp_path / "phone.toml"
+        toml.write_text(
+            "[devices.board]\ntransport = \"adb\"\nruntime = \"onnxruntime\"\nformat = \"onnx\"\n"
+            "options = { threads = 1 }\n[devices.board.connection]\n"
+            f"serial = {json.dumps(emu.serial)}\nkey = {json.dumps(str(adb_key))}\n"
+            f"python = {json.dumps(sys.executable)}\nworkdir = {json.dumps(workdir)}\n"
+        )
+        args = ["measure", "0:3", "--device-file", str(toml), "--device", "board", "--runs", "15",
+                "--runs-per-group", "5", "--warmup-runs", "2", "--warmup-s", "0", "--store", str(store.root),
+                "--out", str(tmp_path / "run"), "--json"]
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 0, r.output
+        again = CliRunner().invoke(cli, args)  # resumable: nothing left to do
+        assert json.loads(again.output)["already_done"] == 3
+    records = _measurements(tmp_path / "run")
+    assert sorted(r["model_index"] for r in records) == [0, 1, 2]
+    assert all(r["status"] == "ok" and len(r["measurement"]["samples_ms"]) == 15 for r in records)
+    assert sum(p.suffix == ".onnx" for p in emu.map_path(workdir).iterdir()) == 3
+
+
+def test_unauthorised_adb_key_is_one_line_exit_2(tmp_path, store, adb_key):
+    with AdbDeviceEmulator(tmp_path / "device") as emu:  # trusts no key, rejects unknown ones
+        r = CliRunner().invoke(cli, [
+            "measure", "0", "--device-file", str(_board_toml(tmp_path, emu, adb_key)), "--device", "board",
+            "--runs", "10", "--runs-per-group", "5", "--store", str(store.root), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 2, r.output
+    assert "Allow USB debugging" in r.output and r.output.strip().count("\n") == 0
+
+
+def _board_toml(tmp_path: Path, emu: AdbDeviceEmulator, key: Path, name: str = "board") -> Path:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(
+        f"[devices.{name}]\ntransport = \"adb\"\nruntime = \"onnxruntime\"\nformat = \"onnx\"\n"
+        f"options = {{ threads = 1 }}\n[devices.{name}.connection]\nserial = {json.dumps(emu.serial)}\n"
+        f"key = {json.dumps(str(key))}\npython = {json.dumps(sys.executable)}\n"
+        f"workdir = {json.dumps(emu.device_path('data/local/tmp/blox'))}\n"
+    )
+    return path
+
+
+def test_device_farm_hands_over_the_models_of_a_lost_device(tmp_path, store, adb_key):
+    archs = sp.select("0:4")
+    with _emulator(tmp_path / "a", adb_key) as a, _emulator(tmp_path / "b", adb_key) as b:
+        profiles = [DeviceProfile(name=n, transport="adb", runtime="onnxruntime", format="onnx",
+                                  options={"threads": 1}) for n in ("phone-a", "phone-b")]
+        fast_retry = RetryPolicy(attempts=2, base_delay_s=0.05, max_delay_s=0.05)
+        runners = [TransportRunner(AdbTransport(e.serial, key_path=adb_key, connect_timeout_s=2),
+                                   workdir=e.device_path("data/local/tmp/blox"), python=sys.executable,
+                                   timeout_s=120, retry=fast_retry) for e in (a, b)]
+        lost_events = []
+
+        def on_event(kind, data):
+            if kind == "model" and data["record"]["unit"] == "phone-b":
+                b.stop()  # phone-b is unplugged after its first model
+            if kind == "device-lost":
+                lost_events.append(data["device"])
+
+        summary = run_campaign(archs, profiles, FAST, tmp_path / "farm", runner=runners, store=store,
+                               on_event=on_event, record_as="phone")
+    records = _measurements(tmp_path / "farm")
+    assert sorted(r["model_index"] for r in records) == [0, 1, 2, 3]  # every model exactly once
+    assert all(r["status"] == "ok" and r["device"] == "phone" for r in records)
+    units = {r["unit"] for r in records}
+    assert units == {"phone-a", "phone-b"}
+    assert sum(r["unit"] == "phone-b" for r in records) == 1
+    assert lost_events == ["phone-b"] and summary.lost_devices == ("phone-b",)
+    envs = list(read_journal(tmp_path / "farm" / "journal.jsonl", kind="environment"))
+    assert sorted(e["unit"] for e in envs) == ["phone-a", "phone-b"]
+
+
+def test_farm_members_must_share_one_setting(tmp_path):
+    from blox_lat.errors import BloxLatError
+
+    a = DeviceProfile(name="a", transport="adb", runtime="onnxruntime", format="onnx")
+    b = DeviceProfile(name="b", transport="adb", runtime="onnxruntime", format="onnx-int8", precision="int8")
+    with pytest.raises(BloxLatError, match="measure differently"):
+        run_campaign(sp.select("0"), [a, b], FAST, tmp_path / "x", runner=[object(), object()])
+    assert not (tmp_path / "x").exists()
