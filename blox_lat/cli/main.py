@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "measure": "blox_lat.cli.measure:measure",
     "devices": "blox_lat.cli.devices:devices",
     "dataset": "blox_lat.cli.dataset:dataset",
+    "train": "blox_lat.cli.train:train",
 }
 
 EXIT_USER_ERROR = 2

@@ -246,9 +246,14 @@ class EpochLoop:
             self.save()
 
     def discard(self) -> None:
+        """Remove the checkpoint (the model is done) and its folder once empty."""
         try:
             self.path.unlink()
         except FileNotFoundError:
+            pass
+        try:
+            self.path.parent.rmdir()
+        except OSError:
             pass
 
 
