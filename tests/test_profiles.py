@@ -136,11 +136,11 @@ def test_cli_list_show_check(tmp_path):
     assert "my-laptop" in out.output and "gtx1080ti" in out.output
     out = runner.invoke(cli, ["devices", "show", "sd888", "--json"])
     assert out.exit_code == 0 and '"runtime": "snpe"' in out.output
-    out = runner.invoke(cli, ["devices", "check", str(path)])
+    out = runner.invoke(cli, ["devices", "validate", str(path)])
     assert out.exit_code == 0 and "2 profile(s) OK" in out.output
     bad = tmp_path / "bad.toml"
     bad.write_text("[devices.x]\nruntime='x'\n")
-    out = runner.invoke(cli, ["devices", "check", str(bad)])
+    out = runner.invoke(cli, ["devices", "validate", str(bad)])
     assert out.exit_code == 2 and "lacks transport" in out.output
     out = runner.invoke(cli, ["devices", "show", "nope"])
     assert out.exit_code == 2 and out.output.count("\n") == 1

@@ -35,18 +35,38 @@ def devices() -> None:
 
 @devices.command("list")
 @device_file_option
-@json_option("Print one JSON object per profile (NDJSON).")
-def list_(device_files: tuple[str, ...], as_json: bool) -> None:
-    """All known device profiles."""
+@click.option("--adb/--no-adb", "with_adb", default=True, show_default=True,
+              help="Also list the ADB devices this computer sees ('adb devices -l').")
+@json_option("Print one JSON object per profile, then per ADB device (NDJSON, 'kind' tells which).")
+def list_(device_files: tuple[str, ...], with_adb: bool, as_json: bool) -> None:
+    """All known device profiles, and the ADB devices attached, with their state."""
     from blox_lat.devices import load_profiles
+    from blox_lat.devices._adb_devices import AdbUnavailable, list_adb_devices
 
     profiles = load_profiles(device_files).profiles()
+    adb_devices, adb_note = [], None
+    if with_adb:
+        try:
+            adb_devices = list_adb_devices()
+        except AdbUnavailable as exc:
+            adb_note = str(exc)
     if as_json:
-        emit_ndjson(p.describe() for p in profiles)
+        emit_ndjson([*({"kind": "profile", **p.describe()} for p in profiles),
+                     *({"kind": "adb-device", **d.to_dict()} for d in adb_devices)])
         return
     rows = [{"name": p.name, "transport": p.transport, "runtime": p.runtime, "format": p.format,
              "batch": p.batch, "precision": p.precision, "source": p.source} for p in profiles]
     emit_table(rows, ["name", "transport", "runtime", "format", "batch", "precision", "source"])
+    if with_adb:
+        click.echo("")
+        if adb_note:
+            click.echo(f"ADB devices: unknown ({adb_note})")
+        elif not adb_devices:
+            click.echo("ADB devices: none attached")
+        else:
+            emit_table([{"adb serial": d.serial, "state": d.state,
+                         "model": d.details.get("model", "")} for d in adb_devices],
+                       ["adb serial", "state", "model"])
 
 
 @devices.command()
@@ -66,10 +86,43 @@ def show(name: str, device_files: tuple[str, ...], as_json: bool) -> None:
 
 @devices.command()
 @click.argument("path", type=click.Path(dir_okay=False))
-def check(path: str) -> None:
+def validate(path: str) -> None:
     """Validate a device TOML file and list the profiles it defines."""
     from blox_lat.devices import load_profiles
 
     registry = load_profiles([path], config=False)
     names = [p.name for p in registry.profiles() if p.source == path]
     click.echo(f"{path}: {len(names)} profile(s) OK: {', '.join(names) or '(none)'}")
+
+
+@devices.command()
+@click.argument("name")
+@device_file_option
+@click.option("--connect", "connect", multiple=True, metavar="KEY=VALUE",
+              help="Override a connection setting, e.g. host=gpu-box or serial=PHONE:5555.")
+@json_option("Print the steps as JSON.")
+def check(name: str, device_files: tuple[str, ...], connect: tuple[str, ...], as_json: bool) -> None:
+    """Connect to device NAME and prove it can be measured, step by step.
+
+    Steps: profile, connect (authentication and host key), file round trip through the work
+    directory, runtime probe (runtime versions; for SNPE the DSP), device facts. Stops at the
+    first failing step and exits with status 2.
+    """
+    from blox_lat.devices import load_profiles
+    from blox_lat.devices._check import check_device
+    from blox_lat.devices._connect import parse_connect_options
+    from blox_lat.errors import BloxLatError
+
+    profile = load_profiles(device_files).get(name)
+
+    def show(step) -> None:
+        if not as_json:
+            mark = "ok  " if step.ok else "FAIL"
+            click.echo(f"{mark} {step.name:<16} {step.seconds:6.2f} s  {step.detail}")
+
+    steps = check_device(profile, parse_connect_options(connect), on_step=show)
+    if as_json:
+        emit_json({"device": name, "ok": all(s.ok for s in steps), "steps": [s.to_dict() for s in steps]})
+    failed = next((s for s in steps if not s.ok), None)
+    if failed is not None:
+        raise BloxLatError(f"device {name!r} failed the {failed.name} step: {failed.detail}")

@@ -370,6 +370,7 @@ class ThermalGuard:
                  sleep: Any = None) -> None:
         self.runner = runner
         self.transport = runner.transport
+        self.workdir = getattr(runner, "workdir", None)
         self.max_c = float(max_c)
         self.timeout_s = float(timeout_s)
         self.poll_s = float(poll_s)
