@@ -361,6 +361,12 @@ class AdbTransport(Transport):
             raise TransportError(f"cannot push {local}: no such file")
         self._file_op(lambda dev: dev.push(str(local), remote, read_timeout_s=_NO_TIMEOUT_S), f"push {local} -> {remote}")
 
+    def exists(self, remote_path: str) -> bool:
+        """The sync protocol's STAT (mode 0 = missing): cheaper than a shell round trip."""
+        found: list[bool] = []
+        self._file_op(lambda dev: found.append(dev.stat(remote_path, read_timeout_s=_NO_TIMEOUT_S)[0] != 0), f"stat {remote_path}")
+        return found[0]
+
     def pull(self, remote: str, local: Path) -> None:
         local = Path(local)
         if not local.parent.is_dir():

@@ -291,6 +291,20 @@ class SshTransport(Transport):
         part = remote + ".part"
         self._sftp_op(lambda s: (s.put(str(local), part), s.posix_rename(part, remote)), f"push {local} -> {remote}")
 
+    def exists(self, remote_path: str) -> bool:
+        """SFTP ``stat`` on the open session: no new exec channel (~100 ms each) per check."""
+        found: list[bool] = []
+
+        def stat(sftp: Any) -> None:
+            try:
+                sftp.stat(remote_path)
+                found.append(True)
+            except FileNotFoundError:
+                found.append(False)
+
+        self._sftp_op(stat, f"stat {remote_path}")
+        return found[0]
+
     def pull(self, remote: str, local: Path) -> None:
         local = Path(local)
         part = local.with_name(f".{local.name}.part")

@@ -31,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from blox_lat.devices._transport import ConnectionLostError
 from blox_lat.errors import BloxLatError
 from blox_lat.harness._environment import collect_environment
 from blox_lat.harness._journal import JOURNAL_NAME, SCHEMA_VERSION, Journal, read_journal
@@ -213,7 +214,10 @@ def _measure_with_retries(runner: Runner, artifact: Any, profile: Any, protocol:
     reason: str | None = None
     for attempt in range(1, max_attempts + 1):
         try:
-            raw = runner.measure(artifact, profile, protocol)
+            try:
+                raw = runner.measure(artifact, profile, protocol)
+            except ConnectionLostError as exc:  # a runner without its own reconnect logic
+                raise DeviceLostError(str(exc)) from exc
             m = Measurement.from_ns(raw.samples_ns, runs_per_group=protocol.runs_per_group,
                                     warmup_runs=raw.warmup_runs, started_at=raw.started_at,
                                     finished_at=raw.finished_at, cv_threshold=protocol.cv_threshold)

@@ -278,22 +278,24 @@ class TransportRunner:
         self.affinity = list(affinity) if affinity is not None else None
         self.retry = retry or RetryPolicy(attempts=6, base_delay_s=0.5, max_delay_s=8.0)
         self._present: set[str] = set()
+        self._workdir_made = False
 
     def _remote_path(self, artifact: Any) -> str:
         suffix = Path(artifact.path).suffix
         return f"{self.workdir}/{artifact.sha256}{suffix}"
 
     def _ensure(self, local: Path, remote: str) -> None:
-        """Push ``local`` to ``remote`` unless it is there; via a temporary name, so an
-        interrupted push never leaves a truncated file under the final name."""
+        """Push ``local`` to ``remote`` unless it is there. Transports never leave a truncated
+        file under the final name (SSH uploads to ``.part`` and renames; adbd deletes a
+        partial sync file), so existence means complete."""
         if remote in self._present:
             return
         t = self.transport
         if not t.exists(remote):
-            t.mkdir_p(self.workdir)
-            partial = f"{remote}.part"
-            t.push(Path(local), partial)
-            t.run(["mv", "-f", "--", partial, remote]).check()
+            if not self._workdir_made:
+                t.mkdir_p(self.workdir)
+                self._workdir_made = True
+            t.push(Path(local), remote)
         self._present.add(remote)
 
     def _bundle_path(self) -> str:
@@ -330,6 +332,7 @@ class TransportRunner:
             raise ModelTimeoutError(f"timed out after {self.timeout_s:g} s on the device") from None
         except ConnectionLostError as exc:
             self._present.clear()
+            self._workdir_made = False
             raise DeviceLostError(f"device lost: {' '.join(str(exc).split())[:400]}") from None
         except TransportError as exc:
             raise ModelFailedError(f"transport error: {' '.join(str(exc).split())[:500]}") from None

@@ -57,7 +57,12 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
         if op == "probe":
             return {"ok": True, "facts": probe()}
         if op == "measure":
-            return {"ok": True, "raw": measure_request(request).to_dict()}
+            import time
+
+            start = time.perf_counter()
+            raw = measure_request(request).to_dict()
+            raw["facts"]["handle_s"] = round(time.perf_counter() - start, 6)  # load + warm-up + runs
+            return {"ok": True, "raw": raw}
         return {"ok": False, "error": f"ValueError: unknown op {op!r}"}
     except Exception as exc:  # a model that fails to load or run fails that model, reported
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
