@@ -36,7 +36,7 @@ FAST = dict(batch_size=32, augment=False)
 @pytest.fixture(scope="module", autouse=True)
 def _threads():
     old = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # steadier than 2 threads on a busy 2-core CI machine, and repeatable
     yield
     torch.set_num_threads(old)
 
@@ -55,7 +55,7 @@ def data(archive) -> tr.CifarData:
 def teacher_run(data, tmp_path_factory):
     """A normal run of the teacher on the learnable task: 3 epochs, lr 0.02 (the shared teacher)."""
     out = tmp_path_factory.mktemp("runs")
-    cfg = tr.default_config("normal", epochs=3, lr=0.02, **FAST)
+    cfg = tr.default_config("normal", epochs=3, lr=0.02, batch_size=16, augment=False)
     results = tr.train_models("normal", [TEACHER_ARCH], data, out, cfg)
     return out, cfg, results
 
@@ -193,7 +193,7 @@ def test_normal_training_beats_chance_and_writes_a_record(teacher_run):
     assert again[0].status == "skipped"
     with pytest.raises(tr.CheckpointError, match="other settings.*epochs"):
         tr.train_models("normal", [TEACHER_ARCH], tr.load_cifar100(rec["data"]["source"]), out,
-                        tr.default_config("normal", epochs=4, lr=0.02, **FAST))
+                        tr.default_config("normal", epochs=4, lr=0.02, batch_size=16, augment=False))
 
 
 def test_table4_defaults():
@@ -241,7 +241,7 @@ def test_distillation_library_finetune_and_dataset(data, teacher, teacher_run, t
     archs = [sp.resolve(TEACHER_ARCH), sp.resolve(STUDENT_ARCH)]
     blocks = tr.candidate_blocks(archs)
     assert blocks == [(0, archs[0].blocks[0]), (0, archs[1].blocks[0]), (1, archs[0].blocks[1]), (2, archs[0].blocks[2])]
-    dcfg = tr.default_config("distill", epochs=2, batch_size=16, limit_train=96)
+    dcfg = tr.default_config("distill", epochs=2, batch_size=8, limit_train=96)
     res = tr.distill_blocks(blocks, data, out, dcfg, teacher=teacher)
     assert [r.status for r in res] == ["done"] * 4
     lib = out / f"distill-{teacher.model_hash[:8]}-2"
@@ -249,7 +249,9 @@ def test_distillation_library_finetune_and_dataset(data, teacher, teacher_run, t
         rec = json.loads(Path(r.record).read_text())
         assert rec["kind"] == "distill-block" and rec["teacher"] == teacher.model_hash and rec["epochs"] == 2
         assert rec["block_name"] == sp.list_blocks()[rec["block_id"]].name
-        assert rec["val_mse"] < rec["val_mse_initial"], r.name  # distillation reduces the block MSE
+        # distillation reduces the block MSE: on held-out images (eval mode) and while training
+        assert rec["val_mse"] < rec["val_mse_initial"], (r.name, rec["val_mse"], rec["val_mse_initial"])
+        assert rec["metrics"]["distill_loss"][-1] < rec["metrics"]["distill_loss"][0]
         assert rec["distill_loss"] == rec["metrics"]["distill_loss"][-1]
         assert rec["val_acc_delta"] == pytest.approx(rec["swapped_val_top1"] - rec["teacher_val_top1"])
         assert (lib / "blocks" / f"{r.name}.pt").exists()
@@ -357,6 +359,7 @@ def _invoke(args):
     return CliRunner().invoke(cli, args)
 
 
+_ENV1 = {**os.environ, "OMP_NUM_THREADS": "1"}
 TINY = ["--epochs", "1", "--batch-size", "32", "--limit-train", "32", "--limit-eval", "20", "--device", "cpu", "--no-augment"]
 
 
@@ -388,7 +391,7 @@ def test_cli_errors_are_one_line(archive, tmp_path, args, message):
     junk.write_bytes(b"not a torch file")
     args = [a.format(archive=archive, junk=junk) for a in args]
     proc = subprocess.run([sys.executable, "-m", "blox_lat", "train", *args, "--out", str(tmp_path / "o")],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=_ENV1)
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("blox-lat: error:") and message in lines[0], proc.stderr
@@ -409,7 +412,7 @@ def test_console_script_sigkill_and_resume(archive, tmp_path):
         "--batch-size", "32", "--limit-train", "32", "--limit-eval", "10", "--device", "cpu", "--no-augment"]
     h = sp.resolve(TEACHER_ARCH).hash
     ckpt = tmp_path / "normal" / "checkpoints" / f"{h}-0.pt"
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_ENV1)
     deadline = time.monotonic() + 120
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -419,11 +422,11 @@ def test_console_script_sigkill_and_resume(archive, tmp_path):
     epoch = json.loads(torch.load(ckpt, weights_only=True)["meta"])["epoch"]  # the checkpoint survived the kill
     assert 1 <= epoch < 6
     cmd[cmd.index("6")] = str(epoch + 1)
-    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=_ENV1)
     # other epochs than the checkpoint's run are refused...
     assert res.returncode == 2 and "other settings" in res.stderr
     cmd[cmd.index(str(epoch + 1))] = "6"
-    res = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=300)
+    res = subprocess.run(cmd + ["--json"], capture_output=True, text=True, timeout=300, env=_ENV1)
     assert res.returncode == 0, res.stderr
     assert "resuming after epoch" in res.stderr
     rec = json.loads((tmp_path / "normal" / f"{h}-0.json").read_text())

@@ -18,7 +18,7 @@ import numpy as np
 __all__ = ["synthetic_images", "write_synthetic_cifar100"]
 
 
-def synthetic_images(n: int, classes: int, rng: np.random.Generator, noise: float = 40.0) -> tuple[np.ndarray, list[int]]:
+def synthetic_images(n: int, classes: int, rng: np.random.Generator, noise: float = 20.0) -> tuple[np.ndarray, list[int]]:
     palette = np.random.default_rng(1234).integers(30, 226, size=(classes, 3))
     labels = rng.integers(0, classes, size=n)
     img = np.empty((n, 3, 32, 32), dtype=np.float64)
