@@ -85,7 +85,8 @@ def test_campaign_over_real_sshd_with_kill_and_restart(tmp_path, store):
         summary = run_campaign(archs, profile, FAST, tmp_path / "run", runner=runner, store=store,
                                on_event=on_event)
     assert restarted.is_set()
-    assert (summary.measured, summary.failed, summary.remaining) == (4, 0, 0)
+    reasons = [r["reason"] for r in summary.records if r["status"] != "ok"]
+    assert (summary.measured, summary.failed, summary.remaining) == (4, 0, 0), reasons
     records = _measurements(tmp_path / "run")
     assert sorted(r["model_index"] for r in records) == [0, 1, 2, 3]  # each exactly once
     assert all(r["status"] == "ok" and r["unit"] == "loop-ssh" for r in records)
@@ -207,3 +208,43 @@ def test_farm_members_must_share_one_setting(tmp_path):
     with pytest.raises(BloxLatError, match="measure differently"):
         run_campaign(sp.select("0"), [a, b], FAST, tmp_path / "x", runner=[object(), object()])
     assert not (tmp_path / "x").exists()
+
+
+@needs_sshd
+def test_served_worker_over_ssh_survives_hangs_and_crashes(tmp_path, store):
+    """One --serve worker per campaign: a hanging model is killed on the device (timeout), a
+    crashing one fails alone, and the next model gets a fresh worker on the same link."""
+    import time
+
+    from blox_lat.devices import get_device
+    from blox_lat.harness import ModelTimeoutError, WorkerCrashedError
+
+    from blox_lat.exporters import export
+
+    artifact = export(sp.resolve("0"), "onnx", store=store)
+    with SshServer(tmp_path / "sshd") as srv:
+        t = SshTransport(srv.host, srv.port, srv.user, srv.client_key, srv.known_hosts)
+        runner = TransportRunner(t, workdir=str(tmp_path / "w"), python=sys.executable, timeout_s=3.0)
+        try:
+            assert runner.describe()["persistent"] is True
+            first = runner.measure(artifact, get_device("cpu"), FAST)
+            pid = first.facts["pid"]
+            second = runner.measure(artifact, get_device("cpu"), FAST)
+            assert second.facts["pid"] == pid  # the same remote interpreter answered both
+            slow = TimingProtocol(groups=1, runs_per_group=5, warmup_min_runs=10, warmup_min_s=60.0)
+            started = time.monotonic()
+            with pytest.raises(ModelTimeoutError):
+                runner.measure(artifact, get_device("cpu"), slow)
+            assert time.monotonic() - started < 20
+            assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+            third = runner.measure(artifact, get_device("cpu"), FAST)
+            assert third.facts["pid"] != pid
+            long = TimingProtocol(groups=1, runs_per_group=5, warmup_min_runs=10, warmup_min_s=30.0)
+            killer = threading.Timer(1.0, __import__("os").kill, args=(third.facts["pid"], 9))
+            killer.start()
+            with pytest.raises(WorkerCrashedError):
+                runner.measure(artifact, get_device("cpu"), long)
+            killer.join()
+            assert len(runner.measure(artifact, get_device("cpu"), FAST).samples_ns) == 15
+        finally:
+            runner.close()

@@ -181,6 +181,14 @@ class AdbTransport(Transport):
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "serial": self.serial, "connection": "tcp" if self._tcp else "usb"}
 
+    def clone(self) -> AdbTransport | None:
+        """A second, independent connection to the same device (TCP only: a USB interface can
+        be claimed once), e.g. to push the next model while this one measures."""
+        if self._tcp is None:
+            return None
+        return AdbTransport(self.serial, key_path=self.key_path, auth_timeout_s=self.auth_timeout_s,
+                            connect_timeout_s=self.connect_timeout_s, retry=self.retry)
+
     # -- connection -------------------------------------------------------------------------
     def _signer(self) -> Any:
         from adb_shell.auth.keygen import keygen

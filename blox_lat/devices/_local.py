@@ -113,6 +113,15 @@ class LocalTransport(Transport):
             duration_s=time.perf_counter() - start,
         )
 
+    supports_processes: ClassVar[bool] = True
+    #: pushes may run on another thread while a command runs (separate channels)
+    concurrent_ops: ClassVar[bool] = True
+
+    def start(self, argv: Sequence[str], *, cwd: str | None = None) -> Any:
+        from blox_lat.devices._process import LocalProcess
+
+        return LocalProcess([str(a) for a in argv], cwd, self._env)
+
     def push(self, local: Path, remote: str) -> None:
         _copy(Path(local), Path(remote))
 

@@ -23,11 +23,13 @@ import re
 import select
 import shlex
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from blox_lat.devices._process import RemoteProcess
 from blox_lat.devices._transport import (
     AuthenticationError,
     CommandResult,
@@ -81,6 +83,7 @@ class SshTransport(Transport):
         self.connect_timeout_s = connect_timeout_s
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        self._sftp_lock = threading.RLock()
 
     @property
     def known_hosts(self) -> Path:
@@ -266,6 +269,27 @@ class SshTransport(Transport):
             else:
                 select.select([chan], [], [], wait)
 
+    supports_processes: ClassVar[bool] = True
+    #: pushes may run on another thread while a command runs (separate channels)
+    concurrent_ops: ClassVar[bool] = True
+
+    def start(self, argv: Sequence[str], *, cwd: str | None = None) -> Any:
+        """A long-lived remote process on its own exec channel (stdin/stdout kept open)."""
+        argv = tuple(str(a) for a in argv)
+        wrapped = f"printf '{_PID_MARK}%s\\n' \"$$\" >&2; " + (
+            f"cd {shlex.quote(cwd)} && exec {shlex.join(argv)}" if cwd else f"exec {remote_command_line(argv)}"
+        )
+        try:
+            chan = self._transport().open_session(timeout=self.connect_timeout_s)
+            chan.exec_command(wrapped)
+        except (OSError, EOFError) as exc:
+            raise ConnectionLostError(f"lost {self._where()} while starting {argv!r}: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("paramiko"):
+                raise ConnectionLostError(f"lost {self._where()} while starting {argv!r}: {exc}") from exc
+            raise
+        return SshProcess(self, chan)
+
     def _kill_remote(self, pid: int | None) -> None:
         if pid is None:
             return
@@ -315,6 +339,10 @@ class SshTransport(Transport):
             part.unlink(missing_ok=True)
 
     def _sftp_op(self, op: Callable[[Any], object], what: str) -> None:
+        with self._sftp_lock:  # one SFTP session, one request stream: a prefetch thread waits
+            self._sftp_op_locked(op, what)
+
+    def _sftp_op_locked(self, op: Callable[[Any], object], what: str) -> None:
         try:
             op(self._sftp_client())
         except (FileNotFoundError, PermissionError) as exc:
@@ -364,3 +392,78 @@ class _TrustAndSavePolicy:
         self.known_hosts.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with self.known_hosts.open("a") as fh:
             fh.write(HostKeyEntry([hostname], key).to_line())
+
+
+class SshProcess(RemoteProcess):
+    """A process on an SSH exec channel; its PID comes first on stderr (for ``kill``)."""
+
+    def __init__(self, transport: SshTransport, chan: Any) -> None:
+        super().__init__()
+        self.transport, self.chan = transport, chan
+        self.pid: int | None = None
+        self._err = bytearray()
+
+    def _drain_stderr(self) -> None:
+        while self.chan.recv_stderr_ready():
+            self._err += self.chan.recv_stderr(65536)
+        if self.pid is None and b"\n" in self._err:
+            match = _PID_RE.match(self._err.decode("utf-8", "replace"))
+            if match:
+                self.pid = int(match.group(1))
+                del self._err[: len(match.group(0))]
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.chan.sendall(data)
+        except (OSError, EOFError) as exc:
+            raise self._lost(exc) from exc
+
+    def _lost(self, exc: BaseException) -> Exception:
+        t = self.transport._client.get_transport() if self.transport._client else None
+        if t is None or not t.is_active():
+            return ConnectionLostError(f"lost {self.transport._where()}: {exc}")
+        return TransportError(f"the remote process ended: {self.stderr_tail()}")
+
+    def _ended(self) -> bytes:
+        """The channel is at EOF: a process that exited reports a status; a session that was
+        killed with the server (or a dropped link) does not, and that is a lost connection."""
+        self.chan.status_event.wait(1.0)
+        t = self.transport._client.get_transport() if self.transport._client else None
+        if t is None or not t.is_active() or not self.chan.status_event.is_set():
+            raise ConnectionLostError(f"lost {self.transport._where()} during a request "
+                                      "(the session ended without an exit status)")
+        return b""
+
+    def _recv(self, timeout_s: float) -> bytes | None:
+        self._drain_stderr()
+        if not self.chan.recv_ready():
+            if self.chan.eof_received or self.chan.closed:
+                return self._ended()
+            select.select([self.chan], [], [], timeout_s)
+            self._drain_stderr()
+            if not self.chan.recv_ready():
+                if self.chan.eof_received or self.chan.closed:
+                    return self._ended()
+                t = self.transport._client.get_transport() if self.transport._client else None
+                if t is None or not t.is_active():
+                    raise ConnectionLostError(f"lost {self.transport._where()} during a request")
+                return None
+        return self.chan.recv(65536)
+
+    def alive(self) -> bool:
+        return not (self.chan.closed or self.chan.exit_status_ready())
+
+    def stderr_tail(self) -> str:
+        try:
+            self._drain_stderr()
+        except Exception:  # noqa: BLE001 - a dead channel has no more stderr
+            pass
+        return " | ".join(self._err.decode("utf-8", "replace").strip().splitlines()[-5:])
+
+    def kill(self) -> None:
+        try:
+            self._drain_stderr()
+        except Exception:  # noqa: BLE001
+            pass
+        self.transport._kill_remote(self.pid)
+        self.chan.close()

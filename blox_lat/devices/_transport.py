@@ -163,6 +163,13 @@ class Transport(abc.ABC):
     def describe(self) -> dict[str, Any]:
         """JSON-able identity of the link, e.g. ``{"kind": "ssh", "host": ..., "port": ...}``."""
 
+    #: whether :meth:`start` can keep a process open (see :mod:`blox_lat.devices._process`)
+    supports_processes: ClassVar[bool] = False
+
+    def start(self, argv: Sequence[str], *, cwd: str | None = None) -> Any:
+        """Start ``argv`` and return a :class:`~blox_lat.devices._process.RemoteProcess`."""
+        raise TransportError(f"{type(self).__name__} cannot keep a process open; use run()")
+
     # -- helpers built on run() -------------------------------------------------------------
     def mkdir_p(self, remote_dir: str) -> None:
         """Create ``remote_dir`` and its parents (``mkdir -p``)."""

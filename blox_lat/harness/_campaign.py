@@ -388,6 +388,22 @@ def run_campaign(
         busy = 0
         exhausted = False
 
+        pending: deque[tuple[Any, Any]] = deque()
+
+        def peek() -> tuple[Any, Any] | None:
+            """The model after the current one, without taking it (for prefetching)."""
+            nonlocal exhausted
+            with wake:
+                if handed_back:
+                    return handed_back[0]
+                if not pending and not exhausted:
+                    pair = next(pairs, None)
+                    if pair is None:
+                        exhausted = True
+                    else:
+                        pending.append(pair)
+                return pending[0] if pending else None
+
         def take() -> tuple[Any, Any] | None:
             """The next model; when none is left, wait while another device may still hand
             one back (its device can be lost mid-model)."""
@@ -397,6 +413,9 @@ def run_campaign(
                     if handed_back:
                         busy += 1
                         return handed_back.popleft()
+                    if pending:
+                        busy += 1
+                        return pending.popleft()
                     if not exhausted:
                         pair = next(pairs, None)
                         if pair is not None:
@@ -419,6 +438,11 @@ def run_campaign(
                 pair = take()
                 if pair is None:
                     return
+                prefetch = getattr(member_runner, "prefetch", None)
+                if not farm and callable(prefetch):
+                    upcoming = peek()
+                    if upcoming is not None and hasattr(upcoming[1], "path"):
+                        prefetch(upcoming[1])
                 try:
                     measure_one(member, member_runner, member_env, pair)
                 except _Lost:

@@ -260,15 +260,17 @@ class TransportRunner:
 
     The device needs a Python interpreter (``python``) with the runtime (torch, or onnxruntime
     and numpy) only: the runner bundle (:mod:`blox_lat.harness._bundle`) and the artifacts are
-    pushed to ``workdir``, named by their sha256, once. Each model is one command (the request
-    on stdin, one JSON answer on stdout); inferences are timed inside that remote process and
-    the host applies the protocol. A lost link is reconnected with back-off (``retry``); a
-    link that stays down raises :class:`DeviceLostError`.
+    pushed to ``workdir``, named by their sha256, once. Where the transport can keep a process
+    open (SSH, local) one ``--serve`` worker answers every model of the campaign over its
+    stdin/stdout (``persistent``); elsewhere (ADB) each model is one command with the request on
+    stdin. Inferences are timed inside that remote process and the host applies the protocol.
+    :meth:`prefetch` pushes the next artifact while the device measures. A lost link is
+    reconnected with back-off (``retry``); a link that stays down raises :class:`DeviceLostError`.
     """
 
     def __init__(self, transport: Any, *, workdir: str, python: str = "python3",
                  timeout_s: float = DEFAULT_TIMEOUT_S, affinity: Sequence[int] | None = None,
-                 retry: Any = None) -> None:
+                 retry: Any = None, persistent: bool = True) -> None:
         from blox_lat.devices._transport import RetryPolicy
 
         self.transport = transport
@@ -279,24 +281,64 @@ class TransportRunner:
         self.retry = retry or RetryPolicy(attempts=6, base_delay_s=0.5, max_delay_s=8.0)
         self._present: set[str] = set()
         self._workdir_made = False
+        self.persistent = persistent
+        self._proc: Any = None
+        self._prefetching: dict[str, threading.Thread] = {}
+        self._second: Any = None
 
     def _remote_path(self, artifact: Any) -> str:
         suffix = Path(artifact.path).suffix
         return f"{self.workdir}/{artifact.sha256}{suffix}"
 
-    def _ensure(self, local: Path, remote: str) -> None:
+    def _ensure(self, local: Path, remote: str, transport: Any = None) -> None:
         """Push ``local`` to ``remote`` unless it is there. Transports never leave a truncated
         file under the final name (SSH uploads to ``.part`` and renames; adbd deletes a
         partial sync file), so existence means complete."""
+        pending = self._prefetching.pop(remote, None)
+        if pending is not None and pending is not threading.current_thread():
+            pending.join()
         if remote in self._present:
             return
-        t = self.transport
+        t = transport or self.transport
         if not t.exists(remote):
             if not self._workdir_made:
                 t.mkdir_p(self.workdir)
                 self._workdir_made = True
             t.push(Path(local), remote)
         self._present.add(remote)
+
+    def prefetch(self, artifact: Any) -> None:
+        """Start pushing the *next* model's artifact while the device measures this one.
+
+        Runs on the same link when the transport allows concurrent operations (SSH channels,
+        local), on a second connection when it can open one (ADB over TCP), else not at all.
+        A failed prefetch is forgotten: the push is simply done again when the model comes.
+        """
+        remote = self._remote_path(artifact)
+        if remote in self._present or remote in self._prefetching:
+            return
+        pusher = self._pusher()
+        if pusher is None:
+            return
+
+        def push() -> None:
+            try:
+                pusher.connect()
+                self._ensure(Path(artifact.path), remote, pusher)
+            except Exception:  # noqa: BLE001 - retried in the foreground, with its error
+                pass
+
+        thread = threading.Thread(target=push, name="blox-lat-prefetch", daemon=True)
+        self._prefetching[remote] = thread
+        thread.start()
+
+    def _pusher(self) -> Any:
+        if getattr(self.transport, "concurrent_ops", False):
+            return self.transport
+        if self._second is None:
+            clone = getattr(self.transport, "clone", None)
+            self._second = clone() if callable(clone) else False
+        return self._second or None
 
     def _bundle_path(self) -> str:
         from blox_lat.harness._bundle import runner_bundle
@@ -305,6 +347,42 @@ class TransportRunner:
         remote = f"{self.workdir}/{bundle.remote_name}"
         self._ensure(bundle.path, remote)
         return remote
+
+    def _ask_served(self, t: Any, runner: str, request: dict[str, Any]) -> str:
+        """One request to the long-lived ``--serve`` worker (started on first use)."""
+        from blox_lat.devices._transport import CommandTimeoutError, ConnectionLostError, TransportError
+
+        if self._proc is None or not self._proc.alive():
+            self._drop_proc()
+            self._proc = t.start([self.python, runner, "--serve"], cwd=self.workdir)
+        proc = self._proc
+        try:
+            proc.send((json.dumps(request) + "\n").encode())
+            while True:
+                line = proc.read_line(self.timeout_s)
+                if line.strip().startswith("{"):
+                    return line
+        except ConnectionLostError:
+            self._proc = None
+            raise
+        except CommandTimeoutError:
+            self._drop_proc()
+            raise
+        except TransportError:
+            tail = proc.stderr_tail()
+            self._drop_proc()
+            # the worker's end can be the first sign of a dying link (its session killed with
+            # the server): prove the link before blaming the model
+            t.run(["true"], timeout_s=30.0)
+            raise WorkerCrashedError(f"runner process died: {tail or '(no output)'}") from None
+
+    def _drop_proc(self) -> None:
+        if self._proc is not None:
+            try:
+                self._proc.kill()
+            except Exception:  # noqa: BLE001 - the link may be gone with it
+                pass
+            self._proc = None
 
     def _call(self, request: dict[str, Any], what: str, artifact: Any = None) -> dict[str, Any]:
         from blox_lat.devices._transport import (
@@ -316,16 +394,23 @@ class TransportRunner:
             with_reconnect,
         )
 
-        def attempt(t: Any) -> Any:
+        def attempt(t: Any) -> str:
             t.connect()
             runner = self._bundle_path()
             if artifact is not None:
                 self._ensure(Path(artifact.path), request["artifact_path"])
-            return t.run([self.python, runner], timeout_s=self.timeout_s,
-                         stdin=(json.dumps(request) + "\n").encode())
+            if self.persistent and t.supports_processes:
+                return self._ask_served(t, runner, request)
+            result = t.run([self.python, runner], timeout_s=self.timeout_s,
+                           stdin=(json.dumps(request) + "\n").encode())
+            lines = [ln for ln in result.stdout.splitlines() if ln.strip().startswith("{")]
+            if result.exit_status != 0 or not lines:
+                output = (result.stderr or result.stdout).strip().splitlines()[-5:]
+                raise WorkerCrashedError(f"runner exited with status {result.exit_status}: {' | '.join(output)}")
+            return lines[-1]
 
         try:
-            result = with_reconnect(self.transport, attempt, self.retry)
+            line = with_reconnect(self.transport, attempt, self.retry)
         except (AuthenticationError, HostKeyError):
             raise  # not the model's fault and not transient: the user must fix it
         except CommandTimeoutError:
@@ -336,11 +421,7 @@ class TransportRunner:
             raise DeviceLostError(f"device lost: {' '.join(str(exc).split())[:400]}") from None
         except TransportError as exc:
             raise ModelFailedError(f"transport error: {' '.join(str(exc).split())[:500]}") from None
-        lines = [ln for ln in result.stdout.splitlines() if ln.strip().startswith("{")]
-        if result.exit_status != 0 or not lines:
-            output = (result.stderr or result.stdout).strip().splitlines()[-5:]
-            raise WorkerCrashedError(f"runner exited with status {result.exit_status}: {' | '.join(output)}")
-        return _parse_answer(lines[-1], what)
+        return _parse_answer(line, what)
 
     def measure(self, artifact: Any, profile: Any, protocol: TimingProtocol) -> RawRun:
         request = build_request(self._remote_path(artifact), profile, protocol, self.affinity)
@@ -359,9 +440,16 @@ class TransportRunner:
 
     def describe(self) -> dict[str, Any]:
         return {"runner": "transport", "transport": self.transport.describe(),
-                "python": self.python, "workdir": self.workdir, "timeout_s": self.timeout_s}
+                "python": self.python, "workdir": self.workdir, "timeout_s": self.timeout_s,
+                "persistent": bool(self.persistent and self.transport.supports_processes)}
 
     def close(self) -> None:
+        for thread in list(self._prefetching.values()):
+            thread.join()
+        self._prefetching.clear()
+        self._drop_proc()
+        if self._second:
+            self._second.close()
         self.transport.close()
 
 
@@ -397,6 +485,11 @@ class ThermalGuard:
             "cooldown_s": None if before is None else before["waited_s"],
             "cool": None if before is None else before["cool"], "after_c": after}}
         return RawRun(raw.samples_ns, raw.warmup_runs, raw.started_at, raw.finished_at, facts)
+
+    def prefetch(self, artifact: Any) -> None:
+        prefetch = getattr(self.runner, "prefetch", None)
+        if callable(prefetch):
+            prefetch(artifact)
 
     def probe(self) -> dict[str, Any]:
         probe = getattr(self.runner, "probe", None)
