@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 #: bump when the way artifacts are produced changes (weights scheme, graph layout)
-EXPORTER_VERSION = "1"
+EXPORTER_VERSION = "2"  # 2: ONNX pieces emitted directly (same operators and weights)
 
 
 @dataclass(frozen=True)
