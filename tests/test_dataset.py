@@ -443,3 +443,16 @@ def test_section_name_grammar():
         with pytest.raises(ds.UnknownSectionError):
             validate_section_name(bad)
     assert os.path.basename(validate_section_name("bench/snapdragon-888.dsp")) == "snapdragon-888.dsp"
+
+
+def test_vectorised_static_arrays_equal_the_space_for_every_model():
+    from blox_lat import space as sp
+    from blox_lat.dataset._build import static_arrays
+
+    vec, params, flops = static_arrays()
+    assert vec.shape == (91125, 15) and params.shape == flops.shape == (91125,)
+    for i in range(91125):
+        a = sp.from_index(i)
+        assert params[i] == sp.params(a) and flops[i] == sp.flops(a), i
+    for i in range(0, 91125, 97):
+        assert vec[i].tolist() == [d for stage in sp.from_index(i).vector_list for node in stage for d in node], i

@@ -30,6 +30,7 @@ Rules (also in the README):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -149,10 +150,13 @@ class _Collector:
     order: int = 0
 
     # -- measurements -------------------------------------------------------------------
-    def add_journal(self, f: InputFile) -> None:
+    def add_journal(self, f: InputFile, records: list[dict] | None = None) -> None:
+        """Add a journal's records (``records``: already parsed, e.g. by a worker process)."""
         from blox_lat.harness import read_journal
 
-        for record in read_journal(f.path):
+        last_profile: dict | None = None
+        last_setting = ""
+        for record in (read_journal(f.path) if records is None else records):
             self.order += 1
             device = record.get("device")
             if not isinstance(device, str):
@@ -170,8 +174,10 @@ class _Collector:
             h, index = _model_index(record, f.label)
             profile = record.get("profile")
             if isinstance(profile, dict):
-                setting = json.dumps({k: v for k, v in profile.items() if k != "name"}, sort_keys=True)
-                self.profiles.setdefault(device, {}).setdefault(setting, f.label)
+                if profile != last_profile:  # journals repeat one profile: encode it once
+                    last_profile = profile
+                    last_setting = json.dumps({k: v for k, v in profile.items() if k != "name"}, sort_keys=True)
+                self.profiles.setdefault(device, {}).setdefault(last_setting, f.label)
             status = record.get("status")
             m = record.get("measurement")
             if status == "ok" and not isinstance(m, dict):
@@ -309,18 +315,37 @@ def _env_row(env: dict, seed: Any) -> dict:
 
 @lru_cache(maxsize=1)
 def static_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(arch_vec int8 (N, 15), params int64, flops int64) for every model, in index order."""
-    from blox_lat import space as sp
+    """(arch_vec int8 (N, 15), params int64, flops int64) for every model, in index order.
 
-    vec = np.zeros((NUM_MODELS, 15), dtype=np.int8)
-    params = np.zeros(NUM_MODELS, dtype=np.int64)
-    flops = np.zeros(NUM_MODELS, dtype=np.int64)
-    for i in range(NUM_MODELS):
-        arch = sp.from_index(i)
-        vec[i] = [d for stage in arch.vector_list for node in stage for d in node]
-        params[i] = sp.params(arch)
-        flops[i] = sp.flops(arch)
-    return vec, params, flops
+    Vectorised: a model's parameters and FLOPs are a fixed part plus one term per stage that
+    depends only on that stage's block, so ``f(b0, b1, b2) = f(b0, 0, 0) + f(0, b1, 0) +
+    f(0, 0, b2) - 2 f(0, 0, 0)``; canonical vectors come from the first raw position of each
+    model (base-72 stage codes). A test compares every model with ``space.params/flops``.
+    """
+    from blox_lat.space._flops import _macs_of_blocks, _params_of_blocks
+    from blox_lat.space._table import NUM_BLOCKS, space_table
+    from blox_lat.space._vector import CONFIGS_PER_STAGE, stage_digits
+
+    table = space_table()
+    triple = np.asarray(table.triple_of_index, dtype=np.int64)
+    blocks = np.stack([triple % NUM_BLOCKS, (triple // NUM_BLOCKS) % NUM_BLOCKS, triple // NUM_BLOCKS**2], axis=1)
+    per_stage_p = np.zeros((3, NUM_BLOCKS), dtype=np.int64)
+    per_stage_m = np.zeros((3, NUM_BLOCKS), dtype=np.int64)
+    for s in range(3):
+        for b in range(NUM_BLOCKS):
+            t = [0, 0, 0]
+            t[s] = b
+            per_stage_p[s, b] = _params_of_blocks(tuple(t), 100)
+            per_stage_m[s, b] = _macs_of_blocks(tuple(t))
+    base_p, base_m = per_stage_p[0, 0], per_stage_m[0, 0]
+    params = sum(per_stage_p[s][blocks[:, s]] for s in range(3)) - 2 * base_p
+    flops = 2 * (sum(per_stage_m[s][blocks[:, s]] for s in range(3)) - 2 * base_m)
+    digits = np.array([stage_digits(c) for c in range(CONFIGS_PER_STAGE)], dtype=np.int8)  # (72, 5)
+    first = np.asarray(table.first_position, dtype=np.int64)
+    codes = np.stack([first % CONFIGS_PER_STAGE, (first // CONFIGS_PER_STAGE) % CONFIGS_PER_STAGE,
+                      first // CONFIGS_PER_STAGE**2], axis=1)
+    vec = digits[codes].reshape(NUM_MODELS, 15)  # per stage: op0, op1, prev, input, skip
+    return vec, params.astype(np.int64), flops.astype(np.int64)
 
 
 def _hashes() -> list[str]:
@@ -342,7 +367,13 @@ def _arrow_column(col, values: list[Any], epochs: int | None):
             if v is not None:
                 mat[i] = v
                 mask[i] = False
-        return pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), epochs, mask=pa.array(mask) if mask.any() else None)
+        # schema 2: one fixed-size binary cell per row holding the epochs' little-endian floats.
+        # Parquet stores it without list levels, so a 200-epoch column decodes ~7x faster than
+        # a FixedSizeList; readers turn it back into a FixedSizeList (zero copy).
+        width = (epochs or 0) * mat.dtype.itemsize
+        buf = pa.py_buffer(np.ascontiguousarray(mat.astype(mat.dtype.newbyteorder("<"), copy=False)).tobytes())
+        validity = pa.array(~mask).buffers()[1] if mask.any() else None
+        return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [validity, buf], null_count=int(mask.sum()))
     if t == "i8x15":
         arr = np.asarray(values, dtype=np.int8).reshape(-1)
         return pa.FixedSizeListArray.from_arrays(pa.array(arr), 15)
@@ -466,7 +497,9 @@ def _write_parquet(table, path: Path) -> None:
     import pyarrow.parquet as pq
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression="zstd", row_group_size=1 << 20)
+    # lz4: as small as zstd on these dictionary-encoded columns (accuracies have 3 decimals,
+    # latencies repeat little but are few) and ~3x faster to decode, which is the cold load
+    pq.write_table(table, path, compression="lz4", row_group_size=1 << 20)
 
 
 def _sha256(path: Path) -> str:
@@ -494,19 +527,16 @@ def _parse_json_files(items: list[tuple[str, str]]) -> list[tuple[str, str, dict
     return out
 
 
-def _iter_json(files: list[InputFile], jobs: int):
-    """Parsed JSON inputs in input order, in parallel when there are many."""
+def _iter_json(files: list[InputFile], jobs: int, pool: Any = None):
+    """Parsed JSON inputs in input order, in parallel (``pool``) when there are many."""
     items = [(str(f.path), f.label) for f in files]
-    if jobs <= 1 or len(items) < PARALLEL_MIN_FILES:
+    if pool is None or jobs <= 1 or len(items) < PARALLEL_MIN_FILES:
         yield from _parse_json_files(items)
         return
-    from concurrent.futures import ProcessPoolExecutor
-
     size = max(500, len(items) // (jobs * 8))
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    with ProcessPoolExecutor(max_workers=jobs) as pool:
-        for part in pool.map(_parse_json_files, chunks):
-            yield from part
+    for part in pool.map(_parse_json_files, chunks):
+        yield from part
 
 
 def check_version(version: str) -> str:
@@ -540,13 +570,20 @@ def build(
     used = 0
     json_files = [f for f in files if f.kind == "json"]
     source_of = {f.label: f.source for f in json_files}
-    for label, sha, record in _iter_json(json_files, jobs if jobs is not None else (os.cpu_count() or 1)):
-        if record is None:
-            continue
-        c.add_record(record, label)
-        per_source.setdefault(source_of[label], []).append((label, sha))
-        used += 1
-    for f in files:
+    jobs = jobs if jobs is not None else (os.cpu_count() or 1)
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if jobs > 1 and len(json_files) >= PARALLEL_MIN_FILES:
+            from concurrent.futures import ProcessPoolExecutor
+
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=jobs))
+        for label, sha, record in _iter_json(json_files, jobs, pool):
+            if record is None:
+                continue
+            c.add_record(record, label)
+            per_source.setdefault(source_of[label], []).append((label, sha))
+            used += 1
+    for f in files:  # journals in this process: shipping parsed records back costs more than parsing
         if f.kind == "json":
             continue
         elif f.kind == "journal":

@@ -43,6 +43,10 @@ def _rows(table, columns: list[str]) -> list[list]:
 
 def export_tables(tables: dict, out_dir: str | os.PathLike[str]) -> list[str]:
     """Write the reference files for ``tables`` (section name -> Arrow table); returns file names."""
+    from blox_lat.dataset._release import with_epoch_lists
+    from blox_lat.dataset._schema import columns_of
+
+    tables = {n: with_epoch_lists(t, {c.name: c.type for c in columns_of(n)}) for n, t in tables.items()}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written: list[str] = []

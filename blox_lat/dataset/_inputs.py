@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from blox_lat import _json as fast_json
 from blox_lat.dataset._errors import InputError
 
 __all__ = ["InputFile", "discover", "load_record"]
@@ -81,7 +82,7 @@ def sha256_file(path: Path) -> str:
 def load_record(data: bytes, label: str) -> dict[str, Any] | None:
     """A training / distill-block record, or ``None`` for JSON that is not one of ours."""
     try:
-        record = json.loads(data)
+        record = fast_json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{label}: not valid JSON ({getattr(exc, 'msg', exc)}); fix or remove the file") from None
     if not isinstance(record, dict) or record.get("kind") not in RECORD_KINDS:

@@ -64,6 +64,34 @@ def _read_manifest(path: Path) -> dict:
     return manifest
 
 
+def _as_epoch_list(col, kind: str | None):
+    """Schema 2 stores per-epoch values (``acc_epochs``: float32, ``loss_epochs``: float64) as
+    one fixed-size binary cell per row; give them back as a fixed-size list, zero copy. Other
+    columns, and schema 1 columns (already lists), are returned unchanged."""
+    import pyarrow as pa
+
+    if not pa.types.is_fixed_size_binary(col.type) or kind not in ("acc_epochs", "loss_epochs"):
+        return col
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    dtype = np.dtype("<f4") if kind == "acc_epochs" else np.dtype("<f8")
+    validity, data = col.buffers()
+    epochs = col.type.byte_width // dtype.itemsize
+    values = np.frombuffer(data, dtype=dtype, count=len(col) * epochs, offset=col.offset * col.type.byte_width)
+    lists = pa.FixedSizeListArray.from_arrays(pa.array(values.astype(dtype.newbyteorder("="), copy=False)), epochs,
+                                              mask=None if col.null_count == 0 else col.is_null())
+    return pa.chunked_array([lists])
+
+
+def with_epoch_lists(table, kinds: dict[str, str | None]):
+    """``table`` with every schema-2 per-epoch binary column turned into a fixed-size list."""
+    for i, name in enumerate(table.column_names):
+        col = table.column(i)
+        fixed = _as_epoch_list(col, kinds.get(name))
+        if fixed is not col:
+            table = table.set_column(i, table.schema.field(i).with_type(fixed.type), fixed)
+    return table
+
+
 class Section:
     """One section, read on first use: its Arrow table, model-index -> row map and columns."""
 
@@ -74,13 +102,14 @@ class Section:
         self._table = None
         self._rows: list[int] | None = None
         self._columns: dict[str, Any] = {}
+        self._kinds = {c["name"]: c.get("type") for c in entry.get("columns", [])}
 
     @property
     def table(self):
         """The whole section as an Arrow table (every column read)."""
         if self._table is None:
             self._check()
-            self._table = self._read(None)
+            self._table = with_epoch_lists(self._read(None), self._kinds)
         return self._table
 
     def _read(self, columns: list[str] | None):
@@ -100,7 +129,7 @@ class Section:
         self._check()
         if name not in self._names:
             raise UnknownSectionError(f"section {self.name} has no column {name!r}")
-        return self._read([name]).column(name)
+        return _as_epoch_list(self._read([name]).column(name), self._kinds.get(name))
 
     _checked = False
 
@@ -199,7 +228,6 @@ class Release:
         from blox_lat.space._table import space_table
 
         self._table = space_table()
-        self._cummax: dict[str, np.ndarray] = {}
 
     # -- description ----------------------------------------------------------------------
     @property
@@ -294,11 +322,8 @@ class Release:
         e = epochs if epoch is None else epoch
         if type(e) is not int or not 1 <= e <= epochs:
             raise DatasetError(f"epoch {epoch!r} is outside 1..{epochs} for {sec.name}")
-        if best:
-            cm = self._cummax.get(sec.name)
-            if cm is None:
-                cm = self._cummax[sec.name] = np.fmax.accumulate(values, axis=1)
-            v = float(cm[row, e - 1])
+        if best:  # per row on demand: no up-front pass over 91,125 x epochs values
+            v = float(np.fmax.reduce(values[row, :e]))
         else:
             v = float(values[row, e - 1])
         return None if v != v else round(v, 3)

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from blox_lat import _json as fast_json
 from blox_lat.errors import BloxLatError
 
 __all__ = ["JOURNAL_NAME", "SCHEMA_VERSION", "Journal", "JournalError", "read_journal"]
@@ -56,9 +57,9 @@ def read_journal(path: str | os.PathLike[str], *, kind: str | None = None) -> It
         if not line.strip():
             continue
         try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise JournalError(f"{path}:{number}: damaged journal line ({exc.msg}); "
+            record = fast_json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise JournalError(f"{path}:{number}: damaged journal line ({getattr(exc, 'msg', exc)}); "
                                "restore the file from a backup or remove that line") from None
         if not isinstance(record, dict):
             raise JournalError(f"{path}:{number}: journal line is not a JSON object")
