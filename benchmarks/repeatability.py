@@ -37,13 +37,15 @@ def main() -> None:
     ap.add_argument("--models", default="random:20:7", help="selector (default: 20 random models)")
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--store", default="/tmp/blox-lat-bench-store")
+    ap.add_argument("--affinity", default=None, help="pin the measuring worker, e.g. 1 (passed to blox-lat measure)")
     args = ap.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for p in (1, 2):
             out = Path(tmp) / f"pass{p}"
             subprocess.run([sys.executable, "-m", "blox_lat", "measure", args.models, "--runs", str(args.runs),
-                            "--out", str(out), "--store", args.store, "--quiet", "--json"],
+                            "--out", str(out), "--store", args.store, "--quiet", "--json",
+                            *(["--affinity", args.affinity] if args.affinity else [])],
                            check=True, stdout=subprocess.DEVNULL)
             results.append({r["model_hash"]: r["measurement"]["latency_ms"]
                             for r in read_journal(out, kind="measurement") if r["status"] == "ok"})
@@ -57,6 +59,7 @@ def main() -> None:
         "benchmark": "repeatability",
         "models": len(common),
         "runs": args.runs,
+        "affinity": args.affinity,
         "spearman": round(rho, 4),
         "median_abs_rel_diff": round(med, 4),
         "max_abs_rel_diff": round(max(rel), 4),
