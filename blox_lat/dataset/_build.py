@@ -371,7 +371,7 @@ def _arrow_column(col, values: list[Any], epochs: int | None):
         # Parquet stores it without list levels, so a 200-epoch column decodes ~7x faster than
         # a FixedSizeList; readers turn it back into a FixedSizeList (zero copy).
         width = (epochs or 0) * mat.dtype.itemsize
-        buf = pa.py_buffer(np.ascontiguousarray(mat.astype(mat.dtype.newbyteorder("<"), copy=False)).tobytes())
+        buf = pa.py_buffer(np.ascontiguousarray(mat.astype(mat.dtype.newbyteorder("<"), copy=False)))  # no copy
         validity = pa.array(~mask).buffers()[1] if mask.any() else None
         return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [validity, buf], null_count=int(mask.sum()))
     if t == "i8x15":
@@ -418,11 +418,13 @@ def _bench_rows(c: _Collector) -> dict[str, tuple[list[dict], list[dict], dict]]
         profile = json.loads(next(iter(settings))) if settings else None
         rows, raws = [], []
         protocols: set[str] = set()
+        last_protocol: Any = None
         for h, recs in items:
-            key, rec = max(recs, key=lambda kr: kr[0])
+            key, rec = recs[0] if len(recs) == 1 else max(recs, key=lambda kr: kr[0])
             m = rec.get("measurement") or {}
-            if rec.get("protocol") is not None:
-                protocols.add(json.dumps(rec["protocol"], sort_keys=True))
+            if rec.get("protocol") is not None and rec["protocol"] != last_protocol:
+                last_protocol = rec["protocol"]  # one protocol per campaign: encode it once
+                protocols.add(json.dumps(last_protocol, sort_keys=True))
             g, rpg = m.get("groups"), m.get("runs_per_group")
             ok = rec.get("status") == "ok"
             rows.append({
@@ -528,15 +530,14 @@ def _parse_json_files(items: list[tuple[str, str]]) -> list[tuple[str, str, dict
 
 
 def _iter_json(files: list[InputFile], jobs: int, pool: Any = None):
-    """Parsed JSON inputs in input order, in parallel (``pool``) when there are many."""
+    """Parsed JSON inputs in input order, in parallel when a ``pool`` is given."""
     items = [(str(f.path), f.label) for f in files]
     if pool is None or jobs <= 1 or len(items) < PARALLEL_MIN_FILES:
-        yield from _parse_json_files(items)
-        return
+        return iter(_parse_json_files(items))
     size = max(500, len(items) // (jobs * 8))
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    for part in pool.map(_parse_json_files, chunks):
-        yield from part
+    parts = pool.map(_parse_json_files, chunks)
+    return (entry for part in parts for entry in part)
 
 
 def check_version(version: str) -> str:
