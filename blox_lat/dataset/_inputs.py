@@ -10,7 +10,6 @@ the same way.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -19,8 +18,9 @@ from typing import Any
 
 from blox_lat import _json as fast_json
 from blox_lat.dataset._errors import InputError
+from blox_lat.exporters._types import sha256_file
 
-__all__ = ["InputFile", "discover", "load_record"]
+__all__ = ["InputFile", "discover", "load_record", "sha256_file"]
 
 RECORD_KINDS = ("training", "distill-block")
 RECORD_SCHEMA = 1
@@ -71,12 +71,6 @@ def discover(sources: list[str | os.PathLike[str]]) -> list[InputFile]:
     return found
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_record(data: bytes, label: str) -> dict[str, Any] | None:

@@ -104,8 +104,6 @@ class ExportFailure:
 
 
 def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
+    """Hex SHA-256 of a file, streamed (the one helper every stage uses for checksums)."""
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()

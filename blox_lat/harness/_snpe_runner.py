@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from blox_lat.exporters._types import sha256_file
 from blox_lat.devices._snpe_parse import SnpeOutputError, parse_diagview_csv
 from blox_lat.devices._transport import (
     AuthenticationError,
@@ -117,14 +118,6 @@ class _SdkFile:
     local: Path
     remote: str  # relative to the SDK folder: bin/..., lib/..., dsp/...
     sha256: str
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _tail(text: str, lines: int = _TAIL_LINES) -> str:
@@ -212,7 +205,7 @@ class SnpeRunner:
         binary = self.root / "bin" / self.target_arch / NET_RUN
         if not binary.is_file():
             raise self._missing(binary, f"{NET_RUN} for {self.target_arch}")
-        files = [_SdkFile(binary, f"bin/{NET_RUN}", _sha256_file(binary))]
+        files = [_SdkFile(binary, f"bin/{NET_RUN}", sha256_file(binary))]
         folders = [("lib", self.root / "lib" / self.target_arch, f"libraries for {self.target_arch}")]
         if self.dsp_arch is not None:
             folders.append(("dsp", self.root / "lib" / self.dsp_arch / "unsigned",
@@ -223,7 +216,7 @@ class SnpeRunner:
                 raise self._missing(folder, what)
             for path in found:
                 rel = PurePosixPath(*path.relative_to(folder).parts)
-                files.append(_SdkFile(path, f"{prefix}/{rel}", _sha256_file(path)))
+                files.append(_SdkFile(path, f"{prefix}/{rel}", sha256_file(path)))
         return files
 
     # -- the SDK, on the device --------------------------------------------------------------
