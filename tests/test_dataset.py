@@ -456,3 +456,23 @@ def test_vectorised_static_arrays_equal_the_space_for_every_model():
         assert params[i] == sp.params(a) and flops[i] == sp.flops(a), i
     for i in range(0, 91125, 97):
         assert vec[i].tolist() == [d for stage in sp.from_index(i).vector_list for node in stage for d in node], i
+
+
+def test_remapped_distillation_gets_its_own_section(tmp_path):
+    """Random-init and parameter-remapping distillation of one teacher are two methods: both build."""
+    import json as _json
+
+    from blox_lat.dataset import _synthetic
+
+    teacher = "c3bc16e69893c8ea08f1e89e61f4caa5"
+    _synthetic.write_distill_records(tmp_path / "rand", teacher, 10, blocks=[0, 1])
+    for p in _synthetic.write_distill_records(tmp_path / "remap", teacher, 10, blocks=[0, 1], rng_seed=5):
+        rec = _json.loads(p.read_text())
+        p.write_text(_json.dumps({**rec, "init": "remap"}))
+    ds.build([tmp_path / "rand", tmp_path / "remap"], tmp_path / "rel", "1.0.0", static=False)
+    rel = ds.open(tmp_path / "rel")
+    names = set(rel.manifest["sections"])
+    assert {f"distill/{teacher}/10", f"distill/{teacher}+remap/10"} <= names
+    a = rel.to_pandas(f"distill/{teacher}/10")["loss_sum"].tolist()
+    b = rel.to_pandas(f"distill/{teacher}+remap/10")["loss_sum"].tolist()
+    assert len(a) == len(b) == 8 and a != b  # 2^3 models whose three blocks are distilled

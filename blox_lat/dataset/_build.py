@@ -14,7 +14,8 @@ Rules (also in the README):
   train_time_s rounded to whole seconds), ``ext/<s>`` (the other metrics) and ``env/<s>``
   (the record's environment). Setting ``finetune`` with teacher ``t`` and ``E`` epochs feeds
   ``finetune/<t>/<E>``. All rows of a section have the same number of epochs.
-- ``distill-block`` records (teacher, epochs, stage, block) feed ``distill/<teacher>/<epochs>``:
+- ``distill-block`` records (teacher, epochs, stage, block) feed ``distill/<teacher>/<epochs>``
+  (``distill/<teacher>+remap/<epochs>`` for candidates initialised by parameter remapping):
   one row per model whose three blocks are all distilled; ``loss_sum`` (DONNA) and
   ``delta_sum`` (LANA, null if a delta is missing) are the sums over the three stages.
 - A training value seen twice (two records, or a record and a Blox file) must be identical,
@@ -242,6 +243,9 @@ class _Collector:
         from blox_lat import space as sp
 
         teacher = _need(record, "teacher", str, label)
+        if record.get("init", "random") not in (None, "random"):
+            # remapped candidates are another method: their own section distill/<t>+<init>/<E>
+            teacher = f"{teacher}+{record['init']}"
         epochs = _need(record, "epochs", int, label)
         stage = _need(record, "stage", int, label)
         block_id = _need(record, "block_id", int, label)
