@@ -64,6 +64,8 @@ def main() -> None:
         "median_abs_rel_diff": round(med, 4),
         "max_abs_rel_diff": round(max(rel), 4),
         "latency_range_ms": [round(min(a), 3), round(max(a), 3)],
+        "pass2_over_pass1_median": round(statistics.median(y / x for x, y in zip(a, b)), 4),
+        "pairs_ms": [[round(x, 4), round(y, 4)] for x, y in zip(a, b)],
         "target": "spearman >= 0.99 and median |rel diff| <= 0.02",
         "meets_target": rho >= 0.99 and med <= 0.02,
     }, indent=2))
