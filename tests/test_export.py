@@ -159,19 +159,34 @@ def test_int8_with_cifar_calibration(tmp_path):
     data = rng.integers(0, 256, size=(40, 3072), dtype=np.uint8)
     with open(folder / "test", "wb") as fh:
         pickle.dump({b"data": data, b"fine_labels": list(range(40))}, fh)
+    with open(folder / "meta", "wb") as fh:
+        pickle.dump({b"fine_label_names": [b"c"] * 100}, fh)
     from blox_lat.exporters._calib import CIFAR_MEAN, CIFAR_STD, calibration_inputs
 
-    batches = calibration_inputs(str(folder), 4, 2)
+    # the python release is pickles: never unpickled without the explicit opt-in
+    with pytest.raises(ex.ExportError, match="allow_pickle=yes"):
+        calibration_inputs(str(folder), 4, 2)
+    with pytest.raises(ex.ExportError, match="allow_pickle=yes"):
+        ex.export(MODELS[0], "onnx-int8", store=ex.ArtifactStore(tmp_path / "s0"), options={"calibration": str(folder)})
+    batches = calibration_inputs(str(folder), 4, 2, allow_pickle=True)
     assert len(batches) == 4 and batches[0].shape == (2, 3, 32, 32)
     first = (data.reshape(-1, 3, 32, 32).astype(np.float32) / 255 - CIFAR_MEAN) / CIFAR_STD
     assert any(np.allclose(batches[0][0], img) for img in first)
     art = ex.export(MODELS[0], "onnx-int8", store=ex.ArtifactStore(tmp_path / "s"),
-                    options={"calibration": str(folder), "calibration_samples": "4"})
+                    options={"calibration": str(folder), "calibration_samples": "4", "allow_pickle": "yes"})
     assert dict(art.key.options)["calibration"] == f"cifar100:{folder.resolve()}"
+    # the binary release needs no opt-in and gives the same images
+    binary = tmp_path / "cifar-100-binary"
+    binary.mkdir()
+    labels = np.arange(40, dtype=np.uint8)[:, None]
+    (binary / "test.bin").write_bytes(np.hstack([labels // 5, labels, data]).astype(np.uint8).tobytes())
+    same = calibration_inputs(str(binary), 4, 2)
+    assert all(np.array_equal(a, b) for a, b in zip(same, batches))
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "test").write_bytes(b"not a pickle")
+    (tmp_path / "bad" / "meta").write_bytes(b"not a pickle")
     with pytest.raises(ex.ExportError, match="not a CIFAR-100"):
-        calibration_inputs(str(tmp_path / "bad"), 1, 1)
+        calibration_inputs(str(tmp_path / "bad"), 1, 1, allow_pickle=True)
 
 
 def test_verification_failure_is_an_error(tmp_path, monkeypatch):

@@ -82,9 +82,21 @@ def test_archive_and_folder_read_the_same(archive, data, tmp_path, monkeypatch):
     # the split is fixed by its seed: train and val partition the 300 official training images
     assert not torch.equal(tr.load_cifar100(archive, split_seed=1).val_x, data.val_x)
     assert torch.equal(tr.load_cifar100(archive, split_seed=0).val_x, data.val_x)
-    raw = pickle.loads(tarfile.open(archive).extractfile("cifar-100-python/train").read(), encoding="bytes")
-    rows = {bytes(r) for r in raw[b"data"]}
+    raw = np.frombuffer(tarfile.open(archive).extractfile("cifar-100-binary/train.bin").read(), np.uint8).reshape(-1, 3074)
+    rows = {bytes(r) for r in raw[:, 2:]}
     assert {bytes(r.reshape(-1).numpy()) for r in data.train_x} | {bytes(r.reshape(-1).numpy()) for r in data.val_x} == rows
+
+
+def test_python_pickle_version_only_with_explicit_opt_in(data, tmp_path):
+    """The python release is pickles: refused by default, read (same images) with allow_pickle."""
+    py = write_synthetic_cifar100(tmp_path, n_train=300, n_test=100, classes=10, seed=0, version="python")
+    with pytest.raises(tr.DataError, match="--allow-pickle"):
+        tr.load_cifar100(py)
+    other = tr.load_cifar100(py, allow_pickle=True)
+    assert torch.equal(other.train_x, data.train_x) and torch.equal(other.test_y, data.test_y)
+    assert other.classes == data.classes
+    r = _invoke(["train", "normal", "0", "--data", str(py), "--out", str(tmp_path / "o"), "--epochs", "1"])
+    assert r.exit_code == 2 and "--allow-pickle" in r.output and r.output.strip().count("\n") == 0
 
 
 def _tar_with(path: Path, members: dict[str, bytes]) -> Path:
@@ -107,26 +119,37 @@ def test_missing_damaged_and_hostile_data(archive, tmp_path, monkeypatch):
         tr.load_cifar100()
     with pytest.raises(tr.DataError, match="does not exist.*train, test, meta"):
         tr.load_cifar100(tmp_path / "nope.tar.gz")
-    folder = write_synthetic_cifar100(tmp_path / "f", n_train=50, n_test=10, fmt="folder")
+    folder = write_synthetic_cifar100(tmp_path / "f", n_train=50, n_test=10, fmt="folder", version="python")
     (folder / "meta").unlink()
     with pytest.raises(tr.DataError, match="lacks meta"):
-        tr.load_cifar100(folder)
+        tr.load_cifar100(folder, allow_pickle=True)
+    binary = write_synthetic_cifar100(tmp_path / "b", n_train=50, n_test=10, fmt="folder")
+    (binary / "test.bin").unlink()
+    with pytest.raises(tr.DataError, match="lacks test.bin"):
+        tr.load_cifar100(binary)
+    (binary / "test.bin").write_bytes((binary / "train.bin").read_bytes()[:5000])
+    with pytest.raises(tr.DataError, match="test.bin is damaged"):
+        tr.load_cifar100(binary)
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"\x1f\x8b not really gzip")
     with pytest.raises(tr.DataError, match="not a readable tar.gz"):
         tr.load_cifar100(junk)
-    good = tarfile.open(archive)
+    good = tarfile.open(write_synthetic_cifar100(tmp_path / "py", n_train=50, n_test=10, version="python"))
     members = {n: good.extractfile(f"cifar-100-python/{n}").read() for n in ("train", "test", "meta")}
     with pytest.raises(tr.DataError, match="train is damaged"):
-        tr.load_cifar100(_tar_with(tmp_path / "trunc.tar.gz", {**members, "train": members["train"][:1000]}))
+        tr.load_cifar100(_tar_with(tmp_path / "trunc.tar.gz", {**members, "train": members["train"][:1000]}),
+                         allow_pickle=True)
     marker = Path("/tmp/blox-lat-pwned")
     marker.unlink(missing_ok=True)
+    evil = _tar_with(tmp_path / "evil.tar.gz", {**members, "test": pickle.dumps(_Evil(), protocol=2)})
+    with pytest.raises(tr.DataError, match="--allow-pickle"):  # not even opened without the opt-in
+        tr.load_cifar100(evil)
     with pytest.raises(tr.DataError, match="refusing to load posix.system|refusing to load os.system"):
-        tr.load_cifar100(_tar_with(tmp_path / "evil.tar.gz", {**members, "test": pickle.dumps(_Evil(), protocol=2)}))
+        tr.load_cifar100(evil, allow_pickle=True)
     assert not marker.exists()
     bad = pickle.dumps({b"data": np.zeros((4, 100), np.uint8), b"fine_labels": [0] * 4}, protocol=2)
     with pytest.raises(tr.DataError, match=r"shape \(N, 3072\)"):
-        tr.load_cifar100(_tar_with(tmp_path / "shape.tar.gz", {**members, "train": bad}))
+        tr.load_cifar100(_tar_with(tmp_path / "shape.tar.gz", {**members, "train": bad}), allow_pickle=True)
 
 
 # -- augmentations ------------------------------------------------------------------------

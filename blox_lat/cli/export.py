@@ -29,7 +29,7 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--out", "-o", "out", default="artifacts", show_default=True, help="Artifact store folder.")
 @click.option("--jobs", "-j", type=int, default=1, show_default=True, help="Export processes.")
 @click.option("--option", "-O", "opts", multiple=True, metavar="NAME=VALUE",
-              help="Format option, repeatable (opset=17, calibration=PATH, calibration_samples=16, htp_socs=sm8350).")
+              help="Format option, repeatable (opset=17, calibration=PATH, calibration_samples=16, allow_pickle=no, htp_socs=sm8350).")
 @click.option("--max-bytes", type=int, default=None, help="Evict least recently used artifacts beyond this size.")
 @click.option("--no-verify", is_flag=True, help="Skip running each artifact against PyTorch.")
 @click.option("--method", type=click.Choice(["fast", "naive"]), default="fast", show_default=True,

@@ -18,7 +18,10 @@ def _common(setting: str):
         opts = [
             click.argument("selector"),
             click.option("--data", "data", metavar="PATH", default=None,
-                         help="CIFAR-100 python archive cifar-100-python.tar.gz or its folder (default: $BLOX_LAT_CIFAR100)."),
+                         help="CIFAR-100: cifar-100-binary.tar.gz or its folder (default: $BLOX_LAT_CIFAR100)."),
+            click.option("--allow-pickle", is_flag=True,
+                         help="Also read the python version (cifar-100-python.tar.gz): its files are pickles, "
+                              "unpickled (restricted to arrays and strings) only with this flag."),
             click.option("--out", "-o", "out", required=True, metavar="DIR", help="Output folder for records, weights, checkpoints."),
             click.option("--epochs", type=int, default=None, help={"normal": "Epochs (default 200).",
                                                                   "distill": "Epochs per block (default 1; the paper uses 1, 10, 50).",
@@ -99,12 +102,12 @@ class _Progress:
             self.console.print(f"{e['name']}: failed: {e['reason']}")
 
 
-def _setup(selector, data, shard, device):
+def _setup(selector, data, shard, device, allow_pickle):
     from blox_lat import training as tr
 
     archs = sp.shard(sp.select(selector), shard)
     device = tr.resolve_device(device)
-    dataset = tr.load_cifar100(data)
+    dataset = tr.load_cifar100(data, allow_pickle=allow_pickle)
     return archs, device, dataset
 
 
@@ -161,7 +164,7 @@ def normal(selector, data, out, shard, device, teacher, fraction, as_json, **kw)
         raise click.UsageError("--fraction trains with a KD loss: pass --teacher OUT/normal/weights/<hash>-<seed>.pt")
     if teacher and not fraction:
         raise click.UsageError("--teacher only applies to normal runs with --fraction")
-    archs, device, dataset = _setup(selector, data, shard, device)
+    archs, device, dataset = _setup(selector, data, shard, device, kw.pop("allow_pickle"))
     cfg = _config("normal", fraction=fraction, **kw)
     t = tr.load_teacher(teacher, device) if teacher else None
     with _Progress(len(archs)) as progress:
@@ -192,7 +195,7 @@ def distill(selector, data, out, shard, device, teacher, init, as_json, **kw) ->
         k, n = sp.parse_shard(shard)
         blocks = [b for b in blocks if (b[0] * 45 + b[1]) % n == k - 1]
     device = tr.resolve_device(device)
-    dataset = tr.load_cifar100(data)
+    dataset = tr.load_cifar100(data, allow_pickle=kw.pop("allow_pickle"))
     cfg = _config("distill", init=init, **kw)
     t = tr.load_teacher(teacher, device)
     with _Progress(len(blocks)) as progress:
@@ -215,7 +218,7 @@ def finetune(selector, data, out, shard, device, teacher, library, fraction, as_
     from blox_lat import training as tr
 
     started = time.perf_counter()
-    archs, device, dataset = _setup(selector, data, shard, device)
+    archs, device, dataset = _setup(selector, data, shard, device, kw.pop("allow_pickle"))
     cfg = _config("finetune", fraction=fraction, **kw)
     t = tr.load_teacher(teacher, device)
     with _Progress(len(archs)) as progress:

@@ -107,7 +107,8 @@ def _produce(arch: Arch, fmt: ExportFormat, batch: int, opts: dict, out: Path, v
     from blox_lat.exporters._calib import calibration_inputs
 
     samples = int(opts["calibration_samples"])
-    calib = calibration_inputs(opts["calibration"], samples, batch, seed=0)
+    allow_pickle = opts.get("allow_pickle") == "yes"
+    calib = calibration_inputs(opts["calibration"], samples, batch, seed=0, allow_pickle=allow_pickle)
     if fmt.name == "dlc":
         from blox_lat.exporters._snpe import export_dlc
 
@@ -115,6 +116,6 @@ def _produce(arch: Arch, fmt: ExportFormat, batch: int, opts: dict, out: Path, v
     _naive.quantize_int8(fp32, out, calib)
     if not verify:
         return check
-    held_out = calibration_inputs(opts["calibration"], max(8, 32 // batch), batch, seed=1)
+    held_out = calibration_inputs(opts["calibration"], max(8, 32 // batch), batch, seed=1, allow_pickle=allow_pickle)
     result = _verify.verify_int8(out, _verify.ort_session(fp32), held_out, float(opts["min_top1_agreement"]))
     return {**{f"fp32_{k}": v for k, v in check.items()}, **result}

@@ -43,7 +43,12 @@ _CALIB = ExportOption(
     "calibration",
     "random",
     "calibration data: 'random' (seeded N(0,1) tensors) or a CIFAR-100 path "
-    "(cifar-100-python.tar.gz or its extracted folder; its pickles are read only because you name it)",
+    "(cifar-100-binary.tar.gz or its folder; the python version needs allow_pickle=yes)",
+)
+_ALLOW_PICKLE = ExportOption(
+    "allow_pickle", "no",
+    "yes: a calibration path may be CIFAR-100's python version, whose pickles are then unpickled "
+    "(restricted to arrays and strings); no: never unpickle",
 )
 _SAMPLES = ExportOption("calibration_samples", "16", "number of calibration inputs")
 _MIN_AGREE = ExportOption("min_top1_agreement", "0.5", "fail if int8 top-1 agreement with fp32 is lower")
@@ -63,7 +68,7 @@ _FORMATS = (
         ".onnx",
         "ONNX 8-bit static QDQ quantisation, per-channel weights (onnxruntime tooling)",
         1,
-        (_OPSET, _CALIB, _SAMPLES, _MIN_AGREE),
+        (_OPSET, _CALIB, _SAMPLES, _ALLOW_PICKLE, _MIN_AGREE),
         ("torch", "onnx", "onnxruntime"),
     ),
     ExportFormat(
@@ -71,7 +76,7 @@ _FORMATS = (
         ".dlc",
         "Qualcomm SNPE DLC, 8-bit, HTP-prepared (Snapdragon 888 Hexagon DSP; needs SNPE_ROOT)",
         1,
-        (_OPSET, _CALIB, _SAMPLES, ExportOption("htp_socs", "sm8350", "snpe-dlc-graph-prepare --htp_socs")),
+        (_OPSET, _CALIB, _SAMPLES, _ALLOW_PICKLE, ExportOption("htp_socs", "sm8350", "snpe-dlc-graph-prepare --htp_socs")),
         ("torch", "onnx"),
     ),
 )
@@ -115,10 +120,12 @@ def normalise_options(fmt: ExportFormat, options: Mapping[str, str] | None) -> t
             value = -1.0
         if not 0.0 <= value <= 1.0:
             raise ExportError(f"min_top1_agreement must be a number in 0..1, got {merged['min_top1_agreement']!r}")
+    if "allow_pickle" in merged and merged["allow_pickle"] not in ("yes", "no"):
+        raise ExportError(f"allow_pickle must be yes or no, got {merged['allow_pickle']!r}")
     if "calibration" in merged and merged["calibration"] != "random":
         from blox_lat.exporters._calib import calibration_identity
 
-        merged["calibration"] = calibration_identity(merged["calibration"])
+        merged["calibration"] = calibration_identity(merged["calibration"], merged.get("allow_pickle") == "yes")
     return tuple(sorted(merged.items()))
 
 

@@ -4,7 +4,7 @@ Produces the training records that :func:`blox_lat.dataset.build` turns into the
 ``base``/``ext``/``env``, ``distill/<teacher>/<epochs>`` and ``finetune/<teacher>/<epochs>``
 sections. Typical use (what ``blox-lat train`` does)::
 
-    data = load_cifar100("~/data/cifar-100-python.tar.gz")
+    data = load_cifar100("~/data/cifar-100-binary.tar.gz")
     train_models("normal", select("0:10"), data, "runs", default_config("normal"), device="cuda")
     teacher = load_teacher("runs/normal/weights/<hash>-0.pt", device="cuda")
     distill_blocks(candidate_blocks(select("all")), data, "runs", default_config("distill"), teacher=teacher)

@@ -1,8 +1,10 @@
-"""A tiny CIFAR-100 copy in the official python format (tests, smoke runs, benchmarks).
+"""A tiny CIFAR-100 copy in an official layout (tests, smoke runs, benchmarks).
 
 Images of class ``c`` (``c < classes``) are a class colour plus a class-dependent stripe
-pattern and noise, so a model learns them in a few epochs; the files are real pickles of
-dicts with ``b'data'`` / ``b'fine_labels'`` like the official ``train`` / ``test`` / ``meta``.
+pattern and noise, so a model learns them in a few epochs. ``version="binary"`` writes the
+binary release (``train.bin`` / ``test.bin`` records, ``fine_label_names.txt``);
+``version="python"`` writes real pickles of dicts with ``b'data'`` / ``b'fine_labels'`` like the
+official ``train`` / ``test`` / ``meta``.
 """
 
 from __future__ import annotations
@@ -36,29 +38,44 @@ def _dump(obj: dict) -> bytes:
     return pickle.dumps(obj, protocol=2)
 
 
+def _binary(data: np.ndarray, labels: list[int]) -> bytes:
+    """Binary-release records: coarse label, fine label, 3,072 pixel bytes."""
+    fine = np.asarray(labels, dtype=np.uint8)[:, None]
+    return np.hstack([fine // 5, fine, data]).astype(np.uint8).tobytes()
+
+
 def write_synthetic_cifar100(path: str | os.PathLike[str], *, n_train: int = 500, n_test: int = 100, classes: int = 10,
-                             seed: int = 0, fmt: str = "tar") -> Path:
-    """Write ``cifar-100-python.tar.gz`` (``fmt="tar"``) or ``cifar-100-python/`` into ``path``."""
+                             seed: int = 0, fmt: str = "tar", version: str = "binary") -> Path:
+    """Write ``cifar-100-<version>.tar.gz`` (``fmt="tar"``) or its folder into ``path``."""
+    if version not in ("binary", "python"):
+        raise ValueError(f"version must be 'binary' or 'python', got {version!r}")
     rng = np.random.default_rng(seed)
     files = {}
     for name, n in (("train", n_train), ("test", n_test)):
         data, labels = synthetic_images(n, classes, rng)
-        files[name] = _dump({b"filenames": [f"img{i}.png".encode() for i in range(n)], b"batch_label": name.encode(),
-                             b"fine_labels": labels, b"coarse_labels": [v // 5 for v in labels], b"data": data})
-    files["meta"] = _dump({b"fine_label_names": [f"class{i}".encode() for i in range(100)],
-                           b"coarse_label_names": [f"super{i}".encode() for i in range(20)]})
+        if version == "binary":
+            files[f"{name}.bin"] = _binary(data, labels)
+        else:
+            files[name] = _dump({b"filenames": [f"img{i}.png".encode() for i in range(n)], b"batch_label": name.encode(),
+                                 b"fine_labels": labels, b"coarse_labels": [v // 5 for v in labels], b"data": data})
+    if version == "binary":
+        files["fine_label_names.txt"] = "".join(f"class{i}\n" for i in range(100)).encode()
+    else:
+        files["meta"] = _dump({b"fine_label_names": [f"class{i}".encode() for i in range(100)],
+                               b"coarse_label_names": [f"super{i}".encode() for i in range(20)]})
     root = Path(path)
     root.mkdir(parents=True, exist_ok=True)
+    stem = f"cifar-100-{version}"
     if fmt == "folder":
-        folder = root / "cifar-100-python"
+        folder = root / stem
         folder.mkdir(exist_ok=True)
         for name, data in files.items():
             (folder / name).write_bytes(data)
         return folder
-    archive = root / "cifar-100-python.tar.gz"
+    archive = root / f"{stem}.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         for name, data in files.items():
-            info = tarfile.TarInfo(f"cifar-100-python/{name}")
+            info = tarfile.TarInfo(f"{stem}/{name}")
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     return archive
