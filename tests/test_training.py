@@ -4,7 +4,6 @@ dataset builder accepts, resume after a kill, and the `blox-lat train` CLI."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import pickle
@@ -26,7 +25,7 @@ import blox_lat.dataset as ds  # noqa: E402
 from blox_lat import space as sp  # noqa: E402
 from blox_lat import training as tr  # noqa: E402
 from blox_lat.cli.main import cli  # noqa: E402
-from blox_lat.training._synthetic import write_synthetic_cifar100  # noqa: E402
+from blox_lat.training._synthetic import write_synthetic_cifar100, write_tar  # noqa: E402
 
 TEACHER_ARCH = "conv/conv/conv"
 STUDENT_ARCH = "mbconv/conv/conv"  # shares stages 1 and 2 with the teacher
@@ -100,12 +99,7 @@ def test_python_pickle_version_only_with_explicit_opt_in(data, tmp_path):
 
 
 def _tar_with(path: Path, members: dict[str, bytes]) -> Path:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, blob in members.items():
-            info = tarfile.TarInfo(f"cifar-100-python/{name}")
-            info.size = len(blob)
-            tar.addfile(info, io.BytesIO(blob))
-    return path
+    return write_tar(path, "cifar-100-python", members)
 
 
 class _Evil:

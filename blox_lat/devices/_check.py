@@ -45,10 +45,9 @@ def _runtime_verdict(profile: DeviceProfile, facts: dict[str, Any]) -> tuple[boo
         return False, ("DSP not available: " + str(facts.get("sdk_error") or
                        "snpe-net-run did not run or no FastRPC libraries in /vendor/lib/rfsa/adsp or /dsp"))
     package = "onnxruntime" if profile.runtime == "onnxruntime" else "torch"
-    version = facts.get(package)
-    if not version:
-        return False, f"{package} is not importable by {facts.get('python') and 'Python ' + facts['python'] or 'the device Python'}"
-    return True, f"Python {facts.get('python')}, {package} {version}"
+    if not facts.get(package):
+        return False, f"{package} is not importable by the device's Python {facts.get('python') or ''}".rstrip()
+    return True, f"Python {facts.get('python')}, {package} {facts[package]}"
 
 
 def check_device(

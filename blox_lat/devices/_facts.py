@@ -22,7 +22,7 @@ from typing import Any
 
 from blox_lat.devices._transport import Transport
 
-__all__ = ["CoolDown", "read_device_facts", "read_temperatures", "wait_until_cool"]
+__all__ = ["read_device_facts", "read_temperatures", "wait_until_cool"]
 
 _ANDROID_PROPS = {
     "ro.product.model": "model",
@@ -121,10 +121,6 @@ def read_temperatures(transport: Transport, timeout_s: float = 30.0) -> dict[str
     return _parse(result.stdout).get("temperatures_c", {})
 
 
-class CoolDown(dict):
-    """What :func:`wait_until_cool` saw: ``temperatures_c``, ``waited_s``, ``cool`` (dict)."""
-
-
 def wait_until_cool(
     transport: Transport,
     max_c: float,
@@ -134,9 +130,10 @@ def wait_until_cool(
     zones: Sequence[str] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
-) -> CoolDown:
+) -> dict[str, Any]:
     """Poll until every thermal zone (or those whose name contains one of ``zones``) is below
-    ``max_c``, or ``timeout_s`` passes. Never raises for heat: the caller records ``cool``."""
+    ``max_c``, or ``timeout_s`` passes. Never raises for heat: returns ``temperatures_c``,
+    ``hottest_c``, ``waited_s`` and ``cool`` for the caller to record."""
     start = clock()
     while True:
         temps = read_temperatures(transport)
@@ -145,6 +142,6 @@ def wait_until_cool(
         hottest = max(temps.values(), default=None)
         waited = clock() - start
         if hottest is None or hottest < max_c or waited >= timeout_s:
-            return CoolDown(temperatures_c=temps, hottest_c=hottest, waited_s=round(waited, 3),
-                            cool=hottest is None or hottest < max_c)
+            return {"temperatures_c": temps, "hottest_c": hottest, "waited_s": round(waited, 3),
+                    "cool": hottest is None or hottest < max_c}
         sleep(min(poll_s, max(0.0, timeout_s - waited)))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["synthetic_images", "write_synthetic_cifar100"]
+__all__ = ["synthetic_images", "write_synthetic_cifar100", "write_tar"]
 
 
 def synthetic_images(n: int, classes: int, rng: np.random.Generator, noise: float = 20.0) -> tuple[np.ndarray, list[int]]:
@@ -72,7 +72,11 @@ def write_synthetic_cifar100(path: str | os.PathLike[str], *, n_train: int = 500
         for name, data in files.items():
             (folder / name).write_bytes(data)
         return folder
-    archive = root / f"{stem}.tar.gz"
+    return write_tar(root / f"{stem}.tar.gz", stem, files)
+
+
+def write_tar(archive: Path, stem: str, files: dict[str, bytes]) -> Path:
+    """A ``.tar.gz`` holding ``stem/<name>`` for every file (the official archives' layout)."""
     with tarfile.open(archive, "w:gz") as tar:
         for name, data in files.items():
             info = tarfile.TarInfo(f"{stem}/{name}")
