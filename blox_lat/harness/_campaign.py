@@ -390,38 +390,35 @@ def run_campaign(
 
         pending: deque[tuple[Any, Any]] = deque()
 
+        def fill() -> None:
+            """Under ``wake``: move the stream's next model into ``pending`` if there is one."""
+            nonlocal exhausted
+            if not pending and not exhausted:
+                pair = next(pairs, None)
+                if pair is None:
+                    exhausted = True
+                else:
+                    pending.append(pair)
+
         def peek() -> tuple[Any, Any] | None:
             """The model after the current one, without taking it (for prefetching)."""
-            nonlocal exhausted
             with wake:
                 if handed_back:
                     return handed_back[0]
-                if not pending and not exhausted:
-                    pair = next(pairs, None)
-                    if pair is None:
-                        exhausted = True
-                    else:
-                        pending.append(pair)
+                fill()
                 return pending[0] if pending else None
 
         def take() -> tuple[Any, Any] | None:
             """The next model; when none is left, wait while another device may still hand
             one back (its device can be lost mid-model)."""
-            nonlocal busy, exhausted
+            nonlocal busy
             with wake:
                 while not stop.is_set():
-                    if handed_back:
+                    fill()
+                    queue = handed_back or pending
+                    if queue:
                         busy += 1
-                        return handed_back.popleft()
-                    if pending:
-                        busy += 1
-                        return pending.popleft()
-                    if not exhausted:
-                        pair = next(pairs, None)
-                        if pair is not None:
-                            busy += 1
-                            return pair
-                        exhausted = True
+                        return queue.popleft()
                     if busy == 0:
                         return None
                     wake.wait(0.2)
