@@ -192,11 +192,20 @@ def _field(number: int, payload: bytes) -> bytes:
     return bytes(out) + payload
 
 
-def onnx_bytes(arch: Arch, batch: int, opset: int = 17, cache_dir: Path | None = None) -> bytes:
-    """The serialized fp32 ONNX model of ``arch`` (same graph as a direct export)."""
-    parts = [_onnx_piece(p, s, d, batch, opset, cache_dir) for p, s, d in _position(arch)]
-    header, frame = _onnx_frame(batch, opset)
-    return header + _field(7, b"".join(parts) + frame)  # ModelProto.graph is field 7
+def onnx_bytes(arch: Arch, batch: int, opset: int = 17, cache_dir: Path | None = None,
+               frame_batch: int | None = None) -> bytes:
+    """The serialized fp32 ONNX model of ``arch`` (same graph as a direct export).
+
+    ``frame_batch`` declares another batch size on the same pieces (pieces are batch-free), for
+    running many verification inputs in one call.
+    """
+    header, frame = _onnx_frame(frame_batch or batch, opset)
+    return header + _field(7, onnx_parts(arch, batch, opset, cache_dir) + frame)
+
+
+def onnx_parts(arch: Arch, batch: int, opset: int = 17, cache_dir: Path | None = None) -> bytes:
+    """The nodes and initializers of every piece of ``arch`` (GraphProto fields, serialized)."""
+    return b"".join(_onnx_piece(p, s, d, batch, opset, cache_dir) for p, s, d in _position(arch))  # ModelProto.graph is field 7
 
 
 def export_onnx(arch: Arch, path: Path, batch: int, opset: int = 17, cache_dir: Path | None = None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from blox_lat.exporters._errors import ExportError
+from blox_lat.exporters._errors import ExportError, VerificationError
 from blox_lat.exporters._formats import ExportFormat, get_format, normalise_options, toolchain
 from blox_lat.exporters._store import ArtifactStore
 from blox_lat.exporters._types import Artifact, ArtifactKey
@@ -55,6 +55,8 @@ def export(
     if method not in METHODS:
         raise ExportError(f"unknown export method {method!r}; choose one of: {', '.join(METHODS)}")
     key = make_key(arch, fmt, batch, options)
+    if method == "naive" and dict(key.options).get("calibration_scope") == "piece":
+        raise ExportError("method 'naive' quantises each whole model; pass the option calibration_scope=model")
     store = store if store is not None else ArtifactStore(DEFAULT_STORE)
     found = store.get(key)
     if found is not None:
@@ -86,6 +88,8 @@ def _produce(arch: Arch, fmt: ExportFormat, batch: int, opts: dict, out: Path, v
         reference = _compose.torch_reference(arch) if fast else None
         return _verify.verify_torchscript(out, arch, batch, reference)
     opset = int(opts["opset"])
+    if fmt.name == "onnx-int8" and fast and opts.get("calibration_scope") == "piece":
+        return _produce_int8_pieces(arch, batch, opts, out, verify, pieces)
     fp32 = out if fmt.name == "onnx" else out.with_name("fp32.onnx")
     if fast:
         _compose.export_onnx(arch, fp32, batch, opset, pieces)
@@ -104,11 +108,7 @@ def _produce(arch: Arch, fmt: ExportFormat, batch: int, opts: dict, out: Path, v
             except onnx.checker.ValidationError as exc:
                 raise ExportError(f"onnx.checker rejects the export of {arch.hash}: {exc}") from exc
         return check
-    from blox_lat.exporters._calib import calibration_inputs
-
-    samples = int(opts["calibration_samples"])
-    allow_pickle = opts.get("allow_pickle") == "yes"
-    calib = calibration_inputs(opts["calibration"], samples, batch, seed=0, allow_pickle=allow_pickle)
+    calib, held_out = _calibration(opts, batch)
     if fmt.name == "dlc":
         from blox_lat.exporters._snpe import export_dlc
 
@@ -116,6 +116,44 @@ def _produce(arch: Arch, fmt: ExportFormat, batch: int, opts: dict, out: Path, v
     _naive.quantize_int8(fp32, out, calib)
     if not verify:
         return check
-    held_out = calibration_inputs(opts["calibration"], max(8, 32 // batch), batch, seed=1, allow_pickle=allow_pickle)
     result = _verify.verify_int8(out, _verify.ort_session(fp32), held_out, float(opts["min_top1_agreement"]))
     return {**{f"fp32_{k}": v for k, v in check.items()}, **result}
+
+
+def _calibration(opts: dict, batch: int) -> tuple[list, list]:
+    """(calibration inputs, held-out agreement inputs) as the options ask."""
+    from blox_lat.exporters._calib import calibration_inputs
+
+    samples = int(opts["calibration_samples"])
+    allow_pickle = opts.get("allow_pickle") == "yes"
+    calib = calibration_inputs(opts["calibration"], samples, batch, seed=0, allow_pickle=allow_pickle)
+    held_out = calibration_inputs(opts["calibration"], max(8, 32 // batch), batch, seed=1, allow_pickle=allow_pickle)
+    return calib, held_out
+
+
+def _produce_int8_pieces(arch: Arch, batch: int, opts: dict, out: Path, verify: bool, pieces: Path) -> dict:
+    """int8 from per-piece quantisation templates (``_quant``), calibrated per model.
+
+    One fp32 run of the composed model over the held-out and calibration inputs stacked gives
+    the calibration ranges and the agreement baseline; the verification input is checked
+    against PyTorch through the composed fp32 model as in the fp32 path.
+    """
+    from blox_lat.exporters import _compose, _quant, _verify
+
+    opset = int(opts["opset"])
+    calib, held_out = _calibration(opts, batch)
+    try:
+        data, logits = _quant.int8_bytes(arch, batch, opset, calib, held_out, pieces)
+    except ExportError:
+        raise
+    except Exception as exc:  # onnxruntime failures come in many types
+        raise ExportError(f"int8 composition of {arch.hash} failed: {exc}") from exc
+    out.write_bytes(data)
+    if not verify:
+        return {"verified": False, "calibration_scope": "piece"}
+    x = _verify.verification_input(batch)
+    check = _verify.check_close(_verify.run_onnx(_verify.ort_session(_compose.onnx_bytes(arch, batch, opset, pieces)), x),
+                                _compose.torch_reference(arch)(x), f"ONNX fp32 of {arch.hash}")
+    per_input = [logits[i * batch:(i + 1) * batch] for i in range(len(held_out))]
+    result = _verify.verify_int8(out, per_input, held_out, float(opts["min_top1_agreement"]))
+    return {**{f"fp32_{k}": v for k, v in check.items()}, **result, "calibration_scope": "piece"}

@@ -67,20 +67,27 @@ class _Reader:
         return next(self._it, None)
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, calibration: Sequence[np.ndarray]) -> None:
-    """onnxruntime ``quantize_static``: QDQ, per-channel int8 weights, int8 activations, MinMax."""
+def quantize_int8(fp32_path: Path, out_path: Path, calibration: Sequence[np.ndarray], input_name: str = INPUT_NAME,
+                  ranges: dict[str, tuple[float, float]] | None = None) -> None:
+    """onnxruntime ``quantize_static``: QDQ, per-channel int8 weights, int8 activations, MinMax.
+
+    ``ranges`` fixes the calibration range of named tensors (``TensorQuantOverrides``).
+    """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     try:
         quantize_static(
             str(fp32_path),
             str(out_path),
-            _Reader(calibration),
+            _Reader(calibration, input_name),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"TensorQuantOverrides": {
+                name: [{"rmin": np.float32(lo), "rmax": np.float32(hi)}] for name, (lo, hi) in (ranges or {}).items()
+            }} if ranges else None,
         )
     except Exception as exc:  # onnxruntime raises bare Exceptions of many types
         raise ExportError(f"onnxruntime quantize_static failed on {fp32_path.name}: {exc}") from exc
