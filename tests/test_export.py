@@ -152,6 +152,59 @@ def test_int8_has_quantised_operators(store):
     assert art.bytes < ex.export(MODELS[0], "onnx", store=store).bytes / 2
 
 
+@pytest.mark.parametrize("batch", [1, 2])
+def test_int8_from_piece_templates_is_quantize_static_of_the_whole_model(tmp_path, batch):
+    """The composed int8 model has quantize_static's nodes and (to float rounding) its values."""
+    import collections
+    import logging
+
+    import onnx
+    from onnx import numpy_helper
+
+    from blox_lat.exporters import _compose, _naive, _quant, _verify
+    from blox_lat.exporters._calib import calibration_inputs
+
+    logging.getLogger().setLevel(logging.ERROR)
+    calib = calibration_inputs("random", 4, batch)
+    held_out = calibration_inputs("random", 3, batch, seed=1)
+    arch = sp.resolve(12345)  # squeeze-excitation blocks, several convolutions per cell
+    data, logits = _quant.int8_bytes(arch, batch, 17, calib, held_out, tmp_path / "pieces")
+    ours = onnx.load_from_string(data)
+    onnx.checker.check_model(ours)
+    _compose.export_onnx(arch, tmp_path / "f.onnx", batch)
+    _naive.quantize_int8(tmp_path / "f.onnx", tmp_path / "q.onnx", calib)
+    ref = onnx.load(str(tmp_path / "q.onnx"))
+
+    def nodes(model):
+        return collections.Counter((n.op_type, tuple(n.input), tuple(n.output)) for n in model.graph.node)
+
+    assert nodes(ours) == nodes(ref)
+    got = {i.name: numpy_helper.to_array(i) for i in ours.graph.initializer}
+    want = {i.name: numpy_helper.to_array(i) for i in ref.graph.initializer}
+    assert got.keys() == want.keys()
+    for name, value in want.items():
+        assert got[name].dtype == value.dtype and got[name].shape == value.shape, name
+        # scales come from a batched calibration run: equal to float rounding, int32 biases to 1 LSB
+        np.testing.assert_allclose(got[name].astype(np.float64), value.astype(np.float64), rtol=1e-5,
+                                   atol=1.0 if value.dtype == np.int32 else 0, err_msg=name)
+    x = held_out[0]
+    np.testing.assert_allclose(logits[:batch], _verify.run_onnx(str(tmp_path / "f.onnx"), x), rtol=1e-4, atol=1e-4)
+    assert _verify.rel_err(_verify.run_onnx(data, x), _verify.run_onnx(str(tmp_path / "q.onnx"), x)) < 0.05
+
+
+def test_int8_calibration_scope_option(tmp_path):
+    s = ex.ArtifactStore(tmp_path)
+    whole = ex.export(MODELS[0], "onnx-int8", store=s, options={"calibration_scope": "model"})
+    pieces = ex.export(MODELS[0], "onnx-int8", store=s)
+    assert pieces.path != whole.path and pieces.verification["calibration_scope"] == "piece"
+    assert "calibration_scope" not in whole.verification
+    with pytest.raises(ex.ExportError, match="calibration_scope must be piece or model"):
+        ex.export(MODELS[0], "onnx-int8", store=s, options={"calibration_scope": "layer"})
+    with pytest.raises(ex.ExportError, match="calibration_scope=model"):
+        ex.export(MODELS[0], "onnx-int8", store=s, method="naive")
+    assert ex.export(MODELS[0], "onnx-int8", store=s, options={"calibration_scope": "model"}, method="naive").path == whole.path
+
+
 def test_int8_with_cifar_calibration(tmp_path):
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()

@@ -178,38 +178,39 @@ def _onnx_frame(batch: int, opset: int) -> tuple[bytes, bytes]:
     return header.SerializeToString(), frame.SerializeToString()
 
 
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field."""
-    tag = (number << 3) | 2
+def _field_head(number: int, length: int) -> bytes:
+    """Tag and length of a length-delimited protobuf field (the payload follows)."""
     out = bytearray()
-    for value in (tag, len(payload)):
+    for value in ((number << 3) | 2, length):
         while True:
             byte = value & 0x7F
             value >>= 7
             out.append(byte | (0x80 if value else 0))
             if not value:
                 break
-    return bytes(out) + payload
+    return bytes(out)
 
 
 def onnx_bytes(arch: Arch, batch: int, opset: int = 17, cache_dir: Path | None = None,
-               frame_batch: int | None = None) -> bytes:
-    """The serialized fp32 ONNX model of ``arch`` (same graph as a direct export).
+               frame_batch: int | None = None, extra: bytes = b"") -> bytes:
+    """The serialized fp32 ONNX model of ``arch`` (same graph as a direct export), in one copy.
 
     ``frame_batch`` declares another batch size on the same pieces (pieces are batch-free), for
-    running many verification inputs in one call.
+    running many inputs in one call; ``extra`` appends serialized GraphProto fields (more nodes
+    and outputs).
     """
     header, frame = _onnx_frame(frame_batch or batch, opset)
-    return header + _field(7, onnx_parts(arch, batch, opset, cache_dir) + frame)
+    parts = [_onnx_piece(p, s, d, batch, opset, cache_dir) for p, s, d in _position(arch)]
+    size = sum(map(len, parts)) + len(frame) + len(extra)
+    return b"".join([header, _field_head(7, size), *parts, frame, extra])  # ModelProto.graph is field 7
 
 
-def onnx_parts(arch: Arch, batch: int, opset: int = 17, cache_dir: Path | None = None) -> bytes:
-    """The nodes and initializers of every piece of ``arch`` (GraphProto fields, serialized)."""
-    return b"".join(_onnx_piece(p, s, d, batch, opset, cache_dir) for p, s, d in _position(arch))  # ModelProto.graph is field 7
-
-
-def export_onnx(arch: Arch, path: Path, batch: int, opset: int = 17, cache_dir: Path | None = None) -> None:
-    Path(path).write_bytes(onnx_bytes(arch, batch, opset, cache_dir))
+def export_onnx(arch: Arch, path: Path, batch: int, opset: int = 17, cache_dir: Path | None = None) -> bytes:
+    """Write the fp32 ONNX model of ``arch`` to ``path``; returns its bytes (callers hash and
+    verify them from memory instead of reading the file back)."""
+    data = onnx_bytes(arch, batch, opset, cache_dir)
+    Path(path).write_bytes(data)
+    return data
 
 
 # -- PyTorch reference ----------------------------------------------------------------------

@@ -67,12 +67,15 @@ def export(
             return found
         with store.tempdir() as tmp:
             out = Path(tmp) / f"model{fmt.suffix}"
-            verification = _produce(arch, fmt, batch, dict(key.options), out, verify, method, store.root / "pieces")
-            return store.put(key, out, verification, suffix=fmt.suffix)
+            produced = _produce(arch, fmt, batch, dict(key.options), out, verify, method, store.root / "pieces")
+            verification, sha256 = produced if isinstance(produced, tuple) else (produced, None)
+            return store.put(key, out, verification, suffix=fmt.suffix, sha256=sha256)
 
 
 def _produce(arch: Arch, fmt: ExportFormat, batch: int, opts: dict, out: Path, verify: bool, method: str,
-             pieces: Path) -> dict:
+             pieces: Path) -> dict | tuple[dict, str]:
+    """Write the artifact to ``out``; its verification record (and its sha256 when the bytes were
+    in memory anyway, which spares reading the file back)."""
     from blox_lat.exporters import _naive, _verify
 
     fast = method == "fast"
@@ -91,22 +94,27 @@ def _produce(arch: Arch, fmt: ExportFormat, batch: int, opts: dict, out: Path, v
     if fmt.name == "onnx-int8" and fast and opts.get("calibration_scope") == "piece":
         return _produce_int8_pieces(arch, batch, opts, out, verify, pieces)
     fp32 = out if fmt.name == "onnx" else out.with_name("fp32.onnx")
+    data = None
     if fast:
-        _compose.export_onnx(arch, fp32, batch, opset, pieces)
+        data = _compose.export_onnx(arch, fp32, batch, opset, pieces)
     else:
         _naive.export_onnx(arch, fp32, batch, opset)
     check: dict = {"verified": False}
     if verify:
         reference = _compose.torch_reference(arch) if fast else None
-        check = _verify.verify_onnx_fp32(fp32, arch, batch, reference)
+        check = _verify.verify_onnx_fp32(fp32, arch, batch, reference, data=data)
     if fmt.name == "onnx":
         if verify:
             import onnx
 
             try:
-                onnx.checker.check_model(str(fp32))
+                onnx.checker.check_model(data if data is not None else str(fp32))
             except onnx.checker.ValidationError as exc:
                 raise ExportError(f"onnx.checker rejects the export of {arch.hash}: {exc}") from exc
+        if data is not None:
+            import hashlib
+
+            return check, hashlib.sha256(data).hexdigest()
         return check
     calib, held_out = _calibration(opts, batch)
     if fmt.name == "dlc":
@@ -149,11 +157,14 @@ def _produce_int8_pieces(arch: Arch, batch: int, opts: dict, out: Path, verify: 
     except Exception as exc:  # onnxruntime failures come in many types
         raise ExportError(f"int8 composition of {arch.hash} failed: {exc}") from exc
     out.write_bytes(data)
+    import hashlib
+
+    sha256 = hashlib.sha256(data).hexdigest()
     if not verify:
-        return {"verified": False, "calibration_scope": "piece"}
+        return {"verified": False, "calibration_scope": "piece"}, sha256
     x = _verify.verification_input(batch)
     check = _verify.check_close(_verify.run_onnx(_verify.ort_session(_compose.onnx_bytes(arch, batch, opset, pieces)), x),
                                 _compose.torch_reference(arch)(x), f"ONNX fp32 of {arch.hash}")
     per_input = [logits[i * batch:(i + 1) * batch] for i in range(len(held_out))]
-    result = _verify.verify_int8(out, per_input, held_out, float(opts["min_top1_agreement"]))
-    return {**{f"fp32_{k}": v for k, v in check.items()}, **result, "calibration_scope": "piece"}
+    result = _verify.verify_int8(out, per_input, held_out, float(opts["min_top1_agreement"]), data=data)
+    return {**{f"fp32_{k}": v for k, v in check.items()}, **result, "calibration_scope": "piece"}, sha256

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blox_lat.exporters._compose import _field, _onnx_frame, _onnx_piece, _position, _stage_shape
+from blox_lat.exporters._compose import _field_head, _onnx_frame, _onnx_piece, _position, _stage_shape
 from blox_lat.exporters._errors import ExportError
 from blox_lat.space import Arch
 
@@ -201,15 +201,13 @@ def int8_bytes(arch: Arch, batch: int, opset: int, calib: list[np.ndarray], held
     from onnxruntime.quantization.quant_utils import compute_scale_zp, get_qmin_qmax_for_qType
 
     from blox_lat.exporters import _verify
-    from blox_lat.exporters._compose import onnx_parts
+    from blox_lat.exporters._compose import onnx_bytes
 
     cache = str(cache_dir) if cache_dir is not None else None
     templates = [_template(p, s, d, batch, opset, cache) for p, s, d in _position(arch)]
     tensors = [pair for tpl in templates for pair in tpl.activations]
     stacked = np.concatenate([*held_out, *calib])
-    header, _ = _onnx_frame(batch, opset)
-    _, frame = _onnx_frame(len(stacked), opset)
-    augmented = header + _field(7, onnx_parts(arch, batch, opset, cache_dir) + frame + _reduce_nodes(tensors, opset))
+    augmented = onnx_bytes(arch, batch, opset, cache_dir, frame_batch=len(stacked), extra=_reduce_nodes(tensors, opset))
     session = _verify.ort_session(augmented, optimize=True)
     names = [o.name for o in session.get_outputs()]
     outs = dict(zip(names, session.run(None, {"input": stacked})))
@@ -234,7 +232,7 @@ def int8_bytes(arch: Arch, batch: int, opset: int, calib: list[np.ndarray], held
                                                              bias + "_quantized_scale"))
             extra.initializer.append(numpy_helper.from_array(np.zeros(bias_scale.size, np.int32),
                                                              bias + "_quantized_zero_point"))
-    _, frame = _onnx_frame(batch, opset)
-    body = b"".join(t.static for t in templates) + extra.SerializeToString() + frame
+    header, frame = _onnx_frame(batch, opset)
+    body = [*(t.static for t in templates), extra.SerializeToString(), frame]
     logits = outs["logits"][: len(held_out) * batch]
-    return header + _field(7, body), logits
+    return b"".join([header, _field_head(7, sum(map(len, body))), *body]), logits

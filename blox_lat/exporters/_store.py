@@ -143,8 +143,12 @@ class ArtifactStore:
         """A scratch folder on the store's file system (so the final rename is atomic)."""
         return tempfile.TemporaryDirectory(prefix=".tmp-", dir=self.root)
 
-    def put(self, key: ArtifactKey, source: Path | str, verification: dict | None = None, suffix: str | None = None) -> Artifact:
-        """Move the file ``source`` into the store under ``key``; a present key is kept as is."""
+    def put(self, key: ArtifactKey, source: Path | str, verification: dict | None = None, suffix: str | None = None,
+            sha256: str | None = None) -> Artifact:
+        """Move the file ``source`` into the store under ``key``; a present key is kept as is.
+
+        ``sha256`` is the file's digest when the caller hashed the bytes it wrote (else it is
+        computed here)."""
         source = Path(source)
         existing = self.get(key)
         if existing is not None:
@@ -153,7 +157,7 @@ class ArtifactStore:
         suffix = suffix if suffix is not None else source.suffix
         target = self.path_for(key, suffix)
         target.parent.mkdir(parents=True, exist_ok=True)
-        sha, size = sha256_file(source), source.stat().st_size
+        sha, size = sha256 or sha256_file(source), source.stat().st_size
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
         if _same_fs(source, target.parent):
             os.replace(source, tmp)

@@ -65,11 +65,12 @@ def torch_reference(arch, x: np.ndarray) -> np.ndarray:
         return seeded_model(arch)(torch.from_numpy(x)).numpy()
 
 
-def verify_onnx_fp32(path: Path, arch, batch: int, reference=None) -> dict:
+def verify_onnx_fp32(path: Path, arch, batch: int, reference=None, data: bytes | None = None) -> dict:
+    """Run the model at ``path`` (or its bytes ``data``, already in memory) against PyTorch."""
     x = verification_input(batch)
     want = reference(x) if reference is not None else torch_reference(arch, x)
     try:
-        got = run_onnx(path, x)
+        got = run_onnx(data if data is not None else path, x)
     except Exception as exc:  # onnxruntime failures come in many types
         raise VerificationError(f"onnxruntime cannot run {path.name}: {exc}") from exc
     return check_close(got, want, f"ONNX {path.name}")
@@ -89,20 +90,21 @@ def verify_torchscript(path: Path, arch, batch: int, reference=None) -> dict:
     return check_close(got, want, f"TorchScript {path.name}")
 
 
-def verify_int8(int8_path: Path, fp32, inputs: list[np.ndarray], min_agreement: float) -> dict:
+def verify_int8(int8_path: Path, fp32, inputs: list[np.ndarray], min_agreement: float, data: bytes | None = None) -> dict:
     """Top-1 agreement of the int8 model with fp32 on held-out inputs; also checks int8 ops exist.
 
     ``fp32`` is an onnxruntime session of the fp32 model, or its logits for ``inputs`` (a list of
-    arrays, one per input) computed beforehand in one batched call.
+    arrays, one per input) computed beforehand in one batched call. ``data``: the model's bytes,
+    when they are in memory already.
     """
     import onnx
 
-    model = onnx.load(str(int8_path), load_external_data=False)
+    model = onnx.load_from_string(data) if data is not None else onnx.load(str(int8_path), load_external_data=False)
     qops = sum(1 for n in model.graph.node if n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv"))
     if qops == 0:
         raise VerificationError(f"{int8_path.name} has no quantised operators; quantisation did not happen")
     try:
-        sess = ort_session(int8_path, optimize=True)  # the int8 kernels a device runs (QDQ fused)
+        sess = ort_session(data if data is not None else int8_path, optimize=True)  # the int8 kernels a device runs (QDQ fused)
         agree = total = 0
         for i, x in enumerate(inputs):
             a = np.argmax(run_onnx(sess, x), axis=1)
