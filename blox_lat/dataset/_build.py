@@ -32,6 +32,7 @@ Rules (also in the README):
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import math
@@ -544,6 +545,23 @@ def _iter_json(files: list[InputFile], jobs: int, pool: Any = None):
     return (entry for part in parts for entry in part)
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause the cyclic garbage collector while inputs are read.
+
+    A full-size build holds millions of parsed containers at once; every few thousand new
+    ones the collector walks all of them, which made JSON parsing ~3x slower. Parsed records
+    form no reference cycles, so nothing is left for the collector to find afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def check_version(version: str) -> str:
     if not isinstance(version, str) or not _VERSION_RE.fullmatch(version):
         raise InputError(f"dataset version {version!r} is not X.Y.Z (e.g. 1.0.0)")
@@ -568,6 +586,13 @@ def build(
     out = Path(out)
     if out.exists():
         raise ReleaseExistsError(f"{out} already exists; releases are immutable, so build a new version into a new directory")
+    with _gc_paused():
+        return _build(sources, out, version, allow_pickle=allow_pickle, blox_format=blox_format, raw=raw,
+                      static=static, jobs=jobs)
+
+
+def _build(sources: list[str | os.PathLike[str]], out: Path, version: str, *, allow_pickle: bool,
+           blox_format: bool, raw: bool, static: bool, jobs: int | None) -> BuildResult:
     files = discover(sources)
     c = _Collector(allow_pickle=allow_pickle)
     per_source: dict[str, list[tuple[str, str]]] = {}
@@ -581,7 +606,7 @@ def build(
         if jobs > 1 and len(json_files) >= PARALLEL_MIN_FILES:
             from concurrent.futures import ProcessPoolExecutor
 
-            pool = stack.enter_context(ProcessPoolExecutor(max_workers=jobs))
+            pool = stack.enter_context(ProcessPoolExecutor(max_workers=jobs, initializer=gc.disable))
         for label, sha, record in _iter_json(json_files, jobs, pool):
             if record is None:
                 continue
