@@ -161,6 +161,62 @@ def test_parallel_parsing_gives_identical_release(inputs, tmp_path, monkeypatch)
         assert p.read_bytes() == (parallel.path / p.relative_to(serial.path)).read_bytes(), p
 
 
+def _odd_training_records(root):
+    """Records the column reader must hand back to add_record, next to plain ones."""
+    paths = syn.write_training_records(root, [20, 21, 22, 23, 24, 25], seed=0, epochs=6, rng_seed=7)
+    recs = [json.loads(p.read_text()) for p in paths]
+    recs[0]["metrics"]["val_top1"] = [int(v) for v in recs[0]["metrics"]["val_top1"]]  # ints: plain all the same
+    del recs[1]["metrics"]["train_loss"]  # a null cell
+    recs[2]["train_time_s"] = "3000.4"  # float() takes it
+    recs[3]["environment"] = None
+    recs[4]["metrics"]["lr"] = [0.1, 0.01]  # an extra list of another length
+    recs[5]["test"] = {"top1": 61.23456789, "top5": None}
+    for p, rec in zip(paths, recs):
+        p.write_text(json.dumps(rec, indent=1))
+    shutil.copy(paths[0], paths[0].with_name("copy-" + paths[0].name))  # an identical duplicate
+
+
+def _same_release(a, b):
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+    for rel in files:
+        assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
+
+
+def test_column_reader_gives_identical_release(inputs, tmp_path, monkeypatch):
+    """Plain records and journals are read as columns; every record through add_record gives the same bytes."""
+    from blox_lat.dataset import _build
+
+    _odd_training_records(tmp_path / "odd")
+    sources = [inputs / "train", tmp_path / "odd", inputs / "cpu", inputs / "gpu"]
+    monkeypatch.setattr(_build, "COLUMNS", False)
+    per_record = ds.build(sources, tmp_path / "per-record", "1.0.0", static=False, jobs=1, blox_format=True)
+    monkeypatch.setattr(_build, "COLUMNS", True)
+    serial = ds.build(sources, tmp_path / "serial", "1.0.0", static=False, jobs=1, blox_format=True)
+    monkeypatch.setattr(_build, "PARALLEL_MIN_FILES", 1)
+    parallel = ds.build(sources, tmp_path / "parallel", "1.0.0", static=False, jobs=2, blox_format=True)
+    assert per_record.sections["base/0"] == 12 + 6
+    _same_release(per_record.path, serial.path)
+    _same_release(per_record.path, parallel.path)
+
+
+@pytest.mark.parametrize("columns", [False, True])
+def test_column_reader_same_errors(tmp_path, monkeypatch, columns):
+    from blox_lat.dataset import _build
+
+    monkeypatch.setattr(_build, "COLUMNS", columns)
+    syn.write_training_records(tmp_path / "a", [3, 4], epochs=5, rng_seed=1)
+    syn.write_training_records(tmp_path / "b", [3], epochs=5, rng_seed=2)
+    with pytest.raises(ds.DuplicateKeyError) as err:
+        ds.build([tmp_path / "a", tmp_path / "b"], tmp_path / "r", "1.0.0", static=False)
+    assert str(err.value).startswith("model #3 appears twice in base/0 with different test_top1, train_time_s, val_top1 (")
+    syn.write_training_records(tmp_path / "c", [5], epochs=7, rng_seed=1)
+    with pytest.raises(ds.InputError, match=r"base/0 mixes epoch counts \(5 epochs in a/records/normal/\S+ \(val_top1\); "
+                                            r"7 epochs in c/records/normal/\S+ \(val_top1\)\)"):
+        ds.build([tmp_path / "a", tmp_path / "c"], tmp_path / "r", "1.0.0", static=False)
+    assert not (tmp_path / "r").exists()
+
+
 def test_verify_detects_tampering(release, tmp_path):
     assert ds.verify(release).ok
     copy = tmp_path / "copy"

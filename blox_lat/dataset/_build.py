@@ -35,7 +35,6 @@ import contextlib
 import gc
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
@@ -48,7 +47,9 @@ from typing import Any
 import numpy as np
 
 from blox_lat.dataset._errors import DuplicateKeyError, InputError, ReleaseExistsError
-from blox_lat.dataset._inputs import InputFile, discover, load_record, sha256_file
+from blox_lat.dataset._inputs import InputFile, discover, sha256_file
+from blox_lat.dataset._readers import METRICS, Ref, env_row, read_json_files
+from blox_lat.dataset._readers import rounded as _r
 from blox_lat.dataset._schema import (
     ACC_DECIMALS,
     FORMAT,
@@ -67,6 +68,7 @@ __all__ = ["BuildResult", "build"]
 _VERSION_RE = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
 NUM_MODELS = 91125
 PARALLEL_MIN_FILES = 2000  # below this, parse JSON inputs in-process
+COLUMNS = True  # read plain training records as columns (False: every record through add_record)
 _METRICS_BASE = ("val_top1",)
 _EXT_LISTS = ("train_top1", "train_loss", "train_top5", "val_loss", "val_top5")
 
@@ -97,13 +99,6 @@ def _model_index(record: dict, label: str) -> tuple[str, int]:
     return h, index
 
 
-def _r(value: Any, digits: int) -> float | None:
-    if value is None:
-        return None
-    v = float(value)
-    return None if math.isnan(v) else round(v, digits)
-
-
 def _rlist(values: Any, digits: int, label: str, name: str) -> np.ndarray | None:
     """Per-epoch values rounded like the Blox release (vectorised: 91,125 x 200 x 6 of them)."""
     if values is None:
@@ -117,6 +112,10 @@ def _rlist(values: Any, digits: int, label: str, name: str) -> np.ndarray | None
     if arr.ndim != 1:
         raise InputError(f"{label}: metrics.{name} must be a flat list")
     return np.round(arr, digits)
+
+
+def _row_dict(section: str, row: dict | Ref) -> dict:
+    return row.block.row(row.j, section.split("/", 1)[0]) if isinstance(row, Ref) else row
 
 
 def _same_row(a: dict, b: dict) -> bool:
@@ -190,18 +189,29 @@ class _Collector:
             self.meas.setdefault((device, h), []).append((key, {**record, "_index": index}))
 
     # -- training -----------------------------------------------------------------------
-    def _put(self, section: str, index: int, row: dict, label: str) -> None:
-        validate_section_name(section)
-        table = self.rows.setdefault(section, {})
+    def _put(self, section: str, index: int, row: dict | Ref, label: str) -> None:
+        table = self.rows.get(section)
+        if table is None:
+            validate_section_name(section)
+            table = self.rows[section] = {}
         old = table.get(index)
         if old is None:
             table[index] = (row, label)
-        elif not _same_row(old[0], row):
-            diff = sorted(k for k in row if not _same_row({k: row.get(k)}, {k: old[0].get(k)}))
+            return
+        new, was = _row_dict(section, row), _row_dict(section, old[0])
+        if not _same_row(was, new):
+            diff = sorted(k for k in new if not _same_row({k: new.get(k)}, {k: was.get(k)}))
             raise DuplicateKeyError(
                 f"model #{index} appears twice in {section} with different {', '.join(diff)} "
                 f"({old[1]} and {label}); remove one of the two inputs"
             )
+
+    def add_ref(self, ref: Ref, label: str) -> None:
+        """A plain ``normal`` record read as columns: what ``add_record`` does with it."""
+        seed, index = ref.block.seed[ref.j], ref.block.index[ref.j]
+        self._put(f"base/{seed}", index, ref, label)
+        self._put(f"ext/{seed}", index, ref, label)
+        self._put(f"env/{seed}", index, ref, label)
 
     def add_record(self, record: dict, label: str) -> None:
         if record["kind"] == "distill-block":
@@ -233,7 +243,7 @@ class _Collector:
             env = record.get("environment") or {}
             if not isinstance(env, dict):
                 raise InputError(f"{label}: 'environment' must be an object")
-            self._put(f"env/{seed}", index, _env_row(env, seed), label)
+            self._put(f"env/{seed}", index, env_row(env, seed), label)
         elif setting == "finetune":
             teacher = _need(record, "teacher", str, label)
             self._put(f"finetune/{teacher}/{epochs}", index, {"seed": seed, **base, **ext}, label)
@@ -292,7 +302,7 @@ class _Collector:
                 else:
                     raise InputError(f"{f.label}: unknown training part {part!r}")
             elif dtype == "env":
-                self._put(f"env/{header.get('seed')}", index, _env_row(row, header.get("seed")), f.label)
+                self._put(f"env/{header.get('seed')}", index, env_row(row, header.get("seed")), f.label)
             elif dtype == "static":
                 self.static_override[index] = (row["params"], row["flops"], row["arch_vec"])
             elif dtype == "benchmarking":
@@ -304,15 +314,6 @@ class _Collector:
                 self.meas.setdefault((device, h), []).append(((2, "", "", "", self.order), rec))
             else:
                 raise InputError(f"{f.label}: unknown dataset_type {dtype!r}")
-
-
-def _env_row(env: dict, seed: Any) -> dict:
-    def s(v: Any) -> str | None:
-        return None if v is None else str(v)
-
-    return {"python": s(env.get("python")), "torch": s(env.get("torch")), "gpu": s(env.get("gpu")),
-            "driver": s(env.get("driver")), "codebase": s(env.get("codebase")),
-            "seed": int(env["seed"]) if env.get("seed") is not None else (int(seed) if seed is not None else None)}
 
 
 # -- tables -------------------------------------------------------------------------------
@@ -364,21 +365,12 @@ def _arrow_column(col, values: list[Any], epochs: int | None):
 
     t = col.type
     if t in ("acc_epochs", "loss_epochs"):
-        dtype = np.float32 if t == "acc_epochs" else np.float64
-        n = len(values)
-        mat = np.full((n, epochs or 0), np.nan, dtype=dtype)
-        mask = np.ones(n, dtype=bool)
+        mat, mask = _epoch_matrix(col, len(values), epochs)
         for i, v in enumerate(values):
             if v is not None:
                 mat[i] = v
                 mask[i] = False
-        # schema 2: one fixed-size binary cell per row holding the epochs' little-endian floats.
-        # Parquet stores it without list levels, so a 200-epoch column decodes ~7x faster than
-        # a FixedSizeList; readers turn it back into a FixedSizeList (zero copy).
-        width = (epochs or 0) * mat.dtype.itemsize
-        buf = pa.py_buffer(np.ascontiguousarray(mat.astype(mat.dtype.newbyteorder("<"), copy=False)))  # no copy
-        validity = pa.array(~mask).buffers()[1] if mask.any() else None
-        return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [validity, buf], null_count=int(mask.sum()))
+        return _epoch_array(mat, mask, epochs)
     if t == "i8x15":
         arr = np.asarray(values, dtype=np.int8).reshape(-1)
         return pa.FixedSizeListArray.from_arrays(pa.array(arr), 15)
@@ -387,19 +379,100 @@ def _arrow_column(col, values: list[Any], epochs: int | None):
     return pa.array(values, type=types[t])
 
 
-def _make_table(name: str, rows: list[dict], metadata: dict, epochs: int | None = None):
+def _epoch_matrix(col, n: int, epochs: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """An all-null (rows, epochs) matrix of ``col``'s dtype and its null mask, to fill in."""
+    dtype = np.float32 if col.type == "acc_epochs" else np.float64
+    return np.full((n, epochs or 0), np.nan, dtype=dtype), np.ones(n, dtype=bool)
+
+
+def _epoch_array(mat: np.ndarray, mask: np.ndarray, epochs: int | None):
     import pyarrow as pa
 
+    # schema 2: one fixed-size binary cell per row holding the epochs' little-endian floats.
+    # Parquet stores it without list levels, so a 200-epoch column decodes ~7x faster than
+    # a FixedSizeList; readers turn it back into a FixedSizeList (zero copy).
+    n = len(mat)
+    width = (epochs or 0) * mat.dtype.itemsize
+    buf = pa.py_buffer(np.ascontiguousarray(mat.astype(mat.dtype.newbyteorder("<"), copy=False)))  # no copy
+    validity = pa.array(~mask).buffers()[1] if mask.any() else None
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [validity, buf], null_count=int(mask.sum()))
+
+
+def _make_table(name: str, rows: list[dict], metadata: dict, epochs: int | None = None):
     cols = columns_of(name)
-    arrays = [_arrow_column(c, [r.get(c.name) for r in rows], epochs) for c in cols]
+    return _table(name, [_arrow_column(c, [r.get(c.name) for r in rows], epochs) for c in cols], metadata)
+
+
+def _table(name: str, arrays: list, metadata: dict):
+    import pyarrow as pa
+
     meta = {"section": name, "schema_version": SCHEMA_VERSION, "metadata": metadata}
-    return pa.Table.from_arrays(arrays, names=[c.name for c in cols]).replace_schema_metadata(
+    return pa.Table.from_arrays(arrays, names=[c.name for c in columns_of(name)]).replace_schema_metadata(
         {b"blox_lat": json.dumps(meta, sort_keys=True).encode()})
 
 
-def _epochs_of(section: str, rows: dict[int, tuple[dict, str]]) -> int | None:
+def _training_table(section: str, entries: dict[int, tuple[dict | Ref, str]], hashes: list[str], metadata: dict,
+                    epochs: int | None):
+    """``_make_table`` of a base/ext/env/finetune section whose rows are dicts or :class:`Ref`s.
+
+    Rows read as columns are gathered block by block (whole matrix slices), the rest as dicts.
+    """
+    import pyarrow as pa
+
+    order = sorted(entries)
+    n = len(order)
+    dict_rows: list[tuple[int, dict]] = []
+    blocks: dict[int, tuple[Any, list[int], list[int]]] = {}  # id(block) -> (block, positions, rows)
+    for pos, index in enumerate(order):
+        row = entries[index][0]
+        if isinstance(row, Ref):
+            b = blocks.get(id(row.block))
+            if b is None:
+                b = blocks[id(row.block)] = (row.block, [], [])
+            b[1].append(pos)
+            b[2].append(row.j)
+        else:
+            dict_rows.append((pos, row))
+    gathers = [(block, np.asarray(pos, dtype=np.intp), np.asarray(js, dtype=np.intp), js)
+               for block, pos, js in blocks.values()]
+    arrays = []
+    for col in columns_of(section):
+        if col.name == "model_hash":
+            arrays.append(pa.array([hashes[i] for i in order], pa.string()))
+        elif col.name == "model_index":
+            arrays.append(pa.array(order, pa.int32()))
+        elif col.type in ("acc_epochs", "loss_epochs"):
+            mat, mask = _epoch_matrix(col, n, epochs)
+            for pos, row in dict_rows:
+                v = row.get(col.name)
+                if v is not None:
+                    mat[pos] = v
+                    mask[pos] = False
+            m = METRICS.index(col.name)
+            for block, pos, rows, _js in gathers:
+                mat[pos] = block.metrics[rows, m]
+                mask[pos] = False
+            arrays.append(_epoch_array(mat, mask, epochs))
+        else:
+            values: list[Any] = [None] * n
+            for pos, row in dict_rows:
+                values[pos] = row.get(col.name)
+            for block, pos, _rows, js in gathers:
+                src = block.scalars[col.name]
+                for p, j in zip(pos.tolist(), js):
+                    values[p] = src[j]
+            arrays.append(_arrow_column(col, values, epochs))
+    return _table(section, arrays, metadata)
+
+
+def _epochs_of(section: str, rows: dict[int, tuple[dict | Ref, str]]) -> int | None:
     lengths: dict[int, str] = {}
+    first_list = {"base": "val_top1", "ext": METRICS[1]}.get(section.split("/", 1)[0])
     for row, label in rows.values():
+        if isinstance(row, Ref):
+            if first_list is not None and row.block.epochs not in lengths:
+                lengths[row.block.epochs] = f"{label} ({first_list})"
+            continue
         for k, v in row.items():
             if isinstance(v, (list, np.ndarray)):
                 lengths.setdefault(len(v), f"{label} ({k})")
@@ -513,35 +586,14 @@ def _sha256(path: Path) -> str:
     return sha256_file(path)
 
 
-def _parse_json_files(items: list[tuple[str, str]]) -> list[tuple[str, str, dict | None]]:
-    """(path, label) -> (label, sha256, record or None); metrics lists become float64 arrays.
-
-    Runs in worker processes for large inputs (JSON parsing dominates a full-size build).
-    """
-    out = []
-    for path, label in items:
-        data = Path(path).read_bytes()
-        record = load_record(data, label)
-        if record is not None and isinstance(record.get("metrics"), dict):
-            metrics = record["metrics"]
-            for k, v in metrics.items():
-                if isinstance(v, list):
-                    try:
-                        metrics[k] = np.asarray(v, dtype=np.float64)
-                    except (TypeError, ValueError):
-                        raise InputError(f"{label}: metrics.{k} holds a non-number") from None
-        out.append((label, hashlib.sha256(data).hexdigest(), record))
-    return out
-
-
 def _iter_json(files: list[InputFile], jobs: int, pool: Any = None):
-    """Parsed JSON inputs in input order, in parallel when a ``pool`` is given."""
+    """Read JSON inputs (:func:`read_json_files`) in input order, in parallel when a ``pool`` is given."""
     items = [(str(f.path), f.label) for f in files]
     if pool is None or jobs <= 1 or len(items) < PARALLEL_MIN_FILES:
-        return iter(_parse_json_files(items))
+        return iter(read_json_files(items, COLUMNS))
     size = max(500, len(items) // (jobs * 8))
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    parts = pool.map(_parse_json_files, chunks)
+    parts = pool.map(read_json_files, chunks, [COLUMNS] * len(chunks))
     return (entry for part in parts for entry in part)
 
 
@@ -607,10 +659,13 @@ def _build(sources: list[str | os.PathLike[str]], out: Path, version: str, *, al
             from concurrent.futures import ProcessPoolExecutor
 
             pool = stack.enter_context(ProcessPoolExecutor(max_workers=jobs, initializer=gc.disable))
-        for label, sha, record in _iter_json(json_files, jobs, pool):
-            if record is None:
+        for label, sha, record, ref in _iter_json(json_files, jobs, pool):
+            if ref is not None:
+                c.add_ref(ref, label)
+            elif record is not None:
+                c.add_record(record, label)
+            else:
                 continue
-            c.add_record(record, label)
             per_source.setdefault(source_of[label], []).append((label, sha))
             used += 1
     for f in files:  # journals in this process: shipping parsed records back costs more than parsing
@@ -670,14 +725,13 @@ def _add_tables(c: _Collector, tables: dict, metadata: dict, hashes: list[str], 
         metadata[f"measure-env/{device}"] = {"device": device}
     for section, entries in sorted(c.rows.items()):
         epochs = _epochs_of(section, entries)
-        rows = [{"model_hash": hashes[i], "model_index": i, **row} for i, (row, _l) in sorted(entries.items())]
         kind, *parts = section.split("/")
         meta: dict[str, Any] = {"epochs": epochs} if epochs is not None else {}
         if kind in ("base", "ext", "env"):
             meta["seed"] = parts[0]
         if kind == "finetune":
             meta.update({"teacher": parts[0], "setting": "finetune"})
-        tables[section] = _make_table(section, rows, meta, epochs)
+        tables[section] = _training_table(section, entries, hashes, meta, epochs)
         metadata[section] = meta
     for section, rows in _distill_rows(c).items():
         _k, teacher, epochs = section.split("/")
