@@ -188,14 +188,26 @@ def test_column_reader_gives_identical_release(inputs, tmp_path, monkeypatch):
     from blox_lat.dataset import _build
 
     _odd_training_records(tmp_path / "odd")
-    sources = [inputs / "train", tmp_path / "odd", inputs / "cpu", inputs / "gpu"]
+    c1 = syn.write_journal(tmp_path / "c1" / "gpu", "gpu", [0, 1, 2, 7, 9], samples=30, rng_seed=5, campaign="c1")
+    lines = c1.read_text().splitlines()
+    rec = json.loads(lines[1])
+    rec["measurement"]["latency_ms"] = "fast"  # float() refuses it, but a later record of the model is kept
+    rec["recorded_at"] = "2025-01-01T00:00:00+00:00"
+    c1.write_text("\n".join([*lines, json.dumps(rec)]) + "\n")
+    c2 = syn.write_journal(tmp_path / "c2" / "gpu", "gpu", [1, 3, 4], samples=20, rng_seed=6, campaign="c2")
+    lines = c2.read_text().splitlines()
+    rec = json.loads(lines[3])
+    rec["measurement"]["flags"] = [1]  # Arrow refuses it for a string list: the whole journal stays as records
+    rec["measurement"]["noisy"] = True
+    c2.write_text("\n".join([*lines, json.dumps(rec)]) + "\n")
+    sources = [inputs / "train", tmp_path / "odd", inputs / "cpu", inputs / "gpu", c1.parent, c2.parent]
     monkeypatch.setattr(_build, "COLUMNS", False)
     per_record = ds.build(sources, tmp_path / "per-record", "1.0.0", static=False, jobs=1, blox_format=True)
     monkeypatch.setattr(_build, "COLUMNS", True)
     serial = ds.build(sources, tmp_path / "serial", "1.0.0", static=False, jobs=1, blox_format=True)
     monkeypatch.setattr(_build, "PARALLEL_MIN_FILES", 1)
     parallel = ds.build(sources, tmp_path / "parallel", "1.0.0", static=False, jobs=2, blox_format=True)
-    assert per_record.sections["base/0"] == 12 + 6
+    assert per_record.sections["base/0"] == 12 + 6 and per_record.sections["bench/gpu"] == 7
     _same_release(per_record.path, serial.path)
     _same_release(per_record.path, parallel.path)
 

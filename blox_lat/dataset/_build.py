@@ -46,9 +46,13 @@ from typing import Any
 
 import numpy as np
 
+from blox_lat.dataset._columns import arrow_column, epoch_array, epoch_matrix
 from blox_lat.dataset._errors import DuplicateKeyError, InputError, ReleaseExistsError
 from blox_lat.dataset._inputs import InputFile, discover, sha256_file
-from blox_lat.dataset._readers import METRICS, Ref, env_row, read_json_files
+from blox_lat.dataset._readers import METRICS, JournalPart, MeasRef, Ref, bench_row, env_row, raw_row, read_json_files
+from blox_lat.dataset._readers import model_index as _model_index
+from blox_lat.dataset._readers import need as _need
+from blox_lat.dataset._readers import read_journal_part
 from blox_lat.dataset._readers import rounded as _r
 from blox_lat.dataset._schema import (
     ACC_DECIMALS,
@@ -68,7 +72,8 @@ __all__ = ["BuildResult", "build"]
 _VERSION_RE = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
 NUM_MODELS = 91125
 PARALLEL_MIN_FILES = 2000  # below this, parse JSON inputs in-process
-COLUMNS = True  # read plain training records as columns (False: every record through add_record)
+PARALLEL_MIN_JOURNAL_BYTES = 16 << 20  # or when the journals are at least this big
+COLUMNS = True  # read plain training records and journals as columns (False: as records, as before)
 _METRICS_BASE = ("val_top1",)
 _EXT_LISTS = ("train_top1", "train_loss", "train_top5", "val_loss", "val_top5")
 
@@ -84,19 +89,6 @@ class BuildResult:
     def to_dict(self) -> dict:
         return {"path": str(self.path), "version": self.version, "sections": dict(self.sections),
                 "inputs": self.inputs, "blox_files": list(self.blox_files)}
-
-
-def _model_index(record: dict, label: str) -> tuple[str, int]:
-    from blox_lat.space._table import space_table
-
-    h = record.get("model_hash")
-    index = space_table().index_of_hash.get(h) if isinstance(h, str) else None
-    if index is None:
-        raise InputError(f"{label}: {h!r} is not a Blox model hash")
-    given = record.get("model_index")
-    if given is not None and given != index:
-        raise InputError(f"{label}: model_index {given} does not match hash {h} (index {index})")
-    return h, index
 
 
 def _rlist(values: Any, digits: int, label: str, name: str) -> np.ndarray | None:
@@ -132,13 +124,6 @@ def _same_row(a: dict, b: dict) -> bool:
     return True
 
 
-def _need(record: dict, key: str, types: type | tuple, label: str) -> Any:
-    value = record.get(key)
-    if not isinstance(value, types) or (isinstance(value, bool) and types is int):
-        raise InputError(f"{label}: field {key!r} is missing or has the wrong type ({value!r})")
-    return value
-
-
 @dataclass
 class _Collector:
     allow_pickle: bool = False
@@ -151,42 +136,25 @@ class _Collector:
     order: int = 0
 
     # -- measurements -------------------------------------------------------------------
-    def add_journal(self, f: InputFile, records: list[dict] | None = None) -> None:
-        """Add a journal's records (``records``: already parsed, e.g. by a worker process)."""
-        from blox_lat.harness import read_journal
-
-        last_profile: dict | None = None
-        last_setting = ""
-        for record in (read_journal(f.path) if records is None else records):
-            self.order += 1
-            device = record.get("device")
-            if not isinstance(device, str):
-                raise InputError(f"{f.label}: a journal record has no device name")
-            validate_section_name(f"bench/{device}")
-            if record.get("kind") == "environment":
-                env_id = _need(record, "env_id", str, f.label)
-                key = (device, env_id)
-                old = self.envs.get(key)
-                if old is None or str(record.get("recorded_at", "")) < str(old[1].get("recorded_at", "")):
-                    self.envs[key] = (f.label, record)
-                continue
-            if record.get("kind") != "measurement":
-                continue
-            h, index = _model_index(record, f.label)
-            profile = record.get("profile")
-            if isinstance(profile, dict):
-                if profile != last_profile:  # journals repeat one profile: encode it once
-                    last_profile = profile
-                    last_setting = json.dumps({k: v for k, v in profile.items() if k != "name"}, sort_keys=True)
-                self.profiles.setdefault(device, {}).setdefault(last_setting, f.label)
-            status = record.get("status")
-            m = record.get("measurement")
-            if status == "ok" and not isinstance(m, dict):
-                raise InputError(f"{f.label}: an ok measurement of {h} carries no measurement")
-            rank = 0 if status != "ok" else (1 if m.get("noisy") else 2)
-            key = (rank, str(record.get("recorded_at") or ""), str(record.get("campaign_id") or ""),
-                   str(record.get("env_id") or ""), self.order)
-            self.meas.setdefault((device, h), []).append((key, {**record, "_index": index}))
+    def add_journal(self, f: InputFile, part: JournalPart) -> None:
+        """Add a journal read by :func:`read_journal_part` (in a worker process for large builds)."""
+        base = self.order
+        self.order += part.count
+        for device, env_id, record in part.envs:
+            key = (device, env_id)
+            old = self.envs.get(key)
+            if old is None or str(record.get("recorded_at", "")) < str(old[1].get("recorded_at", "")):
+                self.envs[key] = (f.label, record)
+        for device, setting in part.settings:
+            self.profiles.setdefault(device, {}).setdefault(setting, f.label)
+        meas = self.meas
+        for i, (device, h, _index, key) in enumerate(part.meas):
+            entry = ((*key[:4], base + key[4]), part.record(i))
+            recs = meas.get((device, h))
+            if recs is None:
+                meas[(device, h)] = [entry]
+            else:
+                recs.append(entry)
 
     # -- training -----------------------------------------------------------------------
     def _put(self, section: str, index: int, row: dict | Ref, label: str) -> None:
@@ -360,47 +328,9 @@ def _hashes() -> list[str]:
     return space_table().hashes
 
 
-def _arrow_column(col, values: list[Any], epochs: int | None):
-    import pyarrow as pa
-
-    t = col.type
-    if t in ("acc_epochs", "loss_epochs"):
-        mat, mask = _epoch_matrix(col, len(values), epochs)
-        for i, v in enumerate(values):
-            if v is not None:
-                mat[i] = v
-                mask[i] = False
-        return _epoch_array(mat, mask, epochs)
-    if t == "i8x15":
-        arr = np.asarray(values, dtype=np.int8).reshape(-1)
-        return pa.FixedSizeListArray.from_arrays(pa.array(arr), 15)
-    types = {"str": pa.string(), "json": pa.string(), "i32": pa.int32(), "i64": pa.int64(), "f64": pa.float64(),
-             "bool": pa.bool_(), "strlist": pa.list_(pa.string()), "f64list": pa.list_(pa.float64())}
-    return pa.array(values, type=types[t])
-
-
-def _epoch_matrix(col, n: int, epochs: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """An all-null (rows, epochs) matrix of ``col``'s dtype and its null mask, to fill in."""
-    dtype = np.float32 if col.type == "acc_epochs" else np.float64
-    return np.full((n, epochs or 0), np.nan, dtype=dtype), np.ones(n, dtype=bool)
-
-
-def _epoch_array(mat: np.ndarray, mask: np.ndarray, epochs: int | None):
-    import pyarrow as pa
-
-    # schema 2: one fixed-size binary cell per row holding the epochs' little-endian floats.
-    # Parquet stores it without list levels, so a 200-epoch column decodes ~7x faster than
-    # a FixedSizeList; readers turn it back into a FixedSizeList (zero copy).
-    n = len(mat)
-    width = (epochs or 0) * mat.dtype.itemsize
-    buf = pa.py_buffer(np.ascontiguousarray(mat.astype(mat.dtype.newbyteorder("<"), copy=False)))  # no copy
-    validity = pa.array(~mask).buffers()[1] if mask.any() else None
-    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [validity, buf], null_count=int(mask.sum()))
-
-
 def _make_table(name: str, rows: list[dict], metadata: dict, epochs: int | None = None):
     cols = columns_of(name)
-    return _table(name, [_arrow_column(c, [r.get(c.name) for r in rows], epochs) for c in cols], metadata)
+    return _table(name, [arrow_column(c, [r.get(c.name) for r in rows], epochs) for c in cols], metadata)
 
 
 def _table(name: str, arrays: list, metadata: dict):
@@ -442,7 +372,7 @@ def _training_table(section: str, entries: dict[int, tuple[dict | Ref, str]], ha
         elif col.name == "model_index":
             arrays.append(pa.array(order, pa.int32()))
         elif col.type in ("acc_epochs", "loss_epochs"):
-            mat, mask = _epoch_matrix(col, n, epochs)
+            mat, mask = epoch_matrix(col, n, epochs)
             for pos, row in dict_rows:
                 v = row.get(col.name)
                 if v is not None:
@@ -452,7 +382,7 @@ def _training_table(section: str, entries: dict[int, tuple[dict | Ref, str]], ha
             for block, pos, rows, _js in gathers:
                 mat[pos] = block.metrics[rows, m]
                 mask[pos] = False
-            arrays.append(_epoch_array(mat, mask, epochs))
+            arrays.append(epoch_array(mat, mask, epochs))
         else:
             values: list[Any] = [None] * n
             for pos, row in dict_rows:
@@ -461,7 +391,7 @@ def _training_table(section: str, entries: dict[int, tuple[dict | Ref, str]], ha
                 src = block.scalars[col.name]
                 for p, j in zip(pos.tolist(), js):
                     values[p] = src[j]
-            arrays.append(_arrow_column(col, values, epochs))
+            arrays.append(arrow_column(col, values, epochs))
     return _table(section, arrays, metadata)
 
 
@@ -482,8 +412,9 @@ def _epochs_of(section: str, rows: dict[int, tuple[dict | Ref, str]]) -> int | N
     return next(iter(lengths), None)
 
 
-def _bench_rows(c: _Collector) -> dict[str, tuple[list[dict], list[dict], dict]]:
-    out: dict[str, tuple[list[dict], list[dict], dict]] = {}
+def _bench_tables(c: _Collector) -> dict[str, tuple[Any, Any, dict]]:
+    """device -> (bench table, bench-raw table or None, metadata), one row per model by the duplicates rule."""
+    out: dict[str, tuple[Any, Any, dict]] = {}
     by_device: dict[str, list[tuple[str, list]]] = {}
     for (device, h), recs in c.meas.items():
         by_device.setdefault(device, []).append((h, recs))
@@ -494,41 +425,73 @@ def _bench_rows(c: _Collector) -> dict[str, tuple[list[dict], list[dict], dict]]
             raise InputError(f"device {device!r} was measured with two settings ({l1}: {s1}; {l2}: {s2}); "
                              "measure them under two device profile names")
         profile = json.loads(next(iter(settings))) if settings else None
-        rows, raws = [], []
+        chosen: list[tuple] = []  # (index, hash, records seen, record, its row, its raw row)
         protocols: set[str] = set()
         last_protocol: Any = None
         for h, recs in items:
             key, rec = recs[0] if len(recs) == 1 else max(recs, key=lambda kr: kr[0])
-            m = rec.get("measurement") or {}
-            if rec.get("protocol") is not None and rec["protocol"] != last_protocol:
-                last_protocol = rec["protocol"]  # one protocol per campaign: encode it once
+            if isinstance(rec, MeasRef):
+                protocol, index, row, raw = rec.part.protocols[rec.i], rec.part.meas[rec.i][2], None, None
+            else:
+                protocol = rec.get("protocol")
+            if protocol is not None and protocol != last_protocol:
+                last_protocol = protocol  # one protocol per campaign: encode it once
                 protocols.add(json.dumps(last_protocol, sort_keys=True))
-            g, rpg = m.get("groups"), m.get("runs_per_group")
-            ok = rec.get("status") == "ok"
-            rows.append({
-                "model_hash": h, "model_index": rec["_index"],
-                **{k: (float(m[k]) if ok and m.get(k) is not None else None)
-                   for k in ("latency_ms", "median_ms", "mean_ms", "min_ms", "std_ms", "iqr_ms", "cv", "rel_iqr", "group_cv")},
-                "runs": g * rpg if ok and isinstance(g, int) and isinstance(rpg, int) else None,
-                "groups": g if ok else None, "runs_per_group": rpg if ok else None,
-                "warmup_runs": m.get("warmup_runs") if ok else None,
-                "noisy": m.get("noisy") if ok else None, "flags": list(m.get("flags") or []) if ok else None,
-                "status": rec.get("status"), "reason": rec.get("reason"), "attempts": rec.get("attempts"),
-                "records": len(recs), "env_id": rec.get("env_id"), "campaign_id": rec.get("campaign_id"),
-                "recorded_at": rec.get("recorded_at"),
-            })
-            if ok and m.get("samples_ms") is not None:
-                raws.append({"model_hash": h, "model_index": rec["_index"], "samples_ms": m.get("samples_ms"),
-                             "group_means_ms": m.get("group_means_ms")})
-        rows.sort(key=lambda r: r["model_index"])
-        raws.sort(key=lambda r: r["model_index"])
+            if not isinstance(rec, MeasRef):
+                row, raw, index = bench_row(rec), raw_row(rec), rec["_index"]
+            chosen.append((index, h, len(recs), rec, row, raw))
+        chosen.sort(key=lambda x: x[0])
         meta = {"device": device, "profile": profile, "latency_unit": "ms",
                 "protocols": [json.loads(p) for p in sorted(protocols)],
                 "duplicates_rule": "ok>noisy>failed, then latest recorded_at"}
         if profile is None:
             meta["source"] = "blox-release"
-        out[device] = (rows, raws, meta)
+        bench = _gather(f"bench/{device}", chosen, meta, raw=False)
+        with_raw = [x for x in chosen if (x[3].part.raws[x[3].i] >= 0 if isinstance(x[3], MeasRef) else x[5] is not None)]
+        out[device] = (bench, _gather(f"bench-raw/{device}", with_raw, {"device": device}, raw=True) if with_raw else None,
+                       meta)
     return out
+
+
+def _gather(section: str, chosen: list[tuple], metadata: dict, raw: bool):
+    """The table of ``chosen`` rows: columns read by workers are taken from their Arrow arrays."""
+    import pyarrow as pa
+
+    sources: list[dict] = []  # Arrow columns of each journal part, then of the records kept as dicts
+    offsets: dict[int, int] = {}
+    total = 0
+    take: list[int] = []
+    dict_rows: list[dict] = []
+    for _index, _h, _n, rec, row, raw_values in chosen:
+        if isinstance(rec, MeasRef):
+            part = rec.part
+            off = offsets.get(id(part))
+            if off is None:
+                cols = part.raw_columns if raw else part.columns
+                off = offsets[id(part)] = total
+                sources.append(cols)
+                total += len(next(iter(cols.values())))
+            take.append(off + (part.raws[rec.i] if raw else part.rows[rec.i]))
+        else:
+            take.append(-1 - len(dict_rows))  # placed after the parts' rows below
+            dict_rows.append(raw_values if raw else row)
+    take = [t if t >= 0 else total - 1 - t for t in take]
+    arrays = []
+    for col in columns_of(section):
+        if col.name == "model_hash":
+            arrays.append(arrow_column(col, [x[1] for x in chosen], None))
+        elif col.name == "model_index":
+            arrays.append(arrow_column(col, [x[0] for x in chosen], None))
+        elif col.name == "records":
+            arrays.append(arrow_column(col, [x[2] for x in chosen], None))
+        elif not sources:
+            arrays.append(arrow_column(col, [r[col.name] for r in dict_rows], None))
+        else:
+            pieces = [src[col.name] for src in sources]
+            if dict_rows:
+                pieces.append(arrow_column(col, [r[col.name] for r in dict_rows], None))
+            arrays.append((pa.concat_arrays(pieces) if len(pieces) > 1 else pieces[0]).take(pa.array(take, pa.int64())))
+    return _table(section, arrays, metadata)
 
 
 def _distill_rows(c: _Collector) -> dict[str, list[dict]]:
@@ -588,7 +551,7 @@ def _sha256(path: Path) -> str:
 
 def _iter_json(files: list[InputFile], jobs: int, pool: Any = None):
     """Read JSON inputs (:func:`read_json_files`) in input order, in parallel when a ``pool`` is given."""
-    items = [(str(f.path), f.label) for f in files]
+    items = [(f.file, f.label) for f in files]
     if pool is None or jobs <= 1 or len(items) < PARALLEL_MIN_FILES:
         return iter(read_json_files(items, COLUMNS))
     size = max(500, len(items) // (jobs * 8))
@@ -653,12 +616,16 @@ def _build(sources: list[str | os.PathLike[str]], out: Path, version: str, *, al
     json_files = [f for f in files if f.kind == "json"]
     source_of = {f.label: f.source for f in json_files}
     jobs = jobs if jobs is not None else (os.cpu_count() or 1)
+    journals = [f for f in files if f.kind == "journal"]
     with contextlib.ExitStack() as stack:
         pool = None
-        if jobs > 1 and len(json_files) >= PARALLEL_MIN_FILES:
+        if jobs > 1 and (len(json_files) >= PARALLEL_MIN_FILES
+                         or sum(f.path.stat().st_size for f in journals) >= PARALLEL_MIN_JOURNAL_BYTES):
             from concurrent.futures import ProcessPoolExecutor
 
             pool = stack.enter_context(ProcessPoolExecutor(max_workers=jobs, initializer=gc.disable))
+        # journals first: they are the longest tasks, and the parent needs them last
+        parts = {id(f): pool.submit(read_journal_part, f.file, f.label, COLUMNS) for f in journals} if pool else {}
         for label, sha, record, ref in _iter_json(json_files, jobs, pool):
             if ref is not None:
                 c.add_ref(ref, label)
@@ -668,16 +635,17 @@ def _build(sources: list[str | os.PathLike[str]], out: Path, version: str, *, al
                 continue
             per_source.setdefault(source_of[label], []).append((label, sha))
             used += 1
-    for f in files:  # journals in this process: shipping parsed records back costs more than parsing
-        if f.kind == "json":
-            continue
-        elif f.kind == "journal":
-            c.add_journal(f)
-            listed.append({"path": f.label, "kind": "journal", "sha256": sha256_file(f.path)})
-        else:
-            c.add_blox(f)
-            listed.append({"path": f.label, "kind": "blox", "sha256": sha256_file(f.path)})
-        used += 1
+        for f in files:
+            if f.kind == "json":
+                continue
+            elif f.kind == "journal":
+                part = parts[id(f)].result() if id(f) in parts else read_journal_part(f.file, f.label, COLUMNS)
+                c.add_journal(f, part)
+                listed.append({"path": f.label, "kind": "journal", "sha256": part.sha256})
+            else:
+                c.add_blox(f)
+                listed.append({"path": f.label, "kind": "blox", "sha256": sha256_file(f.path)})
+            used += 1
     if used == 0:
         raise InputError(f"no journals, training records or Blox files under {', '.join(map(str, sources))}")
 
@@ -706,11 +674,11 @@ def _static_table(c: _Collector, hashes: list[str]):
 
 
 def _add_tables(c: _Collector, tables: dict, metadata: dict, hashes: list[str], raw: bool) -> None:
-    for device, (rows, raws, meta) in _bench_rows(c).items():
-        tables[f"bench/{device}"] = _make_table(f"bench/{device}", rows, meta)
+    for device, (bench, raws, meta) in _bench_tables(c).items():
+        tables[f"bench/{device}"] = bench
         metadata[f"bench/{device}"] = meta
-        if raw and raws:
-            tables[f"bench-raw/{device}"] = _make_table(f"bench-raw/{device}", raws, {"device": device})
+        if raw and raws is not None:
+            tables[f"bench-raw/{device}"] = raws
             metadata[f"bench-raw/{device}"] = {"device": device}
     envs_by_device: dict[str, list[dict]] = {}
     for (device, env_id), (_label, rec) in sorted(c.envs.items()):

@@ -28,14 +28,17 @@ RECORD_SCHEMA = 1
 
 @dataclass(frozen=True)
 class InputFile:
-    path: Path
+    file: str  # where it is, as walked (kept as text: a full-size build lists 91,125 files)
     label: str  # stable name for provenance: <source dir name>/<relative path>
     kind: str  # journal | json | blox
     source: str
 
+    @property
+    def path(self) -> Path:
+        return Path(self.file)
 
-def _classify(path: Path) -> str | None:
-    name = path.name
+
+def _classify(name: str) -> str | None:
     if name == "journal.jsonl":
         return "journal"
     if name.startswith("blox-") and not name.endswith((".partial", ".tmp")):
@@ -53,21 +56,22 @@ def discover(sources: list[str | os.PathLike[str]]) -> list[InputFile]:
     for source in sources:
         root = Path(source)
         if root.is_file():
-            kind = _classify(root) or ("json" if root.suffix == ".json" else None)
+            kind = _classify(root.name) or ("json" if root.suffix == ".json" else None)
             if kind is None:
                 raise InputError(f"{root}: not a journal.jsonl, a training record (.json) or a Blox file (blox-*)")
-            found.append(InputFile(root, root.name, kind, root.name))
+            found.append(InputFile(str(root), root.name, kind, root.name))
             continue
         if not root.is_dir():
             raise InputError(f"input {root} does not exist; pass a campaign directory, a records folder or a Blox file")
-        for dirpath, dirnames, filenames in os.walk(root):
+        top = os.fspath(root)
+        for dirpath, dirnames, filenames in os.walk(top):
             dirnames.sort()
+            rel = Path(dirpath).relative_to(root).as_posix()
+            prefix = f"{root.name}/" if rel == "." else f"{root.name}/{rel}/"
             for name in sorted(filenames):
-                path = Path(dirpath) / name
-                kind = _classify(path)
+                kind = _classify(name)
                 if kind is not None:
-                    rel = path.relative_to(root).as_posix()
-                    found.append(InputFile(path, f"{root.name}/{rel}", kind, root.name))
+                    found.append(InputFile(os.path.join(dirpath, name), prefix + name, kind, root.name))
     return found
 
 

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from blox_lat.dataset._errors import InputError
-from blox_lat.dataset._inputs import load_record
+from blox_lat.dataset._inputs import load_record, sha256_file
 from blox_lat.dataset._schema import ACC_DECIMALS, LOSS_DECIMALS
 
 __all__ = ["METRICS", "Ref", "TrainingBlock", "env_row", "read_json_files", "rounded"]
@@ -51,6 +51,26 @@ def env_row(env: dict, seed: Any) -> dict:
     return {"python": s(env.get("python")), "torch": s(env.get("torch")), "gpu": s(env.get("gpu")),
             "driver": s(env.get("driver")), "codebase": s(env.get("codebase")),
             "seed": int(env["seed"]) if env.get("seed") is not None else (int(seed) if seed is not None else None)}
+
+
+def model_index(record: dict, label: str) -> tuple[str, int]:
+    from blox_lat.space._table import space_table
+
+    h = record.get("model_hash")
+    index = space_table().index_of_hash.get(h) if isinstance(h, str) else None
+    if index is None:
+        raise InputError(f"{label}: {h!r} is not a Blox model hash")
+    given = record.get("model_index")
+    if given is not None and given != index:
+        raise InputError(f"{label}: model_index {given} does not match hash {h} (index {index})")
+    return h, index
+
+
+def need(record: dict, key: str, types: type | tuple, label: str) -> Any:
+    value = record.get(key)
+    if not isinstance(value, types) or (isinstance(value, bool) and types is int):
+        raise InputError(f"{label}: field {key!r} is missing or has the wrong type ({value!r})")
+    return value
 
 
 class TrainingBlock:
@@ -181,3 +201,173 @@ def read_json_files(items: list[tuple[str, str]], columns: bool = True) -> list[
         for j, (pos, _p, _m) in enumerate(rows):
             out[pos][3] = Ref(block, j)
     return [tuple(e) for e in out]
+
+
+# -- measurement journals ---------------------------------------------------------------------
+
+BENCH_STATS = ("latency_ms", "median_ms", "mean_ms", "min_ms", "std_ms", "iqr_ms", "cv", "rel_iqr", "group_cv")
+# bench columns that depend on one record alone (model_hash, model_index and records are the parent's)
+_OWN = ("model_hash", "model_index", "records")
+BENCH_OWN = (*BENCH_STATS, "runs", "groups", "runs_per_group", "warmup_runs", "noisy", "flags", "status", "reason",
+             "attempts", "env_id", "campaign_id", "recorded_at")
+_NO_STATS = (None,) * (len(BENCH_STATS) + 6)
+
+
+def bench_values(rec: dict) -> tuple:
+    """The ``bench/<device>`` row of ``rec`` as the model's chosen record, in ``BENCH_OWN`` order."""
+    m = rec.get("measurement") or {}
+    get = m.get
+    g, rpg = get("groups"), get("runs_per_group")
+    status = rec.get("status")
+    if status == "ok":
+        stats = [None if get(k) is None else float(m[k]) for k in BENCH_STATS]
+        flags = list(get("flags") or [])
+        return (*stats, g * rpg if isinstance(g, int) and isinstance(rpg, int) else None, g, rpg,
+                get("warmup_runs"), get("noisy"), flags, status, rec.get("reason"), rec.get("attempts"),
+                rec.get("env_id"), rec.get("campaign_id"), rec.get("recorded_at"))
+    return (*_NO_STATS, status, rec.get("reason"), rec.get("attempts"), rec.get("env_id"), rec.get("campaign_id"),
+            rec.get("recorded_at"))
+
+
+def bench_row(rec: dict) -> dict:
+    """:func:`bench_values` by column name."""
+    return dict(zip(BENCH_OWN, bench_values(rec)))
+
+
+def raw_row(rec: dict) -> dict | None:
+    """The ``bench-raw/<device>`` row of ``rec`` as the chosen record (less the key), or ``None``."""
+    m = rec.get("measurement") or {}
+    if rec.get("status") == "ok" and m.get("samples_ms") is not None:
+        return {"samples_ms": m.get("samples_ms"), "group_means_ms": m.get("group_means_ms")}
+    return None
+
+
+class MeasRef(NamedTuple):
+    """Measurement ``i`` of a :class:`JournalPart`."""
+
+    part: JournalPart
+    i: int
+
+
+class JournalPart:
+    """One journal, read (in a worker process for large builds) as the collector needs it.
+
+    ``count``: records read (each takes one step of the collector's input order);
+    ``envs``: (device, env_id, record) of environment records; ``settings``: (device, device
+    setting) in first-seen order; ``meas``: (device, hash, index, key) of each measurement,
+    ``key`` ending with its 1-based position in the journal; ``sha256``: the file's digest. A measurement ``i`` is either
+    ``records[i]`` (the record itself, with ``_index``) or row ``rows[i]`` of the Arrow
+    ``columns`` (its :func:`bench_row`) and, unless ``raws[i]`` is -1, that row of
+    ``raw_columns`` (its :func:`raw_row`), with ``protocols[i]``.
+    """
+
+    __slots__ = ("label", "sha256", "count", "envs", "settings", "meas", "records", "rows", "columns", "raws",
+                 "raw_columns", "protocols")
+
+    def __init__(self, label: str) -> None:
+        self.label, self.sha256, self.count = label, "", 0
+        self.envs: list[tuple[str, str, dict]] = []
+        self.settings: list[tuple[str, str]] = []
+        self.meas: list[tuple[str, str, int, tuple]] = []
+        self.records: dict[int, dict] = {}
+        self.rows: list[int] = []
+        self.columns: dict[str, Any] = {}
+        self.raws: list[int] = []
+        self.raw_columns: dict[str, Any] = {}
+        self.protocols: list[Any] = []
+
+    def record(self, i: int) -> dict | MeasRef:
+        rec = self.records.get(i)
+        return MeasRef(self, i) if rec is None else rec
+
+
+def read_journal_part(path: str, label: str, columns: bool = True) -> JournalPart:
+    """Read a measurement journal, checking each record as the collector always has.
+
+    With ``columns`` the measurements' rows are built here as Arrow columns; a record whose
+    row cannot be built (odd values) is kept as a record, and so is every record if a
+    column cannot be converted, so that the parent meets exactly the old errors.
+    """
+    import json
+
+    from blox_lat.dataset._schema import columns_of, validate_section_name
+    from blox_lat.harness import read_journal
+    from blox_lat.space._table import space_table
+
+    index_of = space_table().index_of_hash
+    part = JournalPart(label)
+    settings: set[tuple[str, str]] = set()
+    devices: set[str] = set()
+    records: list[dict] = []
+    last_profile: dict | None = None
+    last_setting = ""
+    for n, record in enumerate(read_journal(path), start=1):
+        part.count = n
+        device = record.get("device")
+        if not isinstance(device, str):
+            raise InputError(f"{label}: a journal record has no device name")
+        if device not in devices:
+            validate_section_name(f"bench/{device}")
+            devices.add(device)
+        if record.get("kind") == "environment":
+            part.envs.append((device, need(record, "env_id", str, label), record))
+            continue
+        if record.get("kind") != "measurement":
+            continue
+        h, given = record.get("model_hash"), record.get("model_index")
+        index = index_of.get(h) if isinstance(h, str) else None
+        if index is None or (given is not None and given != index):
+            h, index = model_index(record, label)  # raises
+        profile = record.get("profile")
+        if isinstance(profile, dict):
+            if profile != last_profile:  # journals repeat one profile: encode it once
+                last_profile = profile
+                last_setting = json.dumps({k: v for k, v in profile.items() if k != "name"}, sort_keys=True)
+            if (device, last_setting) not in settings:
+                settings.add((device, last_setting))
+                part.settings.append((device, last_setting))
+        status = record.get("status")
+        m = record.get("measurement")
+        if status == "ok" and not isinstance(m, dict):
+            raise InputError(f"{label}: an ok measurement of {h} carries no measurement")
+        rank = 0 if status != "ok" else (1 if m.get("noisy") else 2)
+        key = (rank, str(record.get("recorded_at") or ""), str(record.get("campaign_id") or ""),
+               str(record.get("env_id") or ""), n)
+        part.meas.append((device, h, index, key))
+        records.append(record)
+    part.sha256 = sha256_file(path)
+    if columns:
+        _to_columns(part, records, columns_of("bench/x"), columns_of("bench-raw/x"))
+    else:
+        part.records = {i: {**rec, "_index": part.meas[i][2]} for i, rec in enumerate(records)}
+    return part
+
+
+def _to_columns(part: JournalPart, records: list[dict], bench_cols, raw_cols) -> None:
+    from blox_lat.dataset._columns import arrow_column
+
+    rows: list[tuple] = []
+    raws: list[tuple] = []
+    for i, rec in enumerate(records):
+        try:
+            row, raw = bench_values(rec), raw_row(rec)
+        except Exception:  # noqa: BLE001 - raised again by the parent if this record is chosen
+            part.records[i] = {**rec, "_index": part.meas[i][2]}
+            part.rows.append(-1)
+            part.raws.append(-1)
+            part.protocols.append(None)
+            continue
+        part.rows.append(len(rows))
+        rows.append(row)
+        part.raws.append(-1 if raw is None else len(raws))
+        if raw is not None:
+            raws.append((raw["samples_ms"], raw["group_means_ms"]))
+        part.protocols.append(rec.get("protocol"))
+    by_name = dict(zip(BENCH_OWN, zip(*rows))) if rows else dict.fromkeys(BENCH_OWN, ())
+    raw_by_name = dict(zip(("samples_ms", "group_means_ms"), zip(*raws))) if raws else dict.fromkeys(("samples_ms", "group_means_ms"), ())
+    try:
+        part.columns = {c.name: arrow_column(c, list(by_name[c.name]), None) for c in bench_cols if c.name not in _OWN}
+        part.raw_columns = {c.name: arrow_column(c, list(raw_by_name[c.name]), None) for c in raw_cols if c.name not in _OWN}
+    except Exception:  # noqa: BLE001 - a value Arrow refuses: leave every record to the parent
+        part.records = {i: {**rec, "_index": part.meas[i][2]} for i, rec in enumerate(records)}
+        part.rows, part.raws, part.protocols, part.columns, part.raw_columns = [], [], [], {}, {}
