@@ -39,6 +39,7 @@ import os
 import re
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -372,7 +373,7 @@ def _training_table(section: str, entries: dict[int, tuple[dict | Ref, str]], ha
         elif col.name == "model_index":
             arrays.append(pa.array(order, pa.int32()))
         elif col.type in ("acc_epochs", "loss_epochs"):
-            mat, mask = epoch_matrix(col, n, epochs)
+            mat, mask = epoch_matrix(col, n, epochs, filled=not dict_rows)
             for pos, row in dict_rows:
                 v = row.get(col.name)
                 if v is not None:
@@ -723,13 +724,19 @@ def _write_release(out: Path, version: str, tables: dict, metadata: dict, listed
         shutil.rmtree(tmp)
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
-        sections: dict[str, dict] = {}
-        for name in sorted(tables):
+        def write(name: str) -> tuple[str, int, str]:
             rel = section_file(name)
             _write_parquet(tables[name], tmp / rel)
+            return rel, (tmp / rel).stat().st_size, _sha256(tmp / rel)
+
+        # Arrow encodes and hashlib hashes without the GIL: sections are written side by side
+        names = sorted(tables)
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as writers:
+            written = list(writers.map(write, names))
+        sections: dict[str, dict] = {}
+        for name, (rel, size, sha) in zip(names, written):
             sections[name] = {
-                "file": rel, "rows": tables[name].num_rows, "bytes": (tmp / rel).stat().st_size,
-                "sha256": _sha256(tmp / rel), "key": key_column(name),
+                "file": rel, "rows": tables[name].num_rows, "bytes": size, "sha256": sha, "key": key_column(name),
                 "columns": [col.to_dict() for col in columns_of(name)], "metadata": metadata.get(name, {}),
             }
         blox_files: list[dict] = []

@@ -28,10 +28,14 @@ def arrow_column(col, values: list[Any], epochs: int | None):
     return pa.array(values, type=types[t])
 
 
-def epoch_matrix(col, n: int, epochs: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """An all-null (rows, epochs) matrix of ``col``'s dtype and its null mask, to fill in."""
+def epoch_matrix(col, n: int, epochs: int | None, filled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """An all-null (rows, epochs) matrix of ``col``'s dtype and its null mask, to fill in.
+
+    ``filled``: the caller writes every row, so the NaNs that null rows hold are not written.
+    """
     dtype = np.float32 if col.type == "acc_epochs" else np.float64
-    return np.full((n, epochs or 0), np.nan, dtype=dtype), np.ones(n, dtype=bool)
+    shape = (n, epochs or 0)
+    return (np.empty(shape, dtype=dtype) if filled else np.full(shape, np.nan, dtype=dtype)), np.ones(n, dtype=bool)
 
 
 def epoch_array(mat: np.ndarray, mask: np.ndarray, epochs: int | None):
