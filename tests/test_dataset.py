@@ -212,20 +212,32 @@ def test_column_reader_gives_identical_release(inputs, tmp_path, monkeypatch):
     _same_release(per_record.path, parallel.path)
 
 
-@pytest.mark.parametrize("columns", [False, True])
-def test_column_reader_same_errors(tmp_path, monkeypatch, columns):
+@pytest.mark.parametrize("columns, jobs", [(False, 1), (True, 1), (True, 2)])
+def test_column_reader_same_errors(tmp_path, monkeypatch, columns, jobs):
     from blox_lat.dataset import _build
 
     monkeypatch.setattr(_build, "COLUMNS", columns)
+    if jobs > 1:  # every input through worker processes
+        monkeypatch.setattr(_build, "PARALLEL_MIN_FILES", 1)
+        monkeypatch.setattr(_build, "PARALLEL_MIN_JOURNAL_BYTES", 0)
+    j = syn.write_journal(tmp_path / "j", "cpu", [1, 2, 3])
+    lines = j.read_text().splitlines()
+    j.write_text("\n".join([lines[0], lines[1][:40], *lines[2:]]) + "\n")
+    with pytest.raises(JournalError, match=r"journal.jsonl:2: damaged journal line"):
+        ds.build([tmp_path / "j"], tmp_path / "r", "1.0.0", static=False, jobs=jobs)
+    rec = json.loads(lines[2])
+    j.write_text("\n".join([lines[0], lines[1], json.dumps({**rec, "model_hash": "nope"})]) + "\n")
+    with pytest.raises(ds.InputError, match=r"^j/journal.jsonl: 'nope' is not a Blox model hash$"):
+        ds.build([tmp_path / "j"], tmp_path / "r", "1.0.0", static=False, jobs=jobs)
     syn.write_training_records(tmp_path / "a", [3, 4], epochs=5, rng_seed=1)
     syn.write_training_records(tmp_path / "b", [3], epochs=5, rng_seed=2)
     with pytest.raises(ds.DuplicateKeyError) as err:
-        ds.build([tmp_path / "a", tmp_path / "b"], tmp_path / "r", "1.0.0", static=False)
+        ds.build([tmp_path / "a", tmp_path / "b"], tmp_path / "r", "1.0.0", static=False, jobs=jobs)
     assert str(err.value).startswith("model #3 appears twice in base/0 with different test_top1, train_time_s, val_top1 (")
     syn.write_training_records(tmp_path / "c", [5], epochs=7, rng_seed=1)
     with pytest.raises(ds.InputError, match=r"base/0 mixes epoch counts \(5 epochs in a/records/normal/\S+ \(val_top1\); "
                                             r"7 epochs in c/records/normal/\S+ \(val_top1\)\)"):
-        ds.build([tmp_path / "a", tmp_path / "c"], tmp_path / "r", "1.0.0", static=False)
+        ds.build([tmp_path / "a", tmp_path / "c"], tmp_path / "r", "1.0.0", static=False, jobs=jobs)
     assert not (tmp_path / "r").exists()
 
 
