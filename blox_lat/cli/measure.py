@@ -114,6 +114,13 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
               help="Consecutive runs per group of the two-level trimmed mean.")
 @click.option("--warmup-runs", type=int, default=10, show_default=True, help="Minimum warm-up runs.")
 @click.option("--warmup-s", type=float, default=0.5, show_default=True, help="Minimum warm-up seconds.")
+@click.option("--interleave", default="auto", show_default=True, metavar="K|auto",
+              help="Time K models together, their groups spread over --rounds rounds, so that a "
+                   "burst of load on a shared host hits a few groups of many models (trimmed) "
+                   "rather than one model's whole measurement. auto: 8 on local devices, 1 "
+                   "(consecutive) on remote ones; 1 is the plain consecutive protocol.")
+@click.option("--rounds", type=int, default=None,
+              help="Rounds per model when interleaving  [default: 10, or the number of groups if fewer]")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Campaign directory holding journal.jsonl  [default: runs/DEVICE]")
 @click.option("--shard", default=None, metavar="K/N", help="Only the K-th of N deterministic slices.")
@@ -134,7 +141,8 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 @json_option("Print the summary and per-model results as JSON.")
 def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ...],
             record_as: str | None, device_files: tuple[str, ...], runs: int,
-            runs_per_group: int, warmup_runs: int, warmup_s: float, out_dir: str | None,
+            runs_per_group: int, warmup_runs: int, warmup_s: float, interleave: str, rounds: int | None,
+            out_dir: str | None,
             shard: str | None, store_dir: str | None, max_attempts: int, cv_threshold: float,
             skip_failed: bool, timeout_s: float, affinity: str | None, lookahead: int,
             overlap_exports: bool | None, quiet: bool, as_json: bool) -> None:
@@ -169,8 +177,15 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
         raise click.UsageError("--connect applies to one device; give each farm member its "
                                "connection in a device file")
     profile = profiles[0] if len(profiles) == 1 else profiles
+    k = _interleave(interleave, profiles)
+    if rounds is not None and k == 1 and rounds != 1:
+        raise click.UsageError("--rounds needs --interleave K with K > 1 (or auto on a local device)")
+    if runs < 1 or runs_per_group < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--runs / --runs-per-group")
+    groups = max(1, runs // runs_per_group)
     protocol = TimingProtocol.from_total(runs, runs_per_group, warmup_min_runs=warmup_runs,
-                                         warmup_min_s=warmup_s, cv_threshold=cv_threshold)
+                                         warmup_min_s=warmup_s, cv_threshold=cv_threshold, interleave=k,
+                                         rounds=(rounds if rounds is not None else min(10, groups)) if k > 1 else 1)
     archs = sp.shard(sp.select(selector), shard)
     store = None
     if store_dir is not None:
@@ -198,6 +213,22 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     if summary.failed and not as_json:
         click.echo(f"{summary.failed} model(s) failed; see 'reason' in {summary.journal}; "
                    "a rerun retries them (--skip-failed to skip)", err=True)
+
+
+AUTO_INTERLEAVE = 8
+
+
+def _interleave(value: str, profiles: list[Any]) -> int:
+    """``--interleave``: an integer, or auto (8 where the worker is local, else 1)."""
+    if value == "auto":
+        local = all(p.transport == "local" for p in profiles) and len(profiles) == 1
+        return AUTO_INTERLEAVE if local else 1
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise click.BadParameter(f"{value!r} is not auto or an integer in 1..64", param_hint="--interleave")
+    if int(value) > 1 and (len(profiles) > 1 or any(p.transport != "local" for p in profiles)):
+        raise click.UsageError("--interleave K > 1 runs on one local device; remote devices and farms measure "
+                               "one model at a time (--interleave 1)")
+    return int(value)
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:

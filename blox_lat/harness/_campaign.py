@@ -37,6 +37,7 @@ from blox_lat.harness._environment import collect_environment
 from blox_lat.harness._journal import JOURNAL_NAME, SCHEMA_VERSION, Journal, read_journal
 from blox_lat.harness._protocol import Measurement, TimingProtocol
 from blox_lat.harness._runners import DeviceLostError, ModelFailedError, Runner, get_runner
+from blox_lat.harness._timing import RawRun
 
 __all__ = [
     "CampaignConflictError",
@@ -206,16 +207,20 @@ def _attempt_summary(m: Measurement | None, error: str | None = None) -> dict[st
 
 
 def _measure_with_retries(runner: Runner, artifact: Any, profile: Any, protocol: TimingProtocol,
-                          max_attempts: int, on_event: EventSink, arch: Any, hand_over: bool = False
+                          max_attempts: int, on_event: EventSink, arch: Any, hand_over: bool = False,
+                          first: RawRun | None = None,
                           ) -> tuple[Measurement | None, list[dict[str, Any]], str | None]:
-    """(best measurement or None, attempt log, failure reason)."""
+    """(best measurement or None, attempt log, failure reason).
+
+    ``first``: the first attempt's samples when they were already timed (interleaved with
+    other models); a re-measurement of a noisy model then runs it alone."""
     best: Measurement | None = None
     log: list[dict[str, Any]] = []
     reason: str | None = None
     for attempt in range(1, max_attempts + 1):
         try:
             try:
-                raw = runner.measure(artifact, profile, protocol)
+                raw = first if first is not None and attempt == 1 else runner.measure(artifact, profile, protocol)
             except ConnectionLostError as exc:  # a runner without its own reconnect logic
                 raise DeviceLostError(str(exc)) from exc
             m = Measurement.from_ns(raw.samples_ns, runs_per_group=protocol.runs_per_group,
@@ -408,9 +413,9 @@ def run_campaign(
                 fill()
                 return pending[0] if pending else None
 
-        def take() -> tuple[Any, Any] | None:
+        def take(wait: bool = True) -> tuple[Any, Any] | None:
             """The next model; when none is left, wait while another device may still hand
-            one back (its device can be lost mid-model)."""
+            one back (its device can be lost mid-model), unless ``wait`` is false."""
             nonlocal busy
             with wake:
                 while not stop.is_set():
@@ -419,7 +424,7 @@ def run_campaign(
                     if queue:
                         busy += 1
                         return queue.popleft()
-                    if busy == 0:
+                    if busy == 0 or not wait:
                         return None
                     wake.wait(0.2)
                 return None
@@ -447,8 +452,34 @@ def run_campaign(
                 finally:
                     finished()
 
+        def work_interleaved(member: Any, member_runner: Any, member_env: dict[str, Any]) -> None:
+            """Take ``protocol.interleave`` models at a time and time them together."""
+            while not stop.is_set():
+                batch: list[tuple[Any, Any]] = []
+                while len(batch) < protocol.interleave:
+                    pair = take(wait=not batch)  # the models this worker holds cannot come back
+                    if pair is None:
+                        break
+                    batch.append(pair)
+                if not batch:
+                    return
+                try:
+                    ready = [p for p in batch if hasattr(p[1], "path")]
+                    firsts: dict[int, RawRun] = {}
+                    if len(ready) > 1:
+                        try:
+                            raws = member_runner.measure_many([p[1] for p in ready], member, protocol)
+                            firsts = {id(p): r for p, r in zip(ready, raws)}
+                        except ModelFailedError as exc:  # find the culprit: one model at a time
+                            emit("interleave-failed", {"models": len(ready), "reason": exc.reason})
+                    for pair in batch:
+                        measure_one(member, member_runner, member_env, pair, first=firsts.get(id(pair)))
+                finally:
+                    for _ in batch:
+                        finished()
+
         def measure_one(member: Any, member_runner: Any, member_env: dict[str, Any],
-                        pair: tuple[Any, Any]) -> None:
+                        pair: tuple[Any, Any], first: RawRun | None = None) -> None:
             nonlocal position
             arch, item = pair
             base = {
@@ -467,7 +498,8 @@ def run_campaign(
             else:
                 try:
                     best, log, reason = _measure_with_retries(member_runner, item, member, protocol,
-                                                              max_attempts, emit, arch, hand_over=farm)
+                                                              max_attempts, emit, arch, hand_over=farm,
+                                                              first=first)
                 except DeviceLostError as exc:
                     with guard:
                         handed_back.append(pair)
@@ -491,7 +523,9 @@ def run_campaign(
                 position += 1
                 emit("model", {"record": record, "position": position, "todo": len(todo)})
 
-        if not farm:
+        if not farm and protocol.interleave > 1 and callable(getattr(runners[0], "measure_many", None)):
+            work_interleaved(lead, runners[0], env)
+        elif not farm:
             work(lead, runners[0], env)
         else:
             errors: list[BaseException] = []

@@ -104,6 +104,14 @@ class TimingProtocol:
     The defaults are the paper's protocol (100 x 10, SPEC section 2). ``warmup_min_runs`` and
     ``warmup_min_s`` both have to be met before timing starts. A measurement whose coefficient
     of variation exceeds ``cv_threshold`` is flagged noisy.
+
+    ``interleave`` and ``rounds`` spread a model's groups over time: up to ``interleave`` models
+    are loaded in one worker and each model's groups are timed in ``rounds`` rounds, round-robin
+    across the models (every group is still ``runs_per_group`` consecutive runs of one model,
+    and each round re-warms its model with ``rewarm_runs`` untimed runs). A disturbance on a
+    shared host that lasts seconds then spoils a few groups of many models, which the two-level
+    quartile trim drops, instead of the whole measurement of one model, which it cannot see.
+    ``interleave=1, rounds=1`` is the plain consecutive protocol.
     """
 
     groups: int = 100
@@ -112,6 +120,9 @@ class TimingProtocol:
     warmup_min_s: float = 0.5
     cv_threshold: float = 0.10
     version: int = PROTOCOL_VERSION
+    interleave: int = 1
+    rounds: int = 1
+    rewarm_runs: int = 2
 
     def __post_init__(self) -> None:
         if not isinstance(self.groups, int) or self.groups < 1:
@@ -124,6 +135,20 @@ class TimingProtocol:
             raise MeasurementError("warm-up runs and seconds must be >= 0")
         if not (self.cv_threshold > 0):
             raise MeasurementError(f"cv threshold must be > 0, got {self.cv_threshold!r}")
+        if not isinstance(self.interleave, int) or not 1 <= self.interleave <= 64:
+            raise MeasurementError(f"interleave must be an integer in 1..64, got {self.interleave!r}")
+        if not isinstance(self.rounds, int) or not 1 <= self.rounds <= self.groups:
+            raise MeasurementError(
+                f"rounds must be an integer in 1..groups ({self.groups}), got {self.rounds!r}: "
+                "each round times at least one group"
+            )
+        if not isinstance(self.rewarm_runs, int) or self.rewarm_runs < 0:
+            raise MeasurementError(f"rewarm runs must be an integer >= 0, got {self.rewarm_runs!r}")
+
+    def round_sizes(self) -> list[int]:
+        """Groups per round: as even as possible, earlier rounds take the remainder."""
+        base, extra = divmod(self.groups, self.rounds)
+        return [base + (1 if i < extra else 0) for i in range(self.rounds)]
 
     @classmethod
     def from_total(cls, runs: int, runs_per_group: int = 10, **kwargs: Any) -> TimingProtocol:
@@ -141,14 +166,20 @@ class TimingProtocol:
         return self.groups * self.runs_per_group
 
     def identity(self) -> dict[str, Any]:
-        """What makes two measurements comparable (the noise threshold does not)."""
-        return {
+        """What makes two measurements comparable (the noise threshold does not).
+
+        The interleaving fields appear only when they differ from the plain protocol, so
+        journals written before they existed keep their identity."""
+        ident: dict[str, Any] = {
             "version": self.version,
             "groups": self.groups,
             "runs_per_group": self.runs_per_group,
             "warmup_min_runs": self.warmup_min_runs,
             "warmup_min_s": self.warmup_min_s,
         }
+        if self.interleave != 1 or self.rounds != 1:
+            ident.update(interleave=self.interleave, rounds=self.rounds, rewarm_runs=self.rewarm_runs)
+        return ident
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.identity(), "cv_threshold": self.cv_threshold}

@@ -238,6 +238,20 @@ class LocalWorkerRunner:
         answer = self._ask(request, self.timeout_s)
         return RawRun.from_dict(answer["raw"])
 
+    def measure_many(self, artifacts: Sequence[Any], profile: Any, protocol: TimingProtocol) -> list[RawRun]:
+        """Time ``artifacts`` together in one worker, interleaved as ``protocol`` says; one
+        failure (crash, hang, load error) fails the whole set: callers fall back to
+        :meth:`measure` per model to find the culprit."""
+        request = build_request("", profile, protocol, self.affinity)
+        del request["artifact_path"]
+        request["op"] = "measure-many"
+        request["artifact_paths"] = [str(Path(a.path).resolve()) for a in artifacts]
+        answer = self._ask(request, self.timeout_s * len(artifacts))
+        raws = [RawRun.from_dict(r) for r in answer["raws"]]
+        if len(raws) != len(artifacts):
+            raise ModelFailedError(f"the worker timed {len(raws)} of {len(artifacts)} models")
+        return raws
+
     @property
     def worker_pid(self) -> int | None:
         return self._proc.pid if self._proc is not None and self._proc.poll() is None else None

@@ -30,6 +30,7 @@ __all__ = [
     "list_runtimes",
     "load_callable",
     "time_callable",
+    "time_interleaved",
 ]
 
 
@@ -81,11 +82,7 @@ def time_callable(
     clock: Callable[[], int] = time.perf_counter_ns,
 ) -> RawRun:
     """Warm up, then time ``groups x runs_per_group`` calls of ``run_once`` (ns each)."""
-    warm = 0
-    deadline = clock() + int(warmup_min_s * 1e9)
-    while warm < warmup_min_runs or clock() < deadline:
-        run_once()
-        warm += 1
+    warm = _warm_up(run_once, warmup_min_runs, warmup_min_s, clock)
     samples: list[int] = []
     append = samples.append
     gc.collect()
@@ -109,6 +106,64 @@ def time_callable(
         finished_at=utc_now(),
         facts={},
     )
+
+
+def _warm_up(run_once: Callable[[], Any], min_runs: int, min_s: float, clock: Callable[[], int]) -> int:
+    warm = 0
+    deadline = clock() + int(min_s * 1e9)
+    while warm < min_runs or clock() < deadline:
+        run_once()
+        warm += 1
+    return warm
+
+
+def time_interleaved(
+    run_onces: Sequence[Callable[[], Any]],
+    *,
+    groups: int,
+    runs_per_group: int,
+    rounds: int = 1,
+    rewarm_runs: int = 2,
+    warmup_min_runs: int = 10,
+    warmup_min_s: float = 0.5,
+    clock: Callable[[], int] = time.perf_counter_ns,
+) -> list[RawRun]:
+    """Time several models together: each model's ``groups`` split into ``rounds`` rounds,
+    round-robin across the models; every group is ``runs_per_group`` consecutive runs of one
+    model. Each model is warmed up fully before the first round and re-warmed with
+    ``rewarm_runs`` untimed runs at the start of every later round (its caches were the other
+    models'). Returns one :class:`RawRun` per model, samples in that model's run order."""
+    base, extra = divmod(groups, rounds)
+    sizes = [base + (1 if i < extra else 0) for i in range(rounds)]
+    warm = [_warm_up(f, warmup_min_runs, warmup_min_s, clock) for f in run_onces]
+    samples: list[list[int]] = [[] for _ in run_onces]
+    started: list[str | None] = [None for _ in run_onces]
+    finished: list[str] = ["" for _ in run_onces]
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for r, size in enumerate(sizes):
+            for m, run_once in enumerate(run_onces):
+                if r:
+                    for _ in range(rewarm_runs):
+                        run_once()
+                    warm[m] += rewarm_runs
+                if started[m] is None:
+                    started[m] = utc_now()
+                append = samples[m].append
+                for _ in range(size * runs_per_group):
+                    t0 = clock()
+                    run_once()
+                    t1 = clock()
+                    append(t1 - t0)
+                finished[m] = utc_now()
+    finally:
+        if was_enabled:
+            gc.enable()
+    return [RawRun(samples_ns=tuple(s), warmup_runs=w, started_at=st or "", finished_at=fin,
+                   facts={"interleaved_with": len(run_onces), "rounds": rounds, "rewarm_runs": rewarm_runs})
+            for s, w, st, fin in zip(samples, warm, started, finished)]
 
 
 # -- runtimes ---------------------------------------------------------------------------------
@@ -287,3 +342,26 @@ def measure_request(request: dict[str, Any]) -> RawRun:
     facts["affinity"] = affinity
     facts["pid"] = os.getpid()
     return RawRun(raw.samples_ns, raw.warmup_runs, raw.started_at, raw.finished_at, facts)
+
+
+def measure_request_many(request: dict[str, Any]) -> list[RawRun]:
+    """Load every artifact of ``request["artifact_paths"]`` and time them interleaved."""
+    affinity = _set_affinity(request.get("affinity"))
+    loaded = [load_callable(request["runtime"], path, dict(request.get("options", {})),
+                            batch=int(request.get("batch", 1)), input_size=int(request.get("input_size", 32)))
+              for path in request["artifact_paths"]]
+    proto = request["protocol"]
+    raws = time_interleaved(
+        [run_once for run_once, _ in loaded],
+        groups=int(proto["groups"]),
+        runs_per_group=int(proto["runs_per_group"]),
+        rounds=int(proto.get("rounds", 1)),
+        rewarm_runs=int(proto.get("rewarm_runs", 2)),
+        warmup_min_runs=int(proto.get("warmup_min_runs", 10)),
+        warmup_min_s=float(proto.get("warmup_min_s", 0.5)),
+    )
+    out = []
+    for raw, (_, facts) in zip(raws, loaded):
+        facts = {**facts, **raw.facts, "affinity": affinity, "pid": os.getpid()}
+        out.append(RawRun(raw.samples_ns, raw.warmup_runs, raw.started_at, raw.finished_at, facts))
+    return out

@@ -50,7 +50,7 @@ def probe() -> dict[str, Any]:
 
 
 def handle(request: dict[str, Any]) -> dict[str, Any]:
-    from blox_lat.harness._timing import measure_request
+    from blox_lat.harness._timing import measure_request, measure_request_many
 
     op = request.get("op", "measure")
     try:
@@ -63,6 +63,8 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
             raw = measure_request(request).to_dict()
             raw["facts"]["handle_s"] = round(time.perf_counter() - start, 6)  # load + warm-up + runs
             return {"ok": True, "raw": raw}
+        if op == "measure-many":
+            return {"ok": True, "raws": [r.to_dict() for r in measure_request_many(request)]}
         return {"ok": False, "error": f"ValueError: unknown op {op!r}"}
     except Exception as exc:  # a model that fails to load or run fails that model, reported
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}

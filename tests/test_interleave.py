@@ -1,0 +1,140 @@
+"""Interleaved timing: several models' groups spread over rounds, in one worker and in campaigns."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from blox_lat import space as sp
+from blox_lat.devices import get_device
+from blox_lat.harness import Measurement, MeasurementError, TimingProtocol, read_journal, run_campaign
+from blox_lat.harness._timing import time_interleaved
+
+
+class Tick:
+    """A clock that advances 1000 ns per reading, and models that log who ran when."""
+
+    def __init__(self):
+        self.now = 0
+        self.log: list[str] = []
+
+    def clock(self) -> int:
+        self.now += 1000
+        return self.now
+
+    def model(self, name: str):
+        return lambda: self.log.append(name)
+
+
+def test_groups_are_spread_round_robin_over_rounds():
+    tick = Tick()
+    raws = time_interleaved([tick.model("a"), tick.model("b")], groups=5, runs_per_group=3, rounds=2,
+                            rewarm_runs=2, warmup_min_runs=4, warmup_min_s=0.0, clock=tick.clock)
+    assert [len(r.samples_ns) for r in raws] == [15, 15]
+    # warm-ups first, then round 1 (3 groups of a, 3 of b), then round 2 (re-warm + 2 groups each)
+    assert tick.log == ["a"] * 4 + ["b"] * 4 + ["a"] * 9 + ["b"] * 9 + ["a"] * 8 + ["b"] * 8
+    assert [r.warmup_runs for r in raws] == [6, 6]
+    assert raws[0].facts == {"interleaved_with": 2, "rounds": 2, "rewarm_runs": 2}
+    assert all(s == 1000 for r in raws for s in r.samples_ns)
+
+
+def test_one_round_one_model_is_the_consecutive_protocol():
+    tick = Tick()
+    (raw,) = time_interleaved([tick.model("a")], groups=3, runs_per_group=4, rounds=1,
+                              warmup_min_runs=2, warmup_min_s=0.0, clock=tick.clock)
+    assert tick.log == ["a"] * 14 and len(raw.samples_ns) == 12 and raw.warmup_runs == 2
+
+
+def test_protocol_fields_validate_and_keep_old_identities():
+    plain = TimingProtocol()
+    assert "interleave" not in plain.identity()  # journals from before interleaving still resume
+    mixed = TimingProtocol(interleave=8, rounds=10)
+    assert mixed.identity()["interleave"] == 8 and mixed.identity()["rounds"] == 10
+    assert mixed.round_sizes() == [10] * 10
+    assert TimingProtocol(groups=7, rounds=3).round_sizes() == [3, 2, 2]
+    assert TimingProtocol.from_dict(mixed.to_dict()) == mixed
+    with pytest.raises(MeasurementError, match="rounds must be"):
+        TimingProtocol(groups=5, rounds=6)
+    with pytest.raises(MeasurementError, match="interleave must be"):
+        TimingProtocol(interleave=0)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from blox_lat.exporters import ArtifactStore
+
+    return ArtifactStore(tmp_path_factory.mktemp("store"))
+
+
+def test_interleaved_campaign_measures_each_model_once_with_real_onnxruntime(tmp_path, store):
+    protocol = TimingProtocol(groups=4, runs_per_group=5, warmup_min_runs=5, warmup_min_s=0.01,
+                              interleave=3, rounds=2)
+    archs = sp.select("0:4")
+    summary = run_campaign(archs, get_device("cpu"), protocol, tmp_path / "c", store=store)
+    assert (summary.measured, summary.failed) == (4, 0)
+    records = list(read_journal(tmp_path / "c", kind="measurement"))
+    assert [r["model_index"] for r in records] == [0, 1, 2, 3]
+    for record in records:
+        m = Measurement.from_dict(record["measurement"])
+        assert len(m.samples_ms) == 20 and m.groups == 4 and m.latency_ms > 0
+    env = next(read_journal(tmp_path / "c", kind="environment"))
+    assert env["protocol"]["interleave"] == 3 and env["protocol"]["rounds"] == 2
+    # resuming with the plain protocol is a different protocol: refused
+    from blox_lat.harness import CampaignConflictError
+
+    with pytest.raises(CampaignConflictError):
+        run_campaign(archs, get_device("cpu"), TimingProtocol(groups=4, runs_per_group=5), tmp_path / "c",
+                     store=store)
+
+
+def test_a_broken_model_in_an_interleaved_set_fails_alone(tmp_path, store):
+    from types import SimpleNamespace
+
+    from blox_lat import exporters as ex
+
+    archs = sp.select("0:3")
+    arts = [ex.export(a, "onnx", store=store) for a in archs]
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an onnx model")
+
+    def source(todo, profile):
+        for a, art in zip(todo, arts):
+            path = broken if a.index == 1 else art.path
+            yield SimpleNamespace(path=path, sha256=art.sha256, format="onnx", bytes=art.bytes, model_hash=a.hash)
+
+    events = []
+    protocol = TimingProtocol(groups=2, runs_per_group=5, warmup_min_runs=2, warmup_min_s=0.0, interleave=3, rounds=2)
+    summary = run_campaign(archs, get_device("cpu"), protocol, tmp_path / "c", artifacts=source,
+                           on_event=lambda kind, data: events.append(kind))
+    assert (summary.measured, summary.failed) == (2, 1)
+    status = {r["model_index"]: r["status"] for r in read_journal(tmp_path / "c", kind="measurement")}
+    assert status == {0: "ok", 1: "failed", 2: "ok"}
+    assert "interleave-failed" in events
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "blox_lat", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300)
+
+
+def test_cli_interleaves_on_local_devices_and_refuses_it_elsewhere(tmp_path, store):
+    done = _cli("measure", "0:3", "--runs", "40", "--warmup-s", "0.01", "--out", str(tmp_path / "r"),
+                "--store", str(store.root), "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["measured"] == 3
+    env = next(read_journal(tmp_path / "r", kind="environment"))
+    assert env["protocol"]["interleave"] == 8 and env["protocol"]["rounds"] == 4
+    for args, message in (
+        (("--device", "sd888", "--interleave", "4"), "one local device"),
+        (("--interleave", "many"), "not auto or an integer"),
+        (("--interleave", "1", "--rounds", "5"), "--rounds needs --interleave"),
+        (("--runs", "20", "--rounds", "5"), "rounds must be"),
+    ):
+        bad = _cli("measure", "0:2", *args, "--out", str(tmp_path / "bad"), cwd=tmp_path)
+        assert bad.returncode == 2, (args, bad.stderr)
+        assert message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    assert not (tmp_path / "bad").exists()
