@@ -107,17 +107,15 @@ class Ref(NamedTuple):
 def _plain_normal(record: dict, matrix: np.ndarray | None) -> tuple | None:
     """(index, seed, epochs, scalars) when ``add_record`` takes ``record`` as is.
 
-    ``matrix``: the record's ``METRICS`` lists as from :func:`_parse` (all of them, one length).
+    ``matrix``: the record's ``METRICS`` rows from :func:`_parse` (all of them, one length).
 
     ``None`` for anything else: ``add_record`` then sees the record itself (and raises where
     it should). The checks mirror ``add_record``, ``_model_index``, ``_need`` and ``_rlist``.
     """
-    from blox_lat.space._table import space_table
-
     if record.get("kind") != "training" or record.get("setting") != "normal":
         return None
     h = record.get("model_hash")
-    index = space_table().index_of_hash.get(h) if isinstance(h, str) else None
+    index = _index_of_hash().get(h) if isinstance(h, str) else None
     if index is None:
         return None
     given = record.get("model_index")
@@ -142,14 +140,26 @@ def _plain_normal(record: dict, matrix: np.ndarray | None) -> tuple | None:
     return index, seed, epochs, scalars
 
 
-def _parse(path: str, label: str) -> tuple[bytes, dict | None, np.ndarray | None]:
-    """The file's bytes, its record (or ``None``) with every metrics list as a float64 array,
-    and, when all of ``METRICS`` are among those lists, their (6, epochs) matrix."""
+@lru_cache(maxsize=1)
+def _index_of_hash() -> dict[str, int]:
+    from blox_lat.space._table import space_table
+
+    return space_table().index_of_hash
+
+
+def _parse(path: str, label: str) -> tuple[bytes, dict | None, np.ndarray | None, np.ndarray | None, tuple]:
+    """The file's bytes and its record (or ``None``), plus, when its metrics lists convert to
+    one float64 matrix, that matrix, its ``METRICS`` rows (or ``None`` if one is missing) and
+    the list names of its rows, for :func:`_arrays_in` to put back into the record.
+
+    Lists that do not make one matrix are converted one by one here (the old error for a
+    non-number).
+    """
     with open(path, "rb") as fh:
         data = fh.read()
     record = load_record(data, label)
     if record is None or not isinstance(record.get("metrics"), dict):
-        return data, record, None
+        return data, record, None, None, ()
     metrics = record["metrics"]
     lists = tuple(k for k, v in metrics.items() if isinstance(v, list))
     try:  # usually six lists of one length: one conversion for all (the same values)
@@ -157,15 +167,21 @@ def _parse(path: str, label: str) -> tuple[bytes, dict | None, np.ndarray | None
     except (TypeError, ValueError):
         stacked = None
     if stacked is not None and stacked.ndim == 2:
-        metrics.update(zip(lists, stacked))
         order = _order(lists)
-        return data, record, None if order is None else stacked[order]
+        return data, record, stacked, None if order is None else stacked[order], lists
     for k in lists:
         try:
             metrics[k] = np.asarray(metrics[k], dtype=np.float64)
         except (TypeError, ValueError):
             raise InputError(f"{label}: metrics.{k} holds a non-number") from None
-    return data, record, None
+    return data, record, None, None, ()
+
+
+def _arrays_in(record: dict, stacked: np.ndarray | None, lists: tuple) -> dict:
+    """``record`` with its metrics lists as float64 arrays (rows of ``stacked``: views, no copies)."""
+    if stacked is not None:
+        record["metrics"].update(zip(lists, stacked))
+    return record
 
 
 @lru_cache(maxsize=64)
@@ -185,11 +201,13 @@ def read_json_files(items: list[tuple[str, str]], columns: bool = True) -> list[
     out: list[list] = []
     pending: dict[int, list[tuple[int, tuple]]] = {}  # epochs -> (position in out, plain fields)
     for path, label in items:
-        data, record, matrix = _parse(path, label)
+        data, record, stacked, matrix, lists = _parse(path, label)
         plain = _plain_normal(record, matrix) if columns and record is not None else None
         if plain is not None:
             pending.setdefault(plain[2], []).append((len(out), plain, matrix))
             record = None
+        elif record is not None:
+            record = _arrays_in(record, stacked, lists)
         out.append([label, hashlib.sha256(data).hexdigest(), record, None])
     names = [n for part in ("base", "ext", "env") for n in SCALARS[part]]
     for epochs, rows in pending.items():
