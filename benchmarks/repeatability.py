@@ -1,7 +1,8 @@
 """Repeatability: the same models measured twice, each pass in its own campaign and processes.
 
 Each pass is a separate ``blox-lat measure`` process (so a separate worker) writing its own
-journal. Prints JSON: Spearman rank correlation between the passes and the median absolute
+journal, with the CLI's default protocol (interleaved on the local CPU; ``--interleave 1`` for
+the consecutive one). Prints JSON: Spearman rank correlation between the passes and the median absolute
 relative difference. Targets: Spearman >= 0.99, median |rel diff| <= 2%.
 
     python benchmarks/repeatability.py [--models 0:91125:4557] [--runs 1000]
@@ -38,6 +39,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--store", default="/tmp/blox-lat-bench-store")
     ap.add_argument("--affinity", default=None, help="pin the measuring worker, e.g. 1 (passed to blox-lat measure)")
+    ap.add_argument("--interleave", default="auto", help="passed to blox-lat measure (1: consecutive protocol)")
     args = ap.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,6 +47,7 @@ def main() -> None:
             out = Path(tmp) / f"pass{p}"
             subprocess.run([sys.executable, "-m", "blox_lat", "measure", args.models, "--runs", str(args.runs),
                             "--out", str(out), "--store", args.store, "--quiet", "--json",
+                            "--interleave", args.interleave,
                             *(["--affinity", args.affinity] if args.affinity else [])],
                            check=True, stdout=subprocess.DEVNULL)
             results.append({r["model_hash"]: r["measurement"]["latency_ms"]
@@ -60,6 +63,7 @@ def main() -> None:
         "models": len(common),
         "runs": args.runs,
         "affinity": args.affinity,
+        "interleave": args.interleave,
         "spearman": round(rho, 4),
         "median_abs_rel_diff": round(med, 4),
         "max_abs_rel_diff": round(max(rel), 4),
