@@ -5,7 +5,10 @@ record per model (setting normal, seed 0, 200 epochs of the six per-epoch metric
 measurement journals (devices ``cpu`` and ``gpu``, ``--samples`` raw samples per model), then:
 
 - ``build_s``: ``blox-lat dataset build`` of those inputs in a fresh process (static, base, ext,
-  env, two bench sections, two bench-raw sections unless ``--no-raw``), wall time.
+  env, two bench sections, two bench-raw sections unless ``--no-raw``), wall time;
+  ``build_cpu_s`` its user + system CPU time with its worker processes, and
+  ``load_avg_before_build`` the 1-minute load average just before (on a shared machine the
+  wall time follows the CPU time when the other cores are taken).
 - ``cold_load_s``: in a fresh process (after imports), ``dataset.open()`` plus the first
   ``latency`` on both devices, ``val_acc``, ``test_acc``, ``params``, ``flops`` and one ext
   column: columns are read on first use, so this is what a query session pays up front.
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -146,9 +150,13 @@ def main() -> None:
            "--from", str(inputs / "cpu"), "--from", str(inputs / "gpu"), "--out", str(out), "--version", "1.0.0", "--json"]
     if args.no_raw:
         cmd.append("--no-raw")
+    result["load_avg_before_build"] = os.getloadavg()[0]  # the machine may be shared: say how busy it was
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True)
     result["build_s"] = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the build and its worker processes
+    result["build_cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if res.returncode != 0:
         raise SystemExit(res.stderr)
     result["release_bytes"] = du(out)

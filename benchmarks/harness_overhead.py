@@ -3,6 +3,9 @@
 For each model the harness (worker process, warm-up, gc off, two-level trimmed mean) and a bare
 loop in this process (same session options, same input, ``perf_counter_ns`` around each
 ``session.run``, same statistic) are timed back to back, alternating which goes first.
+With ``--interleave K`` (default 8, what ``blox-lat measure`` does on the CPU) the harness times
+K models together in rounds and the bare loops run each model alone, consecutively: the ratio
+then also shows whether interleaving biases the latency (other models' data in the caches).
 Prints JSON; target: median ratio within 1.00 +- 0.02.
 
     python benchmarks/harness_overhead.py [--models 0:10] [--runs 1000]
@@ -51,31 +54,44 @@ def main() -> None:
     ap.add_argument("--models", default="0:10")
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--store", default="/tmp/blox-lat-bench-store")
+    ap.add_argument("--interleave", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args()
     store = ArtifactStore(args.store)
-    protocol = TimingProtocol.from_total(args.runs)
+    protocol = TimingProtocol.from_total(args.runs, interleave=args.interleave,
+                                         rounds=args.rounds if args.interleave > 1 else 1)
     profile = get_device("cpu")
     rows = []
+    archs = sp.select(args.models)
+    sets = [archs[i:i + args.interleave] for i in range(0, len(archs), args.interleave)]
     with LocalWorkerRunner() as runner:
-        for i, arch in enumerate(sp.select(args.models)):
-            artifact = export(arch, "onnx", store=store)
+        for i, members in enumerate(sets):
+            artifacts = [export(arch, "onnx", store=store) for arch in members]
             order = ("harness", "bare") if i % 2 == 0 else ("bare", "harness")
-            result = {}
+            results = [{} for _ in members]
             for which in order:
                 if which == "harness":
-                    raw = runner.measure(artifact, profile, protocol)
-                    m = Measurement.from_ns(raw.samples_ns, runs_per_group=10, warmup_runs=raw.warmup_runs,
-                                            started_at=raw.started_at, finished_at=raw.finished_at)
-                    result["harness_ms"] = m.latency_ms
+                    if len(artifacts) > 1:
+                        raws = runner.measure_many(artifacts, profile, protocol)
+                    else:
+                        raws = [runner.measure(artifacts[0], profile, protocol)]
+                    for result, raw in zip(results, raws):
+                        m = Measurement.from_ns(raw.samples_ns, runs_per_group=10, warmup_runs=raw.warmup_runs,
+                                                started_at=raw.started_at, finished_at=raw.finished_at)
+                        result["harness_ms"] = m.latency_ms
                 else:
-                    result["bare_ms"], result["bare_plain_mean_ms"] = bare_loop(str(artifact.path), args.runs, 0.5)
-            result["ratio"] = result["harness_ms"] / result["bare_ms"]
-            rows.append({"index": arch.index, **{k: round(v, 5) for k, v in result.items()}})
+                    for result, artifact in zip(results, artifacts):
+                        result["bare_ms"], result["bare_plain_mean_ms"] = bare_loop(str(artifact.path), args.runs, 0.5)
+            for arch, result in zip(members, results):
+                result["ratio"] = result["harness_ms"] / result["bare_ms"]
+                rows.append({"index": arch.index, **{k: round(v, 5) for k, v in result.items()}})
     ratios = [r["ratio"] for r in rows]
     print(json.dumps({
         "benchmark": "harness_overhead",
         "models": len(rows),
         "runs": args.runs,
+        "interleave": protocol.interleave,
+        "rounds": protocol.rounds,
         "median_ratio": round(statistics.median(ratios), 4),
         "min_ratio": round(min(ratios), 4),
         "max_ratio": round(max(ratios), 4),
