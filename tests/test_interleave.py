@@ -138,3 +138,53 @@ def test_cli_interleaves_on_local_devices_and_refuses_it_elsewhere(tmp_path, sto
         assert bad.returncode == 2, (args, bad.stderr)
         assert message in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+class SetRunner:
+    """A fake local device: ``measure_many`` answers from per-model scripts, counting calls."""
+
+    def __init__(self, scripts):
+        self.scripts = {k: list(v) for k, v in scripts.items()}
+        self.sets: list[list[int]] = []
+        self.alone: list[int] = []
+
+    def _raw(self, index):
+        from blox_lat.harness import RawRun
+
+        values = self.scripts[index].pop(0)
+        return RawRun(tuple(int(v * 1e6) for v in values), 10, "2025-01-01T00:00:00+00:00",
+                      "2025-01-01T00:00:01+00:00", {})
+
+    def measure_many(self, artifacts, profile, protocol):
+        self.sets.append([a.index for a in artifacts])
+        return [self._raw(a.index) for a in artifacts]
+
+    def measure(self, artifact, profile, protocol):
+        self.alone.append(artifact.index)
+        return self._raw(artifact.index)
+
+    def describe(self):
+        return {"runner": "set"}
+
+    def close(self):
+        pass
+
+
+def test_noisy_models_are_remeasured_together(tmp_path):
+    from types import SimpleNamespace
+
+    clean, noisy = [2.0] * 20, [2.0] * 18 + [9.0, 9.0]
+    runner = SetRunner({0: [clean], 1: [noisy, noisy, clean], 2: [noisy, clean], 3: [clean]})
+
+    def source(todo, profile):
+        for a in todo:
+            yield SimpleNamespace(path=Path("/nonexistent"), index=a.index, sha256="0" * 64, format="onnx", bytes=0,
+                                  model_hash=a.hash)
+
+    protocol = TimingProtocol(groups=2, runs_per_group=10, interleave=4, rounds=2)
+    summary = run_campaign(sp.select("0:4"), get_device("cpu"), protocol, tmp_path / "c", runner=runner,
+                           artifacts=source, max_attempts=3)
+    assert runner.sets == [[0, 1, 2, 3], [1, 2]] and runner.alone == [1]  # the last one left runs alone
+    attempts = {r["model_index"]: r["attempts"] for r in read_journal(tmp_path / "c", kind="measurement")}
+    assert attempts == {0: 1, 1: 3, 2: 2, 3: 1}
+    assert summary.remeasured == 2 and summary.noisy == 0

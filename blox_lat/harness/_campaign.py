@@ -37,7 +37,6 @@ from blox_lat.harness._environment import collect_environment
 from blox_lat.harness._journal import JOURNAL_NAME, SCHEMA_VERSION, Journal, read_journal
 from blox_lat.harness._protocol import Measurement, TimingProtocol
 from blox_lat.harness._runners import DeviceLostError, ModelFailedError, Runner, get_runner
-from blox_lat.harness._timing import RawRun
 
 __all__ = [
     "CampaignConflictError",
@@ -207,20 +206,16 @@ def _attempt_summary(m: Measurement | None, error: str | None = None) -> dict[st
 
 
 def _measure_with_retries(runner: Runner, artifact: Any, profile: Any, protocol: TimingProtocol,
-                          max_attempts: int, on_event: EventSink, arch: Any, hand_over: bool = False,
-                          first: RawRun | None = None,
+                          max_attempts: int, on_event: EventSink, arch: Any, hand_over: bool = False
                           ) -> tuple[Measurement | None, list[dict[str, Any]], str | None]:
-    """(best measurement or None, attempt log, failure reason).
-
-    ``first``: the first attempt's samples when they were already timed (interleaved with
-    other models); a re-measurement of a noisy model then runs it alone."""
+    """(best measurement or None, attempt log, failure reason)."""
     best: Measurement | None = None
     log: list[dict[str, Any]] = []
     reason: str | None = None
     for attempt in range(1, max_attempts + 1):
         try:
             try:
-                raw = first if first is not None and attempt == 1 else runner.measure(artifact, profile, protocol)
+                raw = runner.measure(artifact, profile, protocol)
             except ConnectionLostError as exc:  # a runner without its own reconnect logic
                 raise DeviceLostError(str(exc)) from exc
             m = Measurement.from_ns(raw.samples_ns, runs_per_group=protocol.runs_per_group,
@@ -244,6 +239,52 @@ def _measure_with_retries(runner: Runner, artifact: Any, profile: Any, protocol:
         if attempt < max_attempts:
             on_event("retry", {"arch": arch, "attempt": attempt, "cv": m.cv})
     return best, log, reason
+
+
+def _measure_set_with_retries(runner: Any, items: Sequence[Any], profile: Any, protocol: TimingProtocol,
+                              max_attempts: int, on_event: EventSink, archs: Sequence[Any]
+                              ) -> list[tuple[Measurement | None, list[dict[str, Any]], str | None]]:
+    """:func:`_measure_with_retries` for a set timed together: each attempt times the models
+    still noisy together again (so a re-measurement follows the same interleaved protocol).
+    If a set fails (a crash, a hang, a model that does not load), what is left is measured
+    one model at a time, so only the culprit fails."""
+    best: list[Measurement | None] = [None] * len(items)
+    logs: list[list[dict[str, Any]]] = [[] for _ in items]
+    reasons: list[str | None] = [None] * len(items)
+    todo = list(range(len(items)))
+    for attempt in range(1, max_attempts + 1):
+        if len(todo) < 2:
+            break
+        try:
+            try:
+                raws = runner.measure_many([items[i] for i in todo], profile, protocol)
+            except ConnectionLostError as exc:
+                raise DeviceLostError(str(exc)) from exc
+        except DeviceLostError:
+            raise
+        except ModelFailedError as exc:
+            on_event("interleave-failed", {"models": len(todo), "reason": exc.reason})
+            break
+        for i, raw in zip(todo, raws):
+            m = Measurement.from_ns(raw.samples_ns, runs_per_group=protocol.runs_per_group,
+                                    warmup_runs=raw.warmup_runs, started_at=raw.started_at,
+                                    finished_at=raw.finished_at, cv_threshold=protocol.cv_threshold)
+            logs[i].append(_attempt_summary(m))
+            if best[i] is None or m.cv < best[i].cv:
+                best[i] = m
+        todo = [i for i in todo if best[i].noisy and len(logs[i]) < max_attempts]
+        for i in todo:
+            on_event("retry", {"arch": archs[i], "attempt": attempt, "cv": best[i].cv})
+    for i in todo:  # one model left, or a set that failed: alone, with the attempts left
+        left = max_attempts - len(logs[i])
+        if left < 1:
+            continue
+        m, log, reason = _measure_with_retries(runner, items[i], profile, protocol, left, on_event, archs[i])
+        logs[i].extend(log)
+        reasons[i] = reason
+        if m is not None and (best[i] is None or m.cv < best[i].cv):
+            best[i] = m
+    return [(b, log, None if b is not None else r) for b, log, r in zip(best, logs, reasons)]
 
 
 class _Lost(Exception):
@@ -465,21 +506,17 @@ def run_campaign(
                     return
                 try:
                     ready = [p for p in batch if hasattr(p[1], "path")]
-                    firsts: dict[int, RawRun] = {}
-                    if len(ready) > 1:
-                        try:
-                            raws = member_runner.measure_many([p[1] for p in ready], member, protocol)
-                            firsts = {id(p): r for p, r in zip(ready, raws)}
-                        except ModelFailedError as exc:  # find the culprit: one model at a time
-                            emit("interleave-failed", {"models": len(ready), "reason": exc.reason})
+                    results = _measure_set_with_retries(member_runner, [p[1] for p in ready], member, protocol,
+                                                        max_attempts, emit, [p[0] for p in ready])
+                    done = {id(p): r for p, r in zip(ready, results)}
                     for pair in batch:
-                        measure_one(member, member_runner, member_env, pair, first=firsts.get(id(pair)))
+                        measure_one(member, member_runner, member_env, pair, result=done.get(id(pair)))
                 finally:
                     for _ in batch:
                         finished()
 
         def measure_one(member: Any, member_runner: Any, member_env: dict[str, Any],
-                        pair: tuple[Any, Any], first: RawRun | None = None) -> None:
+                        pair: tuple[Any, Any], result: tuple[Any, Any, Any] | None = None) -> None:
             nonlocal position
             arch, item = pair
             base = {
@@ -497,9 +534,8 @@ def run_campaign(
                           "artifact": None, "attempt_log": []}
             else:
                 try:
-                    best, log, reason = _measure_with_retries(member_runner, item, member, protocol,
-                                                              max_attempts, emit, arch, hand_over=farm,
-                                                              first=first)
+                    best, log, reason = result or _measure_with_retries(member_runner, item, member, protocol,
+                                                                        max_attempts, emit, arch, hand_over=farm)
                 except DeviceLostError as exc:
                     with guard:
                         handed_back.append(pair)
