@@ -57,6 +57,7 @@ import blox_lat.dataset as ds
 from blox_lat.space._table import space_table
 rel = ds.open(sys.argv[1])
 n = int(sys.argv[2])
+epoch = min(100, int(sys.argv[3]))  # a mid-training epoch that every --epochs has
 rng = random.Random(0)
 idx = [rng.randrange(n) for _ in range(20000)]
 hashes = [space_table().hashes[i] for i in idx]
@@ -66,7 +67,7 @@ for label, fn, names in [
     ("latency_us", lambda a: rel.latency(a, "cpu"), idx),
     ("latency_by_hash_us", lambda a: rel.latency(a, "cpu"), hashes),
     ("val_acc_us", lambda a: rel.val_acc(a), idx),
-    ("val_acc_epoch_us", lambda a: rel.val_acc(a, 100, best=False), idx),
+    ("val_acc_epoch_us", lambda a: rel.val_acc(a, epoch, best=False), idx),
     ("val_acc_by_hash_us", lambda a: rel.val_acc(a), hashes),
     ("test_acc_us", lambda a: rel.test_acc(a), idx),
 ]:
@@ -168,7 +169,7 @@ def main() -> None:
     result["cold_load_runs_s"] = [round(x["load_s"], 4) for x in loads]
     result["import_s"] = min(x["import_s"] for x in loads)
     result["cold_load_all_columns_s"] = min(x["all_columns_s"] for x in loads)
-    r = subprocess.run([sys.executable, "-c", QUERY_SNIPPET, str(out), str(args.models)], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-c", QUERY_SNIPPET, str(out), str(args.models), str(args.epochs)], capture_output=True, text=True,
                        check=True)
     result.update(json.loads(r.stdout))
     result["targets"] = {"build_s": 30, "cold_load_s": 0.5, "latency_us": 10, "val_acc_us": 10}
