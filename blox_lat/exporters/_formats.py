@@ -53,8 +53,8 @@ _ALLOW_PICKLE = ExportOption(
 _SAMPLES = ExportOption("calibration_samples", "16", "number of calibration inputs")
 _SCOPE = ExportOption(
     "calibration_scope", "piece",
-    "piece: each of the 140 pieces quantised once by quantize_static on inputs from random "
-    "prefixes, models composed (fast); model: quantize_static on each whole model",
+    "piece: each of the 140 pieces quantised once by quantize_static, models composed and "
+    "calibrated per model (same nodes and values; fast); model: quantize_static on each whole model",
 )
 _MIN_AGREE = ExportOption("min_top1_agreement", "0.5", "fail if int8 top-1 agreement with fp32 is lower")
 

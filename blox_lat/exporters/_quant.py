@@ -1,24 +1,24 @@
-"""Fast 8-bit ONNX: quantise each piece once with onnxruntime's ``quantize_static``, compose models.
+"""Fast 8-bit ONNX: every piece quantised once by onnxruntime, calibrated per model.
 
-``quantize_static`` on a whole model costs about a second, most of it in the per-channel
-weight quantiser and the calibration session. Weights are per piece (``_weights``), so a
-piece's quantised weights are the same in every model that contains it; only the activation
-ranges depend on what runs before the piece. With ``calibration_scope=piece`` each of the 140
-pieces is therefore quantised once, by the same onnxruntime tooling and settings (QDQ,
-per-channel int8 weights, int8 activations, MinMax), on calibration inputs that reach it through
-*random* prefixes of the space: calibration sample ``i`` runs through a fixed random
-architecture ``arch_i``, so a piece at stage ``s`` is calibrated on the stage-``s`` inputs of 16
-different models, a spread that covers the models it will sit in. A model is then the
-concatenation of its quantised pieces (see ``_compose``), joined at the boundary tensors.
+``quantize_static`` on a whole model costs about a second, most of it in the per-channel weight
+quantiser (a Python loop over channels) and in building its calibration session. But weights are
+per piece (``_weights``), so a piece's int8 weights and weight scales are the same in every
+model that holds it; only what calibration decides depends on the model. So:
 
-At a boundary ``t`` the producer piece quantises ``t`` as its graph output and the consumer
-piece quantises it again as its graph input; the composition keeps the producer's Q/DQ pair
-(named as ``quantize_static`` names an inner tensor) and drops the consumer's, so the composed
-graph has exactly the nodes of ``quantize_static`` run on the whole model (a test compares the
-node lists). Scales differ from whole-model calibration (they are calibrated over the space
-rather than for one model); latency does not depend on scale values, and every export reports
-its int8/fp32 top-1 agreement. ``calibration_scope=model`` keeps the per-model
-``quantize_static`` path.
+- each of the 140 pieces is run once through ``quantize_static`` (same settings: QDQ,
+  per-channel int8 weights, int8 activations, MinMax) on stand-in inputs, and kept as a
+  *template*: its nodes, int8 weights and weight scales (cached on disk beside the fp32 pieces);
+- per model, one fp32 run of the composed model over the calibration inputs (with per-row
+  ReduceMin/ReduceMax of every tensor the templates quantise) collects the ranges onnxruntime's
+  MinMax calibrator would collect; activation scales and zero points come from onnxruntime's
+  ``compute_scale_zp``, and the int32 biases from its rule (scale = input scale x weight scale);
+- at a boundary tensor ``t`` the producer piece quantised ``t`` as its graph output and the
+  consumer as its graph input; the composition keeps the producer's Q/DQ pair (named as
+  ``quantize_static`` names an inner tensor) and drops the consumer's.
+
+The result has the nodes and initializers of ``quantize_static`` run on the whole model, values
+equal to float rounding (a test compares them). ``calibration_scope=model`` in the exporter
+options runs ``quantize_static`` itself per model.
 """
 
 from __future__ import annotations
