@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _probe import cpu_probe_s
 
 LOAD_SNIPPET = r"""
 import json, sys, time
@@ -152,6 +153,7 @@ def main() -> None:
     if args.no_raw:
         cmd.append("--no-raw")
     result["load_avg_before_build"] = os.getloadavg()[0]  # the machine may be shared: say how busy it was
+    result["cpu_probe_s"] = cpu_probe_s()  # and how fast its CPU is right now (see _probe)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True)

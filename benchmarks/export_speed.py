@@ -65,7 +65,9 @@ def main() -> None:
 
     archs = sp.sample(args.models, seed=args.seed)
     calib = calibration_inputs("random", 16, 1)
-    report = {"models": len(archs), "seed": args.seed, "python": platform.python_version(),
+    from _probe import cpu_probe_s
+
+    report = {"models": len(archs), "seed": args.seed, "cpu_probe_s": cpu_probe_s(), "python": platform.python_version(),
               "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
               "formats": {}}
     root = Path(tempfile.mkdtemp(prefix="blox-export-bench-"))

@@ -41,6 +41,9 @@ def main() -> None:
     ap.add_argument("--affinity", default=None, help="pin the measuring worker, e.g. 1 (passed to blox-lat measure)")
     ap.add_argument("--interleave", default="auto", help="passed to blox-lat measure (1: consecutive protocol)")
     args = ap.parse_args()
+    from _probe import cpu_probe_s
+
+    probes = [cpu_probe_s()]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for p in (1, 2):
@@ -50,6 +53,7 @@ def main() -> None:
                             "--interleave", args.interleave,
                             *(["--affinity", args.affinity] if args.affinity else [])],
                            check=True, stdout=subprocess.DEVNULL)
+            probes.append(cpu_probe_s())
             results.append({r["model_hash"]: r["measurement"]["latency_ms"]
                             for r in read_journal(out, kind="measurement") if r["status"] == "ok"})
     common = sorted(set(results[0]) & set(results[1]))
@@ -64,6 +68,7 @@ def main() -> None:
         "runs": args.runs,
         "affinity": args.affinity,
         "interleave": args.interleave,
+        "cpu_probe_s": probes,  # before, between and after the passes (see _probe)
         "spearman": round(rho, 4),
         "median_abs_rel_diff": round(med, 4),
         "max_abs_rel_diff": round(max(rel), 4),
