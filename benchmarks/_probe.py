@@ -12,7 +12,7 @@ import time
 
 
 def cpu_probe_s(repeats: int = 3) -> float:
-    """Best of ``repeats``: 2 million Python additions plus sha256 of 32 MB (about 0.15 s when quick)."""
+    """Best of ``repeats``: 2 million Python additions plus sha256 of 32 MB, in seconds."""
     data = bytes(32 << 20)
     best = float("inf")
     for _ in range(repeats):

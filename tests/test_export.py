@@ -192,17 +192,17 @@ def test_int8_from_piece_templates_is_quantize_static_of_the_whole_model(tmp_pat
     assert _verify.rel_err(_verify.run_onnx(data, x), _verify.run_onnx(str(tmp_path / "q.onnx"), x)) < 0.05
 
 
-def test_int8_calibration_scope_option(tmp_path):
+def test_int8_quantizer_option(tmp_path):
     s = ex.ArtifactStore(tmp_path)
-    whole = ex.export(MODELS[0], "onnx-int8", store=s, options={"calibration_scope": "model"})
+    whole = ex.export(MODELS[0], "onnx-int8", store=s, options={"quantizer": "whole"})
     pieces = ex.export(MODELS[0], "onnx-int8", store=s)
-    assert pieces.path != whole.path and pieces.verification["calibration_scope"] == "piece"
-    assert "calibration_scope" not in whole.verification
-    with pytest.raises(ex.ExportError, match="calibration_scope must be piece or model"):
-        ex.export(MODELS[0], "onnx-int8", store=s, options={"calibration_scope": "layer"})
-    with pytest.raises(ex.ExportError, match="calibration_scope=model"):
+    assert pieces.path != whole.path and pieces.verification["quantizer"] == "pieces"
+    assert "quantizer" not in whole.verification
+    with pytest.raises(ex.ExportError, match="quantizer must be pieces or whole"):
+        ex.export(MODELS[0], "onnx-int8", store=s, options={"quantizer": "layer"})
+    with pytest.raises(ex.ExportError, match="quantizer=whole"):
         ex.export(MODELS[0], "onnx-int8", store=s, method="naive")
-    assert ex.export(MODELS[0], "onnx-int8", store=s, options={"calibration_scope": "model"}, method="naive").path == whole.path
+    assert ex.export(MODELS[0], "onnx-int8", store=s, options={"quantizer": "whole"}, method="naive").path == whole.path
 
 
 def test_int8_with_cifar_calibration(tmp_path):

@@ -55,8 +55,8 @@ def export(
     if method not in METHODS:
         raise ExportError(f"unknown export method {method!r}; choose one of: {', '.join(METHODS)}")
     key = make_key(arch, fmt, batch, options)
-    if method == "naive" and dict(key.options).get("calibration_scope") == "piece":
-        raise ExportError("method 'naive' quantises each whole model; pass the option calibration_scope=model")
+    if method == "naive" and dict(key.options).get("quantizer") == "pieces":
+        raise ExportError("method 'naive' quantises each whole model; pass the option quantizer=whole")
     store = store if store is not None else ArtifactStore(DEFAULT_STORE)
     found = store.get(key)
     if found is not None:
@@ -91,7 +91,7 @@ def _produce(arch: Arch, fmt: ExportFormat, batch: int, opts: dict, out: Path, v
         reference = _compose.torch_reference(arch) if fast else None
         return _verify.verify_torchscript(out, arch, batch, reference)
     opset = int(opts["opset"])
-    if fmt.name == "onnx-int8" and fast and opts.get("calibration_scope") == "piece":
+    if fmt.name == "onnx-int8" and fast and opts.get("quantizer") == "pieces":
         return _produce_int8_pieces(arch, batch, opts, out, verify, pieces)
     fp32 = out if fmt.name == "onnx" else out.with_name("fp32.onnx")
     data = None
@@ -161,10 +161,10 @@ def _produce_int8_pieces(arch: Arch, batch: int, opts: dict, out: Path, verify: 
 
     sha256 = hashlib.sha256(data).hexdigest()
     if not verify:
-        return {"verified": False, "calibration_scope": "piece"}, sha256
+        return {"verified": False, "quantizer": "pieces"}, sha256
     x = _verify.verification_input(batch)
     check = _verify.check_close(_verify.run_onnx(_verify.ort_session(_compose.onnx_bytes(arch, batch, opset, pieces)), x),
                                 _compose.torch_reference(arch)(x), f"ONNX fp32 of {arch.hash}")
     per_input = [logits[i * batch:(i + 1) * batch] for i in range(len(held_out))]
     result = _verify.verify_int8(out, per_input, held_out, float(opts["min_top1_agreement"]), data=data)
-    return {**{f"fp32_{k}": v for k, v in check.items()}, **result, "calibration_scope": "piece"}, sha256
+    return {**{f"fp32_{k}": v for k, v in check.items()}, **result, "quantizer": "pieces"}, sha256

@@ -52,9 +52,9 @@ _ALLOW_PICKLE = ExportOption(
 )
 _SAMPLES = ExportOption("calibration_samples", "16", "number of calibration inputs")
 _SCOPE = ExportOption(
-    "calibration_scope", "piece",
-    "piece: each of the 140 pieces quantised once by quantize_static, models composed and "
-    "calibrated per model (same nodes and values; fast); model: quantize_static on each whole model",
+    "quantizer", "pieces",
+    "pieces: each of the 140 pieces quantised once by quantize_static, models composed and "
+    "calibrated per model (same nodes and values; fast); whole: quantize_static on each whole model",
 )
 _MIN_AGREE = ExportOption("min_top1_agreement", "0.5", "fail if int8 top-1 agreement with fp32 is lower")
 
@@ -125,8 +125,8 @@ def normalise_options(fmt: ExportFormat, options: Mapping[str, str] | None) -> t
             value = -1.0
         if not 0.0 <= value <= 1.0:
             raise ExportError(f"min_top1_agreement must be a number in 0..1, got {merged['min_top1_agreement']!r}")
-    if "calibration_scope" in merged and merged["calibration_scope"] not in ("piece", "model"):
-        raise ExportError(f"calibration_scope must be piece or model, got {merged['calibration_scope']!r}")
+    if "quantizer" in merged and merged["quantizer"] not in ("pieces", "whole"):
+        raise ExportError(f"quantizer must be pieces or whole, got {merged['quantizer']!r}")
     if "allow_pickle" in merged and merged["allow_pickle"] not in ("yes", "no"):
         raise ExportError(f"allow_pickle must be yes or no, got {merged['allow_pickle']!r}")
     if "calibration" in merged and merged["calibration"] != "random":

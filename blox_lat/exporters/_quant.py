@@ -17,7 +17,7 @@ model that holds it; only what calibration decides depends on the model. So:
   ``quantize_static`` names an inner tensor) and drops the consumer's.
 
 The result has the nodes and initializers of ``quantize_static`` run on the whole model, values
-equal to float rounding (a test compares them). ``calibration_scope=model`` in the exporter
+equal to float rounding (a test compares them). ``quantizer=whole`` in the exporter
 options runs ``quantize_static`` itself per model.
 """
 
