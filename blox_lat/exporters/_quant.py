@@ -208,7 +208,7 @@ def int8_bytes(arch: Arch, batch: int, opset: int, calib: list[np.ndarray], held
     tensors = [pair for tpl in templates for pair in tpl.activations]
     stacked = np.concatenate([*held_out, *calib])
     augmented = onnx_bytes(arch, batch, opset, cache_dir, frame_batch=len(stacked), extra=_reduce_nodes(tensors, opset))
-    session = _verify.ort_session(augmented, optimize=True)
+    session = _verify.ort_session(augmented, optimize=True, threads=0)  # one batched run: every core
     names = [o.name for o in session.get_outputs()]
     outs = dict(zip(names, session.run(None, {"input": stacked})))
     rows = slice(len(held_out) * batch, None)

@@ -26,16 +26,16 @@ def verification_input(batch: int, seed: int = 1234) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((batch, 3, 32, 32), dtype=np.float32)
 
 
-def ort_session(path: Path | str | bytes, optimize: bool = False):
-    """A one-thread CPU session; ``optimize`` turns on every graph optimisation (slower to
-    create, several times faster per run: worth it for batched verification runs)."""
+def ort_session(path: Path | str | bytes, optimize: bool = False, threads: int = 1):
+    """A CPU session (``threads`` 0: one per core); ``optimize`` turns on every graph
+    optimisation (slower to create, several times faster per run: worth it for batched runs)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     if not optimize:
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
     so.log_severity_level = 3
-    so.intra_op_num_threads = 1
+    so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     return ort.InferenceSession(path if isinstance(path, bytes) else str(path), so, providers=["CPUExecutionProvider"])
 
