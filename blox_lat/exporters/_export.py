@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from blox_lat.exporters._errors import ExportError, VerificationError
+from blox_lat.exporters._errors import ExportError
 from blox_lat.exporters._formats import ExportFormat, get_format, normalise_options, toolchain
 from blox_lat.exporters._store import ArtifactStore
 from blox_lat.exporters._types import Artifact, ArtifactKey
@@ -139,19 +139,21 @@ def _calibration(opts: dict, batch: int) -> tuple[list, list]:
     return calib, held_out
 
 
-def _produce_int8_pieces(arch: Arch, batch: int, opts: dict, out: Path, verify: bool, pieces: Path) -> dict:
+def _produce_int8_pieces(arch: Arch, batch: int, opts: dict, out: Path, verify: bool,
+                         pieces: Path) -> tuple[dict, str]:
     """int8 from per-piece quantisation templates (``_quant``), calibrated per model.
 
-    One fp32 run of the composed model over the held-out and calibration inputs stacked gives
-    the calibration ranges and the agreement baseline; the verification input is checked
-    against PyTorch through the composed fp32 model as in the fp32 path.
+    One fp32 run of the composed model over the verification input, the held-out inputs and the
+    calibration inputs stacked gives the PyTorch check (first rows), the agreement baseline and
+    the calibration ranges.
     """
     from blox_lat.exporters import _compose, _quant, _verify
 
     opset = int(opts["opset"])
     calib, held_out = _calibration(opts, batch)
+    x = _verify.verification_input(batch)
     try:
-        data, logits = _quant.int8_bytes(arch, batch, opset, calib, held_out, pieces)
+        data, logits = _quant.int8_bytes(arch, batch, opset, calib, [x, *held_out], pieces)
     except ExportError:
         raise
     except Exception as exc:  # onnxruntime failures come in many types
@@ -162,9 +164,7 @@ def _produce_int8_pieces(arch: Arch, batch: int, opts: dict, out: Path, verify: 
     sha256 = hashlib.sha256(data).hexdigest()
     if not verify:
         return {"verified": False, "quantizer": "pieces"}, sha256
-    x = _verify.verification_input(batch)
-    check = _verify.check_close(_verify.run_onnx(_verify.ort_session(_compose.onnx_bytes(arch, batch, opset, pieces)), x),
-                                _compose.torch_reference(arch)(x), f"ONNX fp32 of {arch.hash}")
-    per_input = [logits[i * batch:(i + 1) * batch] for i in range(len(held_out))]
+    check = _verify.check_close(logits[:batch], _compose.torch_reference(arch)(x), f"ONNX fp32 of {arch.hash}")
+    per_input = [logits[(i + 1) * batch:(i + 2) * batch] for i in range(len(held_out))]
     result = _verify.verify_int8(out, per_input, held_out, float(opts["min_top1_agreement"]), data=data)
     return {**{f"fp32_{k}": v for k, v in check.items()}, **result, "quantizer": "pieces"}, sha256
