@@ -205,6 +205,12 @@ def _attempt_summary(m: Measurement | None, error: str | None = None) -> dict[st
             "flags": list(m.flags), "started_at": m.started_at}
 
 
+def _measurement(raw: Any, protocol: TimingProtocol) -> Measurement:
+    return Measurement.from_ns(raw.samples_ns, runs_per_group=protocol.runs_per_group,
+                               warmup_runs=raw.warmup_runs, started_at=raw.started_at,
+                               finished_at=raw.finished_at, cv_threshold=protocol.cv_threshold)
+
+
 def _measure_with_retries(runner: Runner, artifact: Any, profile: Any, protocol: TimingProtocol,
                           max_attempts: int, on_event: EventSink, arch: Any, hand_over: bool = False
                           ) -> tuple[Measurement | None, list[dict[str, Any]], str | None]:
@@ -218,9 +224,7 @@ def _measure_with_retries(runner: Runner, artifact: Any, profile: Any, protocol:
                 raw = runner.measure(artifact, profile, protocol)
             except ConnectionLostError as exc:  # a runner without its own reconnect logic
                 raise DeviceLostError(str(exc)) from exc
-            m = Measurement.from_ns(raw.samples_ns, runs_per_group=protocol.runs_per_group,
-                                    warmup_runs=raw.warmup_runs, started_at=raw.started_at,
-                                    finished_at=raw.finished_at, cv_threshold=protocol.cv_threshold)
+            m = _measurement(raw, protocol)
         except DeviceLostError:
             if hand_over:
                 raise  # a farm gives the model to another device
@@ -256,19 +260,14 @@ def _measure_set_with_retries(runner: Any, items: Sequence[Any], profile: Any, p
         if len(todo) < 2:
             break
         try:
-            try:
-                raws = runner.measure_many([items[i] for i in todo], profile, protocol)
-            except ConnectionLostError as exc:
-                raise DeviceLostError(str(exc)) from exc
+            raws = runner.measure_many([items[i] for i in todo], profile, protocol)
         except DeviceLostError:
             raise
         except ModelFailedError as exc:
             on_event("interleave-failed", {"models": len(todo), "reason": exc.reason})
             break
         for i, raw in zip(todo, raws):
-            m = Measurement.from_ns(raw.samples_ns, runs_per_group=protocol.runs_per_group,
-                                    warmup_runs=raw.warmup_runs, started_at=raw.started_at,
-                                    finished_at=raw.finished_at, cv_threshold=protocol.cv_threshold)
+            m = _measurement(raw, protocol)
             logs[i].append(_attempt_summary(m))
             if best[i] is None or m.cv < best[i].cv:
                 best[i] = m
