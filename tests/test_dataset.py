@@ -556,3 +556,37 @@ def test_remapped_distillation_gets_its_own_section(tmp_path):
     a = rel.to_pandas(f"distill/{teacher}/10")["loss_sum"].tolist()
     b = rel.to_pandas(f"distill/{teacher}+remap/10")["loss_sum"].tolist()
     assert len(a) == len(b) == 8 and a != b  # 2^3 models whose three blocks are distilled
+
+
+@pytest.mark.parametrize("values,type_", [
+    ([1, 2, None, 4], "int32"), ([1.5, None, 3.0], "float64"), (list(range(20)), "int64"),
+    ([1.0, 2.0, None, 4.0, None], "float32"), ([7, 8, 9], "uint16"), ([None, None], "int8"),
+])
+def test_column_numpy_matches_arrow_to_numpy(values, type_):
+    """Our pandas-free conversion gives what Arrow's to_numpy gives, nulls and slices included."""
+    import pyarrow as pa
+    from blox_lat.dataset._release import _primitive_numpy
+
+    arr = pa.array(values, type=getattr(pa, type_)())
+    for col in (arr, arr.slice(1), arr.slice(1, max(0, len(values) - 2))):
+        np.testing.assert_array_equal(_primitive_numpy(col), col.to_numpy(zero_copy_only=False))
+        assert _primitive_numpy(col).dtype == col.to_numpy(zero_copy_only=False).dtype
+
+
+def test_epoch_column_null_rows_read_as_nan(tmp_path):
+    """A null per-epoch row reads back as NaN, whatever bytes Parquet keeps for it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from blox_lat.dataset._columns import epoch_array
+    from blox_lat.dataset._release import Section
+
+    mat = np.arange(12, dtype=np.float32).reshape(4, 3)
+    mask = np.array([False, True, False, True])
+    table = pa.table({"val_top1": epoch_array(mat, mask, 3)})
+    pq.write_table(table, tmp_path / "s.parquet")
+    entry = {"file": "s.parquet", "columns": [{"name": "val_top1", "type": "acc_epochs"}], "rows": 4,
+             "bytes": (tmp_path / "s.parquet").stat().st_size}
+    got = Section(tmp_path, "base/0", entry).column_numpy("val_top1")
+    expected = mat.copy()
+    expected[mask] = np.nan
+    np.testing.assert_array_equal(got, expected)

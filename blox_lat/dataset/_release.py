@@ -14,6 +14,7 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +78,11 @@ def _as_epoch_list(col, kind: str | None):
     validity, data = col.buffers()
     epochs = col.type.byte_width // dtype.itemsize
     values = np.frombuffer(data, dtype=dtype, count=len(col) * epochs, offset=col.offset * col.type.byte_width)
-    lists = pa.FixedSizeListArray.from_arrays(pa.array(values.astype(dtype.newbyteorder("="), copy=False)), epochs,
-                                              mask=None if col.null_count == 0 else col.is_null())
+    values = values.astype(dtype.newbyteorder("="), copy=False)  # a no-op on little-endian hosts
+    # Array.from_buffers, not pa.array(ndarray): the latter imports pandas (~0.3 s of a cold load)
+    flat = pa.Array.from_buffers(pa.float32() if dtype.itemsize == 4 else pa.float64(), values.size,
+                                 [None, pa.py_buffer(values)])
+    lists = pa.FixedSizeListArray.from_arrays(flat, epochs, mask=None if col.null_count == 0 else col.is_null())
     return pa.chunked_array([lists])
 
 
@@ -90,6 +94,27 @@ def with_epoch_lists(table, kinds: dict[str, str | None]):
         if fixed is not col:
             table = table.set_column(i, table.schema.field(i).with_type(fixed.type), fixed)
     return table
+
+
+def _primitive_numpy(col) -> np.ndarray:
+    """An integer or float Arrow array as numpy, zero copy when it has no nulls (ints with nulls
+    become float64 with NaN). Arrow's own ``to_numpy`` imports pandas, ~0.3 s of a cold load."""
+    dtype = _NUMPY_OF[str(col.type)]
+    data = col.buffers()[1]
+    arr = np.frombuffer(data, dtype=dtype, count=len(col), offset=col.offset * dtype.itemsize)
+    if col.null_count:
+        arr = arr.astype(np.float64 if dtype.kind in "iu" else dtype)
+        arr[_null_mask(col)] = np.nan
+    return arr
+
+
+def _null_mask(col) -> np.ndarray:
+    nulls = np.frombuffer(col.is_null().buffers()[1], dtype=np.uint8)
+    return np.unpackbits(nulls, bitorder="little", count=len(col)).astype(bool)
+
+
+_NUMPY_OF = {name: np.dtype(name) for name in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")}
+_NUMPY_OF.update({"halffloat": np.dtype("float16"), "float": np.dtype("float32"), "double": np.dtype("float64")})
 
 
 class Section:
@@ -116,8 +141,8 @@ class Section:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        try:
-            return pq.read_table(self.path, columns=columns, memory_map=True)
+        try:  # ParquetFile, not pq.read_table: that one imports pyarrow.dataset and pandas (~0.5 s)
+            return pq.ParquetFile(self.path, memory_map=True).read(columns=columns)
         except (pa.ArrowException, OSError) as exc:
             raise CorruptSectionError(f"section {self.name}: {self.path} is not readable Parquet "
                                       f"({' '.join(str(exc).split())[:100]}); run 'blox-lat dataset verify'") from None
@@ -179,9 +204,14 @@ class Section:
 
             col = self._arrow_column(name).combine_chunks()
             if pa.types.is_fixed_size_list(col.type):
-                arr = col.values.to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size)
+                size = col.type.list_size
+                flat = col.values.slice(col.offset * size, len(col) * size)
+                arr = _primitive_numpy(flat).reshape(len(col), size)
+                if col.null_count:  # a null row's cells hold whatever Parquet left there
+                    arr = arr.astype(np.float64 if arr.dtype.kind in "iu" else arr.dtype)
+                    arr[_null_mask(col)] = np.nan
             elif pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
-                arr = col.to_numpy(zero_copy_only=False)
+                arr = _primitive_numpy(col)
             else:
                 values = col.to_pylist()
                 arr = np.empty(len(values), dtype=object)
@@ -225,9 +255,15 @@ class Release:
         if not self.path.is_dir():
             self.path = self.path.parent
         self._sections: dict[str, Section] = {}
+        self._kind_names: dict[str, list[str]] = {}
+        self._seed_sections: dict[tuple[str, Any], Section] = {}
+
+    @cached_property
+    def _table(self):
+        """The space's index/hash table, built on the first query by hash or vector (~0.1 s)."""
         from blox_lat.space._table import space_table
 
-        self._table = space_table()
+        return space_table()
 
     # -- description ----------------------------------------------------------------------
     @property
@@ -243,7 +279,11 @@ class Release:
         return sorted(self.manifest["sections"])
 
     def _names(self, kind: str) -> list[str]:
-        return sorted((n.split("/", 1)[1] for n in self.manifest["sections"] if n.split("/", 1)[0] == kind), key=_seed_sort)
+        names = self._kind_names.get(kind)
+        if names is None:
+            names = self._kind_names[kind] = sorted(
+                (n.split("/", 1)[1] for n in self.manifest["sections"] if n.split("/", 1)[0] == kind), key=_seed_sort)
+        return names
 
     @property
     def devices(self) -> list[str]:
@@ -292,6 +332,16 @@ class Release:
         return self.section(name)
 
     def _seed_section(self, kind: str, seed: Any) -> Section:
+        """The ``kind/seed`` section (first seed when None); resolved once per (kind, seed)."""
+        try:
+            return self._seed_sections[kind, seed]
+        except KeyError:
+            sec = self._seed_sections[kind, seed] = self._resolve_seed_section(kind, seed)
+            return sec
+        except TypeError:  # an unhashable seed: no cache, the lookup reports it
+            return self._resolve_seed_section(kind, seed)
+
+    def _resolve_seed_section(self, kind: str, seed: Any) -> Section:
         seeds = self._names(kind)
         if seed is None:
             if not seeds:
