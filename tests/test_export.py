@@ -253,6 +253,26 @@ def test_verification_failure_is_an_error(tmp_path, monkeypatch):
     assert s.manifest() == [] and not list((tmp_path / "objects").glob("*/*"))
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "onnx-int8"])
+def test_failed_background_write_is_an_error_and_publishes_nothing(tmp_path, monkeypatch, fmt):
+    """The artifact is written on a helper thread while it is verified: a failed write (disk full)
+    still fails the export, and nothing reaches the store."""
+    import pathlib
+
+    real = pathlib.Path.write_bytes
+
+    def full_disk(self, data):
+        if self.name.startswith("model"):
+            raise OSError(28, "No space left on device")
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full_disk)
+    s = ex.ArtifactStore(tmp_path)
+    with pytest.raises(OSError, match="No space left"):
+        ex.export(MODELS[0], fmt, store=s)
+    assert s.manifest() == [] and not list((tmp_path / "objects").glob("*/*"))
+
+
 def test_store_reexport_is_noop_and_manifest(store):
     art = ex.export(MODELS[0], "onnx", store=store)
     mtime = art.path.stat().st_mtime_ns
@@ -336,14 +356,14 @@ def test_stream_is_bounded_and_stops_on_close(tmp_path, monkeypatch):
 def test_stream_reports_failures_and_goes_on(tmp_path, monkeypatch):
     from blox_lat.exporters import _compose
 
-    real = _compose.export_onnx
+    real = _compose.onnx_bytes
 
     def broken(arch, *args, **kw):
         if arch.index == 1:
             raise ex.ExportError("simulated failure")
         return real(arch, *args, **kw)
 
-    monkeypatch.setattr(_compose, "export_onnx", broken)
+    monkeypatch.setattr(_compose, "onnx_bytes", broken)
     out = list(ex.stream_artifacts(MODELS, "onnx", store=ex.ArtifactStore(tmp_path), verify=False))
     assert isinstance(out[1], ex.ExportFailure) and out[1].reason == "simulated failure"
     assert out[1].model_index == 1 and out[1].format == "onnx"

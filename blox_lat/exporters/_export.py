@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from concurrent import futures
 from pathlib import Path
 from typing import Mapping
 
@@ -94,28 +96,30 @@ def _produce(arch: Arch, fmt: ExportFormat, batch: int, opts: dict, out: Path, v
     if fmt.name == "onnx-int8" and fast and opts.get("quantizer") == "pieces":
         return _produce_int8_pieces(arch, batch, opts, out, verify, pieces)
     fp32 = out if fmt.name == "onnx" else out.with_name("fp32.onnx")
-    data = None
+    data = written = None
     if fast:
-        data = _compose.export_onnx(arch, fp32, batch, opset, pieces)
+        data = _compose.onnx_bytes(arch, batch, opset, pieces)
+        written = _write_in_background(fp32, data)
     else:
         _naive.export_onnx(arch, fp32, batch, opset)
     check: dict = {"verified": False}
-    if verify:
-        reference = _compose.torch_reference(arch) if fast else None
-        check = _verify.verify_onnx_fp32(fp32, arch, batch, reference, data=data)
-    if fmt.name == "onnx":
+    try:
         if verify:
+            reference = _compose.torch_reference(arch) if fast else None
+            check = _verify.verify_onnx_fp32(fp32, arch, batch, reference, data=data)
+        if fmt.name == "onnx" and verify:
             import onnx
 
             try:
                 onnx.checker.check_model(data if data is not None else str(fp32))
             except onnx.checker.ValidationError as exc:
                 raise ExportError(f"onnx.checker rejects the export of {arch.hash}: {exc}") from exc
-        if data is not None:
-            import hashlib
-
-            return check, hashlib.sha256(data).hexdigest()
-        return check
+    finally:
+        if written is not None:
+            futures.wait([written])  # the file is complete (or failed) before anyone reads or removes it
+    sha256 = written.result() if written is not None else None
+    if fmt.name == "onnx":
+        return (check, sha256) if sha256 is not None else check
     calib, held_out = _calibration(opts, batch)
     if fmt.name == "dlc":
         from blox_lat.exporters._snpe import export_dlc
@@ -158,13 +162,46 @@ def _produce_int8_pieces(arch: Arch, batch: int, opts: dict, out: Path, verify: 
         raise
     except Exception as exc:  # onnxruntime failures come in many types
         raise ExportError(f"int8 composition of {arch.hash} failed: {exc}") from exc
-    out.write_bytes(data)
-    import hashlib
-
-    sha256 = hashlib.sha256(data).hexdigest()
+    written = _write_in_background(out, data)
+    try:
+        if verify:
+            check = _verify.check_close(logits[:batch], _compose.torch_reference(arch)(x), f"ONNX fp32 of {arch.hash}")
+            per_input = [logits[(i + 1) * batch:(i + 2) * batch] for i in range(len(held_out))]
+            result = _verify.verify_int8(out, per_input, held_out, float(opts["min_top1_agreement"]), data=data)
+    finally:
+        futures.wait([written])
+    sha256 = written.result()
     if not verify:
         return {"verified": False, "quantizer": "pieces"}, sha256
-    check = _verify.check_close(logits[:batch], _compose.torch_reference(arch)(x), f"ONNX fp32 of {arch.hash}")
-    per_input = [logits[(i + 1) * batch:(i + 2) * batch] for i in range(len(held_out))]
-    result = _verify.verify_int8(out, per_input, held_out, float(opts["min_top1_agreement"]), data=data)
     return {**{f"fp32_{k}": v for k, v in check.items()}, **result, "quantizer": "pieces"}, sha256
+
+
+_WRITER: futures.ThreadPoolExecutor | None = None
+
+
+def _write_in_background(path: Path, data: bytes) -> futures.Future:
+    """Write ``data`` to ``path`` and hash it on a helper thread; the future gives the sha256.
+
+    Both release the GIL, so the ~10 MB write and hash overlap the verification run (onnxruntime
+    and torch release it too) instead of adding to it. Callers wait for the future before the
+    file is published or its temporary directory removed.
+    """
+    global _WRITER
+    if _WRITER is None:
+        _WRITER = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="blox-lat-writer")
+
+    def write() -> str:
+        import hashlib
+
+        Path(path).write_bytes(data)
+        return hashlib.sha256(data).hexdigest()
+
+    return _WRITER.submit(write)
+
+
+def _forget_writer() -> None:
+    global _WRITER
+    _WRITER = None  # a forked child has the parent's executor but not its thread
+
+
+os.register_at_fork(after_in_child=_forget_writer)
