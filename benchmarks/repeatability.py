@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--store", default="/tmp/blox-lat-bench-store")
     ap.add_argument("--affinity", default=None, help="pin the measuring worker, e.g. 1 (passed to blox-lat measure)")
     ap.add_argument("--interleave", default="auto", help="passed to blox-lat measure (1: consecutive protocol)")
+    ap.add_argument("--rounds", default=None, help="passed to blox-lat measure (default: its own)")
     args = ap.parse_args()
     from _probe import cpu_probe_s
 
@@ -51,7 +52,8 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "blox_lat", "measure", args.models, "--runs", str(args.runs),
                             "--out", str(out), "--store", args.store, "--quiet", "--json",
                             "--interleave", args.interleave,
-                            *(["--affinity", args.affinity] if args.affinity else [])],
+                            *(["--affinity", args.affinity] if args.affinity else []),
+                            *(["--rounds", args.rounds] if args.rounds else [])],
                            check=True, stdout=subprocess.DEVNULL)
             probes.append(cpu_probe_s())
             results.append({r["model_hash"]: r["measurement"]["latency_ms"]
@@ -68,6 +70,7 @@ def main() -> None:
         "runs": args.runs,
         "affinity": args.affinity,
         "interleave": args.interleave,
+        "rounds": args.rounds,
         "cpu_probe_s": probes,  # before, between and after the passes (see _probe)
         "spearman": round(rho, 4),
         "median_abs_rel_diff": round(med, 4),
