@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from concurrent import futures
 from pathlib import Path
 from typing import Mapping
@@ -176,19 +175,13 @@ def _produce_int8_pieces(arch: Arch, batch: int, opts: dict, out: Path, verify: 
     return {**{f"fp32_{k}": v for k, v in check.items()}, **result, "quantizer": "pieces"}, sha256
 
 
-_WRITER: futures.ThreadPoolExecutor | None = None
-
-
 def _write_in_background(path: Path, data: bytes) -> futures.Future:
     """Write ``data`` to ``path`` and hash it on a helper thread; the future gives the sha256.
 
-    Both release the GIL, so the ~10 MB write and hash overlap the verification run (onnxruntime
-    and torch release it too) instead of adding to it. Callers wait for the future before the
-    file is published or its temporary directory removed.
+    The ~10 MB write and hash overlap the verification runs instead of adding to them. Callers
+    wait for the future before the file is published or its temporary directory removed.
     """
-    global _WRITER
-    if _WRITER is None:
-        _WRITER = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="blox-lat-writer")
+    from blox_lat.exporters import _background
 
     def write() -> str:
         import hashlib
@@ -196,12 +189,4 @@ def _write_in_background(path: Path, data: bytes) -> futures.Future:
         Path(path).write_bytes(data)
         return hashlib.sha256(data).hexdigest()
 
-    return _WRITER.submit(write)
-
-
-def _forget_writer() -> None:
-    global _WRITER
-    _WRITER = None  # a forked child has the parent's executor but not its thread
-
-
-os.register_at_fork(after_in_child=_forget_writer)
+    return _background.submit(write)
