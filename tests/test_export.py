@@ -399,3 +399,26 @@ def test_emitted_piece_equals_torch_export_of_the_piece(piece):
         sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
         outs.append(sess.run(None, {"x": x})[0])
     assert np.max(np.abs(outs[0] - outs[1])) <= 1e-5 * max(1.0, float(np.max(np.abs(outs[1]))))
+
+
+def test_piece_modules_hold_exactly_the_seeded_models_state():
+    """Pieces are built on the meta device and then seeded: every parameter and buffer must
+    equal the same piece inside a model built directly (no uninitialised memory left)."""
+    import torch
+
+    from blox_lat.exporters import _compose, _weights
+
+    for arch in sp.sample(6, seed=21):
+        model = _weights.seeded_model(arch)
+        parts = {"stem": model.stem, "head": model.classifier}
+        for stage, block in enumerate(arch.blocks):
+            parts[f"cell/{stage}/{block}"] = model.stages[stage][0]
+            parts[f"reduction/{stage}"] = model.stages[stage][1]
+        for name, direct in parts.items():
+            want = direct.state_dict()
+            got = _compose.piece_module(name).state_dict()
+            if name == "head":
+                got = {k.removeprefix("classifier."): v for k, v in got.items()}
+            assert list(got) == list(want), name
+            for key in want:
+                assert torch.equal(got[key], want[key]), (name, key)
