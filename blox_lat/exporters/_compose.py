@@ -52,23 +52,15 @@ def piece_module(piece: str):
     from blox_lat.space._model import STEM_CHANNELS, Cell, ConvBnRelu, Reduction
 
     kind, _, rest = piece.partition("/")
-    # built on the meta device: init_piece draws every weight anyway, so torch's default
-    # initialisation (about half of a piece's build time) would be thrown away
-    with torch.device("meta"):
-        if kind == "stem":
-            module = ConvBnRelu(3, STEM_CHANNELS, 3, padding=1)
-        elif kind == "cell":
-            stage, block = (int(v) for v in rest.split("/"))
-            module = Cell(list_blocks()[block].digits, 32 * 2**stage)
-        elif kind == "reduction":
-            stage = int(rest)
-            c, hw = 32 * 2**stage, 32 // 2**stage
-            module = Reduction(c, 2 * c, hw)
-    if kind in ("stem", "cell", "reduction"):
-        module = module.to_empty(device="cpu")
-        for name, buf in module.named_buffers():
-            if name.endswith("num_batches_tracked"):
-                buf.zero_()
+    if kind == "stem":
+        module = ConvBnRelu(3, STEM_CHANNELS, 3, padding=1)
+    elif kind == "cell":
+        stage, block = (int(v) for v in rest.split("/"))
+        module = Cell(list_blocks()[block].digits, 32 * 2**stage)
+    elif kind == "reduction":
+        stage = int(rest)
+        c, hw = 32 * 2**stage, 32 // 2**stage
+        module = Reduction(c, 2 * c, hw)
     elif kind == "head":
         linear = init_piece(nn.Linear(256, 100), "head")
 
