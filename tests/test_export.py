@@ -402,8 +402,8 @@ def test_emitted_piece_equals_torch_export_of_the_piece(piece):
 
 
 def test_piece_modules_hold_exactly_the_seeded_models_state():
-    """Pieces are built on the meta device and then seeded: every parameter and buffer must
-    equal the same piece inside a model built directly (no uninitialised memory left)."""
+    """Every parameter and buffer of a cached piece module equals the same piece inside a model
+    built directly, so the fast exporters export (and verify against) the model's own weights."""
     import torch
 
     from blox_lat.exporters import _compose, _weights
