@@ -5,12 +5,17 @@ journal, with the CLI's default protocol (interleaved on the local CPU; ``--inte
 the consecutive one). Prints JSON: Spearman rank correlation between the passes and the median absolute
 relative difference. Targets: Spearman >= 0.99, median |rel diff| <= 2%.
 
-    python benchmarks/repeatability.py [--models 0:91125:4557] [--runs 1000]
+    python benchmarks/repeatability.py [--models random:20:7] [--runs 1000] [--interleave K]
+        [--rounds R] [--keep DIR]
+
+``--keep DIR`` leaves both journals there, to look at an outlier's group means and CV (each
+model's CV in both passes is printed too).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -41,12 +46,17 @@ def main() -> None:
     ap.add_argument("--affinity", default=None, help="pin the measuring worker, e.g. 1 (passed to blox-lat measure)")
     ap.add_argument("--interleave", default="auto", help="passed to blox-lat measure (1: consecutive protocol)")
     ap.add_argument("--rounds", default=None, help="passed to blox-lat measure (default: its own)")
+    ap.add_argument("--keep", default=None, help="keep the two passes' journals in DIR/pass1, DIR/pass2 "
+                                                 "(to study an outlier's group means); DIR must not exist")
     args = ap.parse_args()
+    if args.keep and Path(args.keep).exists():
+        sys.exit(f"repeatability: --keep {args.keep} exists; name a new directory")
     from _probe import cpu_probe_s
 
     probes = [cpu_probe_s()]
     results = []
-    with tempfile.TemporaryDirectory() as tmp:
+    cvs = []
+    with contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory() as tmp:
         for p in (1, 2):
             out = Path(tmp) / f"pass{p}"
             subprocess.run([sys.executable, "-m", "blox_lat", "measure", args.models, "--runs", str(args.runs),
@@ -56,8 +66,9 @@ def main() -> None:
                             *(["--rounds", args.rounds] if args.rounds else [])],
                            check=True, stdout=subprocess.DEVNULL)
             probes.append(cpu_probe_s())
-            results.append({r["model_hash"]: r["measurement"]["latency_ms"]
-                            for r in read_journal(out, kind="measurement") if r["status"] == "ok"})
+            ok = [r for r in read_journal(out, kind="measurement") if r["status"] == "ok"]
+            results.append({r["model_hash"]: r["measurement"]["latency_ms"] for r in ok})
+            cvs.append({r["model_hash"]: r["measurement"]["cv"] for r in ok})
     common = sorted(set(results[0]) & set(results[1]))
     a = [results[0][h] for h in common]
     b = [results[1][h] for h in common]
@@ -78,6 +89,8 @@ def main() -> None:
         "latency_range_ms": [round(min(a), 3), round(max(a), 3)],
         "pass2_over_pass1_median": round(statistics.median(y / x for x, y in zip(a, b)), 4),
         "pairs_ms": [[round(x, 4), round(y, 4)] for x, y in zip(a, b)],
+        "cv_pairs": [[round(cvs[0][h], 4), round(cvs[1][h], 4)] for h in common],
+        "journals": args.keep,
         "target": "spearman >= 0.99 and median |rel diff| <= 0.02",
         "meets_target": rho >= 0.99 and med <= 0.02,
     }, indent=2))
