@@ -111,6 +111,11 @@ def test_training_queries(inputs, release):
     assert info["sections"]["env/0"]["torch"] == rec["environment"]["torch"]
     with pytest.raises(ds.DatasetError):
         rel.val_acc(3, epoch=7)
+    # seed lookups are cached: a seed that equals a cached one but names no section still fails
+    assert rel.val_acc(3, seed="1") == rel.val_acc(3, seed=1)
+    for other in (True, 1.0, [1]):
+        with pytest.raises(ds.DatasetError, match="no section|seeds"):
+            rel.val_acc(3, seed=other)
 
 
 def test_static_matches_space(release):

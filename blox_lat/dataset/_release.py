@@ -256,7 +256,7 @@ class Release:
             self.path = self.path.parent
         self._sections: dict[str, Section] = {}
         self._kind_names: dict[str, list[str]] = {}
-        self._seed_sections: dict[tuple[str, Any], Section] = {}
+        self._seed_sections: dict[tuple[str, type, Any], Section] = {}
 
     @cached_property
     def _table(self):
@@ -333,10 +333,11 @@ class Release:
 
     def _seed_section(self, kind: str, seed: Any) -> Section:
         """The ``kind/seed`` section (first seed when None); resolved once per (kind, seed)."""
+        key = (kind, type(seed), seed)  # the type too: 1, 1.0 and True are equal keys but name different sections
         try:
-            return self._seed_sections[kind, seed]
+            return self._seed_sections[key]
         except KeyError:
-            sec = self._seed_sections[kind, seed] = self._resolve_seed_section(kind, seed)
+            sec = self._seed_sections[key] = self._resolve_seed_section(kind, seed)
             return sec
         except TypeError:  # an unhashable seed: no cache, the lookup reports it
             return self._resolve_seed_section(kind, seed)
