@@ -63,6 +63,7 @@ def main() -> None:
     from blox_lat import exporters as ex
     from blox_lat import space as sp
     from blox_lat.exporters._calib import calibration_inputs
+    from blox_lat.exporters._compose import forget_reference_outputs
 
     archs = sp.sample(args.models, seed=args.seed)
     calib = calibration_inputs("random", 16, 1)
@@ -93,8 +94,6 @@ def main() -> None:
                 store = ex.ArtifactStore(store_root)
                 # warm = pieces on disk and piece modules built, as deep into a campaign; but no
                 # PyTorch outputs remembered from the cold pass over these same models
-                from blox_lat.exporters._compose import forget_reference_outputs
-
                 forget_reference_outputs()
                 verified = []
                 t0 = time.perf_counter()

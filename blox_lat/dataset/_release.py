@@ -102,10 +102,14 @@ def _primitive_numpy(col) -> np.ndarray:
     dtype = _NUMPY_OF[str(col.type)]
     data = col.buffers()[1]
     arr = np.frombuffer(data, dtype=dtype, count=len(col), offset=col.offset * dtype.itemsize)
-    if col.null_count:
-        arr = arr.astype(np.float64 if dtype.kind in "iu" else dtype)
-        arr[_null_mask(col)] = np.nan
-    return arr
+    return _nan_where(arr, _null_mask(col)) if col.null_count else arr
+
+
+def _nan_where(arr: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A copy of ``arr`` with NaN in the masked rows (integers become float64 to hold it)."""
+    out = arr.astype(np.float64 if arr.dtype.kind in "iu" else arr.dtype)
+    out[mask] = np.nan
+    return out
 
 
 def _null_mask(col) -> np.ndarray:
@@ -208,8 +212,7 @@ class Section:
                 flat = col.values.slice(col.offset * size, len(col) * size)
                 arr = _primitive_numpy(flat).reshape(len(col), size)
                 if col.null_count:  # a null row's cells hold whatever Parquet left there
-                    arr = arr.astype(np.float64 if arr.dtype.kind in "iu" else arr.dtype)
-                    arr[_null_mask(col)] = np.nan
+                    arr = _nan_where(arr, _null_mask(col))
             elif pa.types.is_floating(col.type) or pa.types.is_integer(col.type):
                 arr = _primitive_numpy(col)
             else:

@@ -52,7 +52,7 @@ _ALLOW_PICKLE = ExportOption(
     "(restricted to arrays and strings); no: never unpickle",
 )
 _SAMPLES = ExportOption("calibration_samples", "16", "number of calibration inputs")
-_SCOPE = ExportOption(
+_QUANTIZER = ExportOption(
     "quantizer", "pieces",
     "pieces: each of the 140 pieces quantised once by quantize_static, models composed and "
     "calibrated per model (same nodes and values; fast); whole: quantize_static on each whole model",
@@ -74,7 +74,7 @@ _FORMATS = (
         ".onnx",
         "ONNX 8-bit static QDQ quantisation, per-channel weights (onnxruntime tooling)",
         1,
-        (_OPSET, _CALIB, _SAMPLES, _SCOPE, _ALLOW_PICKLE, _MIN_AGREE),
+        (_OPSET, _CALIB, _SAMPLES, _QUANTIZER, _ALLOW_PICKLE, _MIN_AGREE),
         ("torch", "onnx", "onnxruntime"),
     ),
     ExportFormat(

@@ -259,10 +259,8 @@ def _measure_set_with_retries(runner: Any, items: Sequence[Any], profile: Any, p
     for attempt in range(1, max_attempts + 1):
         if len(todo) < 2:
             break
-        try:
+        try:  # a DeviceLostError goes up to the campaign as it is
             raws = runner.measure_many([items[i] for i in todo], profile, protocol)
-        except DeviceLostError:
-            raise
         except ModelFailedError as exc:
             on_event("interleave-failed", {"models": len(todo), "reason": exc.reason})
             break
