@@ -18,6 +18,17 @@ import tempfile
 import time
 
 
+def _cpus(text: str | None) -> list[int] | None:
+    """``"1"`` -> [1], ``"0-1"`` -> [0, 1], ``"0,2"`` -> [0, 2]; None: no pinning."""
+    if not text:
+        return None
+    cpus: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
 def main() -> None:
     from blox_lat import space as sp
     from blox_lat.devices import get_device
@@ -32,6 +43,7 @@ def main() -> None:
     ap.add_argument("--interleave", type=int, default=8, help="models timed together (8: the CLI's default on the CPU)")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--store", default="/tmp/blox-lat-bench-store")
+    ap.add_argument("--affinity", default=None, help="pin the measuring worker to these CPUs, e.g. 1 or 0-1")
     args = ap.parse_args()
     store = ArtifactStore(args.store)
     archs = sp.select(args.models)
@@ -42,7 +54,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         summary = run_campaign(archs, get_device("cpu"), protocol, tmp, store=store,
-                               max_attempts=args.max_attempts)
+                               max_attempts=args.max_attempts, affinity=_cpus(args.affinity))
         wall = time.perf_counter() - t0
     ideal = sum(args.runs * r["measurement"]["latency_ms"] / 1e3 for r in summary.records if r["measurement"])
     attempts = sum(r["attempts"] for r in summary.records)
@@ -59,7 +71,10 @@ def main() -> None:
         "max_attempts": args.max_attempts,
         "interleave": protocol.interleave,
         "rounds": protocol.rounds,
+        "affinity": args.affinity,
         "attempts": attempts,
+        "attempts_per_model": [r["attempts"] for r in summary.records],
+        "cv_per_model": [round(r["measurement"]["cv"], 4) if r["measurement"] else None for r in summary.records],
         "wall_s": round(wall, 2),
         "ideal_s": round(ideal, 2),
         "ratio": round(wall / ideal, 4),

@@ -188,3 +188,87 @@ def test_noisy_models_are_remeasured_together(tmp_path):
     attempts = {r["model_index"]: r["attempts"] for r in read_journal(tmp_path / "c", kind="measurement")}
     assert attempts == {0: 1, 1: 3, 2: 2, 3: 1}
     assert summary.remeasured == 2 and summary.noisy == 0
+
+
+def test_on_round_is_called_after_every_models_groups_of_each_round():
+    tick = Tick()
+    heard = []
+    time_interleaved([tick.model("a"), tick.model("b")], groups=5, runs_per_group=3, rounds=2,
+                     rewarm_runs=2, warmup_min_runs=4, warmup_min_s=0.0, clock=tick.clock,
+                     on_round=lambda done, rounds: heard.append((done, rounds, len(tick.log))))
+    # after warm-ups (8) + round 1 (18 runs); after round 2 (16 more): never inside a group
+    assert heard == [(1, 2, 26), (2, 2, 42)]
+
+
+def test_a_local_worker_reports_each_round_of_a_set_then_answers(store):
+    from blox_lat import exporters as ex
+    from blox_lat.harness._runners import LocalWorkerRunner
+
+    arts = [ex.export(a, "onnx", store=store) for a in sp.select("0:2")]
+    protocol = TimingProtocol(groups=3, runs_per_group=2, warmup_min_runs=2, warmup_min_s=0.0,
+                              interleave=2, rounds=3)
+    heard = []
+    with LocalWorkerRunner(timeout_s=120) as runner:
+        raws = runner.measure_many(arts, get_device("cpu"), protocol, on_round=lambda d, r: heard.append((d, r)))
+        assert heard == [(1, 3), (2, 3), (3, 3)]
+        assert [len(r.samples_ns) for r in raws] == [6, 6]
+        silent = runner.measure_many(arts, get_device("cpu"), protocol)  # no progress asked: none sent
+        assert len(silent) == 2 and len(heard) == 3
+
+
+def test_progress_lines_are_told_from_answers():
+    from blox_lat.harness._runners import _progress_of
+
+    assert _progress_of(b'{"progress":{"round":2,"rounds":5}}') == {"round": 2, "rounds": 5}
+    for line in (b'{"ok":true,"raws":[]}', b'{"progress":{"round":"x"}}', b'{"progress": broken'):
+        assert _progress_of(line) is None  # answers, and garbage that then fails as an answer
+
+
+def test_a_campaign_reports_set_progress_before_the_sets_models(tmp_path, store):
+    protocol = TimingProtocol(groups=4, runs_per_group=2, warmup_min_runs=2, warmup_min_s=0.0,
+                              interleave=3, rounds=2)
+    events = []
+    run_campaign(sp.select("0:3"), get_device("cpu"), protocol, tmp_path / "c", store=store,
+                 on_event=lambda kind, data: events.append((kind, data)))
+    kinds = [k for k, _ in events if k in ("set-progress", "model")]
+    assert kinds == ["set-progress", "set-progress", "model", "model", "model"]
+    rounds = [(d["round"], d["rounds"], d["models"], d["attempt"]) for k, d in events if k == "set-progress"]
+    assert rounds == [(1, 2, 3, 1), (2, 2, 3, 1)]
+
+
+def test_progress_shows_a_sets_rounds_and_never_goes_back(monkeypatch, capsys):
+    from blox_lat.cli import measure as cli_measure
+
+    monkeypatch.setattr(cli_measure, "NOTE_EVERY_S", 0.0)
+    progress = cli_measure._Progress(quiet=False)
+    progress("start", {"todo": 2, "selected": 2, "already_done": 0, "skipped_failed": 0})
+    for done in (1, 2):
+        progress("set-progress", {"models": 2, "round": done, "rounds": 2, "attempt": 1})
+    progress("set-progress", {"models": 1, "round": 1, "rounds": 2, "attempt": 2})
+    for pos in (1, 2):
+        record = {"model_index": pos, "model_hash": "ab" * 16, "measurement": {"latency_ms": 1.5}}
+        progress("model", {"record": record, "position": pos, "todo": 2})
+    err = capsys.readouterr().err.splitlines()
+    assert err[1:] == [
+        "  2 models timed together: round 1/2",  # the last round is reported by the models themselves
+        "  1 models timed together, re-measuring noisy ones: round 1/2",
+        err[3], err[4],
+    ] and err[3].startswith("[1/2] #1") and err[4].startswith("[2/2] #2")
+
+    class Bar:  # stands in for rich's Progress: records what the bar shows
+        def __init__(self):
+            self.shown = []
+
+        def update(self, task, completed, **fields):
+            self.shown.append(completed)
+
+    bar = Bar()
+    on_tty = cli_measure._Progress(quiet=False)
+    on_tty.todo, on_tty.bar = 4, bar
+    on_tty("set-progress", {"models": 4, "round": 1, "rounds": 4, "attempt": 1})
+    on_tty("set-progress", {"models": 4, "round": 3, "rounds": 4, "attempt": 1})
+    on_tty("set-progress", {"models": 1, "round": 1, "rounds": 4, "attempt": 2})  # a re-measurement
+    for pos in (1, 2, 3, 4):
+        record = {"model_index": pos, "model_hash": "ab" * 16, "measurement": {"latency_ms": 1.5}}
+        on_tty("model", {"record": record, "position": pos, "todo": 4})
+    assert bar.shown == [1.0, 3.0, 3.0, 3.0, 3.0, 3.0, 4]

@@ -34,6 +34,10 @@ def _parse_affinity(text: str | None) -> list[int] | None:
     return cpus
 
 
+#: without a terminal, a set's round is reported at most this often (seconds)
+NOTE_EVERY_S = 10.0
+
+
 class _Progress:
     """Models done, rate, ETA and last latency: a rich bar on a terminal, plain lines otherwise."""
 
@@ -43,6 +47,9 @@ class _Progress:
         self.task: Any = None
         self.started = time.monotonic()
         self.todo = 0
+        self.done = 0
+        self.shown = 0.0
+        self.noted = self.started
 
     def __call__(self, kind: str, data: dict[str, Any]) -> None:
         if self.quiet:
@@ -75,16 +82,33 @@ class _Progress:
                 self.bar.console.print(message)
             else:
                 click.echo(message, err=True)
+        elif kind == "set-progress":
+            # a set of models timed together finishes all at once, minutes apart: move the bar
+            # (and its rate and ETA) through the set's rounds in between
+            # (never backwards: a re-measurement of a set's noisy models repeats rounds)
+            if data["round"] >= data["rounds"]:
+                return  # the set's models are reported next
+            if self.bar is not None:
+                self.shown = max(self.shown, self.done + data["models"] * data["round"] / data["rounds"])
+                self.bar.update(self.task, completed=self.shown)
+            elif time.monotonic() - self.noted >= NOTE_EVERY_S:  # plain lines: a log, not a flood
+                self.noted = time.monotonic()
+                again = ", re-measuring noisy ones" if data["attempt"] > 1 else ""
+                click.echo(f"  {data['models']} models timed together{again}: round "
+                           f"{data['round']}/{data['rounds']}", err=True)
         elif kind == "model":
             record, pos = data["record"], data["position"]
+            self.done = pos
+            self.shown = max(self.shown, pos)
             elapsed = time.monotonic() - self.started
             rate = pos / elapsed * 60 if elapsed > 0 else 0.0
             eta = (self.todo - pos) * elapsed / pos if pos else 0.0
             m = record["measurement"]
             last = f"{m['latency_ms']:.3f} ms" if m else f"FAILED ({record['reason']})"
             if self.bar is not None:
-                self.bar.update(self.task, advance=1, rate=f"{rate:.1f}/min", last=f"#{record['model_index']} {last}")
+                self.bar.update(self.task, completed=self.shown, rate=f"{rate:.1f}/min", last=f"#{record['model_index']} {last}")
             else:
+                self.noted = time.monotonic()
                 click.echo(f"[{pos}/{self.todo}] #{record['model_index']} {record['model_hash'][:12]} "
                            f"{last}  ({rate:.1f}/min, ETA {eta:.0f} s)", err=True)
 

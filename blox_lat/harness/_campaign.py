@@ -260,7 +260,13 @@ def _measure_set_with_retries(runner: Any, items: Sequence[Any], profile: Any, p
         if len(todo) < 2:
             break
         try:  # a DeviceLostError goes up to the campaign as it is
-            raws = runner.measure_many([items[i] for i in todo], profile, protocol)
+            members = [items[i] for i in todo]
+            if getattr(runner, "reports_rounds", False):
+                def on_round(done: int, rounds: int, n: int = len(members), tried: int = attempt) -> None:
+                    on_event("set-progress", {"models": n, "round": done, "rounds": rounds, "attempt": tried})
+                raws = runner.measure_many(members, profile, protocol, on_round=on_round)
+            else:
+                raws = runner.measure_many(members, profile, protocol)
         except ModelFailedError as exc:
             on_event("interleave-failed", {"models": len(todo), "reason": exc.reason})
             break

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 from blox_lat.errors import BloxLatError
 from blox_lat.harness._protocol import TimingProtocol
@@ -108,6 +108,17 @@ def _parse_answer(text: str, what: str) -> dict[str, Any]:
     return answer
 
 
+def _progress_of(line: bytes) -> dict[str, Any] | None:
+    """The payload of a worker's progress line, None for any other line (an answer)."""
+    if not line.startswith(b'{"progress":'):
+        return None
+    try:
+        progress = json.loads(line)["progress"]
+        return {"round": int(progress["round"]), "rounds": int(progress["rounds"])}
+    except (ValueError, KeyError, TypeError):
+        return None  # then it is parsed, and rejected, as an answer
+
+
 class LocalWorkerRunner:
     """Measure in a persistent local worker process; one crash or hang fails one model."""
 
@@ -183,7 +194,10 @@ class LocalWorkerRunner:
         self.close()
 
     # -- requests -----------------------------------------------------------------------------
-    def _ask(self, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    def _ask(self, request: dict[str, Any], timeout_s: float,
+             on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Send ``request``, return its answer; progress lines before it go to ``on_progress``
+        (the deadline covers the whole exchange)."""
         proc = self._start()
         assert proc.stdin is not None and proc.stdout is not None
         try:
@@ -191,13 +205,20 @@ class LocalWorkerRunner:
             proc.stdin.flush()
         except BrokenPipeError:
             raise self._crashed() from None
-        line = self._read_line(proc, time.monotonic() + timeout_s)
-        if line is None:
-            self._kill()
-            raise ModelTimeoutError(f"timed out after {timeout_s:g} s (worker killed)")
-        if line == b"":
-            raise self._crashed()
-        return _parse_answer(line.decode("utf-8", "replace"), "the worker")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            line = self._read_line(proc, deadline)
+            if line is None:
+                self._kill()
+                raise ModelTimeoutError(f"timed out after {timeout_s:g} s (worker killed)")
+            if line == b"":
+                raise self._crashed()
+            progress = _progress_of(line)
+            if progress is not None:
+                if on_progress is not None:
+                    on_progress(progress)
+                continue
+            return _parse_answer(line.decode("utf-8", "replace"), "the worker")
 
     def _read_line(self, proc: subprocess.Popen[bytes], deadline: float) -> bytes | None:
         """One answer line; b'' on EOF (worker died), None past the deadline."""
@@ -238,15 +259,26 @@ class LocalWorkerRunner:
         answer = self._ask(request, self.timeout_s)
         return RawRun.from_dict(answer["raw"])
 
-    def measure_many(self, artifacts: Sequence[Any], profile: Any, protocol: TimingProtocol) -> list[RawRun]:
+    #: ``measure_many`` takes ``on_round`` (campaigns check this; other runners' sets are silent)
+    reports_rounds = True
+
+    def measure_many(self, artifacts: Sequence[Any], profile: Any, protocol: TimingProtocol,
+                     on_round: Callable[[int, int], None] | None = None) -> list[RawRun]:
         """Time ``artifacts`` together in one worker, interleaved as ``protocol`` says; one
         failure (crash, hang, load error) fails the whole set: callers fall back to
-        :meth:`measure` per model to find the culprit."""
+        :meth:`measure` per model to find the culprit. ``on_round(done, rounds)`` hears each
+        finished round."""
         request = build_request("", profile, protocol, self.affinity)
         del request["artifact_path"]
         request["op"] = "measure-many"
         request["artifact_paths"] = [str(Path(a.path).resolve()) for a in artifacts]
-        answer = self._ask(request, self.timeout_s * len(artifacts))
+        on_progress = None
+        if on_round is not None:
+            request["progress"] = True
+
+            def on_progress(progress: dict[str, Any]) -> None:
+                on_round(progress["round"], progress["rounds"])
+        answer = self._ask(request, self.timeout_s * len(artifacts), on_progress)
         raws = [RawRun.from_dict(r) for r in answer["raws"]]
         if len(raws) != len(artifacts):
             raise ModelFailedError(f"the worker timed {len(raws)} of {len(artifacts)} models")

@@ -127,12 +127,17 @@ def time_interleaved(
     warmup_min_runs: int = 10,
     warmup_min_s: float = 0.5,
     clock: Callable[[], int] = time.perf_counter_ns,
+    on_round: Callable[[int, int], None] | None = None,
 ) -> list[RawRun]:
     """Time several models together: each model's ``groups`` split into ``rounds`` rounds,
     round-robin across the models; every group is ``runs_per_group`` consecutive runs of one
     model. Each model is warmed up fully before the first round and re-warmed with
     ``rewarm_runs`` untimed runs at the start of every later round (its caches were the other
-    models'). Returns one :class:`RawRun` per model, samples in that model's run order."""
+    models'). Returns one :class:`RawRun` per model, samples in that model's run order.
+
+    ``on_round(done, rounds)`` is called after each round, between timed groups (the next
+    round's re-warm runs absorb whatever it disturbs): a set of models takes minutes, and its
+    caller wants to show that it moves."""
     base, extra = divmod(groups, rounds)
     sizes = [base + (1 if i < extra else 0) for i in range(rounds)]
     warm = [_warm_up(f, warmup_min_runs, warmup_min_s, clock) for f in run_onces]
@@ -158,6 +163,8 @@ def time_interleaved(
                     t1 = clock()
                     append(t1 - t0)
                 finished[m] = utc_now()
+            if on_round is not None:
+                on_round(r + 1, len(sizes))
     finally:
         if was_enabled:
             gc.enable()
@@ -344,8 +351,10 @@ def measure_request(request: dict[str, Any]) -> RawRun:
     return RawRun(raw.samples_ns, raw.warmup_runs, raw.started_at, raw.finished_at, facts)
 
 
-def measure_request_many(request: dict[str, Any]) -> list[RawRun]:
-    """Load every artifact of ``request["artifact_paths"]`` and time them interleaved."""
+def measure_request_many(request: dict[str, Any],
+                         on_round: Callable[[int, int], None] | None = None) -> list[RawRun]:
+    """Load every artifact of ``request["artifact_paths"]`` and time them interleaved
+    (``on_round``: see :func:`time_interleaved`)."""
     affinity = _set_affinity(request.get("affinity"))
     loaded = [load_callable(request["runtime"], path, dict(request.get("options", {})),
                             batch=int(request.get("batch", 1)), input_size=int(request.get("input_size", 32)))
@@ -359,6 +368,7 @@ def measure_request_many(request: dict[str, Any]) -> list[RawRun]:
         rewarm_runs=int(proto.get("rewarm_runs", 2)),
         warmup_min_runs=int(proto.get("warmup_min_runs", 10)),
         warmup_min_s=float(proto.get("warmup_min_s", 0.5)),
+        on_round=on_round,
     )
     out = []
     for raw, (_, facts) in zip(raws, loaded):

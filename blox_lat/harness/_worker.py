@@ -14,6 +14,8 @@ Request: ``{"op": "measure", "runtime", "artifact_path", "options", "batch", "in
 "affinity", "protocol": {groups, runs_per_group, warmup_min_runs, warmup_min_s}}`` or
 ``{"op": "probe"}``. Answer: ``{"ok": true, "raw": RawRun.to_dict()}`` /
 ``{"ok": true, "facts": {...}}`` or ``{"ok": false, "error": "<type>: <message>"}``.
+A ``measure-many`` request with ``"progress": true`` is also answered, before its final line,
+by one ``{"progress": {"round": r, "rounds": R}}`` line per finished round.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import os
 import platform
 import signal
 import sys
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 
 def _die_with_parent() -> None:
@@ -49,7 +51,9 @@ def probe() -> dict[str, Any]:
     return facts
 
 
-def handle(request: dict[str, Any]) -> dict[str, Any]:
+def handle(request: dict[str, Any], progress: Callable[[dict[str, Any]], None] | None = None
+           ) -> dict[str, Any]:
+    """Answer one request; ``progress`` receives the progress lines a request asks for."""
     from blox_lat.harness._timing import measure_request, measure_request_many
 
     op = request.get("op", "measure")
@@ -64,7 +68,11 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
             raw["facts"]["handle_s"] = round(time.perf_counter() - start, 6)  # load + warm-up + runs
             return {"ok": True, "raw": raw}
         if op == "measure-many":
-            return {"ok": True, "raws": [r.to_dict() for r in measure_request_many(request)]}
+            on_round = None
+            if request.get("progress") and progress is not None:
+                def on_round(done: int, rounds: int) -> None:
+                    progress({"progress": {"round": done, "rounds": rounds}})
+            return {"ok": True, "raws": [r.to_dict() for r in measure_request_many(request, on_round)]}
         return {"ok": False, "error": f"ValueError: unknown op {op!r}"}
     except Exception as exc:  # a model that fails to load or run fails that model, reported
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
@@ -91,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         except json.JSONDecodeError as exc:
             _answer(channel, {"ok": False, "error": f"JSONDecodeError: {exc}"})
         else:
-            _answer(channel, handle(request))
+            _answer(channel, handle(request, lambda line: _answer(channel, line)))
         if not serve:
             break
     return 0
