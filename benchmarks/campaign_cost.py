@@ -33,24 +33,28 @@ def main() -> None:
     from blox_lat import space as sp
     from blox_lat.devices import get_device
     from blox_lat.exporters import ArtifactStore, export
-    from blox_lat.harness import TimingProtocol, run_campaign
+    from blox_lat.harness import LOCAL_INTERLEAVE, LOCAL_ROUNDS, TimingProtocol, run_campaign
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="0:10")
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--warmup-s", type=float, default=0.5)
     ap.add_argument("--max-attempts", type=int, default=3)
-    ap.add_argument("--interleave", type=int, default=8, help="models timed together (8: the CLI's default on the CPU)")
-    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--interleave", type=int, default=None,
+                    help="models timed together (default: blox-lat measure's on the CPU)")
+    ap.add_argument("--rounds", type=int, default=None, help="default: blox-lat measure's (10)")
+    ap.add_argument("--rewarm", type=int, default=2, help="untimed runs before each later round of a model")
     ap.add_argument("--store", default="/tmp/blox-lat-bench-store")
     ap.add_argument("--affinity", default=None, help="pin the measuring worker to these CPUs, e.g. 1 or 0-1")
     args = ap.parse_args()
+    args.interleave = LOCAL_INTERLEAVE if args.interleave is None else args.interleave
     store = ArtifactStore(args.store)
     archs = sp.select(args.models)
     for arch in archs:
         export(arch, "onnx", store=store)
     protocol = TimingProtocol.from_total(args.runs, warmup_min_s=args.warmup_s, interleave=args.interleave,
-                                         rounds=args.rounds if args.interleave > 1 else 1)
+                                         rounds=(args.rounds or min(LOCAL_ROUNDS, args.runs // 10)) if args.interleave > 1 else 1,
+                                         rewarm_runs=args.rewarm)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         summary = run_campaign(archs, get_device("cpu"), protocol, tmp, store=store,
@@ -71,6 +75,7 @@ def main() -> None:
         "max_attempts": args.max_attempts,
         "interleave": protocol.interleave,
         "rounds": protocol.rounds,
+        "rewarm_runs": protocol.rewarm_runs,
         "affinity": args.affinity,
         "attempts": attempts,
         "attempts_per_model": [r["attempts"] for r in summary.records],

@@ -3,7 +3,7 @@
 For each model the harness (worker process, warm-up, gc off, two-level trimmed mean) and a bare
 loop in this process (same session options, same input, ``perf_counter_ns`` around each
 ``session.run``, same statistic) are timed back to back, alternating which goes first.
-With ``--interleave K`` (default 8, what ``blox-lat measure`` does on the CPU) the harness times
+With ``--interleave K`` (default: what ``blox-lat measure`` does on the CPU) the harness times
 K models together in rounds and the bare loops run each model alone, consecutively: the ratio
 then also shows whether interleaving biases the latency (other models' data in the caches).
 Prints JSON; target: median ratio within 1.00 +- 0.02.
@@ -48,18 +48,23 @@ def main() -> None:
     from blox_lat import space as sp
     from blox_lat.devices import get_device
     from blox_lat.exporters import ArtifactStore, export
-    from blox_lat.harness import LocalWorkerRunner, Measurement, TimingProtocol
+    from blox_lat.harness import LOCAL_INTERLEAVE, LOCAL_ROUNDS, LocalWorkerRunner, Measurement, TimingProtocol
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="0:10")
     ap.add_argument("--runs", type=int, default=1000)
     ap.add_argument("--store", default="/tmp/blox-lat-bench-store")
-    ap.add_argument("--interleave", type=int, default=8)
-    ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--interleave", type=int, default=None,
+                    help="models timed together (default: blox-lat measure's on the CPU)")
+    ap.add_argument("--rounds", type=int, default=None, help="default: blox-lat measure's (10)")
+    ap.add_argument("--rewarm", type=int, default=2, help="untimed runs before each later round of a model")
     args = ap.parse_args()
+    args.interleave = LOCAL_INTERLEAVE if args.interleave is None else args.interleave
     store = ArtifactStore(args.store)
+    groups = args.runs // 10
     protocol = TimingProtocol.from_total(args.runs, interleave=args.interleave,
-                                         rounds=args.rounds if args.interleave > 1 else 1)
+                                         rounds=(args.rounds or min(LOCAL_ROUNDS, groups)) if args.interleave > 1 else 1,
+                                         rewarm_runs=args.rewarm)
     profile = get_device("cpu")
     rows = []
     archs = sp.select(args.models)

@@ -272,3 +272,22 @@ def test_progress_shows_a_sets_rounds_and_never_goes_back(monkeypatch, capsys):
         record = {"model_index": pos, "model_hash": "ab" * 16, "measurement": {"latency_ms": 1.5}}
         on_tty("model", {"record": record, "position": pos, "todo": 4})
     assert bar.shown == [1.0, 3.0, 3.0, 3.0, 3.0, 3.0, 4]
+
+
+def test_a_protocol_conflict_names_the_flags_that_resume_the_campaign(tmp_path, store):
+    out = str(tmp_path / "r")
+    first = _cli("measure", "0:2", "--runs", "40", "--warmup-s", "0.01", "--rounds", "2", "--rewarm-runs", "1",
+                 "--out", out, "--store", str(store.root), "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    env = next(read_journal(out, kind="environment"))
+    assert (env["protocol"]["rounds"], env["protocol"]["rewarm_runs"]) == (2, 1)
+    journal = (tmp_path / "r" / "journal.jsonl").read_bytes()
+    other = _cli("measure", "0:3", "--runs", "40", "--warmup-s", "0.01", "--out", out, "--store", str(store.root),
+                 cwd=tmp_path)
+    assert other.returncode == 2 and "Traceback" not in other.stderr, other.stderr
+    hint = "--runs 40 --runs-per-group 10 --warmup-runs 10 --warmup-s 0.01 --interleave 8 --rounds 2 --rewarm-runs 1"
+    assert hint in other.stderr, other.stderr
+    assert (tmp_path / "r" / "journal.jsonl").read_bytes() == journal  # nothing written
+    resumed = _cli("measure", "0:3", *hint.split(), "--out", out, "--store", str(store.root), "--json", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["measured"] == 1  # only the new model

@@ -145,6 +145,8 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
                    "(consecutive) on remote ones; 1 is the plain consecutive protocol.")
 @click.option("--rounds", type=int, default=None,
               help="Rounds per model when interleaving  [default: 10, or the number of groups if fewer]")
+@click.option("--rewarm-runs", type=click.IntRange(0, 1000), default=2, show_default=True,
+              help="Untimed runs of a model before each of its later rounds when interleaving.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Campaign directory holding journal.jsonl  [default: runs/DEVICE]")
 @click.option("--shard", default=None, metavar="K/N", help="Only the K-th of N deterministic slices.")
@@ -166,6 +168,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ...],
             record_as: str | None, device_files: tuple[str, ...], runs: int,
             runs_per_group: int, warmup_runs: int, warmup_s: float, interleave: str, rounds: int | None,
+            rewarm_runs: int,
             out_dir: str | None,
             shard: str | None, store_dir: str | None, max_attempts: int, cv_threshold: float,
             skip_failed: bool, timeout_s: float, affinity: str | None, lookahead: int,
@@ -185,7 +188,7 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     """
     from blox_lat import space as sp
     from blox_lat.devices import load_profiles
-    from blox_lat.harness import TimingProtocol, run_campaign
+    from blox_lat.harness import LOCAL_ROUNDS, TimingProtocol, run_campaign
 
     cpus = _parse_affinity(affinity)
     if timeout_s <= 0:
@@ -209,7 +212,9 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     groups = max(1, runs // runs_per_group)
     protocol = TimingProtocol.from_total(runs, runs_per_group, warmup_min_runs=warmup_runs,
                                          warmup_min_s=warmup_s, cv_threshold=cv_threshold, interleave=k,
-                                         rounds=(rounds if rounds is not None else min(10, groups)) if k > 1 else 1)
+                                         rounds=(rounds if rounds is not None else min(LOCAL_ROUNDS, groups))
+                                         if k > 1 else 1,
+                                         rewarm_runs=rewarm_runs)
     archs = sp.shard(sp.select(selector), shard)
     store = None
     if store_dir is not None:
@@ -239,14 +244,14 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
                    "a rerun retries them (--skip-failed to skip)", err=True)
 
 
-AUTO_INTERLEAVE = 8
-
 
 def _interleave(value: str, profiles: list[Any]) -> int:
-    """``--interleave``: an integer, or auto (8 where the worker is local, else 1)."""
+    """``--interleave``: an integer, or auto (``LOCAL_INTERLEAVE`` where the worker is local, else 1)."""
     if value == "auto":
+        from blox_lat.harness import LOCAL_INTERLEAVE
+
         local = all(p.transport == "local" for p in profiles) and len(profiles) == 1
-        return AUTO_INTERLEAVE if local else 1
+        return LOCAL_INTERLEAVE if local else 1
     if not value.isdigit() or not 1 <= int(value) <= 64:
         raise click.BadParameter(f"{value!r} is not auto or an integer in 1..64", param_hint="--interleave")
     if int(value) > 1 and (len(profiles) > 1 or any(p.transport != "local" for p in profiles)):

@@ -20,6 +20,8 @@ from blox_lat.harness._campaign import (
 from blox_lat.harness._environment import collect_environment
 from blox_lat.harness._journal import JOURNAL_NAME, SCHEMA_VERSION, Journal, JournalError, read_journal
 from blox_lat.harness._protocol import (
+    LOCAL_INTERLEAVE,
+    LOCAL_ROUNDS,
     Measurement,
     MeasurementError,
     TimingProtocol,
@@ -57,6 +59,8 @@ __all__ = [
     "DeviceLostError",
     "Journal",
     "JournalError",
+    "LOCAL_INTERLEAVE",
+    "LOCAL_ROUNDS",
     "LocalWorkerRunner",
     "Measurement",
     "MeasurementError",

@@ -175,10 +175,26 @@ def _check_identity(first_env: dict[str, Any] | None, device: str, profile: Any,
     differs = {k: (recorded.get(k), v) for k, v in mine.items() if recorded.get(k) != v}
     if differs:
         detail = ", ".join(f"{k} {old} vs {new}" for k, (old, new) in differs.items())
+        flags = _protocol_flags(recorded)
         raise CampaignConflictError(
-            f"{out_dir} was measured with another protocol ({detail}); rerun with the same "
-            "--runs/--runs-per-group/--warmup settings or use another --out"
+            f"{out_dir} was measured with another protocol ({detail}); to resume it, rerun with "
+            + (f"{flags}" if flags else "the same --runs/--runs-per-group/--warmup settings")
+            + ", or use another --out"
         )
+
+
+def _protocol_flags(recorded: dict[str, Any]) -> str:
+    """The ``blox-lat measure`` options that reproduce a recorded protocol identity."""
+    try:
+        runs = int(recorded["groups"]) * int(recorded["runs_per_group"])
+        flags = [f"--runs {runs}", f"--runs-per-group {int(recorded['runs_per_group'])}",
+                 f"--warmup-runs {int(recorded['warmup_min_runs'])}", f"--warmup-s {float(recorded['warmup_min_s']):g}",
+                 f"--interleave {int(recorded.get('interleave', 1))}"]
+        if int(recorded.get("interleave", 1)) > 1 or int(recorded.get("rounds", 1)) > 1:
+            flags += [f"--rounds {int(recorded['rounds'])}", f"--rewarm-runs {int(recorded.get('rewarm_runs', 2))}"]
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return " ".join(flags)
 
 
 class _DirLock:

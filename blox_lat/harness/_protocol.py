@@ -31,6 +31,13 @@ __all__ = [
 
 #: Version of the statistic and of :class:`TimingProtocol`'s meaning; stored with each campaign.
 PROTOCOL_VERSION = 1
+#: models timed together by default where the worker is local (``blox-lat measure --interleave
+#: auto``), in ``LOCAL_ROUNDS`` rounds with ``rewarm_runs`` re-warm runs: a round of 10 groups
+#: (100 consecutive runs) after 2 re-warm runs times the model as the consecutive protocol does
+#: (benchmarks/harness_overhead.py: ratio 0.998), while finer rounds (one group each) read
+#: 5-14 % slower: the model's weights are no longer in the caches
+LOCAL_INTERLEAVE = 8
+LOCAL_ROUNDS = 10
 
 
 class MeasurementError(BloxLatError, ValueError):
@@ -108,9 +115,11 @@ class TimingProtocol:
     ``interleave`` and ``rounds`` spread a model's groups over time: up to ``interleave`` models
     are loaded in one worker and each model's groups are timed in ``rounds`` rounds, round-robin
     across the models (every group is still ``runs_per_group`` consecutive runs of one model,
-    and each round re-warms its model with ``rewarm_runs`` untimed runs). A disturbance on a
-    shared host that lasts seconds then spoils a few groups of many models, which the two-level
-    quartile trim drops, instead of the whole measurement of one model, which it cannot see.
+    and each later round first re-warms its model with ``rewarm_runs`` untimed runs). A
+    disturbance on a shared host that lasts seconds then spoils a few groups of many models,
+    which the two-level quartile trim drops, instead of the whole measurement of one model,
+    which it cannot see. Rounds must stay long: with one group per round a model's weights are
+    out of the caches at every group and latencies read 5-14 % above the consecutive protocol's.
     ``interleave=1, rounds=1`` is the plain consecutive protocol.
     """
 
