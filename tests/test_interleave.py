@@ -291,3 +291,34 @@ def test_a_protocol_conflict_names_the_flags_that_resume_the_campaign(tmp_path, 
     resumed = _cli("measure", "0:3", *hint.split(), "--out", out, "--store", str(store.root), "--json", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads(resumed.stdout)["measured"] == 1  # only the new model
+
+
+def test_a_runner_interrupted_mid_set_kills_its_worker_and_starts_afresh(store):
+    import signal
+    import time
+
+    from blox_lat import exporters as ex
+    from blox_lat.harness._runners import LocalWorkerRunner
+
+    arts = [ex.export(a, "onnx", store=store) for a in sp.select("0:2")]
+    long_set = TimingProtocol(groups=100, runs_per_group=10, warmup_min_runs=2, warmup_min_s=0.0,
+                              interleave=2, rounds=10)  # ~10 s left after its first round
+
+    def interrupt(done, rounds):
+        raise KeyboardInterrupt  # what Ctrl-C raises in the waiting campaign
+
+    runner = LocalWorkerRunner(timeout_s=120)
+    with pytest.raises(KeyboardInterrupt):
+        runner.measure_many(arts, get_device("cpu"), long_set, on_round=interrupt)
+    first = runner._proc
+    # reused: the stale answer of the interrupted set must not be taken for the next one
+    short = TimingProtocol(groups=2, runs_per_group=2, warmup_min_runs=1, warmup_min_s=0.0)
+    raw = runner.measure(arts[0], get_device("cpu"), short)
+    assert len(raw.samples_ns) == 4 and runner.workers_started == 2
+    assert first.returncode == -signal.SIGKILL
+    with pytest.raises(KeyboardInterrupt):
+        runner.measure_many(arts, get_device("cpu"), long_set, on_round=interrupt)
+    busy = runner._proc
+    started = time.monotonic()
+    runner.close()  # not the 5 s grace an idle worker gets to exit by itself
+    assert busy.returncode == -signal.SIGKILL and time.monotonic() - started < 4.0

@@ -137,6 +137,7 @@ class LocalWorkerRunner:
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
         self._buffer = b""
+        self._busy = False  # a request is in flight (an interrupt left it unanswered)
         self.workers_started = 0
 
     # -- worker lifecycle ----------------------------------------------------------------------
@@ -169,6 +170,7 @@ class LocalWorkerRunner:
 
     def _kill(self) -> None:
         proc, self._proc = self._proc, None
+        self._busy = False
         if proc is None:
             return
         proc.kill()  # no-op when it already exited (Popen checks and reaps)
@@ -178,8 +180,9 @@ class LocalWorkerRunner:
                 stream.close()
 
     def close(self) -> None:
+        """Let an idle worker exit; kill one still timing (Ctrl-C mid-set must not wait for it)."""
         proc = self._proc
-        if proc is not None and proc.poll() is None and proc.stdin is not None:
+        if proc is not None and proc.poll() is None and proc.stdin is not None and not self._busy:
             try:
                 proc.stdin.close()
                 proc.wait(timeout=5)
@@ -198,8 +201,11 @@ class LocalWorkerRunner:
              on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         """Send ``request``, return its answer; progress lines before it go to ``on_progress``
         (the deadline covers the whole exchange)."""
+        if self._busy:  # an interrupted request's answer would be read as this one's
+            self._kill()
         proc = self._start()
         assert proc.stdin is not None and proc.stdout is not None
+        self._busy = True
         try:
             proc.stdin.write((json.dumps(request) + "\n").encode())
             proc.stdin.flush()
@@ -218,6 +224,7 @@ class LocalWorkerRunner:
                 if on_progress is not None:
                     on_progress(progress)
                 continue
+            self._busy = False
             return _parse_answer(line.decode("utf-8", "replace"), "the worker")
 
     def _read_line(self, proc: subprocess.Popen[bytes], deadline: float) -> bytes | None:
