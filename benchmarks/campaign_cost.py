@@ -33,7 +33,7 @@ def main() -> None:
     from blox_lat import space as sp
     from blox_lat.devices import get_device
     from blox_lat.exporters import ArtifactStore, export
-    from blox_lat.harness import LOCAL_INTERLEAVE, LOCAL_ROUNDS, TimingProtocol, run_campaign
+    from blox_lat.harness import LOCAL_INTERLEAVE, TimingProtocol, run_campaign
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="0:10")
@@ -42,8 +42,8 @@ def main() -> None:
     ap.add_argument("--max-attempts", type=int, default=3)
     ap.add_argument("--interleave", type=int, default=None,
                     help="models timed together (default: blox-lat measure's on the CPU)")
-    ap.add_argument("--rounds", type=int, default=None, help="default: blox-lat measure's (10)")
-    ap.add_argument("--rewarm", type=int, default=2, help="untimed runs before each later round of a model")
+    ap.add_argument("--rounds", type=int, default=None, help="default: blox-lat measure's (one group per round)")
+    ap.add_argument("--rewarm", type=int, default=0, help="untimed runs before each later round of a model")
     ap.add_argument("--store", default="/tmp/blox-lat-bench-store")
     ap.add_argument("--affinity", default=None, help="pin the measuring worker to these CPUs, e.g. 1 or 0-1")
     args = ap.parse_args()
@@ -53,7 +53,7 @@ def main() -> None:
     for arch in archs:
         export(arch, "onnx", store=store)
     protocol = TimingProtocol.from_total(args.runs, warmup_min_s=args.warmup_s, interleave=args.interleave,
-                                         rounds=(args.rounds or min(LOCAL_ROUNDS, args.runs // 10)) if args.interleave > 1 else 1,
+                                         rounds=(args.rounds or args.runs // 10) if args.interleave > 1 else 1,
                                          rewarm_runs=args.rewarm)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

@@ -127,7 +127,8 @@ def test_cli_interleaves_on_local_devices_and_refuses_it_elsewhere(tmp_path, sto
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["measured"] == 3
     env = next(read_journal(tmp_path / "r", kind="environment"))
-    assert env["protocol"]["interleave"] == 8 and env["protocol"]["rounds"] == 4
+    # auto on a local device: sets of up to 32, one group per round, no re-warm runs
+    assert (env["protocol"]["interleave"], env["protocol"]["rounds"], env["protocol"]["rewarm_runs"]) == (32, 4, 0)
     for args, message in (
         (("--device", "sd888", "--interleave", "4"), "one local device"),
         (("--interleave", "many"), "not auto or an integer"),
@@ -285,7 +286,7 @@ def test_a_protocol_conflict_names_the_flags_that_resume_the_campaign(tmp_path, 
     other = _cli("measure", "0:3", "--runs", "40", "--warmup-s", "0.01", "--out", out, "--store", str(store.root),
                  cwd=tmp_path)
     assert other.returncode == 2 and "Traceback" not in other.stderr, other.stderr
-    hint = "--runs 40 --runs-per-group 10 --warmup-runs 10 --warmup-s 0.01 --interleave 8 --rounds 2 --rewarm-runs 1"
+    hint = "--runs 40 --runs-per-group 10 --warmup-runs 10 --warmup-s 0.01 --interleave 32 --rounds 2 --rewarm-runs 1"
     assert hint in other.stderr, other.stderr
     assert (tmp_path / "r" / "journal.jsonl").read_bytes() == journal  # nothing written
     resumed = _cli("measure", "0:3", *hint.split(), "--out", out, "--store", str(store.root), "--json", cwd=tmp_path)

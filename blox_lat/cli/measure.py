@@ -139,13 +139,13 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 @click.option("--warmup-runs", type=int, default=10, show_default=True, help="Minimum warm-up runs.")
 @click.option("--warmup-s", type=float, default=0.5, show_default=True, help="Minimum warm-up seconds.")
 @click.option("--interleave", default="auto", show_default=True, metavar="K|auto",
-              help="Time K models together, their groups spread over --rounds rounds, so that a "
-                   "burst of load on a shared host hits a few groups of many models (trimmed) "
-                   "rather than one model's whole measurement. auto: 8 on local devices, 1 "
-                   "(consecutive) on remote ones; 1 is the plain consecutive protocol.")
+              help="Time K models together, their groups spread over --rounds rounds, so that "
+                   "every model of a set sees the same mix of the host's fast and slow spells "
+                   "(ranks within a set hold however the host drifts). auto: 32 on local devices, "
+                   "1 (consecutive) on remote ones; 1 is the plain consecutive protocol.")
 @click.option("--rounds", type=int, default=None,
-              help="Rounds per model when interleaving  [default: 10, or the number of groups if fewer]")
-@click.option("--rewarm-runs", type=click.IntRange(0, 1000), default=2, show_default=True,
+              help="Rounds per model when interleaving  [default: one group per round]")
+@click.option("--rewarm-runs", type=click.IntRange(0, 1000), default=0, show_default=True,
               help="Untimed runs of a model before each of its later rounds when interleaving.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Campaign directory holding journal.jsonl  [default: runs/DEVICE]")
@@ -188,7 +188,7 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     """
     from blox_lat import space as sp
     from blox_lat.devices import load_profiles
-    from blox_lat.harness import LOCAL_ROUNDS, TimingProtocol, run_campaign
+    from blox_lat.harness import TimingProtocol, run_campaign
 
     cpus = _parse_affinity(affinity)
     if timeout_s <= 0:
@@ -212,8 +212,7 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     groups = max(1, runs // runs_per_group)
     protocol = TimingProtocol.from_total(runs, runs_per_group, warmup_min_runs=warmup_runs,
                                          warmup_min_s=warmup_s, cv_threshold=cv_threshold, interleave=k,
-                                         rounds=(rounds if rounds is not None else min(LOCAL_ROUNDS, groups))
-                                         if k > 1 else 1,
+                                         rounds=(rounds if rounds is not None else groups) if k > 1 else 1,
                                          rewarm_runs=rewarm_runs)
     archs = sp.shard(sp.select(selector), shard)
     store = None

@@ -21,7 +21,6 @@ from blox_lat.harness._environment import collect_environment
 from blox_lat.harness._journal import JOURNAL_NAME, SCHEMA_VERSION, Journal, JournalError, read_journal
 from blox_lat.harness._protocol import (
     LOCAL_INTERLEAVE,
-    LOCAL_ROUNDS,
     Measurement,
     MeasurementError,
     TimingProtocol,
@@ -60,7 +59,6 @@ __all__ = [
     "Journal",
     "JournalError",
     "LOCAL_INTERLEAVE",
-    "LOCAL_ROUNDS",
     "LocalWorkerRunner",
     "Measurement",
     "MeasurementError",

@@ -32,12 +32,11 @@ __all__ = [
 #: Version of the statistic and of :class:`TimingProtocol`'s meaning; stored with each campaign.
 PROTOCOL_VERSION = 1
 #: models timed together by default where the worker is local (``blox-lat measure --interleave
-#: auto``), in ``LOCAL_ROUNDS`` rounds with ``rewarm_runs`` re-warm runs: a round of 10 groups
-#: (100 consecutive runs) after 2 re-warm runs times the model as the consecutive protocol does
-#: (benchmarks/harness_overhead.py: ratio 0.998), while finer rounds (one group each) read
-#: 5-14 % slower: the model's weights are no longer in the caches
-LOCAL_INTERLEAVE = 8
-LOCAL_ROUNDS = 10
+#: auto``), one group per round, no re-warm runs: every model of a set then samples the shared
+#: host's fast and slow spells at 100 moments spread over the whole set, so ranks within a set
+#: hold across processes (README: repeatability), and the latency reads as the consecutive
+#: protocol's (benchmarks/harness_overhead.py)
+LOCAL_INTERLEAVE = 32
 
 
 class MeasurementError(BloxLatError, ValueError):
@@ -118,8 +117,11 @@ class TimingProtocol:
     and each later round first re-warms its model with ``rewarm_runs`` untimed runs). A
     disturbance on a shared host that lasts seconds then spoils a few groups of many models,
     which the two-level quartile trim drops, instead of the whole measurement of one model,
-    which it cannot see. Rounds must stay long: with one group per round a model's weights are
-    out of the caches at every group and latencies read 5-14 % above the consecutive protocol's.
+    which it cannot see; with one group per round (``rounds == groups``) each model samples the
+    host at 100 moments across the whole set. Re-warm runs are off by default: the first run
+    after a switch of model is ~2 % slower on average and the rest within 1 % (which the
+    within-group trim absorbs), while two re-warm runs per group of ten would add 20 % to a
+    campaign's time.
     ``interleave=1, rounds=1`` is the plain consecutive protocol.
     """
 
@@ -131,7 +133,7 @@ class TimingProtocol:
     version: int = PROTOCOL_VERSION
     interleave: int = 1
     rounds: int = 1
-    rewarm_runs: int = 2
+    rewarm_runs: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.groups, int) or self.groups < 1:
