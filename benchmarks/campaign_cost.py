@@ -18,22 +18,11 @@ import tempfile
 import time
 
 
-def _cpus(text: str | None) -> list[int] | None:
-    """``"1"`` -> [1], ``"0-1"`` -> [0, 1], ``"0,2"`` -> [0, 2]; None: no pinning."""
-    if not text:
-        return None
-    cpus: list[int] = []
-    for part in text.split(","):
-        lo, _, hi = part.partition("-")
-        cpus.extend(range(int(lo), int(hi or lo) + 1))
-    return cpus
-
-
 def main() -> None:
     from blox_lat import space as sp
     from blox_lat.devices import get_device
     from blox_lat.exporters import ArtifactStore, export
-    from blox_lat.harness import LOCAL_INTERLEAVE, TimingProtocol, run_campaign
+    from blox_lat.harness import LOCAL_INTERLEAVE, TimingProtocol, parse_cpus, run_campaign
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="0:10")
@@ -58,7 +47,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         summary = run_campaign(archs, get_device("cpu"), protocol, tmp, store=store,
-                               max_attempts=args.max_attempts, affinity=_cpus(args.affinity))
+                               max_attempts=args.max_attempts, affinity=parse_cpus(args.affinity) if args.affinity else None)
         wall = time.perf_counter() - t0
     ideal = sum(args.runs * r["measurement"]["latency_ms"] / 1e3 for r in summary.records if r["measurement"])
     attempts = sum(r["attempts"] for r in summary.records)

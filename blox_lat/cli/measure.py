@@ -18,20 +18,12 @@ _MAX_TABLE_ROWS = 40
 def _parse_affinity(text: str | None) -> list[int] | None:
     if text is None:
         return None
-    cpus: list[int] = []
+    from blox_lat.harness import parse_cpus
+
     try:
-        for part in text.split(","):
-            if "-" in part:
-                lo, hi = part.split("-", 1)
-                cpus.extend(range(int(lo), int(hi) + 1))
-            elif part.strip():
-                cpus.append(int(part))
-    except ValueError:
-        raise click.BadParameter(f"{text!r}: give CPU numbers such as 0 or 0,2 or 0-3",
-                                 param_hint="--affinity") from None
-    if not cpus:
-        raise click.BadParameter("name at least one CPU, e.g. --affinity 0", param_hint="--affinity")
-    return cpus
+        return parse_cpus(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--affinity") from None
 
 
 #: without a terminal, a set's round is reported at most this often (seconds)

@@ -46,6 +46,7 @@ from blox_lat.harness._timing import (
     RuntimeUnavailableError,
     get_runtime,
     list_runtimes,
+    parse_cpus,
     time_callable,
 )
 
@@ -82,6 +83,7 @@ __all__ = [
     "protocol_latency",
     "read_journal",
     "run_campaign",
+    "parse_cpus",
     "time_callable",
     "trimmed_mean",
 ]

@@ -279,13 +279,10 @@ class LocalWorkerRunner:
         del request["artifact_path"]
         request["op"] = "measure-many"
         request["artifact_paths"] = [str(Path(a.path).resolve()) for a in artifacts]
-        on_progress = None
         if on_round is not None:
             request["progress"] = True
-
-            def on_progress(progress: dict[str, Any]) -> None:
-                on_round(progress["round"], progress["rounds"])
-        answer = self._ask(request, self.timeout_s * len(artifacts), on_progress)
+        answer = self._ask(request, self.timeout_s * len(artifacts),
+                           None if on_round is None else (lambda p: on_round(p["round"], p["rounds"])))
         raws = [RawRun.from_dict(r) for r in answer["raws"]]
         if len(raws) != len(artifacts):
             raise ModelFailedError(f"the worker timed {len(raws)} of {len(artifacts)} models")

@@ -135,9 +135,8 @@ def time_interleaved(
     ``rewarm_runs`` untimed runs at the start of every later round (its caches were the other
     models'). Returns one :class:`RawRun` per model, samples in that model's run order.
 
-    ``on_round(done, rounds)`` is called after each round, between timed groups (the next
-    round's re-warm runs absorb whatever it disturbs): a set of models takes minutes, and its
-    caller wants to show that it moves."""
+    ``on_round(done, rounds)`` is called after each round, between timed groups, never inside
+    one: a set of models takes minutes, and its caller wants to show that it moves."""
     base, extra = divmod(groups, rounds)
     sizes = [base + (1 if i < extra else 0) for i in range(rounds)]
     warm = [_warm_up(f, warmup_min_runs, warmup_min_s, clock) for f in run_onces]
@@ -232,6 +231,23 @@ def _input_array(batch: int, input_size: int):
     import numpy as np
 
     return np.random.default_rng(0).standard_normal((batch, 3, input_size, input_size)).astype(np.float32)
+
+
+def parse_cpus(text: str) -> list[int]:
+    """``"0"``, ``"0,2"``, ``"0-3"`` -> CPU numbers (``--affinity``); ValueError when unreadable."""
+    cpus: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part:
+                lo, hi = part.split("-", 1)
+                cpus.extend(range(int(lo), int(hi) + 1))
+            elif part.strip():
+                cpus.append(int(part))
+    except ValueError:
+        raise ValueError(f"{text!r}: give CPU numbers such as 0 or 0,2 or 0-3") from None
+    if not cpus:
+        raise ValueError("name at least one CPU, e.g. --affinity 0")
+    return cpus
 
 
 def _set_affinity(cpus: Sequence[int] | None) -> list[int] | None:
