@@ -78,3 +78,15 @@ def test_concurrent_runs_write_each_artifact_once(tmp_path):
         path = store / entry["path"]
         assert path.stat().st_size == entry["bytes"] and sha256_file(path) == entry["sha256"]
     assert not [p for p in store.rglob("*.tmp")]
+
+
+def test_dlc_without_the_sdk_is_one_line_exit_2(tmp_path):
+    """Without the SNPE SDK, say so once and stop (it was one identical failure line per model)."""
+    result = CliRunner().invoke(cli, ["export", "0:5", "-f", "dlc", "-o", str(tmp_path / "s")],
+                                env={"SNPE_ROOT": None, "PATH": "/usr/bin:/bin"})
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("blox-lat: error:") and "SNPE" in lines[0], result.stderr
+    assert result.stdout == ""
+    assert not list((tmp_path / "s").glob("objects/*/*"))
+

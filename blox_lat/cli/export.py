@@ -43,6 +43,7 @@ def export(selector, fmt, batch, out, jobs, opts, max_bytes, no_verify, method, 
     --no-verify. Exit status 1 if any model failed (each failure is listed).
     """
     from blox_lat import exporters as ex
+    from blox_lat.exporters._export import check_toolchain
 
     fmt_info = ex.get_format(fmt)
     batch = fmt_info.default_batch if batch is None else batch
@@ -50,6 +51,7 @@ def export(selector, fmt, batch, out, jobs, opts, max_bytes, no_verify, method, 
     archs = sp.select(selector)
     if not archs:
         raise BloxLatError(f"selector {selector!r} names no models")
+    check_toolchain(fmt)
     store = ex.ArtifactStore(out, max_bytes=max_bytes)
     stream = ex.stream_artifacts(archs, fmt, batch=batch, store=store, options=options, jobs=jobs,
                                  lookahead=max(2, 2 * jobs), verify=not no_verify, method=method)

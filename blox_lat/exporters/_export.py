@@ -23,6 +23,17 @@ def check_batch(batch) -> int:
     return batch
 
 
+def check_toolchain(format: str) -> None:
+    """Fail once, before any model, when the format's external toolchain is missing.
+
+    Without it every model would fail the same way (one identical line per model).
+    """
+    if get_format(format).name == "dlc":
+        from blox_lat.exporters._snpe import find_sdk
+
+        find_sdk()  # SnpeNotFoundError names the missing tool and the fix
+
+
 def make_key(arch: Arch, fmt: ExportFormat, batch: int, options: Mapping[str, str] | None) -> ArtifactKey:
     opts = normalise_options(fmt, options)
     snpe_version = None
