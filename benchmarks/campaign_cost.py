@@ -8,14 +8,17 @@ re-warm runs before each round. Target: <= 1.15. Also printed: the ratio with
 the warm-up time taken out, and the share of wall time spent in warm-up.
 
     python benchmarks/campaign_cost.py [--models 0:10] [--runs 1000]
+
+The result is printed and written to benchmarks/results/ (see ``_results``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
+
+from _results import add_arguments, save
 
 
 def main() -> None:
@@ -35,6 +38,7 @@ def main() -> None:
     ap.add_argument("--rewarm", type=int, default=0, help="untimed runs before each later round of a model")
     ap.add_argument("--store", default="/tmp/blox-lat-bench-store")
     ap.add_argument("--affinity", default=None, help="pin the measuring worker to these CPUs, e.g. 1 or 0-1")
+    add_arguments(ap)
     args = ap.parse_args()
     args.interleave = LOCAL_INTERLEAVE if args.interleave is None else args.interleave
     store = ArtifactStore(args.store)
@@ -56,8 +60,7 @@ def main() -> None:
         m = r["measurement"]
         if m:  # warm-up runs x median latency, per attempt (approximation of the warm-up time)
             warmup_s += r["attempts"] * max(args.warmup_s, m["warmup_runs"] * m["median_ms"] / 1e3)
-    print(json.dumps({
-        "benchmark": "campaign_cost",
+    save("campaign_cost", {
         "models": summary.measured,
         "runs": args.runs,
         "warmup_min_s": args.warmup_s,
@@ -76,7 +79,7 @@ def main() -> None:
         "warmup_share_of_wall": round(warmup_s / wall, 4),
         "target": "ratio <= 1.15",
         "meets_target": wall / ideal <= 1.15,
-    }, indent=2))
+    }, args)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ measurement journals (devices ``cpu`` and ``gpu``, ``--samples`` raw samples per
 
 Targets (issue 6): build <= 30 s, cold load <= 0.5 s, queries <= 10 us. Not a timed test.
 Usage: python benchmarks/dataset_speed.py [--models N] [--epochs 200] [--samples 100] [--no-raw]
+The result is printed and written to benchmarks/results/ (see ``_results``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 from _probe import cpu_probe_s
+from _results import add_arguments, save
 
 LOAD_SNIPPET = r"""
 import json, sys, time
@@ -138,6 +140,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=100, help="raw samples per model per device (multiple of 10)")
     ap.add_argument("--no-raw", action="store_true")
     ap.add_argument("--workdir", type=Path, default=None)
+    add_arguments(ap)
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="blox-ds-bench-"))
     inputs = work / "inputs"
@@ -177,7 +180,7 @@ def main() -> None:
     result["targets"] = {"build_s": 30, "cold_load_s": 0.5, "latency_us": 10, "val_acc_us": 10}
     result["meets_targets"] = all(result[k] <= v for k, v in result["targets"].items())
     result["workdir"] = str(work)
-    print(json.dumps(result, indent=2))
+    save("dataset_speed", result, args)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ over many models), with the PyTorch reference outputs of the cold pass forgotten
 Targets: onnx >= 20x, onnx-int8 >= 10x, torchscript >= 3x (models/s ratio).
 
     python benchmarks/export_speed.py [--models 50] [--ts-models 10] [--formats onnx,onnx-int8,torchscript]
+
+The result is printed and written to benchmarks/results/ (see ``_results``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _probe import cpu_probe_s
+from _results import add_arguments, save
 
 TARGETS = {"onnx": 20.0, "onnx-int8": 10.0, "torchscript": 3.0}
 
@@ -55,6 +60,7 @@ def main() -> None:
                         help="TorchScript uses the first N models (a naive batch-256 trace takes ~13 s each)")
     parser.add_argument("--naive-models", type=int, default=None,
                         help="time the baseline on the first N of the models only (default: all)")
+    add_arguments(parser)
     args = parser.parse_args()
 
     import logging
@@ -69,8 +75,6 @@ def main() -> None:
 
     archs = sp.sample(args.models, seed=args.seed)
     calib = calibration_inputs("random", 16, 1)
-    from _probe import cpu_probe_s
-
     report = {"models": len(archs), "seed": args.seed, "cpu_probe_s": cpu_probe_s(), "python": platform.python_version(),
               "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
               "formats": {}}
@@ -121,7 +125,7 @@ def main() -> None:
             print(json.dumps({fmt: row}), file=sys.stderr)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(json.dumps(report, indent=2))
+    save("export_speed", report, args)
 
 
 if __name__ == "__main__":

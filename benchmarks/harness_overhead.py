@@ -13,14 +13,17 @@ then also shows whether interleaving biases the latency (other models' data in t
 Prints JSON; target: median ratio within 1.00 +- 0.02.
 
     python benchmarks/harness_overhead.py [--models 0:10] [--runs 1000]
+
+The result is printed and written to benchmarks/results/ (see ``_results``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
+
+from _results import add_arguments, save
 
 
 class BareLoop:
@@ -74,6 +77,7 @@ def main() -> None:
                     help="models timed together (default: blox-lat measure's on the CPU)")
     ap.add_argument("--rounds", type=int, default=None, help="default: blox-lat measure's (one group per round)")
     ap.add_argument("--rewarm", type=int, default=0, help="untimed runs before each later round of a model")
+    add_arguments(ap)
     args = ap.parse_args()
     args.interleave = LOCAL_INTERLEAVE if args.interleave is None else args.interleave
     store = ArtifactStore(args.store)
@@ -109,8 +113,7 @@ def main() -> None:
                 result["ratio"] = result["harness_ms"] / result["bare_ms"]
                 rows.append({"index": arch.index, **{k: round(v, 5) for k, v in result.items()}})
     ratios = [r["ratio"] for r in rows]
-    print(json.dumps({
-        "benchmark": "harness_overhead",
+    save("harness_overhead", {
         "models": len(rows),
         "runs": args.runs,
         "interleave": protocol.interleave,
@@ -122,7 +125,7 @@ def main() -> None:
         "target": "median ratio within 1.00 +- 0.02",
         "meets_target": abs(statistics.median(ratios) - 1.0) <= 0.02,
         "per_model": rows,
-    }, indent=2))
+    }, args)
 
 
 if __name__ == "__main__":

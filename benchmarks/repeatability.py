@@ -9,19 +9,22 @@ relative difference. Targets: Spearman >= 0.99, median |rel diff| <= 2%.
         [--rounds R] [--keep DIR]
 
 ``--keep DIR`` leaves both journals there, to look at an outlier's group means and CV (each
-model's CV in both passes is printed too).
+model's CV in both passes is printed too). The result is printed and written to
+benchmarks/results/ (see ``_results``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _probe import cpu_probe_s
+from _results import add_arguments, save
 
 
 def _ranks(values: list[float]) -> list[float]:
@@ -48,11 +51,10 @@ def main() -> None:
     ap.add_argument("--rounds", default=None, help="passed to blox-lat measure (default: its own)")
     ap.add_argument("--keep", default=None, help="keep the two passes' journals in DIR/pass1, DIR/pass2 "
                                                  "(to study an outlier's group means); DIR must not exist")
+    add_arguments(ap)
     args = ap.parse_args()
     if args.keep and Path(args.keep).exists():
         sys.exit(f"repeatability: --keep {args.keep} exists; name a new directory")
-    from _probe import cpu_probe_s
-
     probes = [cpu_probe_s()]
     results = []
     cvs = []
@@ -75,8 +77,7 @@ def main() -> None:
     rel = [abs(x - y) / ((x + y) / 2) for x, y in zip(a, b)]
     rho = spearman(a, b)
     med = statistics.median(rel)
-    print(json.dumps({
-        "benchmark": "repeatability",
+    save("repeatability", {
         "models": len(common),
         "runs": args.runs,
         "affinity": args.affinity,
@@ -93,7 +94,7 @@ def main() -> None:
         "journals": args.keep,
         "target": "spearman >= 0.99 and median |rel diff| <= 0.02",
         "meets_target": rho >= 0.99 and med <= 0.02,
-    }, indent=2))
+    }, args)
 
 
 if __name__ == "__main__":

@@ -5,17 +5,22 @@ Prints JSON. Targets (issue 2): cold build <= 1 s; resolving a raw vector to has
 
 The cold build runs in a fresh interpreter and covers everything a first lookup needs:
 importing the package, enumerating the 373,248 raw vectors, mapping them to the 91,125 models
-with first-seen indices, and decoding all hashes into the hash -> index map.
+with first-seen indices, and decoding all hashes into the hash -> index map. The result is
+printed and written to benchmarks/results/ (see ``_results``).
+
+    python benchmarks/space_table.py
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 import random
 import statistics
 import subprocess
 import sys
 import time
+
+from _results import add_arguments, save
 
 COLD = r"""
 import time
@@ -62,7 +67,14 @@ def resolve_speed(n: int = 20_000) -> dict:
     return {"resolve_raw_vector_us": per_call * 1e6, "target_us": 20.0, "last": [arch.hash, arch.index]}
 
 
-if __name__ == "__main__":
-    result = {"benchmark": "space_table", **cold_build(), **resolve_speed()}
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    args = ap.parse_args()
+    result = {**cold_build(), **resolve_speed()}
     result["meets_targets"] = result["cold_build_s_median"] <= 1.0 and result["resolve_raw_vector_us"] <= 20.0
-    print(json.dumps(result, indent=2))
+    save("space_table", result, args)
+
+
+if __name__ == "__main__":
+    main()

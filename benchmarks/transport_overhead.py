@@ -13,12 +13,13 @@ Loopback hides network bandwidth and flash speed: these are the software floor o
 transport, not a phone's number.
 
     python benchmarks/transport_overhead.py [--models 0:10]
+
+The result is printed and written to benchmarks/results/ (see ``_results``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from _results import add_arguments, save  # noqa: E402
 from peers.adbd import AdbDeviceEmulator  # noqa: E402
 from peers.sshd import SshServer, sshd_available  # noqa: E402
 
@@ -64,6 +66,7 @@ def per_model(runner: TransportRunner, artifacts: list) -> dict[str, object]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="0:10")
+    add_arguments(ap)
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="blox-transport-bench-"))
     store = ArtifactStore(work / "store")
@@ -83,7 +86,7 @@ def main() -> None:
         t = AdbTransport(emu.serial, key_path=key)
         out["adb"] = per_model(TransportRunner(t, workdir=emu.device_path("data/local/tmp/blox bench"),
                                                python=sys.executable), artifacts)
-    print(json.dumps(out, indent=2))
+    save("transport_overhead", out, args)
 
 
 if __name__ == "__main__":
