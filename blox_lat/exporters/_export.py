@@ -70,11 +70,11 @@ def export(
     if method == "naive" and dict(key.options).get("quantizer") == "pieces":
         raise ExportError("method 'naive' quantises each whole model; pass the option quantizer=whole")
     store = store if store is not None else ArtifactStore(DEFAULT_STORE)
-    found = store.get(key)
+    found = store.get(key, verify=True)  # a damaged file is evicted here and exported again
     if found is not None:
         return found
     with store.lock(key):
-        found = store.get(key)  # another process may have made it while we waited
+        found = store.get(key, verify=True)  # another process may have made it while we waited
         if found is not None:
             return found
         with store.tempdir() as tmp:
@@ -135,7 +135,10 @@ def _produce(arch: Arch, fmt: ExportFormat, batch: int, opts: dict, out: Path, v
         from blox_lat.exporters._snpe import export_dlc
 
         return {**{f"onnx_{k}": v for k, v in check.items()}, **export_dlc(fp32, out, calib, opts["htp_socs"])}
-    _naive.quantize_int8(fp32, out, calib)
+    from blox_lat.exporters._quant import quiet_preprocessing_hint
+
+    with quiet_preprocessing_hint():
+        _naive.quantize_int8(fp32, out, calib)
     if not verify:
         return check
     result = _verify.verify_int8(out, _verify.ort_session(fp32), held_out, float(opts["min_top1_agreement"]))
