@@ -90,3 +90,19 @@ def test_dlc_without_the_sdk_is_one_line_exit_2(tmp_path):
     assert result.stdout == ""
     assert not list((tmp_path / "s").glob("objects/*/*"))
 
+
+def test_int8_quantisation_prints_no_preprocessing_hint():
+    """onnxruntime's 'Please consider to run pre-processing' (twice per quantize_static call, 20
+    lines for 3 models) is silenced where we call it, without configuring logging for the user."""
+    code = (
+        "import logging\n"
+        "from blox_lat.exporters._quant import _quantise_piece\n"
+        "_quantise_piece('stem', 'input', 't0', 1, 17, None)\n"
+        "assert logging.getLogger().handlers == [], logging.getLogger().handlers\n"
+        "assert logging.getLogger().filters == [], logging.getLogger().filters\n"
+        "logging.getLogger('other').warning('Please consider this one')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "pre-processing" not in proc.stderr, proc.stderr
+    assert "Please consider this one" in proc.stderr  # other warnings still reach the user

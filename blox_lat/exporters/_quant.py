@@ -23,6 +23,8 @@ options runs ``quantize_static`` itself per model.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
 from functools import lru_cache
@@ -139,6 +141,55 @@ def _template(piece: str, src: str, dst: str, batch: int, opset: int, cache_dir:
     return _Template(static.SerializeToString(), tuple(activations), tuple(biases))
 
 
+class _PreprocessingHintFilter(logging.Filter):
+    """Drops onnxruntime's 'Please consider (to run) pre-processing before quantization'.
+
+    ``quantize_static`` logs it twice per call through the root logger (20 lines for 3 models);
+    the pre-processing it suggests (shape inference, fusions) is not what this exporter wants.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.getMessage().startswith("Please consider")
+                    and "pre-processing" in record.getMessage()
+                    and "onnxruntime" in record.pathname)
+
+
+_HINT_FILTER = _PreprocessingHintFilter()
+_hint_lock = threading.Lock()
+_hint_users = 0
+_hint_handler: logging.Handler | None = None
+
+
+@contextlib.contextmanager
+def quiet_preprocessing_hint():
+    """While quantising, filter that one hint on the root logger (where onnxruntime logs it).
+
+    Scoped and reference-counted (export threads overlap): the filter comes off when the last
+    user leaves. ``logging.warning`` also calls ``basicConfig()`` when the root logger has no
+    handler, which would configure logging for the whole process as a side effect; a
+    ``NullHandler`` stands in for the duration so that it does not.
+    """
+    global _hint_users, _hint_handler
+    root = logging.getLogger()
+    with _hint_lock:
+        if _hint_users == 0:
+            root.addFilter(_HINT_FILTER)
+            if not root.handlers:
+                _hint_handler = logging.NullHandler()
+                root.addHandler(_hint_handler)
+        _hint_users += 1
+    try:
+        yield
+    finally:
+        with _hint_lock:
+            _hint_users -= 1
+            if _hint_users == 0:
+                root.removeFilter(_HINT_FILTER)
+                if _hint_handler is not None:
+                    root.removeHandler(_hint_handler)
+                    _hint_handler = None
+
+
 class _Template:
     __slots__ = ("static", "activations", "biases")
 
@@ -160,7 +211,8 @@ def _quantise_piece(piece: str, src: str, dst: str, batch: int, opset: int, fp32
     with tempfile.TemporaryDirectory(prefix="blox-q-") as tmp:
         fp32, int8 = Path(tmp) / "piece.onnx", Path(tmp) / "piece.int8.onnx"
         onnx.save(model, str(fp32))
-        quantize_int8(fp32, int8, inputs, input_name=src)
+        with quiet_preprocessing_hint():
+            quantize_int8(fp32, int8, inputs, input_name=src)
         quantised = onnx.load(str(int8))
     return _join_ready(quantised.graph, src, dst, first=src == "input", last=dst == "logits").SerializeToString()
 
