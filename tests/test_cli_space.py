@@ -110,3 +110,15 @@ def test_console_script_subprocess():
     bad = subprocess.run([*argv, "space", "show", "bogus"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and bad.stdout == ""
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("extra", [[], ["--json"]])
+def test_closed_pipe_exits_0_quietly(extra):
+    """`blox-lat space list all | head -1` exits 0 with nothing on stderr (click's own EPIPE
+    handling exited 1). A real shell pipe: the reader goes away after one line."""
+    exe = shutil.which("blox-lat")
+    argv = exe if exe else f"{sys.executable} -m blox_lat"
+    script = f'{argv} space list 0:20000 {" ".join(extra)} | head -1 >/dev/null; exit "${{PIPESTATUS[0]}}"'
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""

@@ -9,6 +9,7 @@ exit status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -41,6 +42,17 @@ class BloxGroup(click.Group):
             return getattr(importlib.import_module(module), attr)
         return super().get_command(ctx, name)
 
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        # click turns any EPIPE into a silent exit 1 before main() sees it; a reader that went
+        # away (`blox-lat space list all | head -1`) is a normal end, so catch it first
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            if not _stdout_closed():
+                raise  # a pipe to a worker or a tool broke: a real failure
+            _discard_stdout()
+            raise click.exceptions.Exit(0) from None
+
     def main(self, args=None, prog_name=None, **kwargs):  # type: ignore[override]
         kwargs.pop("standalone_mode", None)
         try:
@@ -54,10 +66,26 @@ class BloxGroup(click.Group):
         except BloxLatError as exc:
             click.echo(f"blox-lat: error: {_one_line(str(exc))}", err=True)
             sys.exit(EXIT_USER_ERROR)
-        except BrokenPipeError:  # `blox-lat space list all | head`
-            sys.stderr.close()
-            sys.exit(0)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader has gone (poll reports an error on it)."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll, or stdout is no file (CliRunner)
+        return False
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null so that flushing what is still buffered at exit cannot fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _one_line(message: str) -> str:
