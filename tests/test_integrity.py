@@ -67,3 +67,48 @@ def test_measure_times_the_checked_file_and_records_its_digest(tmp_path):
     (rec,) = [r for r in read_journal(tmp_path / "b") if r["kind"] == "measurement"]
     assert rec["status"] == "ok"
     assert rec["artifact"]["sha256"] == _sha(onnx) == good
+
+
+# -- Blox-format imports ---------------------------------------------------------------------------
+
+import blox_lat.dataset as ds  # noqa: E402
+from blox_lat import space as sp  # noqa: E402
+from blox_lat.cli.main import cli  # noqa: E402
+from blox_lat.dataset._bloxfmt import reference_header, write_blox_file  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+
+def _bench_file(folder: Path, latencies: list[str], name: str = "blox-bench-dsp.csv") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    header = reference_header("benchmarking", ["model_hash", "latency"], device="dsp")
+    return write_blox_file(folder / name, header, [[sp.from_index(i).hash, v] for i, v in enumerate(latencies)])
+
+
+@pytest.mark.parametrize("bad", ["-5", "nan", "inf", "-inf", "0"])
+def test_blox_import_rejects_impossible_latency_with_file_and_line(tmp_path, bad):
+    path = _bench_file(tmp_path / "in", ["1.5", bad])
+    header_lines = path.read_bytes().split(b"---\n", 2)[1].count(b"\n") + 2
+    with pytest.raises(ds.InputError) as err:
+        ds.build([tmp_path / "in"], tmp_path / "r", "1.0.0", static=False)
+    assert f"{path}:{header_lines + 2}" in str(err.value) and "latency" in str(err.value)
+    assert not (tmp_path / "r").exists()
+
+
+def test_query_json_never_prints_nan(tmp_path):
+    """A loss of nan in an imported Blox file is a missing value: query --json prints null."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cols = ["model_hash", "train_top1", "train_loss", "train_top5", "val_loss", "val_top5", "test_loss", "test_top5"]
+    header = reference_header("training", cols, seed=0, epochs=2, dataset="cifar100", part="ext")
+    write_blox_file(folder / "blox-ext-0.csv", header,
+                    [[sp.from_index(0).hash, [1.0, 2.0], [1.0, 0.9], [3.0, 4.0], [0.5, 0.4], [5.0, 6.0],
+                      "nan", 7.0]])
+    _bench_file(folder, ["1.25"])
+    out = tmp_path / "r"
+    ds.build([folder], out, "1.0.0", static=False)
+    res = CliRunner().invoke(cli, ["dataset", "query", "0", "--release", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "NaN" not in res.output
+    data = json.loads(res.output)
+    assert data["sections"]["ext/0"]["test_loss"] is None
+    assert data["sections"]["bench/dsp"]["latency_ms"] == 1.25

@@ -126,6 +126,12 @@ def _parse_header(raw: bytes, path: Path) -> dict:
 
 
 def read_blox_header(path: str | os.PathLike[str]) -> tuple[dict, bytes]:
+    header, payload, _ = _read_blox(path)
+    return header, payload
+
+
+def _read_blox(path: str | os.PathLike[str]) -> tuple[dict, bytes, int]:
+    """Header, payload and the 1-based file line on which the payload starts."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -146,19 +152,27 @@ def read_blox_header(path: str | os.PathLike[str]) -> tuple[dict, bytes]:
         raise SearchSpaceMismatchError(
             f"{path} describes another search space ({ss!r}); blox-lat reads the Blox space (ops {OPS}, 3 stages, 2 nodes)"
         )
-    return header, data[end + 4 :]
+    return header, data[end + 4 :], head[: end + 4].count(b"\n") + 1
 
 
 def read_blox_file(path: str | os.PathLike[str], *, allow_pickle: bool = False) -> tuple[dict, list[dict]]:
     """Read a reference-layout file: its header and one dict per row (column -> parsed value)."""
     path = Path(path)
-    header, payload = read_blox_header(path)
+    header, payload, first_line = _read_blox(path)
     fmt = header["format"]
     columns = list(header["columns"])
     if not columns or columns[0] != "model_hash":
         raise InputError(f"{path}: the first column must be model_hash, got {columns[:1]}")
+    lines: list[int] = []
     if fmt == "csv":
-        rows = list(csv.reader(io.StringIO(payload.decode("utf-8"), newline="")))
+        try:
+            reader = csv.reader(io.StringIO(payload.decode("utf-8"), newline=""))
+            rows = []
+            for row in reader:
+                rows.append(row)
+                lines.append(first_line + reader.line_num - 1)
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise InputError(f"{path}: the CSV payload is damaged ({exc}); restore the file") from None
     elif fmt == "pickle":
         if not allow_pickle:
             raise PickleRefusedError(
@@ -174,10 +188,19 @@ def read_blox_file(path: str | os.PathLike[str], *, allow_pickle: bool = False) 
         raise InputError(f"{path}: payload format {fmt!r} is not supported; use the release's .csv files")
     out = []
     for number, row in enumerate(rows, start=1):
-        if len(row) != len(columns):
-            raise InputError(f"{path}: row {number} has {len(row)} values for {len(columns)} columns")
-        out.append({c: _parse_value(c, v, path, number) for c, v in zip(columns, row)})
+        where = f"{path}:{lines[number - 1]}" if lines else f"{path}: row {number}"
+        if not isinstance(row, (list, tuple)) or len(row) != len(columns):
+            size = len(row) if isinstance(row, (list, tuple)) else "no list of"
+            raise InputError(f"{where}: row {number} has {size} values for {len(columns)} columns")
+        values = {c: _parse_value(c, v, path, number) for c, v in zip(columns, row)}
+        latency = values.get("latency")
+        if latency is not None and (isinstance(latency, bool) or not isinstance(latency, (int, float))
+                                    or not math.isfinite(latency) or latency <= 0):
+            raise InputError(f"{where}: latency {latency!r} is not a positive finite number of ms; "
+                             "fix the row or leave the value empty for a model without one")
+        out.append(values)
     return header, out
+
 
 
 def _parse_value(column: str, value: Any, path: Path, number: int) -> Any:

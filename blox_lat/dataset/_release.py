@@ -241,8 +241,17 @@ class Section:
                 value = [round(v, 3) for v in value]
             elif c["type"] == "json" and value is not None:
                 value = json.loads(value)
-            out[name] = value
+            out[name] = _missing_as_none(value)
         return out
+
+
+def _missing_as_none(value: Any) -> Any:
+    """NaN/inf (a missing or impossible value) as None, so that every row is valid JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_missing_as_none(v) for v in value]
+    return value
 
 
 def _seed_sort(s: str) -> tuple:
