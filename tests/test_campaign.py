@@ -255,3 +255,26 @@ def test_sigkill_at_random_moments_then_resume_is_exactly_once(tmp_path, store):
     assert set(ok) == {a.hash for a in sp.select("0:8")}
     assert set(ok.values()) == {1}
     assert sum(r["kind"] == "environment" for r in records) >= 1
+
+
+def test_resuming_an_interleaved_campaign_with_the_plain_protocol_is_refused(tmp_path):
+    """Both directions: interleaved then ``--interleave 1``, and plain then interleaved."""
+    interleaved = TimingProtocol(groups=2, runs_per_group=10, warmup_min_runs=10, warmup_min_s=0.02,
+                                 interleave=4, rounds=2)
+    run_campaign(sp.select("3"), get_device("cpu"), interleaved, tmp_path / "a",
+                 runner=ScriptedRunner([CLEAN]), artifacts=_artifacts)
+    before = (tmp_path / "a" / "journal.jsonl").read_bytes()
+    with pytest.raises(CampaignConflictError, match="another protocol") as caught:
+        run_campaign(sp.select("3,4"), get_device("cpu"), FAST, tmp_path / "a",
+                     runner=ScriptedRunner([CLEAN]), artifacts=_artifacts)
+    assert "interleave None vs 1" not in str(caught.value)
+    assert "interleave 4 vs 1" in str(caught.value)
+    assert "--interleave 4 --rounds 2 --rewarm-runs 0" in str(caught.value)
+    assert (tmp_path / "a" / "journal.jsonl").read_bytes() == before
+    run_campaign(sp.select("3"), get_device("cpu"), FAST, tmp_path / "b",
+                 runner=ScriptedRunner([CLEAN]), artifacts=_artifacts)
+    with pytest.raises(CampaignConflictError, match="interleave 1 vs 4") as caught:
+        run_campaign(sp.select("3,4"), get_device("cpu"), interleaved, tmp_path / "b",
+                     runner=ScriptedRunner([CLEAN]), artifacts=_artifacts)
+    assert "--interleave 1" in str(caught.value)
+

@@ -171,8 +171,8 @@ def _check_identity(first_env: dict[str, Any] | None, device: str, profile: Any,
             f"{recorded_profile}; this run's profile is {profile.to_dict()}: use another --out"
         )
     recorded = first_env.get("protocol") or {}
-    mine = protocol.identity()
-    differs = {k: (recorded.get(k), v) for k, v in mine.items() if recorded.get(k) != v}
+    theirs, mine = _full_identity(recorded), _full_identity(protocol.identity())
+    differs = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
     if differs:
         detail = ", ".join(f"{k} {old} vs {new}" for k, (old, new) in differs.items())
         flags = _protocol_flags(recorded)
@@ -181,6 +181,17 @@ def _check_identity(first_env: dict[str, Any] | None, device: str, profile: Any,
             + (f"{flags}" if flags else "the same --runs/--runs-per-group/--warmup settings")
             + ", or use another --out"
         )
+
+
+#: what a protocol identity without interleaving fields means (the plain consecutive protocol)
+_PLAIN = {"interleave": 1, "rounds": 1, "rewarm_runs": 0}
+
+
+def _full_identity(identity: dict[str, Any]) -> dict[str, Any]:
+    """``identity`` with the interleaving fields spelled out, so that a plain protocol and an
+    interleaved one differ whichever of them the journal recorded first (a recorded protocol
+    also holds ``cv_threshold``, which is not identity: callers compare this one's keys)."""
+    return {**_PLAIN, **identity}
 
 
 def _protocol_flags(recorded: dict[str, Any]) -> str:
