@@ -278,3 +278,29 @@ def test_resuming_an_interleaved_campaign_with_the_plain_protocol_is_refused(tmp
                      runner=ScriptedRunner([CLEAN]), artifacts=_artifacts)
     assert "--interleave 1" in str(caught.value)
 
+
+@pytest.mark.parametrize("line", [
+    '{"schema": 1, "kind": "measurement", "status": "ok"}',
+    '{"schema": 1, "kind": "measurement", "model_hash": 7, "status": "ok"}',
+    '{"schema": "x", "kind": "measurement", "model_hash": "ab", "status": "ok"}',
+    '[1, 2]',
+])
+def test_a_foreign_journal_line_is_a_one_line_error_naming_file_and_line(tmp_path, line):
+    run_campaign(sp.select("3"), get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
+                 artifacts=_artifacts)
+    path = tmp_path / "journal.jsonl"
+    with open(path, "a") as fh:
+        fh.write(line + "\n")
+    before = path.read_bytes()
+    with pytest.raises(JournalError, match=rf"journal.jsonl:3: ") as caught:
+        run_campaign(sp.select("3,4"), get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
+                     artifacts=_artifacts)
+    assert "\n" not in str(caught.value)
+    assert path.read_bytes() == before
+    with open(path, "ab") as fh:  # a torn *last* line stays tolerated as before
+        fh.write(b'{"schema": 1, "kind": "measurem')
+    path.write_bytes(before.replace((line + "\n").encode(), b"") + b'{"schema": 1, "kind": "measurem')
+    s = run_campaign(sp.select("3,4"), get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
+                     artifacts=_artifacts)
+    assert (s.measured, s.already_done) == (1, 1)
+

@@ -34,7 +34,13 @@ from typing import Any
 from blox_lat.devices._transport import ConnectionLostError
 from blox_lat.errors import BloxLatError
 from blox_lat.harness._environment import collect_environment
-from blox_lat.harness._journal import JOURNAL_NAME, SCHEMA_VERSION, Journal, read_journal
+from blox_lat.harness._journal import (
+    JOURNAL_NAME,
+    SCHEMA_VERSION,
+    Journal,
+    check_measurement_line,
+    read_journal_lines,
+)
 from blox_lat.harness._protocol import Measurement, TimingProtocol
 from blox_lat.harness._runners import DeviceLostError, ModelFailedError, Runner, get_runner
 
@@ -137,11 +143,11 @@ def campaign_status(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     failed: dict[str, dict[str, Any]] = {}
     first_env: dict[str, Any] | None = None
     if path.exists():
-        for record in read_journal(path):
+        for number, record in read_journal_lines(path):
             if record.get("kind") == "environment":
                 first_env = first_env or record
             elif record.get("kind") == "measurement":
-                key = record["model_hash"]
+                key = check_measurement_line(record, path, number)
                 if record.get("status") == "ok":
                     done.setdefault(key, record)
                     failed.pop(key, None)

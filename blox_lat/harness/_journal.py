@@ -22,7 +22,8 @@ from typing import Any
 from blox_lat import _json as fast_json
 from blox_lat.errors import BloxLatError
 
-__all__ = ["JOURNAL_NAME", "SCHEMA_VERSION", "Journal", "JournalError", "read_journal"]
+__all__ = ["JOURNAL_NAME", "SCHEMA_VERSION", "Journal", "JournalError", "check_measurement_line", "read_journal",
+           "read_journal_lines"]
 
 SCHEMA_VERSION = 1
 JOURNAL_NAME = "journal.jsonl"
@@ -45,6 +46,13 @@ def read_journal(path: str | os.PathLike[str], *, kind: str | None = None) -> It
     only ``"environment"`` or ``"measurement"`` records. Records with a newer ``schema`` than
     this reader knows raise :class:`JournalError` rather than being misread.
     """
+    for _number, record in read_journal_lines(path, kind=kind):
+        yield record
+
+
+def read_journal_lines(path: str | os.PathLike[str], *, kind: str | None = None
+                       ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """:func:`read_journal` with each record's line number, for errors that name the line."""
     path = Path(path)
     if path.is_dir():
         path = path / JOURNAL_NAME
@@ -63,11 +71,28 @@ def read_journal(path: str | os.PathLike[str], *, kind: str | None = None) -> It
                                "restore the file from a backup or remove that line") from None
         if not isinstance(record, dict):
             raise JournalError(f"{path}:{number}: journal line is not a JSON object")
-        if int(record.get("schema", 0)) > SCHEMA_VERSION:
+        schema = record.get("schema", 0)
+        if not isinstance(schema, int) or isinstance(schema, bool):
+            raise JournalError(f"{path}:{number}: journal line has schema {schema!r}, not an integer "
+                               "(not a blox-lat journal line); remove that line")
+        if schema > SCHEMA_VERSION:
             raise JournalError(f"{path}:{number}: schema {record['schema']} is newer than this "
                                f"blox-lat understands ({SCHEMA_VERSION}); upgrade blox-lat")
         if kind is None or record.get("kind") == kind:
-            yield record
+            yield number, record
+
+
+def check_measurement_line(record: dict[str, Any], path: Path, number: int) -> str:
+    """The model hash of a ``measurement`` line; :class:`JournalError` naming the file and line
+    when it lacks what a campaign resumes on (a hash and an ``ok``/``failed`` status)."""
+    key = record.get("model_hash")
+    if not isinstance(key, str) or not key:
+        raise JournalError(f"{path}:{number}: measurement line has no model_hash string (a foreign or "
+                           "edited line); restore the file from a backup or remove that line")
+    if record.get("status") not in ("ok", "failed"):
+        raise JournalError(f"{path}:{number}: measurement line has status {record.get('status')!r}, "
+                           "not 'ok' or 'failed'; restore the file from a backup or remove that line")
+    return key
 
 
 class Journal:
