@@ -304,3 +304,17 @@ def test_a_foreign_journal_line_is_a_one_line_error_naming_file_and_line(tmp_pat
                      artifacts=_artifacts)
     assert (s.measured, s.already_done) == (1, 1)
 
+
+def test_a_no_op_rerun_appends_no_environment_line(tmp_path):
+    for _ in range(3):
+        run_campaign(sp.select("3,4"), get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
+                     artifacts=_artifacts)
+    kinds = [r["kind"] for r in read_journal(tmp_path)]
+    assert kinds == ["environment", "measurement", "measurement"]
+    again = run_campaign(sp.select("3,4"), get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
+                         artifacts=_artifacts)
+    assert again.env_id == next(read_journal(tmp_path, kind="environment"))["env_id"]
+    run_campaign(sp.select("3:6"), get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
+                 artifacts=_artifacts)  # new records follow: their environment is recorded
+    kinds = [r["kind"] for r in read_journal(tmp_path)]
+    assert kinds == ["environment"] + ["measurement"] * 2 + ["environment"] + ["measurement"]

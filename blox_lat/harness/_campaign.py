@@ -6,6 +6,8 @@ file. Rules:
 - Identity: a directory belongs to one device profile and one timing protocol (groups, runs
   per group, warm-up). Rerunning with a different profile or protocol in the same directory is
   refused (:class:`CampaignConflictError`) so that a dataset never mixes settings silently.
+- Environment: each run that has models to measure appends its ``environment`` line first (a
+  rerun with nothing left to do appends none).
 - Resume: a model is done when the journal has an ``ok`` line for it. Models whose last outcome
   was ``failed`` are tried again on a rerun unless ``skip_failed`` is set. A run killed at any
   moment (even SIGKILL) loses at most the model being measured; the torn journal tail, if any,
@@ -142,10 +144,12 @@ def campaign_status(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     done: dict[str, dict[str, Any]] = {}
     failed: dict[str, dict[str, Any]] = {}
     first_env: dict[str, Any] | None = None
+    last_env: dict[str, Any] | None = None
     if path.exists():
         for number, record in read_journal_lines(path):
             if record.get("kind") == "environment":
                 first_env = first_env or record
+                last_env = record
             elif record.get("kind") == "measurement":
                 key = check_measurement_line(record, path, number)
                 if record.get("status") == "ok":
@@ -153,7 +157,8 @@ def campaign_status(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
                     failed.pop(key, None)
                 elif key not in done:
                     failed[key] = record
-    return {"journal": path, "done": done, "failed": failed, "first_environment": first_env}
+    return {"journal": path, "done": done, "failed": failed, "first_environment": first_env,
+            "last_environment": last_env}
 
 
 def _setting(profile_dict: dict[str, Any]) -> dict[str, Any]:
@@ -448,9 +453,14 @@ def run_campaign(
                        "farm": names if len(profiles) > 1 else None,
                        "journal_repaired_bytes": journal.repaired_bytes},
             )
-            journal.append(member_env)
             envs.append(member_env)
-        env = envs[0]
+        last_env = state["last_environment"]
+        if todo or last_env is None or journal.repaired_bytes:
+            for member_env in envs:
+                journal.append(member_env)
+            env = envs[0]
+        else:  # a no-op rerun: no record will point at a new environment line
+            env = last_env
         emit("start", {"selected": len(unique), "todo": len(todo), "already_done": len(already),
                        "skipped_failed": len(skipped), "env_id": env["env_id"], "devices": names})
         source = artifacts or _exporter_source(store, lookahead)
