@@ -15,14 +15,13 @@ Nothing is ever downloaded; a tar archive is read in memory (nothing is extracte
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
 import tarfile
 from pathlib import Path
 
 import numpy as np
 
+from blox_lat._unpickle import NUMPY_ARRAYS, restricted_loads
 from blox_lat.errors import BloxLatError
 
 __all__ = ["CifarDataError", "EXPECTED", "find_cifar100", "read_cifar100"]
@@ -40,23 +39,9 @@ class CifarDataError(BloxLatError):
     """The CIFAR-100 copy is missing, incomplete, damaged, or a pickle the caller did not allow."""
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Rebuilds only what the CIFAR files contain: dicts, lists, strings, ints and numpy arrays."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} (not part of a CIFAR-100 file)")
-
-
 def _unpickle(data: bytes, label: str) -> dict:
     try:
-        obj = _RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
+        obj = restricted_loads(data, NUMPY_ARRAYS, encoding="bytes")  # arrays, dicts, lists, strings, ints
     except Exception as exc:  # any failure of a damaged or hostile file is the same user error
         raise CifarDataError(f"{label} is damaged or not a CIFAR-100 python file ({type(exc).__name__}: {exc}); {EXPECTED}") from None
     if not isinstance(obj, dict):

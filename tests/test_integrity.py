@@ -112,3 +112,44 @@ def test_query_json_never_prints_nan(tmp_path):
     data = json.loads(res.output)
     assert data["sections"]["ext/0"]["test_loss"] is None
     assert data["sections"]["bench/dsp"]["latency_ms"] == 1.25
+
+
+# -- pickles -------------------------------------------------------------------------------------
+
+
+class _Payload:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def _pickle_bench(folder: Path, rows) -> Path:
+    import pickle
+
+    folder.mkdir(parents=True, exist_ok=True)
+    header = reference_header("benchmarking", ["model_hash", "latency"], device="dsp")
+    lines = ["---"] + [f"{k}: {json.dumps(v)}" for k, v in {**header, "format": "pickle"}.items()] + ["---", ""]
+    path = folder / "blox-bench-dsp.pickle"
+    path.write_bytes("\n".join(lines).encode() + pickle.dumps(rows))
+    return path
+
+
+def test_allow_pickle_does_not_run_code(tmp_path):
+    marker = tmp_path / "pwned"
+    _pickle_bench(tmp_path / "in", [[sp.from_index(2).hash, _Payload(marker)]])
+    with pytest.raises(ds.InputError, match="posix.system|os.system|refusing"):
+        ds.build([tmp_path / "in"], tmp_path / "r", "1.0.0", static=False, allow_pickle=True)
+    assert not marker.exists()
+    assert not (tmp_path / "r").exists()
+
+
+def test_allow_pickle_still_reads_plain_rows(tmp_path):
+    import numpy as np
+
+    _pickle_bench(tmp_path / "in", [[sp.from_index(2).hash, 1.5], [sp.from_index(3).hash, np.float64(2.5)]])
+    rel = ds.open(ds.build([tmp_path / "in"], tmp_path / "r", "1.0.0", static=False, allow_pickle=True).path)
+    assert rel.latency(2) == 1.5 and rel.latency(3) == 2.5

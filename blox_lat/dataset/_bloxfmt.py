@@ -179,9 +179,13 @@ def read_blox_file(path: str | os.PathLike[str], *, allow_pickle: bool = False) 
                 f"{path} holds a pickle payload; unpickling runs code, so use the release's .csv file "
                 "or pass --allow-pickle (allow_pickle=True) if you trust this file"
             )
-        import pickle
+        from blox_lat._unpickle import NUMPY_SCALARS, restricted_loads
 
-        rows = pickle.loads(payload)  # noqa: S301 - explicitly allowed by the caller
+        try:  # rows of strings, numbers and lists; nothing that can run code
+            rows = restricted_loads(payload, NUMPY_SCALARS)
+        except Exception as exc:  # any failure of a damaged or hostile payload is the same user error
+            raise InputError(f"{path}: the pickle payload is damaged or not rows of values "
+                             f"({type(exc).__name__}: {exc}); use the release's .csv file") from None
         if not isinstance(rows, list):
             raise InputError(f"{path}: the pickle payload is not a list of rows")
     else:
