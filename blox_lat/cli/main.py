@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "devices": "blox_lat.cli.devices:devices",
     "dataset": "blox_lat.cli.dataset:dataset",
     "train": "blox_lat.cli.train:train",
+    "cluster": "blox_lat.cli.cluster:cluster",
 }
 
 EXIT_USER_ERROR = 2
