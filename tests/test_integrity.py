@@ -153,3 +153,156 @@ def test_allow_pickle_still_reads_plain_rows(tmp_path):
     _pickle_bench(tmp_path / "in", [[sp.from_index(2).hash, 1.5], [sp.from_index(3).hash, np.float64(2.5)]])
     rel = ds.open(ds.build([tmp_path / "in"], tmp_path / "r", "1.0.0", static=False, allow_pickle=True).path)
     assert rel.latency(2) == 1.5 and rel.latency(3) == 2.5
+
+
+# -- releases ------------------------------------------------------------------------------------
+
+import shutil  # noqa: E402
+
+from blox_lat.dataset import _synthetic as syn  # noqa: E402
+
+GOLDEN = Path(__file__).parent / "golden" / "dataset"
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    root = tmp_path_factory.mktemp("integrity")
+    syn.write_journal(root / "cpu", "cpu", [0, 1, 2], samples=20)
+    syn.write_training_records(root / "train", range(5), epochs=4)
+    return ds.build([root / "cpu", root / "train"], root / "1.0.0", "1.0.0").path
+
+
+def _copy(release: Path, dest: Path) -> Path:
+    shutil.copytree(release, dest)
+    for p in dest.rglob("*"):
+        if p.is_file():
+            p.chmod(0o644)
+    return dest
+
+
+def _chunks(path: Path) -> list[tuple[str, int, int]]:
+    """(column, first byte, size) of each column chunk of a one-row-group Parquet file."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata.row_group(0)
+    out = []
+    for i in range(meta.num_columns):
+        c = meta.column(i)
+        start = c.dictionary_page_offset if c.has_dictionary_page else c.data_page_offset
+        out.append((c.path_in_schema, start, c.total_compressed_size))
+    return out
+
+
+def test_page_checksums_written(release):
+    import pyarrow.parquet as pq
+
+    static = release / "sections" / "static.parquet"
+    # a file written with page checksums fails its read when a page is damaged; one without
+    # does not (that is what this test checks on the reader side below)
+    assert pq.ParquetFile(static, page_checksum_verification=True).read().num_rows == 91125
+
+
+@pytest.mark.parametrize("where", [0.25, 0.5, 0.75])
+def test_flipped_bit_in_a_section_is_a_typed_error_on_read(release, tmp_path, where):
+    """A 1-bit flip in the page data of every column of static.parquet is caught by a plain read
+    (no dataset verify), for to_pandas and for the one-column query paths."""
+    for column, start, size in _chunks(release / "sections" / "static.parquet"):
+        copy = _copy(release, tmp_path / f"c-{column}")
+        _flip(copy / "sections" / "static.parquet", start + int(size * where))
+        rel = ds.open(copy)
+        with pytest.raises(ds.CorruptSectionError, match="static"):
+            rel.to_pandas("static")
+        rel = ds.open(copy)
+        with pytest.raises(ds.CorruptSectionError, match="static"):
+            (rel.params(0), rel.flops(0), rel.full_info(0))
+        shutil.rmtree(copy)
+
+
+def test_flipped_bit_is_one_line_exit_2_at_the_cli(release, tmp_path):
+    copy = _copy(release, tmp_path / "c")
+    (column, start, size), *_ = _chunks(copy / "sections" / "static.parquet")
+    _flip(copy / "sections" / "static.parquet", start + size // 2)
+    res = CliRunner().invoke(cli, ["dataset", "query", "1", "--release", str(copy), "--json"])
+    assert res.exit_code == 2, res.output
+    assert res.output.count("\n") == 1 and res.output.startswith("blox-lat: error:") and "static" in res.output
+
+
+def test_golden_release_without_page_checksums_still_loads():
+    rel = ds.open(GOLDEN / "release-1.0.0")
+    assert rel.latency(0, "cpu") == pytest.approx(2.0579493749999997)
+    assert len(rel.to_pandas("base/0")) > 0
+
+
+def _edit_json(path: Path, fn) -> None:
+    path.chmod(0o644)
+    data = json.loads(path.read_text())
+    fn(data)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def test_edited_manifest_fails_verify_and_open(release, tmp_path):
+    copy = _copy(release, tmp_path / "c")
+    assert ds.verify(copy).ok
+    _edit_json(copy / "dataset.json", lambda m: m.update(dataset_version="9.9.9"))
+    report = ds.verify(copy)
+    assert not report.ok and any(f == "dataset.json" for f, _ in report.problems)
+    with pytest.raises(ds.ChecksumError, match="dataset.json"):
+        ds.open(copy)
+    res = CliRunner().invoke(cli, ["dataset", "verify", str(copy)])
+    assert res.exit_code == 2 and "dataset.json" in res.output
+
+
+def _as_old_release(m: dict) -> None:
+    """The manifest as a schema-2 release wrote it (no self-digest), so edits are not caught by it."""
+    m["schema_version"] = 2
+    m.pop("manifest_sha256", None)
+
+
+def test_section_file_outside_the_release_is_refused(release, tmp_path):
+    copy = _copy(release, tmp_path / "c")
+
+    def escape(m):
+        _as_old_release(m)
+        m["sections"]["static"]["file"] = "../../../../../../../../etc/passwd"
+    _edit_json(copy / "dataset.json", escape)
+    with pytest.raises(ds.CorruptSectionError, match="outside"):
+        ds.open(copy).params(0)
+    report = ds.verify(copy)
+    assert any(f.endswith("passwd") and "outside" in s for f, s in report.problems)
+    res = CliRunner().invoke(cli, ["dataset", "query", "0", "--release", str(copy)])
+    assert res.exit_code == 2 and "outside" in res.output and res.output.count("\n") == 1
+
+
+def test_symlinked_section_outside_the_release_is_refused(release, tmp_path):
+    copy = _copy(release, tmp_path / "c")
+    (copy / "sections" / "static.parquet").unlink()
+    shutil.copy(release / "sections" / "static.parquet", tmp_path / "elsewhere.parquet")
+    (copy / "sections" / "static.parquet").symlink_to(tmp_path / "elsewhere.parquet")
+    with pytest.raises(ds.CorruptSectionError, match="outside"):
+        ds.open(copy).params(0)
+
+
+def test_schema_2_release_without_manifest_digest_still_loads(release, tmp_path):
+    copy = _copy(release, tmp_path / "c")
+    _edit_json(copy / "dataset.json", _as_old_release)
+    rel = ds.open(copy)
+    assert rel.schema_version == 2 and rel.params(0) == ds.open(release).params(0) > 0
+    assert ds.verify(copy).ok
+
+
+@pytest.mark.parametrize("name", ["../../esc", "a/b", "", ".hidden", "x" * 101])
+def test_record_as_names_are_checked_before_anything_is_written(tmp_path, name):
+    res = subprocess.run([sys.executable, "-m", "blox_lat", "measure", "0", "--device", "cpu", "--record-as", name,
+                          "--runs", "10", "--store", str(tmp_path / "store")],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.count("\n") == 1 and "record-as" in res.stderr and "Traceback" not in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if not (tmp_path / "store").exists() else ["store"])
+    assert not (tmp_path.parent / "esc").exists()
+
+
+def test_check_device_name():
+    assert ds.check_device_name("pixel7-gpu_2.1") == "pixel7-gpu_2.1"
+    for bad in ("../x", "a/b", "", "-x", None):
+        with pytest.raises(ds.InputError):
+            ds.check_device_name(bad)

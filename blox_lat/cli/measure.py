@@ -183,6 +183,10 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     from blox_lat.harness import TimingProtocol, run_campaign
 
     cpus = _parse_affinity(affinity)
+    if record_as is not None:  # it names runs/NAME and bench/NAME: no '/', no '..'
+        from blox_lat.dataset import check_device_name
+
+        check_device_name(record_as)
     if timeout_s <= 0:
         raise click.BadParameter("must be > 0", param_hint="--timeout")
     if lookahead < 1:

@@ -33,7 +33,7 @@ from blox_lat.dataset._errors import (
     UnknownSectionError,
 )
 from blox_lat.dataset._release import DiffReport, Release, VerifyReport, diff, info, open_release, verify
-from blox_lat.dataset._schema import KINDS, SCHEMA_VERSION, Column
+from blox_lat.dataset._schema import KINDS, SCHEMA_VERSION, Column, check_device_name
 
 __all__ = [
     "KINDS",
@@ -57,6 +57,7 @@ __all__ = [
     "UnknownSectionError",
     "VerifyReport",
     "build",
+    "check_device_name",
     "diff",
     "export_blox",
     "info",

@@ -41,10 +41,10 @@ import re
 from functools import lru_cache
 from dataclasses import dataclass
 
-from blox_lat.dataset._errors import UnknownSectionError
+from blox_lat.dataset._errors import InputError, UnknownSectionError
 
 __all__ = [
-    "FORMAT", "KINDS", "MANIFEST", "SCHEMA_VERSION", "Column", "columns_of", "key_column", "kind_of",
+    "FORMAT", "KINDS", "MANIFEST", "SCHEMA_VERSION", "Column", "check_device_name", "columns_of", "key_column", "kind_of",
     "search_space_record", "section_file", "validate_section_name",
 ]
 
@@ -200,6 +200,16 @@ def validate_section_name(name: str) -> str:
             f"{name!r} is not a valid section name; expected {_templates()[list(KINDS).index(parts[0])]} "
             "with parts made of letters, digits, '.', '_', '+', '-'"
         )
+    return name
+
+
+def check_device_name(name: str, option: str = "--record-as") -> str:
+    """A device name a campaign records (``measure --record-as``): it names the ``runs/NAME``
+    folder and the release's ``bench/NAME`` section, so it must be one section-name part
+    (letters, digits, '.', '_', '+', '-'; no '/', no '..'). Returns it; raises :class:`InputError`."""
+    if not isinstance(name, str) or not _PART_RE.fullmatch(name):
+        raise InputError(f"{option} {name!r} is not a device name: use 1-100 letters, digits, '.', '_', '+' or '-', "
+                         "starting with a letter or digit (it names runs/NAME and the release's bench/NAME)")
     return name
 
 
