@@ -84,6 +84,11 @@ def parse_vector(value: Any) -> tuple[StageDigits, ...]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
+        except RecursionError:  # "[[[[..." nested deeper than the JSON decoder recurses
+            raise InvalidArchError(
+                f"architecture vector {value[:40]!r}... nests too deeply; "
+                "expected e.g. [[[0],[1,1,1,1]],[[1],[1,1,0,0]],[[0],[0,1,1,0]]]"
+            ) from None
         except json.JSONDecodeError as exc:
             raise InvalidArchError(
                 f"architecture vector {value!r} is not valid JSON ({exc.msg}); "
