@@ -1,0 +1,70 @@
+"""Reports and comparisons: figures of latency data, one self-contained HTML page, ``compare``.
+
+- :func:`build_report` (``blox-lat report``): campaign folders and releases -> ``report.html``
+  (figures embedded), ``report.json`` (every number shown) and ``figures/*.png|svg``.
+- :func:`compare` (``blox-lat compare``): two campaigns or releases on the same models -> a
+  :class:`Comparison` (per-model ratio, simultaneous confidence interval, faster / slower /
+  not significant, geometric mean, Spearman, level shift).
+- Any single figure for a notebook: :func:`load_source`, then e.g.
+  ``latency_distribution_figure(list(src.devices.values()))``; each returns a matplotlib
+  ``Figure`` (Agg, no pyplot state).
+"""
+
+from blox_lat.report._build import ReportResult, build_report, static_costs
+from blox_lat.report._compare import Comparison, compare, compare_devices, protocol_differences
+from blox_lat.report._errors import (
+    OutputExistsError,
+    ProtocolMismatchError,
+    ReportError,
+    SourceError,
+    SourceMismatchError,
+)
+from blox_lat.report._figures import (
+    OKABE_ITO,
+    anchor_level_figure,
+    block_cost_figure,
+    campaign_figure,
+    device_scatter_figure,
+    latency_distribution_figure,
+    noise_figure,
+    pareto_figure,
+    prediction_figure,
+    proxy_figure,
+)
+from blox_lat.report._sources import AccuracyMetric, DeviceData, Source, load_source, load_sources
+from blox_lat.report._stats import BlockFit, fit_block_costs, kendall, pareto_front, spearman
+
+__all__ = [
+    "OKABE_ITO",
+    "AccuracyMetric",
+    "BlockFit",
+    "Comparison",
+    "DeviceData",
+    "OutputExistsError",
+    "ProtocolMismatchError",
+    "ReportError",
+    "ReportResult",
+    "Source",
+    "SourceError",
+    "SourceMismatchError",
+    "anchor_level_figure",
+    "block_cost_figure",
+    "build_report",
+    "campaign_figure",
+    "compare",
+    "compare_devices",
+    "device_scatter_figure",
+    "fit_block_costs",
+    "kendall",
+    "latency_distribution_figure",
+    "load_source",
+    "load_sources",
+    "noise_figure",
+    "pareto_figure",
+    "pareto_front",
+    "prediction_figure",
+    "protocol_differences",
+    "proxy_figure",
+    "spearman",
+    "static_costs",
+]

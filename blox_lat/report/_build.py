@@ -1,0 +1,431 @@
+"""``build_report``: every figure whose data exists, ``report.json`` and one self-contained page.
+
+:class:`ReportBuilder` has one small method per part of the page. Each part is a
+:class:`Part`: figures, the numbers they show (all of them go into ``report.json``), tables,
+and for a figure that cannot be drawn a sentence saying why. The output folder is written
+under a temporary name and renamed into place, so a failed report leaves nothing behind and an
+existing folder is replaced only with ``force``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from blox_lat.report import _figures as F
+from blox_lat.report._errors import OutputExistsError, SourceError, SourceMismatchError
+from blox_lat.report._sources import DeviceData, Source, load_sources
+from blox_lat.report._stats import fit_block_costs, kendall, pareto_front, spearman
+
+__all__ = ["Part", "ReportResult", "build_report", "static_costs"]
+
+SCHEMA_VERSION = 1
+_LIST_LIMIT = 50  # rows of a list shown on the page; report.json has them all
+
+
+@dataclass
+class Part:
+    """One part of the page: figures (name, Figure, caption), numbers, tables and notes."""
+
+    key: str
+    title: str
+    figures: list[tuple[str, Any, str]] = field(default_factory=list)
+    numbers: dict[str, Any] = field(default_factory=dict)
+    tables: list[tuple[str, list[str], list[dict[str, Any]]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    out: Path
+    html: Path
+    json: Path
+    figures: tuple[str, ...]
+    wall_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"out": str(self.out), "html": str(self.html), "json": str(self.json),
+                "figures": list(self.figures), "wall_s": round(self.wall_s, 3)}
+
+
+def static_costs() -> tuple[float, np.ndarray, float, np.ndarray]:
+    """(params of the cheapest model, 3 x 45 params above it, same for FLOPs).
+
+    Both are exactly additive over stages (a stage's cost depends only on its block and the
+    stage's fixed width), so any model's count is ``base + sum of its stages' costs``.
+    """
+    from blox_lat import space as sp
+
+    cost_p, cost_f = np.zeros((3, 45)), np.zeros((3, 45))
+    for s in range(3):
+        for b in range(45):
+            blocks = [0, 0, 0]
+            blocks[s] = b
+            arch = sp.from_blocks(blocks)
+            cost_p[s, b], cost_f[s, b] = sp.params(arch), sp.flops(arch)
+    base_p, base_f = float(cost_p[0, 0]), float(cost_f[0, 0])
+    cost_p, cost_f = cost_p - base_p, cost_f - base_f
+    floor_p, floor_f = cost_p.min(axis=1), cost_f.min(axis=1)
+    return (base_p + floor_p.sum(), cost_p - floor_p[:, None], base_f + floor_f.sum(), cost_f - floor_f[:, None])
+
+
+def _blocks_of(index: np.ndarray) -> np.ndarray:
+    from blox_lat.space._table import space_table
+
+    t = space_table().triple_of_index[index].astype(np.int64)
+    return np.stack([t % 45, (t // 45) % 45, t // 2025], axis=1)
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "x"
+
+
+def _r(value: Any, digits: int = 6) -> Any:
+    """JSON-ready: NaN/inf -> None, numpy scalars -> Python, floats rounded."""
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return None if not math.isfinite(v) else round(v, digits)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return [_r(v, digits) for v in value.tolist()]
+    if isinstance(value, dict):
+        return {str(k): _r(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_r(v, digits) for v in value]
+    return value
+
+
+class ReportBuilder:
+    """Turns loaded sources into parts; :meth:`parts` lists them in page order."""
+
+    def __init__(self, sources: list[Source], devices: list[str] | None = None) -> None:
+        self.sources = sources
+        self.devices = self._devices(sources, devices)
+        from blox_lat import space as sp
+        from blox_lat.space._table import space_table
+
+        self.hashes = space_table().hashes
+        self.block_names = [b.name for b in sp.list_blocks()]
+        self.params_base, self.params_cost, self.flops_base, self.flops_cost = static_costs()
+        self.blocks = {name: _blocks_of(d.index) for name, d in self.devices.items()}
+
+    @staticmethod
+    def _devices(sources: list[Source], wanted: list[str] | None) -> dict[str, DeviceData]:
+        found: dict[str, DeviceData] = {}
+        for src in sources:
+            for name, data in src.devices.items():
+                key = name if name not in found else f"{name}@{Path(src.path).name}"
+                found[key] = data
+        if wanted:
+            missing = [w for w in wanted if w not in found]
+            if missing:
+                raise SourceMismatchError(f"no device {', '.join(map(repr, missing))} in the sources; they have: "
+                                          f"{', '.join(found) or 'none'}")
+            found = {w: found[w] for w in wanted}
+        if not found:
+            raise SourceError("the sources hold no measurements on any device; measure or build a release first")
+        empty = [k for k, d in found.items() if d.count == 0]
+        if empty:
+            raise SourceError(f"device {empty[0]!r} has no successful measurement in {found[empty[0]].source}; "
+                              "nothing to plot (every model failed)")
+        return found
+
+    def _static(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        blocks = _blocks_of(index)
+        stages = np.arange(3)
+        params = self.params_base + self.params_cost[stages, blocks].sum(axis=1)
+        flops = self.flops_base + self.flops_cost[stages, blocks].sum(axis=1)
+        return params, flops
+
+    def _model(self, index: int) -> dict[str, Any]:
+        return {"model_index": int(index), "model_hash": self.hashes[int(index)]}
+
+    def parts(self) -> list[Part]:
+        return [self.distribution(), self.block_costs(), self.device_pairs(), self.proxies(), self.noise(),
+                self.predictions(), self.campaigns(), self.pareto(), self.environment()]
+
+    def distribution(self) -> Part:
+        part = Part("distribution", "Latency distribution")
+        rows = []
+        for name, d in self.devices.items():
+            q = np.percentile(d.latency_ms, [0, 5, 50, 95, 100])
+            row = {"device": name, "source": d.source, "measured": d.count, "failed": len(d.failed),
+                   "noisy": int(d.noisy.sum()), "remeasured": int((d.attempts > 1).sum()),
+                   "min_ms": q[0], "p5_ms": q[1], "median_ms": q[2], "p95_ms": q[3], "max_ms": q[4]}
+            rows.append(_r(row, 4))
+        part.numbers["devices"] = rows
+        part.tables.append(("Models per device (latency in ms)", list(rows[0]), rows))
+        part.figures.append(("latency-distribution", F.latency_distribution_figure(list(self.devices.values())),
+                             "Histogram and empirical CDF of the protocol latency on every device."))
+        return part
+
+    def block_costs(self) -> Part:
+        part = Part("block-costs", "Per-stage block cost")
+        part.numbers["params_base"] = self.params_base
+        part.numbers["flops_base"] = self.flops_base
+        part.numbers["params_cost"] = _r(self.params_cost, 1)
+        part.numbers["flops_cost"] = _r(self.flops_cost, 1)
+        part.numbers["block_names"] = self.block_names
+        fits = {}
+        for name, d in self.devices.items():
+            if d.count < 3:
+                part.notes.append(f"{name}: {d.count} model(s) measured; the additive block fit needs at least 3.")
+                continue
+            fit = fit_block_costs(self.blocks[name], d.latency_ms)
+            fits[name] = {"r2": _r(fit.r2, 4), "rmse_ms": _r(fit.rmse_ms, 4), "base_ms": _r(fit.base_ms, 4),
+                          "models": fit.models, "parameters": fit.parameters, "determined": fit.determined,
+                          "cost_ms": _r(fit.cost, 4)}
+            caption = (f"Additive fit latency = base + Σ cost[stage, block] on {fit.models} models "
+                       f"({fit.parameters} stage-block parameters), R² = {fit.r2:.3f}, RMSE {fit.rmse_ms:.3g} ms; "
+                       "blank cells: blocks no measured model uses. Params and FLOPs are exact, from the space.")
+            if not fit.determined:
+                caption += " Fewer models than parameters: the fit is underdetermined (ridge-regularised), so R² says little."
+            part.figures.append((f"block-costs-{_safe(name)}",
+                                 F.block_cost_figure(fit, self.params_cost, self.flops_cost, self.block_names, name), caption))
+        part.numbers["fits"] = fits
+        return part
+
+    def device_pairs(self) -> Part:
+        part = Part("devices", "Device against device")
+        names = list(self.devices)
+        pairs = []
+        if len(names) < 2:
+            part.notes.append("Only one device in the sources: no device-vs-device scatter.")
+        for i, a in enumerate(names):
+            for b in names[i + 1:]:
+                da, db = self.devices[a], self.devices[b]
+                common, ia, ib = np.intersect1d(da.index, db.index, assume_unique=True, return_indices=True)
+                if common.size < 3:
+                    part.notes.append(f"{a} and {b} share {common.size} model(s); a rank correlation needs 3.")
+                    continue
+                x, y = da.latency_ms[ia], db.latency_ms[ib]
+                rho, tau = spearman(x, y), kendall(x, y)
+                pairs.append(_r({"a": a, "b": b, "models": int(common.size), "spearman": rho, "kendall": tau}, 4))
+                part.figures.append((f"devices-{_safe(a)}-vs-{_safe(b)}", F.device_scatter_figure(da, db, (rho, tau)),
+                                     f"Latency of the {common.size} models measured on both {a} and {b}."))
+        part.numbers["pairs"] = pairs
+        return part
+
+    def proxies(self) -> Part:
+        part = Part("proxies", "Latency against FLOPs and parameters")
+        rows = []
+        for name, d in self.devices.items():
+            if d.count < 3:
+                part.notes.append(f"{name}: fewer than 3 models, no rank correlation with FLOPs or parameters.")
+                continue
+            params, flops = self._static(d.index)
+            corr = [(spearman(proxy, d.latency_ms), kendall(proxy, d.latency_ms)) for proxy in (flops, params)]
+            rows.append(_r({"device": name, "models": d.count, "spearman_flops": corr[0][0], "kendall_flops": corr[0][1],
+                            "spearman_params": corr[1][0], "kendall_params": corr[1][1]}, 4))
+            part.figures.append((f"proxies-{_safe(name)}", F.proxy_figure(d, flops, params, corr),
+                                 f"How well FLOPs and parameter counts rank the models by latency on {name}: a rank "
+                                 "correlation well below 1 means the proxy misleads a search."))
+        part.numbers["correlations"] = rows
+        if rows:
+            part.tables.append(("Rank correlation of latency with the proxies", list(rows[0]), rows))
+        return part
+
+    def noise(self) -> Part:
+        part = Part("noise", "Noise")
+        per_device = {}
+        for name, d in self.devices.items():
+            threshold = (d.environments[0].get("protocol") or {}).get("cv_threshold") if d.environments else None
+            noisy = [{**self._model(i), "cv": _r(c, 4), "attempts": int(a), "latency_ms": _r(l, 4)}
+                     for i, c, a, l in zip(d.index[d.noisy], d.cv[d.noisy], d.attempts[d.noisy], d.latency_ms[d.noisy])]
+            again = d.attempts > 1
+            remeasured = [{**self._model(i), "attempts": int(a), "cv": _r(c, 4)}
+                          for i, a, c in zip(d.index[again], d.attempts[again], d.cv[again])]
+            per_device[name] = {"median_cv": _r(float(np.nanmedian(d.cv)), 4), "cv_threshold": threshold,
+                                "noisy": noisy, "remeasured": remeasured}
+            part.figures.append((f"noise-{_safe(name)}", F.noise_figure(d, threshold),
+                                 f"{name}: coefficient of variation of every measurement; {len(noisy)} noisy, "
+                                 f"{len(remeasured)} re-measured."))
+            for title, rows in (("noisy", noisy), ("re-measured", remeasured)):
+                if rows:
+                    part.tables.append((f"{name}: {title} models ({len(rows)}"
+                                        + (f", first {_LIST_LIMIT} shown" if len(rows) > _LIST_LIMIT else "") + ")",
+                                        list(rows[0]), rows[:_LIST_LIMIT]))
+            if d.anchor_levels is not None and len(d.anchor_levels):
+                part.figures.append((f"anchor-level-{_safe(name)}", F.anchor_level_figure(d),
+                                     f"{name}: the device's level from the anchor models of every set."))
+            else:
+                part.notes.append(f"{name}: no anchor data (the journal records no anchor models), so neither the "
+                                  "device's level through the campaign nor level-corrected latencies can be shown.")
+        part.numbers["devices"] = per_device
+        return part
+
+    def predictions(self) -> Part:
+        part = Part("predictions", "Predictions")
+        found = False
+        for src in self.sources:
+            for device, pred in src.predictions.items():
+                found = True
+                measured = src.devices.get(device)
+                if measured is None:
+                    part.notes.append(f"pred/{device} in {src.path} has no measurements to compare with.")
+                    continue
+                common, im, ip = np.intersect1d(measured.index, pred["index"], return_indices=True)
+                m, p = measured.latency_ms[im], np.asarray(pred["latency_ms"])[ip]
+                low = np.asarray(pred["low_ms"])[ip] if pred.get("low_ms") is not None else None
+                high = np.asarray(pred["high_ms"])[ip] if pred.get("high_ms") is not None else None
+                part.numbers[device] = _r({"models": int(common.size),
+                                           "within_10pct": float(np.mean(np.abs(p / m - 1) <= 0.1)),
+                                           "coverage": None if low is None else float(np.mean((m >= low) & (m <= high)))}, 4)
+                part.figures.append((f"predictions-{_safe(device)}", F.prediction_figure(m, p, device, low, high),
+                                     f"Predicted against measured latency on {device}."))
+        if not found:
+            part.notes.append("No pred/<device> section in these sources: no predicted-vs-measured figure.")
+        return part
+
+    def campaigns(self) -> Part:
+        part = Part("campaigns", "Campaigns")
+        rows = []
+        for name, d in self.devices.items():
+            t = d.recorded_s[np.isfinite(d.recorded_s)]
+            span_h = float(t.max() - t.min()) / 3600 if t.size > 1 else 0.0
+            rate = (t.size - 1) / span_h if span_h > 0 else None
+            selected = max((int(e.get("selected") or 0) for e in d.environments), default=0)
+            remaining = max(selected - d.count - len(d.failed), 0) if d.kind == "campaign" and selected else None
+            reasons: dict[str, int] = {}
+            for reason in d.failed.values():
+                reasons[reason] = reasons.get(reason, 0) + 1
+            rows.append(_r({"device": name, "kind": d.kind, "measured": d.count, "failed": len(d.failed),
+                            "selected": selected or None, "remaining": remaining, "span_h": span_h,
+                            "rate_per_h": rate, "eta_h": (remaining / rate) if remaining and rate else (0.0 if remaining == 0 else None),
+                            "failures_by_reason": reasons}, 3))
+            if t.size:
+                part.figures.append((f"campaign-{_safe(name)}", F.campaign_figure(d),
+                                     f"{name}: models journaled over time" + (", failures by reason." if reasons else ".")))
+            if not d.thermal:
+                part.notes.append(f"{name}: no temperature records (the journal carries no per-model thermal facts), "
+                                  "so no temperatures before/after each model and no thermal waits.")
+        part.numbers["devices"] = rows
+        part.tables.append(("Progress, rate and ETA", ["device", "kind", "measured", "failed", "selected", "remaining",
+                                                       "span_h", "rate_per_h", "eta_h"], rows))
+        return part
+
+    def pareto(self) -> Part:
+        part = Part("pareto", "Accuracy against latency")
+        metrics = [(src, m) for src in self.sources for m in src.accuracy]
+        fronts = []
+        if not metrics:
+            part.notes.append("No accuracy section (base, finetune, distill) in these sources: no Pareto front.")
+        for name, d in self.devices.items():
+            for src, metric in metrics:
+                acc = metric.values[d.index]
+                ok = np.isfinite(acc)
+                if ok.sum() < 2:
+                    part.notes.append(f"{name}: fewer than 2 models have {metric.name} accuracy; no front.")
+                    continue
+                idx, lat, a = d.index[ok], d.latency_ms[ok], acc[ok]
+                front = pareto_front(lat, a)
+                members = [{**self._model(idx[k]), "latency_ms": _r(lat[k], 4), "accuracy": _r(a[k], 3)} for k in front]
+                fronts.append({"device": name, "metric": metric.name, "label": metric.label,
+                               "models": int(ok.sum()), "front": members})
+                fig_name = f"pareto-{_safe(name)}-{_safe(metric.name)}"
+                part.figures.append((fig_name, F.pareto_figure(d, metric),
+                                     f"{name}, {metric.label}: {len(members)} models on the front of {int(ok.sum())}."))
+                part.tables.append((f"{name}, {metric.name}: the Pareto front", list(members[0]), members[:_LIST_LIMIT]))
+        part.numbers["fronts"] = fronts
+        return part
+
+    def environment(self) -> Part:
+        part = Part("environment", "Environment")
+        rows = []
+        for name, d in self.devices.items():
+            for env in d.environments:
+                versions = env.get("versions") or {}
+                profile = env.get("profile") or d.profile or {}
+                protocol = env.get("protocol") or d.protocol or {}
+                rows.append({"device": name, "campaign": env.get("campaign_id"), "env_id": env.get("env_id"),
+                             "recorded_at": env.get("recorded_at"), "host": env.get("host"),
+                             "cpu": (env.get("cpu") or {}).get("model"),
+                             "runtime": f"{profile.get('runtime')} {profile.get('format')} {profile.get('precision')}",
+                             "versions": ", ".join(f"{k} {v}" for k, v in versions.items() if k in
+                                                   ("python", "onnxruntime", "torch", "blox_lat", "git_commit")),
+                             "protocol": ", ".join(f"{k}={v}" for k, v in protocol.items())})
+            if not d.environments:
+                part.notes.append(f"{name}: no environment records in {d.source}.")
+        part.numbers["environments"] = rows
+        if rows:
+            part.tables.append(("Measurement environments", list(rows[0]), rows))
+        return part
+
+
+def _prepare_out(out: Path, force: bool) -> Path:
+    if out.exists() and not force:
+        raise OutputExistsError(f"{out} exists; give another --out or pass --force to replace it")
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out} is a file; give a folder for --out")
+    if not out.parent.is_dir():
+        raise SourceError(f"the parent folder of {out} does not exist; create it first")
+    return out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
+
+
+def _install(tmp: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
+        out.rename(old)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def build_report(sources: list[str | os.PathLike[str]] | list[Source], out: str | os.PathLike[str], *,
+                 force: bool = False, devices: list[str] | None = None) -> ReportResult:
+    """Write ``report.html``, ``report.json`` and ``figures/*.png|svg`` for the sources into ``out``.
+
+    ``sources`` are campaign folders or releases (paths) or already loaded :class:`Source`
+    objects; ``devices`` limits the report to those device names. Raises a
+    :class:`~blox_lat.report.ReportError` (nothing written) for unusable input or an existing
+    ``out`` without ``force``.
+    """
+    from blox_lat import __version__
+    from blox_lat.report._html import render_html
+
+    start = time.perf_counter()
+    out = Path(out)
+    tmp = _prepare_out(out, force)
+    loaded = [s if isinstance(s, Source) else None for s in sources]
+    paths = [s for s in sources if not isinstance(s, Source)]
+    loaded_paths = iter(load_sources(paths) if paths else [])
+    srcs = [s if s is not None else next(loaded_paths) for s in loaded]
+    if not srcs:
+        raise SourceError("no source given: name at least one campaign folder or release")
+    parts = ReportBuilder(srcs, devices).parts()
+    meta = {"schema": SCHEMA_VERSION, "generator": f"blox-lat {__version__}",
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "sources": [{"path": s.path, "kind": s.kind, "schema": s.schema, "version": s.version,
+                         "devices": list(s.devices)} for s in srcs]}
+    figures: list[str] = []
+    try:
+        (tmp / "figures").mkdir(parents=True)
+        images: dict[str, bytes] = {}
+        for part in parts:
+            for name, fig, _caption in part.figures:
+                png = tmp / "figures" / f"{name}.png"
+                fig.savefig(png, dpi=110)
+                fig.set_layout_engine("none")  # keep the layout the PNG computed: the SVG reuses it
+                fig.savefig(tmp / "figures" / f"{name}.svg")
+                images[name] = png.read_bytes()
+                figures.append(name)
+        document = {**meta, "parts": {p.key: {"title": p.title, "numbers": p.numbers, "notes": p.notes,
+                                              "figures": [n for n, _, _ in p.figures]} for p in parts}}
+        (tmp / "report.json").write_text(json.dumps(_r(document), indent=1, allow_nan=False) + "\n")
+        (tmp / "report.html").write_text(render_html(meta, parts, images), encoding="utf-8")
+        _install(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ReportResult(out, out / "report.html", out / "report.json", tuple(figures), time.perf_counter() - start)

@@ -1,0 +1,271 @@
+"""One function per figure, each returning a matplotlib ``Figure`` (Agg backend, no pyplot).
+
+A notebook can call any of them on its own; :func:`blox_lat.report.build_report` calls them
+all. Colours are the Okabe-Ito palette (distinguishable with every common colour-vision
+deficiency), heatmaps use ``cividis``; axes carry units; sizes suit a printed page. Scatter
+plots of many models are rasterised inside the SVG so it stays small.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from blox_lat.report._sources import AccuracyMetric, DeviceData
+from blox_lat.report._stats import BlockFit, kendall, pareto_front, spearman
+
+__all__ = [
+    "OKABE_ITO", "anchor_level_figure", "block_cost_figure", "campaign_figure", "device_scatter_figure",
+    "latency_distribution_figure", "noise_figure", "pareto_figure", "prediction_figure", "proxy_figure",
+]
+
+#: Okabe & Ito (2008), black last
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+_RC = {"font.size": 8.5, "axes.titlesize": 9, "axes.labelsize": 8.5, "legend.fontsize": 7.5,
+       "xtick.labelsize": 7.5, "ytick.labelsize": 7.5}
+
+
+def _styled(fn: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Run a figure function under the report's font sizes (never touching global rcParams)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Figure:
+        import matplotlib
+
+        with matplotlib.rc_context(_RC):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def colour(i: int) -> str:
+    return OKABE_ITO[i % len(OKABE_ITO)]
+
+
+def _figure(width: float = 7.0, height: float = 3.2, cols: int = 1, rows: int = 1) -> tuple[Figure, Any]:
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat:
+        ax.tick_params(labelsize=_RC["xtick.labelsize"])
+        ax.grid(True, which="major", color="#dddddd", linewidth=0.6)
+        ax.set_axisbelow(True)
+    return fig, axes
+
+
+def _log(ax: Any, which: str, values: Any, label: str) -> None:
+    """A log axis with plain-number tick labels (``0.5``, ``2``, ``10``: no mathtext to lay out)
+    when the values span at least a factor of 3; a linear one otherwise (a log axis over a
+    narrow range has no labelled tick). ``label`` ends in its unit in parentheses."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    set_label = ax.set_xlabel if which == "x" else ax.set_ylabel
+    if v.size and v.max() / v.min() >= 3:
+        (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+        axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(FuncFormatter(lambda x, _pos: f"{x:g}"))
+        axis.set_minor_formatter(NullFormatter())
+        label = label[:-1] + ", log scale)" if label.endswith(")") else label + " (log scale)"
+    set_label(label)
+
+
+def _points(ax: Any, x: np.ndarray, y: np.ndarray, colour_: str, label: str | None = None, size: float = 2.0,
+            alpha: float = 0.6) -> None:
+    """Many points fast: one Line2D of markers (rasterised in vector output)."""
+    ms = size if x.size > 2000 else max(size, 4.0)
+    ax.plot(x, y, linestyle="none", marker="o", markersize=ms, markeredgewidth=0, alpha=alpha if x.size > 2000 else 0.9,
+            color=colour_, label=label, rasterized=x.size > 2000)
+
+
+@_styled
+def latency_distribution_figure(devices: Sequence[DeviceData]) -> Figure:
+    """Histogram (log-spaced bins) and ECDF of the latency of every device."""
+    fig, axes = _figure(cols=2)
+    hist, ecdf = axes[0]
+    lo = min(float(np.min(d.latency_ms)) for d in devices)
+    hi = max(float(np.max(d.latency_ms)) for d in devices)
+    bins = np.geomspace(lo * 0.98, hi * 1.02, 50) if hi > lo else 20
+    for i, d in enumerate(devices):
+        label = f"{d.device} ({d.count} ok, {len(d.failed)} failed, {int(d.noisy.sum())} noisy)"
+        hist.hist(d.latency_ms, bins=bins, histtype="step", linewidth=1.4, color=colour(i), label=label)
+        xs = np.sort(d.latency_ms)
+        ecdf.step(xs, np.arange(1, xs.size + 1) / xs.size, where="post", color=colour(i), linewidth=1.4, label=d.device)
+    for ax in (hist, ecdf):
+        _log(ax, "x", np.concatenate([d.latency_ms for d in devices]), "latency (ms)")
+    hist.set_ylabel("models (count)")
+    ecdf.set_ylabel("fraction of models ≤ latency")
+    hist.set_title("Latency distribution")
+    ecdf.set_title("Empirical CDF")
+    hist.legend(loc="upper right")
+    return fig
+
+
+@_styled
+def block_cost_figure(fit: BlockFit, params_cost: np.ndarray, flops_cost: np.ndarray, block_names: Sequence[str],
+                      device: str) -> Figure:
+    """Stage x block heatmaps: fitted latency contribution (ms), parameters (k), FLOPs (M)."""
+    fig, axes = _figure(width=7.5, height=5.4, rows=3)
+    panels = [(fit.cost, f"{device}: latency above the stage's cheapest block (ms), additive fit R² = {fit.r2:.3f}"),
+              (params_cost / 1e3, "parameters above the stage's cheapest block (thousands)"),
+              (flops_cost / 1e6, "FLOPs above the stage's cheapest block (millions)")]
+    for ax, (values, title) in zip(axes[:, 0], panels):
+        masked = np.ma.masked_invalid(values)
+        image = ax.imshow(masked, aspect="auto", cmap="cividis", interpolation="nearest")
+        fig.colorbar(image, ax=ax, pad=0.01, fraction=0.03)
+        ax.set_yticks(range(3), [f"stage {s}" for s in range(3)])
+        ax.set_title(title, loc="left")
+        ax.grid(False)
+        ax.set_xticks(range(len(block_names)), [])
+    axes[-1, 0].set_xticks(range(len(block_names)), block_names, rotation=90, fontsize=5.5)
+    axes[-1, 0].set_xlabel("block")
+    return fig
+
+
+@_styled
+def device_scatter_figure(a: DeviceData, b: DeviceData, correlation: tuple[float, float] | None = None) -> Figure:
+    """Latency on device A vs device B for the models both measured (log axes), with y = x.
+
+    ``correlation`` is (Spearman, Kendall) when the caller has computed them already."""
+    common, ia, ib = np.intersect1d(a.index, b.index, assume_unique=True, return_indices=True)
+    x, y = a.latency_ms[ia], b.latency_ms[ib]
+    fig, axes = _figure(width=4.2, height=3.8)
+    ax = axes[0, 0]
+    _points(ax, x, y, colour(0))
+    lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+    ax.plot([lo, hi], [lo, hi], color=colour(7), linewidth=0.8, linestyle="--", label="y = x")
+    _log(ax, "x", np.concatenate([x, y]), f"latency on {a.device} (ms)")
+    _log(ax, "y", np.concatenate([x, y]), f"latency on {b.device} (ms)")
+    rho, tau = correlation or (spearman(x, y), kendall(x, y))
+    ax.set_title(f"{common.size} models: Spearman {rho:.3f}, Kendall {tau:.3f}")
+    ax.legend(loc="upper left")
+    return fig
+
+
+@_styled
+def proxy_figure(device: DeviceData, flops: np.ndarray, params: np.ndarray,
+                 correlations: Sequence[tuple[float, float]] | None = None) -> Figure:
+    """Latency vs FLOPs and vs parameters, with the rank correlations of each.
+
+    ``correlations`` is ((Spearman, Kendall) with FLOPs, the same with params) if known."""
+    fig, axes = _figure(cols=2)
+    y = device.latency_ms
+    known = correlations or (None, None)
+    for ax, proxy, label, corr in ((axes[0, 0], flops / 1e6, "FLOPs (millions)", known[0]),
+                                   (axes[0, 1], params / 1e6, "parameters (millions)", known[1])):
+        _points(ax, proxy, y, colour(0))
+        _log(ax, "x", proxy, label)
+        _log(ax, "y", y, f"latency on {device.device} (ms)")
+        rho, tau = corr or (spearman(proxy, y), kendall(proxy, y))
+        ax.set_title(f"Spearman {rho:.3f}, Kendall {tau:.3f}")
+    return fig
+
+
+@_styled
+def noise_figure(device: DeviceData, cv_threshold: float | None = None) -> Figure:
+    """Coefficient of variation against latency; noisy and re-measured models stand out."""
+    fig, axes = _figure(width=5.0, height=3.4)
+    ax = axes[0, 0]
+    quiet = ~device.noisy & (device.attempts <= 1)
+    _points(ax, device.latency_ms[quiet], device.cv[quiet] * 100, colour(0), label="measured once")
+    again = ~device.noisy & (device.attempts > 1)
+    if again.any():
+        _points(ax, device.latency_ms[again], device.cv[again] * 100, colour(1), label="re-measured", size=4)
+    if device.noisy.any():
+        _points(ax, device.latency_ms[device.noisy], device.cv[device.noisy] * 100, colour(3), label="noisy", size=4)
+    if cv_threshold:
+        ax.axhline(cv_threshold * 100, color=colour(7), linestyle="--", linewidth=0.8, label="noise threshold")
+    _log(ax, "x", device.latency_ms, "latency (ms)")
+    ax.set_ylabel("coefficient of variation (%)")
+    ax.set_title(f"{device.device}: noise of {device.count} measurements")
+    ax.legend(loc="upper right")
+    return fig
+
+
+@_styled
+def anchor_level_figure(device: DeviceData) -> Figure:
+    """The device's level through the campaign, from the anchor models of every set."""
+    levels = np.asarray(device.anchor_levels, dtype=np.float64)
+    fig, axes = _figure(width=5.0, height=3.0)
+    ax = axes[0, 0]
+    t0 = levels[0, 0]
+    ax.plot((levels[:, 0] - t0) / 3600, levels[:, 1], marker="o", markersize=3, color=colour(0))
+    ax.axhline(1.0, color=colour(7), linestyle="--", linewidth=0.8)
+    ax.set_xlabel("time since the campaign started (h)")
+    ax.set_ylabel("level (anchor latency / first set)")
+    ax.set_title(f"{device.device}: device level through the campaign")
+    return fig
+
+
+@_styled
+def campaign_figure(device: DeviceData) -> Figure:
+    """Models done over time, the measuring rate, and failures by reason."""
+    reasons: dict[str, int] = {}
+    for reason in device.failed.values():
+        key = reason.split(":")[0][:40]
+        reasons[key] = reasons.get(key, 0) + 1
+    fig, axes = _figure(cols=2 if reasons else 1, width=7.0 if reasons else 4.6)
+    ax = axes[0, 0]
+    t = np.sort(device.recorded_s[np.isfinite(device.recorded_s)])
+    hours = (t - t[0]) / 3600 if t.size else t
+    ax.step(hours, np.arange(1, t.size + 1), where="post", color=colour(0), label="models done")
+    ax.set_xlabel("time since the first model (h)")
+    ax.set_ylabel("models measured (count)")
+    ax.set_title(f"{device.device}: progress")
+    if reasons:
+        bar = axes[0, 1]
+        names = sorted(reasons, key=lambda k: -reasons[k])
+        bar.barh(range(len(names)), [reasons[n] for n in names], color=colour(3))
+        bar.set_yticks(range(len(names)), names)
+        bar.invert_yaxis()
+        bar.set_xlabel("failed models (count)")
+        bar.set_title("failures by reason")
+    return fig
+
+
+@_styled
+def pareto_figure(device: DeviceData, metric: AccuracyMetric) -> Figure:
+    """Accuracy against latency; the Pareto front (faster and more accurate) highlighted."""
+    acc = metric.values[device.index]
+    ok = np.isfinite(acc)
+    lat, acc = device.latency_ms[ok], acc[ok]
+    front = pareto_front(lat, acc)
+    fig, axes = _figure(width=5.0, height=3.6)
+    ax = axes[0, 0]
+    _points(ax, lat, acc, colour(5), label=f"{lat.size} models", alpha=0.35)
+    ax.step(lat[front], acc[front], where="post", color=colour(3), linewidth=1.2)
+    ax.plot(lat[front], acc[front], linestyle="none", marker="D", markersize=4, color=colour(3),
+            label=f"Pareto front ({front.size})")
+    _log(ax, "x", lat, f"latency on {device.device} (ms)")
+    ax.set_ylabel(metric.label)
+    ax.set_title(f"{device.device}: accuracy vs latency ({metric.name})")
+    ax.legend(loc="lower right")
+    return fig
+
+
+@_styled
+def prediction_figure(measured: np.ndarray, predicted: np.ndarray, device: str, low: np.ndarray | None = None,
+                      high: np.ndarray | None = None) -> Figure:
+    """Predicted vs measured latency with the +-10 % band (and the coverage of the intervals)."""
+    fig, axes = _figure(width=4.2, height=3.8)
+    ax = axes[0, 0]
+    _points(ax, measured, predicted, colour(0))
+    lo, hi = float(min(measured.min(), predicted.min())), float(max(measured.max(), predicted.max()))
+    xs = np.geomspace(lo, hi, 50)
+    ax.plot(xs, xs, color=colour(7), linewidth=0.8)
+    ax.fill_between(xs, xs * 0.9, xs * 1.1, color=colour(1), alpha=0.25, label="±10 %")
+    within = float(np.mean(np.abs(predicted / measured - 1) <= 0.1))
+    title = f"{device}: {within:.1%} within ±10 %"
+    if low is not None and high is not None:
+        title += f", interval coverage {float(np.mean((measured >= low) & (measured <= high))):.1%}"
+    both = np.concatenate([measured, predicted])
+    _log(ax, "x", both, "measured latency (ms)")
+    _log(ax, "y", both, "predicted latency (ms)")
+    ax.set_title(title)
+    ax.legend(loc="upper left")
+    return fig
