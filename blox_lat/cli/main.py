@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "devices": "blox_lat.cli.devices:devices",
     "dataset": "blox_lat.cli.dataset:dataset",
     "train": "blox_lat.cli.train:train",
+    "report": "blox_lat.cli.report:report",
+    "compare": "blox_lat.cli.report:compare",
     "cluster": "blox_lat.cli.cluster:cluster",
 }
 

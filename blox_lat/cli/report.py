@@ -1,0 +1,100 @@
+"""``blox-lat report`` and ``blox-lat compare``: thin click layers over :mod:`blox_lat.report`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from blox_lat.cli._output import emit_json, emit_table, json_option
+
+
+@click.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+              help="Folder to write report.html, report.json and figures/ into (must not exist).")
+@click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
+@click.option("--device", "devices", multiple=True, metavar="NAME",
+              help="Only these devices (repeatable; default: every device of every source).")
+@json_option("Print where the report went as JSON.")
+def report(sources: tuple[Path, ...], out: Path, force: bool, devices: tuple[str, ...], as_json: bool) -> None:
+    """Plots and one self-contained HTML page for campaigns and releases.
+
+    SOURCES are campaign folders (journal.jsonl) and releases (dataset.json). Writes
+    OUT/report.html (figures embedded; opens from disk), OUT/report.json (every number shown)
+    and OUT/figures/*.png|svg. Figures are drawn only where their data exists; the page says
+    why a figure is missing.
+
+      blox-lat report runs/cpu --out report-cpu
+      blox-lat report releases/1.0.0 runs/sd888 --out report --force
+    """
+    from blox_lat.report import build_report
+
+    result = build_report(list(sources), out, force=force, devices=list(devices) or None)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        click.echo(f"wrote {result.html} ({len(result.figures)} figures, {result.wall_s:.1f} s)")
+
+
+@click.command()
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+@click.option("--device", default=None, metavar="NAME", help="Device to compare (needed when a source has several).")
+@click.option("--device-b", default=None, metavar="NAME", help="Device in B when its name differs from A's.")
+@click.option("--confidence", default=0.95, show_default=True, type=float,
+              help="Confidence of the intervals (simultaneous over all models unless --correction none).")
+@click.option("--correction", type=click.Choice(["bonferroni", "none"]), default="bonferroni", show_default=True,
+              help="Multiple-comparison correction of the per-model intervals.")
+@click.option("--min-effect", default=0.05, show_default=True, type=float,
+              help="Smallest relative change called faster or slower (0.05 = 5 %).")
+@click.option("--relative", is_flag=True, help="Divide every ratio by the level shift first (another host or phone).")
+@click.option("--allow-protocol-mismatch", is_flag=True, help="Compare sources measured with different protocols.")
+@click.option("--all", "show_all", is_flag=True, help="List every model, not only those faster or slower.")
+@click.option("--markdown", is_flag=True, help="Print a Markdown summary and table.")
+@json_option("Print the summary and every model's ratio and interval as JSON.")
+def compare(a: Path, b: Path, device: str | None, device_b: str | None, confidence: float, correction: str,
+            min_effect: float, relative: bool, allow_protocol_mismatch: bool, show_all: bool, markdown: bool,
+            as_json: bool) -> None:
+    """Model-by-model latency ratio B/A of two campaigns or releases.
+
+    For every model measured in both: the ratio of the protocol latencies with a confidence
+    interval from the group means, and faster / slower / not significant. With the default
+    Bonferroni correction the chance that any unchanged model is called faster or slower is at
+    most 1 - confidence. Prints the geometric mean of the ratios, the level shift (median
+    ratio) and Spearman's rank correlation. Sources measured with different protocols are
+    refused unless --allow-protocol-mismatch.
+
+      blox-lat compare runs/cpu-ort-1.17 runs/cpu-ort-1.18
+      blox-lat compare releases/1.0.0 releases/1.1.0 --device sd888 --markdown
+    """
+    from blox_lat.report import compare as run_compare
+
+    if markdown and as_json:
+        raise click.UsageError("--markdown and --json are exclusive: pick one output format")
+    result = run_compare(str(a), str(b), device=device, device_b=device_b, confidence=confidence, correction=correction,
+                         min_effect=min_effect, relative=relative, allow_protocol_mismatch=allow_protocol_mismatch)
+    which = "all" if show_all else "changed"
+    if as_json:
+        emit_json(result.to_dict(which))
+        return
+    if markdown:
+        click.echo(result.to_markdown(which), nl=False)
+        return
+    s = result.summary()
+    c = s["counts"]
+    click.echo(f"A {s['a']} ({s['device_a']})  vs  B {s['b']} ({s['device_b']}): {s['models']} models in common"
+               + (f" ({s['only_in_a']} only in A, {s['only_in_b']} only in B)" if s["only_in_a"] or s["only_in_b"] else ""))
+    click.echo(f"slower {c['slower']}, faster {c['faster']}, not significant {c['not significant']}"
+               + (f", no interval {c['no interval']}" if c["no interval"] else "")
+               + f"  ({confidence:.0%} {'simultaneous' if correction == 'bonferroni' else 'per-model'} confidence, "
+               f"minimum effect {min_effect:.0%})")
+    click.echo(f"geometric mean B/A {s['geometric_mean_ratio']:.4f}, level shift {s['level_shift']:.4f}, "
+               f"Spearman {s['spearman']:.4f}")
+    if s["protocol_differences"]:
+        click.echo("protocols differ: " + ", ".join(f"{k} {v[0]} vs {v[1]}" for k, v in s["protocol_differences"].items()))
+    rows = result.rows(which)
+    if rows:
+        click.echo("")
+        emit_table(rows, ["model_index", "model_hash", "latency_a_ms", "latency_b_ms", "ratio", "ci_low", "ci_high",
+                          "classification"])
