@@ -420,7 +420,6 @@ PENDING = {
     "train-distill-without-teacher": ("6", "cli/train.py: --teacher has required=True but default=None, "
                                            "which click takes as given, so distill runs without it"),
     # found by this suite, fixed in the next commits
-    "measure-connect-timeout-not-number": ("6", "ValueError from float() in devices/_connect.py"),
     "blox-params-inf": ("5", "OverflowError from int(float('inf')) in dataset/_bloxfmt.py"),
 }
 

@@ -64,7 +64,11 @@ def connection_settings(profile: DeviceProfile, overrides: Mapping[str, Any] | N
                                    f"got {settings[key]!r}") from None
     for key in ("connect_timeout_s", "auth_timeout_s"):
         if key in settings:
-            settings[key] = float(settings[key])
+            try:
+                settings[key] = float(settings[key])
+            except (TypeError, ValueError):
+                raise ProfileError(f"device {profile.name!r}: connection {key} must be a number of seconds, "
+                                   f"got {settings[key]!r}") from None
     if "trust_new_host" in settings and isinstance(settings["trust_new_host"], str):
         flag = _BOOL.get(settings["trust_new_host"].lower())
         if flag is None:
