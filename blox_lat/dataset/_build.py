@@ -63,6 +63,7 @@ from blox_lat.dataset._schema import (
     SCHEMA_VERSION,
     columns_of,
     key_column,
+    manifest_digest,
     search_space_record,
     section_file,
     validate_section_name,
@@ -543,7 +544,9 @@ def _write_parquet(table, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     # lz4: as small as zstd on these dictionary-encoded columns (accuracies have 3 decimals,
     # latencies repeat little but are few) and ~3x faster to decode, which is the cold load
-    pq.write_table(table, path, compression="lz4", row_group_size=1 << 20)
+    # page checksums: every read verifies each page's CRC32, so a flipped bit is an error, not a
+    # wrong value (schema 3)
+    pq.write_table(table, path, compression="lz4", row_group_size=1 << 20, write_page_checksum=True)
 
 
 def _sha256(path: Path) -> str:
@@ -752,6 +755,7 @@ def _write_release(out: Path, version: str, tables: dict, metadata: dict, listed
             "provenance": {"builder": f"blox-lat {__version__}", "git_commit": _git_commit(), "inputs": inputs,
                            "duplicates_rule": "bench: ok>noisy>failed then latest recorded_at; training: identical or error"},
         }
+        manifest["manifest_sha256"] = manifest_digest(manifest)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         for p in sorted(tmp.rglob("*")):
             if p.is_file():

@@ -32,14 +32,22 @@ from blox_lat.dataset._errors import (
     UnknownDeviceError,
     UnknownSectionError,
 )
-from blox_lat.dataset._schema import FORMAT, MANIFEST, SCHEMA_VERSION, search_space_record
+from blox_lat.dataset._schema import (
+    FORMAT,
+    MANIFEST,
+    MANIFEST_DIGEST_SINCE,
+    SCHEMA_VERSION,
+    manifest_digest,
+    search_space_record,
+)
 
 __all__ = ["DiffReport", "Release", "VerifyReport", "diff", "info", "open_release", "verify"]
 
 NUM_MODELS = 91125
 
 
-def _read_manifest(path: Path) -> dict:
+def _read_manifest(path: Path, check_digest: bool = True) -> dict:
+    """The parsed, checked manifest; with ``check_digest`` a changed one raises ChecksumError."""
     manifest_path = path / MANIFEST if path.is_dir() else path
     if not manifest_path.is_file():
         raise ReleaseNotFoundError(f"{path} is not a blox-lat release (no {MANIFEST}); build one with 'blox-lat dataset build'")
@@ -62,7 +70,41 @@ def _read_manifest(path: Path) -> dict:
         )
     if not isinstance(manifest.get("sections"), dict):
         raise CorruptSectionError(f"{manifest_path} lists no sections")
+    if check_digest:
+        problem = _manifest_problem(manifest)
+        if problem:
+            raise ChecksumError(f"{manifest_path} {problem}; restore the release from its source")
     return manifest
+
+
+def _manifest_problem(manifest: dict) -> str | None:
+    """Why the manifest's own digest does not hold, or None (schema < 3 releases carry none)."""
+    recorded = manifest.get("manifest_sha256")
+    if recorded is None:
+        return "has no manifest_sha256" if manifest["schema_version"] >= MANIFEST_DIGEST_SINCE else None
+    try:
+        actual = manifest_digest(manifest)
+    except ValueError:  # NaN/inf somewhere: not what a builder writes
+        actual = None
+    return None if recorded == actual else "was changed after the release was built (manifest_sha256 differs)"
+
+
+def _inside(release: Path, rel: Any, what: str) -> Path:
+    """``release / rel``, refused when ``rel`` (a path read from dataset.json) leaves the release
+    (absolute, '..', or a symlink that points out)."""
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise CorruptSectionError(f"{what}: file {str(rel)[:80]!r} is outside the release; the manifest is damaged, "
+                                  "restore the release from its source")
+    path = release / rel
+    try:
+        resolved = path.resolve()
+        root = release.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        raise CorruptSectionError(f"{what}: cannot resolve {rel!r}; restore the release from its source") from None
+    if not resolved.is_relative_to(root):
+        raise CorruptSectionError(f"{what}: file {rel!r} resolves outside the release (to {resolved}); "
+                                  "restore the release from its source")
+    return path
 
 
 def _as_epoch_list(col, kind: str | None):
@@ -127,7 +169,8 @@ class Section:
     def __init__(self, release: Path, name: str, entry: dict) -> None:
         self.name = name
         self.entry = entry
-        self.path = release / entry["file"]
+        self.release = release
+        self.path = release / str(entry.get("file"))  # checked to stay inside the release by _check
         self._table = None
         self._rows: list[int] | None = None
         self._columns: dict[str, Any] = {}
@@ -146,7 +189,9 @@ class Section:
         import pyarrow.parquet as pq
 
         try:  # ParquetFile, not pq.read_table: that one imports pyarrow.dataset and pandas (~0.5 s)
-            return pq.ParquetFile(self.path, memory_map=True).read(columns=columns)
+            # page_checksum_verification: a schema-3 page whose CRC32 differs is an error; files
+            # written without checksums (schema 1-2) are read as before
+            return pq.ParquetFile(self.path, memory_map=True, page_checksum_verification=True).read(columns=columns)
         except (pa.ArrowException, OSError) as exc:
             raise CorruptSectionError(f"section {self.name}: {self.path} is not readable Parquet "
                                       f"({' '.join(str(exc).split())[:100]}); run 'blox-lat dataset verify'") from None
@@ -168,6 +213,7 @@ class Section:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        _inside(self.release, self.entry.get("file"), f"section {self.name}")
         if not self.path.is_file():
             raise SectionMissingError(f"section {self.name}: {self.path} is missing; the release is incomplete, rebuild or re-download it")
         size = self.path.stat().st_size
@@ -261,9 +307,9 @@ def _seed_sort(s: str) -> tuple:
 class Release:
     """A read-only release; sections load lazily. Use :func:`open_release` (``dataset.open``)."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, check_manifest: bool = True) -> None:
         self.path = Path(path)
-        self.manifest = _read_manifest(self.path)
+        self.manifest = _read_manifest(self.path, check_manifest)
         if not self.path.is_dir():
             self.path = self.path.parent
         self._sections: dict[str, Section] = {}
@@ -470,12 +516,17 @@ def verify(path: str | os.PathLike[str]) -> VerifyReport:
     """Check every file of a release against the manifest's sha256 and size, and read each section."""
     from blox_lat.dataset._inputs import sha256_file
 
-    release = Release(path)
-    checked: list[tuple[str, str]] = []
-    entries = [(e["file"], e, name) for name, e in sorted(release.manifest["sections"].items())]
-    entries += [(b["file"], b, None) for b in release.manifest.get("blox_files", [])]
+    release = Release(path, check_manifest=False)
+    problem = _manifest_problem(release.manifest)
+    checked: list[tuple[str, str]] = [("dataset.json", problem or "ok")]
+    entries = [(e.get("file"), e, name) for name, e in sorted(release.manifest["sections"].items())]
+    entries += [(b.get("file"), b, None) for b in release.manifest.get("blox_files", [])]
     for rel, entry, name in entries:
-        p = release.path / rel
+        try:
+            p = _inside(release.path, rel, name or "blox file")
+        except CorruptSectionError as exc:
+            checked.append((str(rel), str(exc)))
+            continue
         if not p.is_file():
             checked.append((rel, "missing"))
             continue

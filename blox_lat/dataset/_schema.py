@@ -7,6 +7,11 @@ Schema history (``SCHEMA_VERSION``):
    per row (the epochs' little-endian float32/float64 values) instead of a Parquet fixed-size
    list, which decodes ~7x faster; readers return them as fixed-size lists either way, and
    schema 1 releases keep loading.
+3. integrity: sections are written with Parquet page checksums (CRC32 of every page), verified
+   on every read, so a flipped bit is an error rather than a wrong value; ``dataset.json`` holds
+   ``manifest_sha256``, the sha256 of its own canonical JSON (``manifest_digest``) without that
+   field, checked on every open and by ``verify``. The data layout is schema 2's; schema 1 and 2
+   releases (no checksums, no digest) keep loading.
 
 Every model-keyed section has one row per model, keyed by ``model_hash`` with ``model_index``
 alongside, rows sorted by ``model_index``. Missing values are nulls, never -1.
@@ -44,11 +49,14 @@ from dataclasses import dataclass
 from blox_lat.dataset._errors import InputError, UnknownSectionError
 
 __all__ = [
-    "FORMAT", "KINDS", "MANIFEST", "SCHEMA_VERSION", "Column", "check_device_name", "columns_of", "key_column", "kind_of",
+    "FORMAT", "KINDS", "MANIFEST", "MANIFEST_DIGEST_SINCE", "SCHEMA_VERSION", "Column", "check_device_name",
+    "columns_of", "manifest_digest", "key_column", "kind_of",
     "search_space_record", "section_file", "validate_section_name",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+#: the first schema whose manifest must carry ``manifest_sha256``
+MANIFEST_DIGEST_SINCE = 3
 FORMAT = "blox-lat-dataset"
 MANIFEST = "dataset.json"
 
@@ -211,6 +219,17 @@ def check_device_name(name: str, option: str = "--record-as") -> str:
         raise InputError(f"{option} {name!r} is not a device name: use 1-100 letters, digits, '.', '_', '+' or '-', "
                          "starting with a letter or digit (it names runs/NAME and the release's bench/NAME)")
     return name
+
+
+def manifest_digest(manifest: dict) -> str:
+    """sha256 of the manifest's canonical JSON (sorted keys, no spaces, UTF-8), leaving out its
+    own ``manifest_sha256`` field: the value that field holds."""
+    import hashlib
+    import json
+
+    body = {k: v for k, v in manifest.items() if k != "manifest_sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _templates() -> list[str]:
