@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from blox_lat.dataset._columns import arrow_column, epoch_array, epoch_matrix
-from blox_lat.dataset._errors import DuplicateKeyError, InputError, ReleaseExistsError
+from blox_lat.dataset._errors import DuplicateKeyError, InputError, OutputError, ReleaseExistsError
 from blox_lat.dataset._inputs import InputFile, discover, sha256_file
 from blox_lat.dataset._readers import METRICS, JournalPart, MeasRef, Ref, bench_row, env_row, raw_row, read_json_files
 from blox_lat.dataset._readers import model_index as _model_index
@@ -587,6 +587,19 @@ def check_version(version: str) -> str:
     return version
 
 
+def check_writable(out: Path) -> None:
+    """Make ``out``'s parent folder and check that a file can be created in it, before any work."""
+    import tempfile
+
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out.parent, prefix=f".{out.name}.probe-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or exc.__class__.__name__
+        raise OutputError(f"--out {out}: cannot write in {out.parent} ({reason}); pick a writable folder") from None
+
+
 def build(
     sources: list[str | os.PathLike[str]],
     out: str | os.PathLike[str],
@@ -605,6 +618,10 @@ def build(
     out = Path(out)
     if out.exists():
         raise ReleaseExistsError(f"{out} already exists; releases are immutable, so build a new version into a new directory")
+    check_writable(out)
+    from blox_lat._leftovers import remove_stale
+
+    remove_stale(out.parent.glob(".*.partial-*"))  # the temporary folders of killed builds
     with _gc_paused():
         return _build(sources, out, version, allow_pickle=allow_pickle, blox_format=blox_format, raw=raw,
                       static=static, jobs=jobs)
@@ -722,7 +739,9 @@ def _write_release(out: Path, version: str, tables: dict, metadata: dict, listed
         h = hashlib.sha256("".join(f"{lab}\0{sha}\n" for lab, sha in sorted(recs)).encode()).hexdigest()
         inputs.append({"path": f"{source}/", "kind": "records", "files": len(recs), "sha256": h})
 
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    from blox_lat._leftovers import owner_tag
+
+    tmp = out.parent / f".{out.name}.partial-{owner_tag()}"  # PID@HOST: see _leftovers for the cleanup
     if tmp.exists():
         shutil.rmtree(tmp)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,7 @@ __all__ = [
     "DatasetError",
     "DuplicateKeyError",
     "InputError",
+    "OutputError",
     "PickleRefusedError",
     "ReleaseExistsError",
     "ReleaseNotFoundError",
@@ -27,6 +28,10 @@ class DatasetError(BloxLatError):
 
 class InputError(DatasetError, ValueError):
     """An input (journal, training record, Blox file) is malformed or contradicts another."""
+
+
+class OutputError(DatasetError):
+    """The output location cannot be written (read-only, not a folder, no permission)."""
 
 
 class PickleRefusedError(InputError):
