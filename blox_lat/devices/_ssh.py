@@ -13,6 +13,10 @@ Why it looks the way it does:
   reports the remote shell's PID on stderr and then ``exec``\\ s the command, so that a timeout can
   kill the remote process instead of leaving it running and skewing later latency measurements.
   That line is stripped from the output.
+- A command is done when its channel has reached EOF *and* reported its exit status: OpenSSH
+  may send the status before the last data. Readers wait on a :class:`threading.Event` fed by
+  the channel's buffers, not on ``select()`` over ``Channel.fileno()``, whose OS pipe races
+  with ``close()`` (see :func:`_data_event`).
 - A socket error or EOF mid-command becomes :class:`ConnectionLostError` so that
   :func:`~blox_lat.devices._transport.with_reconnect` can recover.
 """
@@ -20,7 +24,6 @@ Why it looks the way it does:
 from __future__ import annotations
 
 import re
-import select
 import shlex
 import socket
 import threading
@@ -49,6 +52,7 @@ __all__ = ["SshTransport"]
 _PID_MARK = "__BLOXLAT_PID="
 _PID_RE = re.compile(rf"\A{_PID_MARK}(\d+)\n")
 _POLL_S = 0.5
+_STATUS_AFTER_EOF_S = 10.0
 
 
 def _import_paramiko() -> Any:
@@ -226,48 +230,33 @@ class SshTransport(Transport):
     def _collect(
         self, chan: Any, deadline: float | None, on_output: Callable[[str], None] | None
     ) -> tuple[bytes, bytes, int | None]:
-        out, err = bytearray(), bytearray()
-        pid: int | None = None
-        pid_done = False
-
-        def emit(data: bytes) -> None:
-            if on_output is not None and data:
-                on_output(data.decode("utf-8", "replace"))
-
+        """stdout, stderr and the remote PID once the channel has reached EOF *and* reported its
+        exit status: OpenSSH may send the status before the last data, so either alone is not
+        the end of the output."""
+        ready = _data_event(chan)
+        out = bytearray()
+        err = _PidStripper(on_output)
         while True:
+            ready.clear()  # before looking: data fed from now on sets it again
+            at_eof = chan.eof_received or chan.closed  # read before draining: data precedes EOF
             while chan.recv_ready():
                 data = chan.recv(65536)
                 out += data
-                emit(data)
+                if on_output is not None:
+                    on_output(data.decode("utf-8", "replace"))
             while chan.recv_stderr_ready():
-                data = chan.recv_stderr(65536)
-                if pid_done:
-                    err += data
-                    emit(data)
-                    continue
-                err += data
-                if b"\n" in err:  # the first stderr line is our PID report
-                    match = _PID_RE.match(err.decode("utf-8", "replace"))
-                    pid_done = True
-                    if match:
-                        pid = int(match.group(1))
-                        del err[: len(match.group(0))]
-                    emit(bytes(err))
-            if chan.status_event.is_set() and not chan.recv_ready() and not chan.recv_stderr_ready():
-                if not pid_done:
-                    emit(bytes(err))
-                return bytes(out), bytes(err), pid
+                err.feed(chan.recv_stderr(65536))
+            if at_eof and chan.status_event.is_set():  # a close without a status sets it too
+                return bytes(out), err.finish(), err.pid
             wait = _POLL_S
             if deadline is not None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     chan.close()
-                    raise _Timeout(pid)
+                    raise _Timeout(err.pid)
                 wait = min(wait, remaining)
-            if chan.eof_received:
-                chan.status_event.wait(wait)  # output done, exit status not here yet
-            else:
-                select.select([chan], [], [], wait)
+            # after EOF the buffers stay "ready" (closed): what is missing is the exit status
+            (chan.status_event if at_eof else ready).wait(wait)
 
     supports_processes: ClassVar[bool] = True
     #: pushes may run on another thread while a command runs (separate channels)
@@ -358,6 +347,53 @@ class SshTransport(Transport):
             raise
 
 
+def _data_event(chan: Any) -> threading.Event:
+    """An event set whenever ``chan`` has stdout or stderr data or reaches EOF.
+
+    ``select()`` on a channel needs ``Channel.fileno()``, an OS pipe that paramiko's transport
+    thread writes to on every packet and that ``Channel.close()`` closes: a write racing with the
+    close lands on a closed or reused descriptor (``OSError: [Errno 9] Bad file descriptor``
+    inside paramiko, then a dead link). An event has no descriptor. Both buffers share it, so a
+    reader clears it, then checks both buffers, then waits.
+    """
+    event = threading.Event()
+    chan.in_buffer.set_event(event)
+    chan.in_stderr_buffer.set_event(event)
+    return event
+
+
+class _PidStripper:
+    """Collects a command's stderr, less the first line: the wrapper's PID report."""
+
+    def __init__(self, on_output: Callable[[str], None] | None) -> None:
+        self.on_output = on_output
+        self.pid: int | None = None
+        self._err = bytearray()
+        self._pid_done = False
+
+    def feed(self, data: bytes) -> None:
+        self._err += data
+        if self._pid_done:
+            self._emit(data)
+        elif b"\n" in self._err:
+            self._pid_done = True
+            match = _PID_RE.match(self._err.decode("utf-8", "replace"))
+            if match:
+                self.pid = int(match.group(1))
+                del self._err[: len(match.group(0))]
+            self._emit(bytes(self._err))
+
+    def finish(self) -> bytes:
+        if not self._pid_done:  # ended before the PID line was complete: pass it all on
+            self._pid_done = True
+            self._emit(bytes(self._err))
+        return bytes(self._err)
+
+    def _emit(self, data: bytes) -> None:
+        if self.on_output is not None and data:
+            self.on_output(data.decode("utf-8", "replace"))
+
+
 class _Timeout(Exception):
     def __init__(self, pid: int | None) -> None:
         super().__init__(pid)
@@ -402,6 +438,7 @@ class SshProcess(RemoteProcess):
         self.transport, self.chan = transport, chan
         self.pid: int | None = None
         self._err = bytearray()
+        self._ready = _data_event(chan)
 
     def _drain_stderr(self) -> None:
         while self.chan.recv_stderr_ready():
@@ -426,8 +463,10 @@ class SshProcess(RemoteProcess):
 
     def _ended(self) -> bytes:
         """The channel is at EOF: a process that exited reports a status; a session that was
-        killed with the server (or a dropped link) does not, and that is a lost connection."""
-        self.chan.status_event.wait(1.0)
+        killed with the server (or a dropped link) does not, and that is a lost connection.
+        The status may follow the EOF by a while on a busy device (an interpreter's shutdown
+        after it closed stdout), hence the generous wait; a dying link ends it at once."""
+        self.chan.status_event.wait(_STATUS_AFTER_EOF_S)
         t = self.transport._client.get_transport() if self.transport._client else None
         if t is None or not t.is_active() or not self.chan.status_event.is_set():
             raise ConnectionLostError(f"lost {self.transport._where()} during a request "
@@ -435,20 +474,22 @@ class SshProcess(RemoteProcess):
         return b""
 
     def _recv(self, timeout_s: float) -> bytes | None:
-        self._drain_stderr()
-        if not self.chan.recv_ready():
-            if self.chan.eof_received or self.chan.closed:
-                return self._ended()
-            select.select([self.chan], [], [], timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self._ready.clear()  # before looking: data fed from now on sets it again
+            at_eof = self.chan.eof_received or self.chan.closed  # before draining: data precedes EOF
             self._drain_stderr()
-            if not self.chan.recv_ready():
-                if self.chan.eof_received or self.chan.closed:
-                    return self._ended()
+            if self.chan.recv_ready():
+                return self.chan.recv(65536)
+            if at_eof:
+                return self._ended()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 t = self.transport._client.get_transport() if self.transport._client else None
                 if t is None or not t.is_active():
                     raise ConnectionLostError(f"lost {self.transport._where()} during a request")
                 return None
-        return self.chan.recv(65536)
+            self._ready.wait(remaining)
 
     def alive(self) -> bool:
         return not (self.chan.closed or self.chan.exit_status_ready())
