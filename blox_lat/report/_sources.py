@@ -11,6 +11,7 @@ levels and ``pred/<device>`` sections plug in through :attr:`DeviceData.anchor_l
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -229,7 +230,8 @@ def _accuracies(rel: Any) -> list[AccuracyMetric]:
             values = np.full(NUM_MODELS, np.nan)
             values[_column(sec, "model_index").astype(np.int64)] = _column(sec, "test_top1")
             stack.append(values)
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings():  # models no seed trained: NaN, as intended
+            warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(np.vstack(stack), axis=0) if len(stack) > 1 else stack[0]
         label = "test top-1 (%)" + (f", mean of {len(seeds)} seeds" if len(seeds) > 1 else "")
         metrics.append(AccuracyMetric("base", label, mean))
