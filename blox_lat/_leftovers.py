@@ -22,16 +22,17 @@ __all__ = ["MAX_AGE_S", "owner_tag", "remove_stale"]
 #: leftovers older than this are removed whoever made them (6 h: far beyond one export or build)
 MAX_AGE_S = 6 * 3600
 
-_TAG = re.compile(r"(\d+)@([A-Za-z0-9._-]+)")
+_TAG = re.compile(r"(\d+)@([A-Za-z0-9_]+)")
 
 
 def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9._-]", "_", socket.gethostname()) or "host"
+    # letters, digits and '_' only, so that a tag ends where '-' or '.' follows it in a name
+    return re.sub(r"[^A-Za-z0-9_]", "_", socket.gethostname()) or "host"
 
 
-def owner_tag() -> str:
-    """``PID@HOST`` of this process, for a temporary name."""
-    return f"{os.getpid()}@{_host()}"
+def owner_tag(pid: int | None = None) -> str:
+    """``PID@HOST`` of this process (or of ``pid`` on this host), for a temporary name."""
+    return f"{os.getpid() if pid is None else pid}@{_host()}"
 
 
 def _alive(pid: int) -> bool:

@@ -5,7 +5,6 @@ builder that is still running (on this host: its process is alive; on another ho
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from click.testing import CliRunner
 import blox_lat.dataset as ds
 from blox_lat.cli.main import cli
 from blox_lat.dataset import _synthetic as syn
+from blox_lat._leftovers import owner_tag
 from blox_lat.exporters import ArtifactStore
 
 
@@ -53,12 +53,11 @@ def test_unwritable_out_is_one_line_exit_2_before_any_work(inputs, tmp_path, mon
 
 
 def test_killed_build_leftovers_are_removed_by_the_next_build(inputs, tmp_path):
-    host = socket.gethostname()
-    dead = tmp_path / f".0.9.0.partial-{_dead_pid()}@{host}"
+    dead = tmp_path / f".0.9.0.partial-{owner_tag(_dead_pid())}"
     legacy_old = tmp_path / ".0.8.0.partial-12345"
     other_old = tmp_path / ".0.7.0.partial-77@another-node"
     other_young = tmp_path / ".0.6.0.partial-77@another-node-b"
-    running = tmp_path / f".0.5.0.partial-{os.getpid()}@{host}"
+    running = tmp_path / f".0.5.0.partial-{owner_tag()}"
     legacy_young = tmp_path / ".0.4.0.partial-54321"
     for d in (dead, legacy_old, other_old, other_young, running, legacy_young):
         (d / "sections").mkdir(parents=True)
@@ -72,18 +71,17 @@ def test_killed_build_leftovers_are_removed_by_the_next_build(inputs, tmp_path):
 
 
 def test_killed_export_leftovers_are_removed_by_the_next_store(tmp_path):
-    host = socket.gethostname()
     root = tmp_path / "store"
     ArtifactStore(root)
-    dead = root / f".tmp-{_dead_pid()}@{host}-abc"
+    dead = root / f".tmp-{owner_tag(_dead_pid())}-abc"
     legacy_old = root / ".tmp-k2j3h4"
     legacy_young = root / ".tmp-young1"
-    running = root / f".tmp-{os.getpid()}@{host}-xyz"
+    running = root / f".tmp-{owner_tag()}-xyz"
     for d in (dead, legacy_old, legacy_young, running):
         d.mkdir()
         (d / "model.onnx").write_bytes(b"x" * 10)
     (root / "objects" / "ab").mkdir(parents=True)
-    torn = root / "objects" / "ab" / f".abcd.onnx.{_dead_pid()}@{host}.123.tmp"
+    torn = root / "objects" / "ab" / f".abcd.onnx.{owner_tag(_dead_pid())}.123.tmp"
     torn.write_bytes(b"half")
     _age(legacy_old, 2 * 86400)
     _age(running, 2 * 86400)

@@ -1,24 +1,34 @@
-"""A content-addressed, size-bounded artifact store, safe with concurrent exporters.
+"""A content-addressed, size-bounded artifact store, safe with concurrent exporters, also from
+several nodes sharing it over a cluster file system (NFS).
 
 Layout (schema 1)::
 
-    ROOT/objects/ab/<digest><suffix>   the artifact (digest = ArtifactKey.digest())
-    ROOT/objects/ab/<digest>.json      its record (key, sha256, bytes, verification)
-    ROOT/manifest.jsonl                one line per event: {"schema": 1, "event": "put"|"evict", ...}
-    ROOT/locks/<digest>.lock           per-key lock files (fcntl), so a key is exported once
+    ROOT/objects/ab/<digest>.<sha16><suffix>  the artifact (digest = ArtifactKey.digest(), sha16 =
+                                              the first 16 hex digits of the file's sha256)
+    ROOT/objects/ab/<digest>.json             its record (key, path, sha256, bytes, verification)
+    ROOT/manifest.jsonl                       a log, one line per event: {"schema": 1, "event": ...}
+    ROOT/locks/<digest>.lock                  per-key lock files (fcntl), so a key is exported once
 
-Writes go to a temporary file in the destination folder and are renamed into place, the
-artifact before its record, so a record never points at a partial file. ``put`` of a key that
-is already present keeps the first artifact (re-export is a no-op). Eviction removes the least
-recently used artifacts (``get`` refreshes the record's mtime) until the store fits
-``max_bytes``.
+Correctness relies on no lock: ``fcntl`` locks may exclude nothing across NFS clients, so
+they only save duplicate work. A file is written in full under a temporary name, then
+published with ``os.link`` (atomic, and it fails if the name exists, also on NFS): the artifact
+under a name that includes its content digest, so two exporters of one key never overwrite each
+other's bytes, then the record, first writer wins. A process whose record lost returns the
+winner's artifact (and removes its own file if it differs), so an artifact once served is
+never changed under its user. The records are the truth (``manifest()`` reads them); appends
+to ``manifest.jsonl`` from several nodes may interleave, so it is a log for people only.
+``get`` refreshes a record's mtime (the LRU clock); eviction removes the least recently used
+artifacts until the store fits ``max_bytes``. Temporary names carry ``PID@HOST``; those of
+killed processes are removed by the next store opened on them (see ``blox_lat._leftovers``).
 
-History: schema 1 is the first and only layout.
+History: schema 1 is the only record format. Artifacts written before content digests were
+put in file names are named ``<digest><suffix>``; records hold the path, so both are read.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -28,11 +38,14 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from blox_lat._leftovers import owner_tag, remove_stale
 from blox_lat.exporters._errors import ExportError
 from blox_lat.exporters._types import Artifact, ArtifactKey, sha256_file
 
 SCHEMA = 1
 MANIFEST = "manifest.jsonl"
+
+_CLEANED: set[str] = set()  # roots whose leftovers this process removed already
 
 
 class ArtifactStore:
@@ -50,6 +63,9 @@ class ArtifactStore:
             (self.root / "locks").mkdir(exist_ok=True)
         except OSError as exc:
             raise ExportError(f"cannot create artifact store at {str(self.root)!r}: {exc.strerror}; pick a writable --out") from exc
+        if str(self.root) not in _CLEANED:
+            _CLEANED.add(str(self.root))
+            self.clean_stale()
 
     def __repr__(self) -> str:
         return f"ArtifactStore({str(self.root)!r}, max_bytes={self.max_bytes})"
@@ -79,7 +95,10 @@ class ArtifactStore:
             return None
         except (OSError, ValueError) as exc:
             raise ExportError(f"corrupt store record {record}: {exc}; delete it to re-export") from exc
-        artifact = _artifact_from(data, self.root)
+        try:
+            artifact = _artifact_from(data, self.root)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ExportError(f"corrupt store record {record}: {exc}; delete it to re-export") from exc
         try:
             size = artifact.path.stat().st_size
         except FileNotFoundError:
@@ -103,30 +122,25 @@ class ArtifactStore:
                 data = json.loads(record.read_text())
             except (OSError, ValueError):
                 continue  # a record being replaced concurrently; it is listed next time
-            artifact = _artifact_from(data, self.root)
+            try:
+                artifact = _artifact_from(data, self.root)
+            except (KeyError, TypeError, ValueError):
+                continue  # damaged or hostile record: get() reports it
             if artifact.path.exists():
                 yield artifact
 
     def manifest(self) -> list[dict]:
-        """The live entries of the manifest (last event per digest, evicted ones dropped)."""
-        path = self.root / MANIFEST
-        if not path.exists():
-            return []
-        live: dict[str, dict] = {}
-        with open(path) as fh:
-            for number, line in enumerate(fh, 1):
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    entry = json.loads(line)
-                except ValueError as exc:
-                    raise ExportError(f"{path}:{number} is not JSON ({exc}); fix or remove that line") from exc
-                if entry.get("event") == "evict":
-                    live.pop(entry["digest"], None)
-                else:
-                    live[entry["digest"]] = entry
-        return list(live.values())
+        """One entry per stored artifact, from the records (the truth; ``manifest.jsonl`` is a
+        log that concurrent nodes may interleave)."""
+        entries = []
+        for record in sorted((self.root / "objects").glob("*/*.json")):
+            try:
+                data = json.loads(record.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and "digest" in data:
+                entries.append({"schema": SCHEMA, "event": "put", **data})
+        return entries
 
     def total_bytes(self) -> int:
         return sum(a.bytes for a in self.artifacts())
@@ -147,16 +161,17 @@ class ArtifactStore:
     @contextlib.contextmanager
     def lock(self, key: ArtifactKey) -> Iterator[None]:
         """Hold the per-key lock (other processes exporting the same key wait here)."""
-        with open(self.root / "locks" / f"{key.digest()}.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with _flocked(self.root / "locks" / f"{key.digest()}.lock"):
+            yield
 
     def tempdir(self) -> tempfile.TemporaryDirectory:
         """A scratch folder on the store's file system (so the final rename is atomic)."""
-        return tempfile.TemporaryDirectory(prefix=".tmp-", dir=self.root)
+        return tempfile.TemporaryDirectory(prefix=f".tmp-{owner_tag()}-", dir=self.root)
+
+    def clean_stale(self) -> list[Path]:
+        """Remove the temporary folders and files of killed exporters (see ``_leftovers``)."""
+        removed = remove_stale(self.root.glob(".tmp-*"))
+        return removed + remove_stale((self.root / "objects").glob("*/.*.tmp"))
 
     def put(self, key: ArtifactKey, source: Path | str, verification: dict | None = None, suffix: str | None = None,
             sha256: str | None = None) -> Artifact:
@@ -170,19 +185,27 @@ class ArtifactStore:
             return existing
         digest = key.digest()
         suffix = suffix if suffix is not None else source.suffix
-        target = self.path_for(key, suffix)
-        target.parent.mkdir(parents=True, exist_ok=True)
         sha, size = sha256 or sha256_file(source), source.stat().st_size
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-        if _same_fs(source, target.parent):
-            os.replace(source, tmp)
-        else:
-            shutil.copyfile(source, tmp)
-        os.replace(tmp, target)
+        target = self._dir(digest) / f"{digest}.{sha[:16]}{suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _publish_file(source, target, sha)
         artifact = Artifact(key, target, sha, size, dict(verification or {}))
         record = artifact.to_dict()
         record["path"] = str(target.relative_to(self.root))
-        _atomic_write_text(self._record_path(digest), json.dumps(record, sort_keys=True))
+        for _ in range(3):
+            if _publish(self._record_path(digest), json.dumps(record, sort_keys=True).encode()):
+                break
+            winner = self.get(key)  # another process published this key first: serve its artifact
+            if winner is not None:
+                if winner.path != target:
+                    target.unlink(missing_ok=True)  # ours differs (a non-deterministic export); unused
+                return winner
+            # its record is gone again (evicted) or its file is missing: publish ours
+            with contextlib.suppress(FileNotFoundError):
+                if self._record_path(digest).stat().st_size:
+                    self._record_path(digest).unlink()
+        else:
+            raise ExportError(f"could not publish the store record of {key.model_hash} ({digest[:12]}); retry")
         self._append_manifest({"event": "put", **record})
         if self.max_bytes is not None:
             self.evict(keep={digest})
@@ -220,20 +243,14 @@ class ArtifactStore:
 
     @contextlib.contextmanager
     def _store_lock(self) -> Iterator[None]:
-        with open(self.root / "locks" / "store.lock", "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+        with _flocked(self.root / "locks" / "store.lock"):
+            yield
 
     def _append_manifest(self, entry: dict, locked: bool = False) -> None:
+        """One line of the log (one write(2) call; the records, not this log, are the truth)."""
         line = json.dumps({"schema": SCHEMA, "time": round(time.time(), 3), **entry}, sort_keys=True) + "\n"
-        if locked:
+        with contextlib.suppress(OSError):
             _append(self.root / MANIFEST, line)
-        else:
-            with self._store_lock():
-                _append(self.root / MANIFEST, line)
 
 
 def _append(path: Path, line: str) -> None:
@@ -244,10 +261,71 @@ def _append(path: Path, line: str) -> None:
         os.close(fd)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+@contextlib.contextmanager
+def _flocked(path: Path) -> Iterator[None]:
+    """Hold an fcntl lock on ``path`` where the file system gives one; go on without where it
+    does not (ENOLCK on some NFS mounts): locks here only save duplicate work."""
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        except OSError:
+            yield
+            return
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _temp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{owner_tag()}.{time.monotonic_ns()}.tmp")
+
+
+def _publish(path: Path, data: bytes) -> bool:
+    """Create ``path`` holding ``data`` atomically unless it exists; whether this call made it.
+
+    The bytes go to a temporary file that is then hard-linked to ``path``: ``link`` fails if
+    the name exists (also on NFS), so of several writers exactly one wins and nobody ever sees
+    a partial file. Where hard links are not supported the rename fallback lets the last win."""
+    tmp = _temp_name(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        return _link_or_rename(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _link_or_rename(tmp: Path, path: Path) -> bool:
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV):
+            raise
+        os.replace(tmp, path)
+        return True
+
+
+def _publish_file(source: Path, target: Path, sha: str) -> None:
+    """Put the finished file ``source`` at ``target`` (a name carrying its content digest).
+
+    A ``target`` that exists already holds the same bytes (another process published the same
+    content), unless it was damaged on disk: then ours replaces it."""
+    tmp = _temp_name(target)
+    try:
+        if _same_fs(source, target.parent):
+            os.replace(source, tmp)
+        else:
+            shutil.copyfile(source, tmp)
+        if not _link_or_rename(tmp, target) and sha256_file(target) != sha:
+            os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _same_fs(a: Path, b: Path) -> bool:
@@ -259,5 +337,7 @@ def _same_fs(a: Path, b: Path) -> bool:
 
 def _artifact_from(data: dict, root: Path) -> Artifact:
     key = ArtifactKey.from_dict(data)
-    path = Path(data["path"])
-    return Artifact(key, path if path.is_absolute() else root / path, data["sha256"], int(data["bytes"]), data.get("verification", {}))
+    rel = data["path"]
+    if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts or not rel.startswith("objects/"):
+        raise ValueError(f"path {str(rel)[:80]!r} is outside the store's objects/ folder")
+    return Artifact(key, root / rel, data["sha256"], int(data["bytes"]), data.get("verification", {}))
