@@ -201,6 +201,25 @@ def test_on_round_is_called_after_every_models_groups_of_each_round():
     assert heard == [(1, 2, 26), (2, 2, 42)]
 
 
+def test_a_set_resumed_at_a_later_round_times_only_the_rounds_left_and_hands_over_each_round():
+    whole, tick = Tick(), Tick()
+    full = time_interleaved([whole.model("a"), whole.model("b")], groups=5, runs_per_group=3, rounds=3,
+                            rewarm_runs=1, warmup_min_runs=4, warmup_min_s=0.0, clock=whole.clock)
+    rounds = []
+    rest = time_interleaved([tick.model("a"), tick.model("b")], groups=5, runs_per_group=3, rounds=3,
+                            rewarm_runs=1, warmup_min_runs=4, warmup_min_s=0.0, clock=tick.clock, first_round=1,
+                            on_round_raws=lambda done, total, raws: rounds.append((done, total, raws)))
+    # rounds 2 and 3 of 3 (groups 2 + 1 of the 5): 9 samples each; a full warm-up, a re-warm per round
+    assert [len(r.samples_ns) for r in rest] == [9, 9] and [r.warmup_runs for r in rest] == [6, 6]
+    assert [len(full[0].samples_ns), len(full[1].samples_ns)] == [15, 15]
+    assert [(d, t, [len(r.samples_ns) for r in raws]) for d, t, raws in rounds] == [(2, 3, [6, 6]), (3, 3, [3, 3])]
+    assert [[r.warmup_runs for r in raws] for _, _, raws in rounds] == [[5, 5], [1, 1]]
+    for m in range(2):  # the rounds handed over are exactly the samples returned
+        assert sum((list(raws[m].samples_ns) for _, _, raws in rounds), []) == list(rest[m].samples_ns)
+    with pytest.raises(ValueError, match="first_round"):
+        time_interleaved([tick.model("a")], groups=2, runs_per_group=1, rounds=2, first_round=2)
+
+
 def test_a_local_worker_reports_each_round_of_a_set_then_answers(store):
     from blox_lat import exporters as ex
     from blox_lat.harness._runners import LocalWorkerRunner

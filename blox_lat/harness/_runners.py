@@ -114,7 +114,10 @@ def _progress_of(line: bytes) -> dict[str, Any] | None:
         return None
     try:
         progress = json.loads(line)["progress"]
-        return {"round": int(progress["round"]), "rounds": int(progress["rounds"])}
+        told = {"round": int(progress["round"]), "rounds": int(progress["rounds"])}
+        if "raws" in progress:
+            told["raws"] = [RawRun.from_dict(r) for r in progress["raws"]]
+        return told
     except (ValueError, KeyError, TypeError):
         return None  # then it is parsed, and rejected, as an answer
 
@@ -268,21 +271,37 @@ class LocalWorkerRunner:
 
     #: ``measure_many`` takes ``on_round`` (campaigns check this; other runners' sets are silent)
     reports_rounds = True
+    #: ``measure_many`` takes ``start_round`` and ``on_round_raws``: a campaign keeps each
+    #: finished round and resumes a set after a kill
+    resumes_rounds = True
 
     def measure_many(self, artifacts: Sequence[Any], profile: Any, protocol: TimingProtocol,
-                     on_round: Callable[[int, int], None] | None = None) -> list[RawRun]:
+                     on_round: Callable[[int, int], None] | None = None, *, start_round: int = 0,
+                     on_round_raws: Callable[[int, int, list[RawRun]], None] | None = None) -> list[RawRun]:
         """Time ``artifacts`` together in one worker, interleaved as ``protocol`` says; one
         failure (crash, hang, load error) fails the whole set: callers fall back to
         :meth:`measure` per model to find the culprit. ``on_round(done, rounds)`` hears each
-        finished round."""
+        finished round, ``on_round_raws(done, rounds, raws)`` gets its samples first.
+        ``start_round`` skips the rounds a resumed set already has: the answer then holds only
+        the later rounds' samples."""
         request = build_request("", profile, protocol, self.affinity)
         del request["artifact_path"]
         request["op"] = "measure-many"
         request["artifact_paths"] = [str(Path(a.path).resolve()) for a in artifacts]
-        if on_round is not None:
+        if start_round:
+            request["start_round"] = int(start_round)
+        if on_round is not None or on_round_raws is not None:
             request["progress"] = True
-        answer = self._ask(request, self.timeout_s * len(artifacts),
-                           None if on_round is None else (lambda p: on_round(p["round"], p["rounds"])))
+        if on_round_raws is not None:
+            request["round_samples"] = True
+
+        def heard(progress: dict[str, Any]) -> None:
+            if on_round_raws is not None and "raws" in progress:
+                on_round_raws(progress["round"], progress["rounds"], progress["raws"])
+            if on_round is not None:
+                on_round(progress["round"], progress["rounds"])
+
+        answer = self._ask(request, self.timeout_s * len(artifacts), heard)
         raws = [RawRun.from_dict(r) for r in answer["raws"]]
         if len(raws) != len(artifacts):
             raise ModelFailedError(f"the worker timed {len(raws)} of {len(artifacts)} models")

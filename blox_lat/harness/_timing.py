@@ -128,6 +128,8 @@ def time_interleaved(
     warmup_min_s: float = 0.5,
     clock: Callable[[], int] = time.perf_counter_ns,
     on_round: Callable[[int, int], None] | None = None,
+    first_round: int = 0,
+    on_round_raws: Callable[[int, int, list[RawRun]], None] | None = None,
 ) -> list[RawRun]:
     """Time several models together: each model's ``groups`` split into ``rounds`` rounds,
     round-robin across the models; every group is ``runs_per_group`` consecutive runs of one
@@ -136,10 +138,18 @@ def time_interleaved(
     models'). Returns one :class:`RawRun` per model, samples in that model's run order.
 
     ``on_round(done, rounds)`` is called after each round, between timed groups, never inside
-    one: a set of models takes minutes, and its caller wants to show that it moves."""
+    one: a set of models takes minutes, and its caller wants to show that it moves.
+
+    ``first_round`` resumes a set whose earlier rounds were kept (the models are warmed up fully
+    again first, and only rounds ``first_round + 1 ..`` are timed). ``on_round_raws(done, rounds,
+    raws)`` receives each finished round's own samples, one :class:`RawRun` per model whose
+    ``warmup_runs`` are the untimed runs before them, so that a caller can keep every round."""
     base, extra = divmod(groups, rounds)
     sizes = [base + (1 if i < extra else 0) for i in range(rounds)]
+    if not 0 <= first_round < len(sizes):
+        raise ValueError(f"first_round {first_round} is outside 0..{len(sizes) - 1}")
     warm = [_warm_up(f, warmup_min_runs, warmup_min_s, clock) for f in run_onces]
+    told = [0 for _ in run_onces]  # untimed runs already handed to on_round_raws
     samples: list[list[int]] = [[] for _ in run_onces]
     started: list[str | None] = [None for _ in run_onces]
     finished: list[str] = ["" for _ in run_onces]
@@ -147,14 +157,17 @@ def time_interleaved(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for r, size in enumerate(sizes):
+        for r in range(first_round, len(sizes)):
+            size = sizes[r]
+            this_round: list[RawRun] = []
             for m, run_once in enumerate(run_onces):
                 if r:
                     for _ in range(rewarm_runs):
                         run_once()
                     warm[m] += rewarm_runs
+                began = utc_now()
                 if started[m] is None:
-                    started[m] = utc_now()
+                    started[m] = began
                 append = samples[m].append
                 for _ in range(size * runs_per_group):
                     t0 = clock()
@@ -162,13 +175,21 @@ def time_interleaved(
                     t1 = clock()
                     append(t1 - t0)
                 finished[m] = utc_now()
+                if on_round_raws is not None:
+                    this_round.append(RawRun(tuple(samples[m][-size * runs_per_group:]), warm[m] - told[m],
+                                             began, finished[m], {}))
+                    told[m] = warm[m]
+            if on_round_raws is not None:
+                on_round_raws(r + 1, len(sizes), this_round)
             if on_round is not None:
                 on_round(r + 1, len(sizes))
     finally:
         if was_enabled:
             gc.enable()
-    return [RawRun(samples_ns=tuple(s), warmup_runs=w, started_at=st or "", finished_at=fin,
-                   facts={"interleaved_with": len(run_onces), "rounds": rounds, "rewarm_runs": rewarm_runs})
+    facts: dict[str, Any] = {"interleaved_with": len(run_onces), "rounds": rounds, "rewarm_runs": rewarm_runs}
+    if first_round:
+        facts["first_round"] = first_round
+    return [RawRun(samples_ns=tuple(s), warmup_runs=w, started_at=st or "", finished_at=fin, facts=dict(facts))
             for s, w, st, fin in zip(samples, warm, started, finished)]
 
 
@@ -368,9 +389,11 @@ def measure_request(request: dict[str, Any]) -> RawRun:
 
 
 def measure_request_many(request: dict[str, Any],
-                         on_round: Callable[[int, int], None] | None = None) -> list[RawRun]:
-    """Load every artifact of ``request["artifact_paths"]`` and time them interleaved
-    (``on_round``: see :func:`time_interleaved`)."""
+                         on_round: Callable[[int, int], None] | None = None,
+                         on_round_raws: Callable[[int, int, list[RawRun]], None] | None = None) -> list[RawRun]:
+    """Load every artifact of ``request["artifact_paths"]`` and time them interleaved from
+    round ``request["start_round"]`` (default 0) on (``on_round``, ``on_round_raws``: see
+    :func:`time_interleaved`)."""
     affinity = _set_affinity(request.get("affinity"))
     loaded = [load_callable(request["runtime"], path, dict(request.get("options", {})),
                             batch=int(request.get("batch", 1)), input_size=int(request.get("input_size", 32)))
@@ -385,6 +408,8 @@ def measure_request_many(request: dict[str, Any],
         warmup_min_runs=int(proto.get("warmup_min_runs", 10)),
         warmup_min_s=float(proto.get("warmup_min_s", 0.5)),
         on_round=on_round,
+        first_round=int(request.get("start_round", 0)),
+        on_round_raws=on_round_raws,
     )
     out = []
     for raw, (_, facts) in zip(raws, loaded):

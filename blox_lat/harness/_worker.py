@@ -15,7 +15,10 @@ Request: ``{"op": "measure", "runtime", "artifact_path", "options", "batch", "in
 ``{"op": "probe"}``. Answer: ``{"ok": true, "raw": RawRun.to_dict()}`` /
 ``{"ok": true, "facts": {...}}`` or ``{"ok": false, "error": "<type>: <message>"}``.
 A ``measure-many`` request with ``"progress": true`` is also answered, before its final line,
-by one ``{"progress": {"round": r, "rounds": R}}`` line per finished round.
+by one ``{"progress": {"round": r, "rounds": R}}`` line per finished round; with
+``"round_samples": true`` each such line also carries ``"raws"``, that round's own samples per
+model (so that the campaign can keep every finished round). ``"start_round": k`` times only
+rounds ``k+1 ..`` of the set (a set resumed after a kill).
 """
 
 from __future__ import annotations
@@ -68,11 +71,15 @@ def handle(request: dict[str, Any], progress: Callable[[dict[str, Any]], None] |
             raw["facts"]["handle_s"] = round(time.perf_counter() - start, 6)  # load + warm-up + runs
             return {"ok": True, "raw": raw}
         if op == "measure-many":
-            on_round = None
-            if request.get("progress") and progress is not None:
+            on_round = on_round_raws = None
+            if request.get("progress") and progress is not None and request.get("round_samples"):
+                def on_round_raws(done: int, rounds: int, raws: list[Any]) -> None:
+                    progress({"progress": {"round": done, "rounds": rounds, "raws": [r.to_dict() for r in raws]}})
+            elif request.get("progress") and progress is not None:
                 def on_round(done: int, rounds: int) -> None:
                     progress({"progress": {"round": done, "rounds": rounds}})
-            return {"ok": True, "raws": [r.to_dict() for r in measure_request_many(request, on_round)]}
+            raws = measure_request_many(request, on_round, on_round_raws)
+            return {"ok": True, "raws": [r.to_dict() for r in raws]}
         return {"ok": False, "error": f"ValueError: unknown op {op!r}"}
     except Exception as exc:  # a model that fails to load or run fails that model, reported
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
