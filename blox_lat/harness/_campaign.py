@@ -10,8 +10,12 @@ file. Rules:
   rerun with nothing left to do appends none).
 - Resume: a model is done when the journal has an ``ok`` line for it. Models whose last outcome
   was ``failed`` are tried again on a rerun unless ``skip_failed`` is set. A run killed at any
-  moment (even SIGKILL) loses at most the model being measured; the torn journal tail, if any,
-  is moved aside on the next run.
+  moment (even SIGKILL) loses at most the model being measured, or with interleaving the round
+  of its set in progress: every finished round is kept in ``set.partial.jsonl``
+  (:mod:`blox_lat.harness._setlog`) and the next run first continues that set from its next
+  round, with the set's models that are still selected (the others are dropped from it and
+  measured later in a set of their own). The file goes once the set's records are journaled;
+  the torn journal tail, if any, is moved aside on the next run.
 - Noise: a measurement with ``cv`` above the protocol's threshold is measured again, up to
   ``max_attempts`` in all; the least noisy attempt is kept, every attempt is summarised in
   ``attempt_log`` and the count is ``attempts``.
@@ -45,6 +49,15 @@ from blox_lat.harness._journal import (
 )
 from blox_lat.harness._protocol import Measurement, TimingProtocol
 from blox_lat.harness._runners import DeviceLostError, ModelFailedError, Runner, get_runner
+from blox_lat.harness._setlog import (
+    PartialAttempt,
+    PartialSet,
+    SetLog,
+    load_partial_set,
+    remove_partial_set,
+    remove_stale_temps,
+)
+from blox_lat.harness._timing import RawRun
 
 __all__ = [
     "CampaignConflictError",
@@ -219,6 +232,20 @@ def _protocol_flags(recorded: dict[str, Any]) -> str:
     return " ".join(flags)
 
 
+def _carried_set(out: Path, todo: Sequence[Any], protocol: TimingProtocol, emit: EventSink) -> PartialSet | None:
+    """The set a killed run left unfinished, restricted to the models still to measure; None
+    (and the file removed) when it has none of them or was timed with another protocol."""
+    remove_stale_temps(out)
+    state = load_partial_set(out)
+    wanted = [a.hash for a in todo]
+    kept = state.only(wanted) if state is not None and state.protocol == _full_identity(protocol.identity()) else None
+    if kept is None:
+        if state is not None:
+            emit("set-discarded", {"models": len(state.models), "rounds_kept": state.rounds_kept()})
+        remove_partial_set(out)
+    return kept
+
+
 class _DirLock:
     def __init__(self, out_dir: Path) -> None:
         self.path = out_dir / ".lock"
@@ -283,28 +310,68 @@ def _measure_with_retries(runner: Runner, artifact: Any, profile: Any, protocol:
     return best, log, reason
 
 
+def _joined(kept: list[list[RawRun]], new: Sequence[RawRun] | None, width: int) -> list[RawRun]:
+    """Each member's raw run from the kept rounds of its set (oldest first) and the rest of the
+    set timed since (``new``, None when every round was kept): samples in run order, warm-up
+    runs summed, started at its first round."""
+    joined = []
+    for j in range(width):
+        parts = [row[j] for row in kept] + ([new[j]] if new is not None else [])
+        joined.append(RawRun(tuple(ns for part in parts for ns in part.samples_ns),
+                             sum(part.warmup_runs for part in parts), parts[0].started_at,
+                             parts[-1].finished_at, dict(parts[-1].facts)))
+    return joined
+
+
+def _time_set(runner: Any, members: list[Any], hashes: tuple[str, ...], profile: Any,
+              protocol: TimingProtocol, attempt: int, on_event: EventSink,
+              setlog: SetLog | None, kept: PartialAttempt | None) -> list[RawRun]:
+    """One attempt of a set: the rounds ``kept`` from a killed run, then the others, each
+    finished round kept in ``setlog`` before it is reported."""
+    done_rounds = kept.done if kept is not None else []
+    rounds = len(protocol.round_sizes())
+    if len(done_rounds) >= rounds:
+        return _joined(done_rounds, None, len(members))
+    if done_rounds:
+        on_event("set-resumed", {"models": len(members), "attempt": attempt, "rounds_kept": len(done_rounds),
+                                 "rounds": rounds})
+    kwargs: dict[str, Any] = {}
+    if getattr(runner, "reports_rounds", False):
+        def on_round(done: int, total: int, n: int = len(members), tried: int = attempt) -> None:
+            on_event("set-progress", {"models": n, "round": done, "rounds": total, "attempt": tried})
+        kwargs["on_round"] = on_round
+    if setlog is not None:
+        def keep(done: int, total: int, raws: list[RawRun]) -> None:
+            setlog.append_round(attempt, hashes, done, total, raws)
+        kwargs.update(on_round_raws=keep, start_round=len(done_rounds))
+    raws = runner.measure_many(members, profile, protocol, **kwargs)
+    return _joined(done_rounds, raws, len(members)) if done_rounds else list(raws)
+
+
 def _measure_set_with_retries(runner: Any, items: Sequence[Any], profile: Any, protocol: TimingProtocol,
-                              max_attempts: int, on_event: EventSink, archs: Sequence[Any]
+                              max_attempts: int, on_event: EventSink, archs: Sequence[Any],
+                              setlog: SetLog | None = None, carried: PartialSet | None = None
                               ) -> list[tuple[Measurement | None, list[dict[str, Any]], str | None]]:
     """:func:`_measure_with_retries` for a set timed together: each attempt times the models
     still noisy together again (so a re-measurement follows the same interleaved protocol).
     If a set fails (a crash, a hang, a model that does not load), what is left is measured
-    one model at a time, so only the culprit fails."""
+    one model at a time, so only the culprit fails. ``setlog`` keeps every finished round;
+    ``carried`` holds the rounds a killed run kept of this set, which are not timed again."""
     best: list[Measurement | None] = [None] * len(items)
     logs: list[list[dict[str, Any]]] = [[] for _ in items]
     reasons: list[str | None] = [None] * len(items)
     todo = list(range(len(items)))
+    prior = {a.attempt: a for a in (carried.attempts if carried is not None else [])}
     for attempt in range(1, max_attempts + 1):
-        if len(todo) < 2:
+        hashes = tuple(archs[i].hash for i in todo)
+        kept = prior.get(attempt)
+        if kept is not None and kept.members != hashes:
+            kept = None  # not this attempt's members: time it afresh
+        if len(todo) < 2 and kept is None:
             break
         try:  # a DeviceLostError goes up to the campaign as it is
-            members = [items[i] for i in todo]
-            if getattr(runner, "reports_rounds", False):
-                def on_round(done: int, rounds: int, n: int = len(members), tried: int = attempt) -> None:
-                    on_event("set-progress", {"models": n, "round": done, "rounds": rounds, "attempt": tried})
-                raws = runner.measure_many(members, profile, protocol, on_round=on_round)
-            else:
-                raws = runner.measure_many(members, profile, protocol)
+            raws = _time_set(runner, [items[i] for i in todo], hashes, profile, protocol, attempt, on_event,
+                             setlog, kept)
         except ModelFailedError as exc:
             on_event("interleave-failed", {"models": len(todo), "reason": exc.reason})
             break
@@ -434,6 +501,13 @@ def run_campaign(
         skipped = [a for a in unique if a.hash not in done and skip_failed and a.hash in failed_before]
         skipped_hashes = {a.hash for a in skipped}
         todo = [a for a in unique if a.hash not in done and a.hash not in skipped_hashes]
+        keeps_rounds = (len(profiles) == 1 and protocol.interleave > 1
+                        and callable(getattr(runners[0], "measure_many", None))
+                        and getattr(runners[0], "resumes_rounds", False))
+        carried = _carried_set(out, todo, protocol, emit) if keeps_rounds else None
+        if carried is not None:  # the killed set's models first, in its order: it goes on
+            first = {h: i for i, h in enumerate(carried.models)}
+            todo = sorted(todo, key=lambda a: first.get(a.hash, len(first)))
         journal = Journal(out / JOURNAL_NAME)
         envs: list[dict[str, Any]] = []
         for member, member_runner in zip(profiles, runners):
@@ -540,24 +614,37 @@ def run_campaign(
                     finished()
 
         def work_interleaved(member: Any, member_runner: Any, member_env: dict[str, Any]) -> None:
-            """Take ``protocol.interleave`` models at a time and time them together."""
+            """Take ``protocol.interleave`` models at a time and time them together (first the
+            models of a set a killed run left unfinished, which goes on where it stopped)."""
+            resumed = carried
             while not stop.is_set():
+                size = len(resumed.models) if resumed is not None else protocol.interleave
                 batch: list[tuple[Any, Any]] = []
-                while len(batch) < protocol.interleave:
+                while len(batch) < size:
                     pair = take(wait=not batch)  # the models this worker holds cannot come back
                     if pair is None:
                         break
                     batch.append(pair)
                 if not batch:
                     return
+                setlog: SetLog | None = None
                 try:
                     ready = [p for p in batch if hasattr(p[1], "path")]
+                    hashes = [p[0].hash for p in ready]
+                    carry = resumed.only(hashes) if resumed is not None else None
+                    resumed = None
+                    if keeps_rounds and (len(ready) > 1 or carry is not None):
+                        setlog = SetLog(out, hashes, _full_identity(protocol.identity()), campaign_id, carry)
                     results = _measure_set_with_retries(member_runner, [p[1] for p in ready], member, protocol,
-                                                        max_attempts, emit, [p[0] for p in ready])
+                                                        max_attempts, emit, [p[0] for p in ready], setlog, carry)
                     done = {id(p): r for p, r in zip(ready, results)}
                     for pair in batch:
                         measure_one(member, member_runner, member_env, pair, result=done.get(id(pair)))
+                    if setlog is not None:  # every model of the set is in the journal now
+                        setlog.finish()
                 finally:
+                    if setlog is not None:
+                        setlog.close()
                     for _ in batch:
                         finished()
 

@@ -1,0 +1,173 @@
+"""A killed interleaved campaign keeps every finished round and resumes its set where it stopped.
+
+Real onnxruntime timings in a real worker; the SIGKILL test drives the installed CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from blox_lat import space as sp
+from blox_lat.devices import get_device
+from blox_lat.harness import Measurement, TimingProtocol, read_journal, run_campaign
+from blox_lat.harness._setlog import SET_NAME, load_partial_set
+
+SET = TimingProtocol(groups=8, runs_per_group=2, warmup_min_runs=2, warmup_min_s=0.0, interleave=4, rounds=8)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from blox_lat.exporters import ArtifactStore
+
+    return ArtifactStore(tmp_path_factory.mktemp("store"))
+
+
+def _interrupt_after(rounds: int, events: list):
+    def on_event(kind, data):
+        events.append((kind, data))
+        if kind == "set-progress" and data["round"] == rounds:
+            raise KeyboardInterrupt  # what Ctrl-C raises in the waiting campaign
+
+    return on_event
+
+
+def _ns(record) -> list[int]:
+    return [round(ms * 1e6) for ms in record["measurement"]["samples_ms"]]
+
+
+def _kept_ns(out: Path) -> dict[str, list[int]]:
+    state = load_partial_set(out)
+    assert state is not None and len(state.attempts) == 1
+    attempt = state.attempts[0]
+    return {h: [ns for row in attempt.done for ns in row[j].samples_ns] for j, h in enumerate(attempt.members)}
+
+
+def test_an_interrupted_set_resumes_at_its_next_round_with_the_protocols_samples(tmp_path, store):
+    archs = sp.select("0:4")
+    events: list = []
+    first = run_campaign(archs, get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
+                         on_event=_interrupt_after(3, events))
+    assert first.interrupted and first.measured == 0
+    kept = _kept_ns(tmp_path)
+    assert list(kept) == [a.hash for a in archs]
+    assert all(len(ns) == 3 * SET.runs_per_group for ns in kept.values())  # rounds 1-3, each one group
+    events.clear()
+    second = run_campaign(archs, get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
+                          on_event=lambda kind, data: events.append((kind, data)))
+    assert (second.measured, second.failed, second.interrupted) == (4, 0, False)
+    resumed = [d for k, d in events if k == "set-resumed"]
+    assert resumed == [{"models": 4, "attempt": 1, "rounds_kept": 3, "rounds": 8}]
+    assert [d["round"] for k, d in events if k == "set-progress"] == [4, 5, 6, 7, 8]  # 1-3 not timed again
+    for record in read_journal(tmp_path, kind="measurement"):
+        m = Measurement.from_dict(record["measurement"])
+        assert len(m.samples_ms) == SET.total_runs and m.groups == SET.groups
+        assert _ns(record)[: len(kept[record["model_hash"]])] == kept[record["model_hash"]]
+    assert not (tmp_path / SET_NAME).exists()  # the set's records are journaled: its file is gone
+
+
+def test_a_resume_with_another_selector_continues_the_sets_models_still_selected(tmp_path, store):
+    events: list = []
+    run_campaign(sp.select("0:3"), get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
+                 on_event=_interrupt_after(2, events))
+    kept = _kept_ns(tmp_path)
+    events.clear()
+    part = run_campaign(sp.select("0,2"), get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
+                        on_event=lambda kind, data: events.append((kind, data)))
+    assert part.measured == 2
+    assert [d for k, d in events if k == "set-resumed"] == [{"models": 2, "attempt": 1, "rounds_kept": 2, "rounds": 8}]
+    for record in read_journal(tmp_path, kind="measurement"):
+        assert len(record["measurement"]["samples_ms"]) == SET.total_runs
+        assert _ns(record)[:4] == kept[record["model_hash"]]
+    assert not (tmp_path / SET_NAME).exists()
+    events.clear()
+    rest = run_campaign(sp.select("0:3"), get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
+                        on_event=lambda kind, data: events.append((kind, data)))
+    assert (rest.measured, rest.already_done) == (1, 2) and not [k for k, _ in events if k == "set-resumed"]
+    ok = Counter(r["model_hash"] for r in read_journal(tmp_path, kind="measurement") if r["status"] == "ok")
+    assert set(ok) == {a.hash for a in sp.select("0:3")} and set(ok.values()) == {1}
+
+
+def test_a_torn_or_foreign_set_file_keeps_the_rounds_before_the_damage(tmp_path, store):
+    run_campaign(sp.select("0:2"), get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
+                 on_event=_interrupt_after(4, []))
+    path = tmp_path / SET_NAME
+    whole = path.read_bytes()
+    with open(path, "ab") as fh:
+        fh.write(b'{"kind":"round","attempt":1,"members":["')  # a SIGKILL mid-write
+    assert load_partial_set(tmp_path).rounds_kept() == 4
+    lines = whole.splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[:3]) + b"{broken\n" + b"".join(lines[3:]))
+    assert load_partial_set(tmp_path).rounds_kept() == 2
+    path.write_bytes(b"not json at all\n")
+    events: list = []
+    s = run_campaign(sp.select("0:2"), get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
+                     on_event=lambda kind, data: events.append(kind))
+    assert s.measured == 2 and "set-resumed" not in events and not path.exists()
+
+
+def _utc(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def test_sigkill_mid_set_loses_at_most_the_round_in_progress(tmp_path, store):
+    """Kill the real CLI at varied moments of an interleaved set; resume; every model once with
+    exactly the protocol's samples, and each kill lost less than one round of timing."""
+    out = tmp_path / "runs"
+    runs, per_group = 60, 2  # 30 rounds of one group per model
+    argv = [sys.executable, "-m", "blox_lat", "measure", "0:4", "--runs", str(runs), "--runs-per-group",
+            str(per_group), "--warmup-runs", "2", "--warmup-s", "0", "--max-attempts", "1", "--out", str(out),
+            "--store", str(store.root), "--quiet"]
+    seed = int(os.environ.get("BLOX_LAT_TEST_SEED", time.time_ns()))
+    rng = random.Random(seed)
+    path = out / SET_NAME
+    figures = []
+    for _ in range(3):
+        before = load_partial_set(out).rounds_kept() if path.exists() else 0
+        target = before + rng.randint(1, 8)
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 240
+        while (not path.exists() or load_partial_set(out) is None or load_partial_set(out).rounds_kept() < target) \
+                and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))  # anywhere inside the next round(s)
+        killed_at = time.time()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL, f"the campaign ended before the kill (seed {seed})"
+        state = load_partial_set(out)
+        rows = state.attempts[0].done
+        spans = [_utc(row[-1].finished_at) - _utc(row[0].started_at) for row in rows[before:]]
+        round_s = statistics.median(spans)
+        lost_s = killed_at - _utc(rows[-1][-1].finished_at)
+        figures.append({"kept_before": before, "kept_after": len(rows), "round_s": round(round_s, 3),
+                        "lost_s": round(lost_s, 3), "lost_rounds": round(lost_s / round_s, 2)})
+    print(f"seed {seed}: {figures}")
+    for f in figures:
+        assert f["kept_after"] > f["kept_before"]  # the rounds timed before each kill were kept
+        # whatever was timed after the last kept round is less than a round (plus the host's
+        # write of that round's line)
+        assert f["lost_s"] < f["round_s"] + 0.25, (seed, figures)
+    kept = _kept_ns(out)
+    done = subprocess.run(argv[:-1] + ["--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["remaining"] == 0
+    records = [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
+    measured = [r for r in records if r["kind"] == "measurement"]
+    assert Counter(r["model_hash"] for r in measured) == Counter(a.hash for a in sp.select("0:4"))
+    for record in measured:
+        assert record["status"] == "ok" and len(record["measurement"]["samples_ms"]) == runs
+        assert record["measurement"]["groups"] == runs // per_group
+        assert _ns(record)[: len(kept[record["model_hash"]])] == kept[record["model_hash"]]
+    assert not path.exists()
