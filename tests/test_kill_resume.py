@@ -171,3 +171,75 @@ def test_sigkill_mid_set_loses_at_most_the_round_in_progress(tmp_path, store):
         assert record["measurement"]["groups"] == runs // per_group
         assert _ns(record)[: len(kept[record["model_hash"]])] == kept[record["model_hash"]]
     assert not path.exists()
+
+
+class RoundRunner:
+    """A fake local device that times sets round by round (``resumes_rounds``): models in
+    ``noisy`` give spiky samples on their first attempt; ``stop_at`` = (attempt, round) raises
+    KeyboardInterrupt right after that round was handed over, as a kill would end the run."""
+
+    reports_rounds = resumes_rounds = True
+
+    def __init__(self, noisy=(), stop_at=None):
+        self.noisy, self.stop_at, self.calls, self.attempt = set(noisy), stop_at, [], 0
+
+    def measure_many(self, artifacts, profile, protocol, on_round=None, *, start_round=0, on_round_raws=None):
+        from blox_lat.harness import RawRun
+
+        names = [a.model_hash for a in artifacts]
+        self.attempt = 1 if len(self.calls) == 0 and start_round == 0 and len(names) == 3 else 2
+        self.calls.append((names, start_round))
+        sizes = protocol.round_sizes()
+        samples = {n: [] for n in names}
+        for r in range(start_round, len(sizes)):
+            raws = []
+            for n in names:
+                spike = n in self.noisy and self.attempt == 1
+                ns = [2_000_000 if not (spike and i == 0) else 90_000_000 for i in range(sizes[r] * protocol.runs_per_group)]
+                samples[n] += ns
+                raws.append(RawRun(tuple(ns), 1, f"2025-01-01T00:00:0{r}+00:00", f"2025-01-01T00:00:0{r}+00:00", {}))
+            if on_round_raws is not None:
+                on_round_raws(r + 1, len(sizes), raws)
+            if self.stop_at == (self.attempt, r + 1):
+                raise KeyboardInterrupt
+        return [RawRun(tuple(samples[n]), 1, "2025-01-01T00:00:00+00:00", "2025-01-01T00:00:09+00:00", {}) for n in names]
+
+    def measure(self, artifact, profile, protocol):
+        raise AssertionError("a set member is never timed alone here")
+
+    def describe(self):
+        return {"runner": "rounds"}
+
+    def close(self):
+        pass
+
+
+def _fake_artifacts(archs, profile):
+    from types import SimpleNamespace
+
+    for a in archs:
+        yield SimpleNamespace(path=Path("/nonexistent"), sha256="0" * 64, format=profile.format, bytes=0,
+                              model_hash=a.hash)
+
+
+def test_a_set_killed_while_remeasuring_its_noisy_models_resumes_that_attempt(tmp_path):
+    archs = sp.select("0:3")
+    proto = TimingProtocol(groups=3, runs_per_group=10, warmup_min_runs=1, warmup_min_s=0.0, interleave=3, rounds=3)
+    noisy = {archs[1].hash, archs[2].hash}
+    first = run_campaign(archs, get_device("cpu"), proto, tmp_path, runner=RoundRunner(noisy, stop_at=(2, 1)),
+                         artifacts=_fake_artifacts, max_attempts=3)
+    assert first.interrupted and first.measured == 0
+    state = load_partial_set(tmp_path)
+    assert [(a.attempt, len(a.members), len(a.done)) for a in state.attempts] == [(1, 3, 3), (2, 2, 1)]
+    again = RoundRunner(noisy)
+    again.attempt = 2
+    second = run_campaign(archs, get_device("cpu"), proto, tmp_path, runner=again, artifacts=_fake_artifacts,
+                          max_attempts=3)
+    # attempt 1 is not timed again; attempt 2 goes on at its second round with the same two models
+    assert again.calls == [([archs[1].hash, archs[2].hash], 1)]
+    assert (second.measured, second.remeasured) == (3, 2)
+    attempts = {r["model_index"]: r["attempts"] for r in read_journal(tmp_path, kind="measurement")}
+    assert attempts == {0: 1, 1: 2, 2: 2}
+    for record in read_journal(tmp_path, kind="measurement"):
+        assert len(record["measurement"]["samples_ms"]) == proto.total_runs
+        assert record["measurement"]["noisy"] is False
