@@ -372,6 +372,16 @@ CASES = [
                           "1.0.0", "--no-static"), "params",
       _blox_file(f"{HASH0},inf,1000,\"[[[0],[0,1,0,0]],[[0],[0,1,0,0]],[[0],[0,1,0,0]]]\"\n", name="blox-info.csv",
                  columns='["model_hash", "params", "flops", "arch_vec"]', kind='"static"', extra="")),
+    C("blox-columns-not-a-list", ("dataset", "build", "--from", "{d}/blox-bench-cpu.csv", "--out", "{d}/new",
+                                  "--version", "1.0.0", "--no-static"), "columns must be a list",
+      _blox_file(f"{HASH0},1.5\n", columns="null")),
+    C("blox-ops-not-a-list", ("dataset", "build", "--from", "{d}/blox-bench-cpu.csv", "--out", "{d}/new",
+                              "--version", "1.0.0", "--no-static"), "another search space",
+      _blox_file(f"{HASH0},1.5\n", space='{"ops": 5, "stages": 3, "nodes": 2}')),
+    C("blox-vector-too-deep", ("dataset", "build", "--from", "{d}/blox-info.csv", "--out", "{d}/new", "--version",
+                               "1.0.0", "--no-static"), "cannot parse",
+      _blox_file(f"{HASH0},1,1000,\"{'[' * 5000}\"\n", name="blox-info.csv",
+                 columns='["model_hash", "params", "flops", "arch_vec"]', kind='"static"', extra="")),
     C("release-missing", ("dataset", "info", "{d}/nothing"), "nothing"),
     C("release-manifest-not-json", ("dataset", "info", "{d}/rel"), "dataset.json",
       _release(lambda rel: (rel / "dataset.json").write_text("{not json"))),
@@ -420,7 +430,6 @@ PENDING = {
     "train-distill-without-teacher": ("6", "cli/train.py: --teacher has required=True but default=None, "
                                            "which click takes as given, so distill runs without it"),
     # found by this suite, fixed in the next commits
-    "blox-params-inf": ("5", "OverflowError from int(float('inf')) in dataset/_bloxfmt.py"),
 }
 
 assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"

@@ -147,8 +147,10 @@ def _read_blox(path: str | os.PathLike[str]) -> tuple[dict, bytes, int]:
     for key in ("version", "search_space", "dataset_type", "columns", "format"):
         if key not in header:
             raise InputError(f"{path}: the Blox header has no {key!r}; the file is damaged or not a Blox file")
+    if not isinstance(header["columns"], list) or not all(isinstance(c, str) for c in header["columns"]):
+        raise InputError(f"{path}: the Blox header's columns must be a list of names, got {header['columns']!r}")
     ss = header["search_space"]
-    if not isinstance(ss, dict) or list(ss.get("ops", [])) != OPS or ss.get("stages") != 3 or ss.get("nodes") != 2:
+    if not isinstance(ss, dict) or ss.get("ops") != OPS or ss.get("stages") != 3 or ss.get("nodes") != 2:
         raise SearchSpaceMismatchError(
             f"{path} describes another search space ({ss!r}); blox-lat reads the Blox space (ops {OPS}, 3 stages, 2 nodes)"
         )
@@ -229,7 +231,7 @@ def _parse_value(column: str, value: Any, path: Path, number: int) -> Any:
         if "top" in column or "loss" in column or column == "latency":
             return float(value)
         return value
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError, RecursionError):  # "inf" as an int; "[[[[..." too deep
         raise InputError(f"{path}: row {number}, column {column}: cannot parse {value[:40]!r}") from None
 
 
