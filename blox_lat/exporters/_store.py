@@ -74,9 +74,10 @@ class ArtifactStore:
     def _dir(self, digest: str) -> Path:
         return self.root / "objects" / digest[:2]
 
-    def path_for(self, key: ArtifactKey, suffix: str) -> Path:
+    def path_for(self, key: ArtifactKey, suffix: str, sha256: str) -> Path:
+        """Where the artifact of ``key`` whose content has ``sha256`` is stored."""
         digest = key.digest()
-        return self._dir(digest) / f"{digest}{suffix}"
+        return self._dir(digest) / f"{digest}.{sha256[:16]}{suffix}"
 
     def _record_path(self, digest: str) -> Path:
         return self._dir(digest) / f"{digest}.json"
@@ -186,7 +187,7 @@ class ArtifactStore:
         digest = key.digest()
         suffix = suffix if suffix is not None else source.suffix
         sha, size = sha256 or sha256_file(source), source.stat().st_size
-        target = self._dir(digest) / f"{digest}.{sha[:16]}{suffix}"
+        target = self.path_for(key, suffix, sha)
         target.parent.mkdir(parents=True, exist_ok=True)
         _publish_file(source, target, sha)
         artifact = Artifact(key, target, sha, size, dict(verification or {}))
@@ -200,10 +201,8 @@ class ArtifactStore:
                 if winner.path != target:
                     target.unlink(missing_ok=True)  # ours differs (a non-deterministic export); unused
                 return winner
-            # its record is gone again (evicted) or its file is missing: publish ours
-            with contextlib.suppress(FileNotFoundError):
-                if self._record_path(digest).stat().st_size:
-                    self._record_path(digest).unlink()
+            # its record names a file that is gone (evicted meanwhile): replace it with ours
+            self._record_path(digest).unlink(missing_ok=True)
         else:
             raise ExportError(f"could not publish the store record of {key.model_hash} ({digest[:12]}); retry")
         self._append_manifest({"event": "put", **record})
@@ -223,7 +222,7 @@ class ArtifactStore:
                 try:
                     data = json.loads(record.read_text())
                     entries.append((record.stat().st_mtime, record, _artifact_from(data, self.root)))
-                except (OSError, ValueError):
+                except (OSError, ValueError, KeyError, TypeError):
                     continue
             total = sum(a.bytes for _, _, a in entries)
             removed: list[Artifact] = []
