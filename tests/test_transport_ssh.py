@@ -141,3 +141,13 @@ def test_unreachable_is_connection_lost(tmp_path):
     t = SshTransport("127.0.0.1", free_port(), key_path=tmp_path / "k", known_hosts=tmp_path / "kh")
     with pytest.raises(ConnectionLostError, match="cannot reach"):
         t.connect()
+
+
+@pytest.mark.parametrize("bad", [65536, 99999, 0, -22, "ssh", 22.5, True])
+def test_port_out_of_range_is_refused_not_wrapped(server, bad):
+    """A socket takes a port modulo 65536: server.port + 65536 used to reach this very sshd."""
+    from blox_lat.devices._transport import TransportError
+
+    port = server.port + 65536 if bad == 65536 else bad
+    with pytest.raises(TransportError, match=rf"port must be an integer in 1\.\.65535, got {port!r}"):
+        _transport(server, port=port).connect()

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from blox_lat.devices._options import check_port
 from blox_lat.devices._profiles import DeviceProfile, ProfileError
 from blox_lat.devices._transport import Transport
 
@@ -55,13 +56,11 @@ def connection_settings(profile: DeviceProfile, overrides: Mapping[str, Any] | N
             f"device {profile.name!r}: unknown connection key(s) {', '.join(unknown)} for the "
             f"{profile.transport} transport; allowed: {', '.join(sorted(allowed))}"
         )
-    for key in ("port",):
-        if key in settings:
-            try:
-                settings[key] = int(settings[key])
-            except (TypeError, ValueError):
-                raise ProfileError(f"device {profile.name!r}: connection {key} must be a number, "
-                                   f"got {settings[key]!r}") from None
+    if "port" in settings:
+        try:
+            settings["port"] = check_port(settings["port"])
+        except ValueError as exc:
+            raise ProfileError(f"device {profile.name!r}: {exc}") from None
     for key in ("connect_timeout_s", "auth_timeout_s"):
         if key in settings:
             try:

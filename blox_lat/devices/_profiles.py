@@ -21,6 +21,9 @@ User TOML::
     [devices.my-laptop.options]  # runtime options, see blox_lat.harness.get_runtime(...).options
     threads = 4
     [devices.my-laptop.connection]  # remote transports only: host, user, port, serial...
+
+Options and the connection port are checked when a profile is built (``devices/_options.py``),
+so ``blox-lat devices validate`` refuses what a campaign would fail on later.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from blox_lat.devices._options import check_options, check_port
 from blox_lat.errors import BloxLatError
 
 __all__ = [
@@ -166,6 +170,14 @@ class DeviceProfile:
             if not isinstance(value, Mapping):
                 raise ProfileError(f"{where}: {key} must be a table, got {type(value).__name__}")
             object.__setattr__(self, key, _freeze(value))
+        problem = check_options(self.runtime, self.options)
+        if problem:
+            raise ProfileError(f"{where}: {problem}")
+        if "port" in self.connection:
+            try:
+                check_port(self.connection["port"])
+            except ValueError as exc:
+                raise ProfileError(f"{where}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """The journal form (``profile`` field): what the measurement depends on."""

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from blox_lat.devices._options import check_port
 from blox_lat.devices._process import RemoteProcess
 from blox_lat.devices._transport import (
     AuthenticationError,
@@ -79,7 +80,10 @@ class SshTransport(Transport):
         connect_timeout_s: float = 10.0,
     ) -> None:
         self.host = host
-        self.port = int(port)
+        try:
+            self.port = check_port(port)  # a socket would wrap 99999 round to another port
+        except ValueError as exc:
+            raise TransportError(f"ssh://{host}: {exc}") from None
         self.user = user
         self.key_path = Path(key_path).expanduser() if key_path is not None else None
         self._known_hosts = Path(known_hosts) if known_hosts is not None else None
