@@ -216,12 +216,20 @@ def test_connect_port_override_is_range_checked(port):
     assert open_transport(get_device("gtx1080ti"), {"host": "h", "port": "2222"}).port == 2222
 
 
+def test_non_utf8_device_file_is_a_profile_error(tmp_path):
+    path = tmp_path / "dev.toml"
+    path.write_bytes(_HEAD.format(**_LOCAL_ORT).encode() + b'description = "caf\xe9"\n')
+    with pytest.raises(ProfileError, match=r"dev\.toml.*not UTF-8 .*byte 0xe9 at offset \d+"):
+        load_profiles([path], config=False)
+
+
 @pytest.mark.parametrize(
     "body, expected",
     [
         ('options = { threads = "lots" }', "option threads must be an integer >= 1, got 'lots'"),
         ("options = { threads = -3 }", "option threads must be an integer >= 1, got -3"),
         ('[devices.x.connection]\nport = 99999', "connection port must be an integer in 1..65535, got 99999"),
+        (b'description = "caf\xe9"', "not UTF-8"),
     ],
 )
 def test_devices_validate_refuses_in_one_line(tmp_path, body, expected):

@@ -250,6 +250,11 @@ class ProfileRegistry:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise ProfileError(f"cannot read device file {path}: {exc.strerror or exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ProfileError(
+                f"device file {path} is not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
+                f"{exc.start}): TOML files are UTF-8; re-save it as UTF-8"
+            ) from None
         for profile in _parse_toml(text, str(path)):
             self._add(profile)
 
