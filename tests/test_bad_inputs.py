@@ -417,19 +417,12 @@ CASES = [
 
 PENDING = {
     # fixes other engineers are landing (issue 13); remove the mark when its fix is in
-    "measure-connect-port-out-of-range": ("5", "SSH port range check"),
-    "toml-port-out-of-range": ("5", "SSH port range check"),
-    "toml-threads-not-a-number": ("4", "device option validation when profiles load"),
-    "toml-threads-negative": ("4", "device option validation when profiles load"),
     "measure-affinity-absent-cpu": ("4", "--affinity checked against the machine"),
-    "toml-not-utf8": ("6", "non-UTF-8 device TOML"),
     "measure-out-unwritable": ("6", "read-only --out for measure"),
-    "build-out-unwritable": ("6", "read-only --out for dataset build"),
     "release-manifest-edited": ("5", "the manifest covered by verify"),
     # found by this suite; not assigned to anyone yet
     "train-distill-without-teacher": ("6", "cli/train.py: --teacher has required=True but default=None, "
                                            "which click takes as given, so distill runs without it"),
-    # found by this suite, fixed in the next commits
 }
 
 assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
