@@ -398,6 +398,23 @@ CASES = [
     C("diff-release-missing", ("dataset", "diff", "{d}/rel", "{d}/nothing"), "nothing", _release()),
     C("export-blox-out-exists", ("dataset", "export-blox", "{d}/rel", "--out", "{d}/rel"), "already exists", _release()),
 
+    # report, compare, cluster: campaigns and releases read back, Slurm jobs
+    C("report-source-missing", ("report", "{d}/nothing", "--out", "{d}/r"), "nothing"),
+    C("report-out-exists", ("report", "{d}/camp", "--out", "{d}/camp"), "exists", _journal()),
+    C("report-journal-damaged", ("report", "{d}/camp", "--out", "{d}/r"), "damaged journal line",
+      _journal_edit(lambda lines: [lines[0], "{oops", *lines[1:]])),
+    C("report-device-unknown", ("report", "{d}/camp", "--out", "{d}/r", "--device", "tpu"), "tpu", _journal()),
+    C("compare-source-missing", ("compare", "{d}/camp", "{d}/nothing"), "nothing", _journal()),
+    C("compare-confidence-above-1", ("compare", "{d}/camp", "{d}/camp", "--confidence", "2"), "confidence",
+      _journal()),
+    C("compare-device-unknown", ("compare", "{d}/camp", "{d}/camp", "--device", "tpu"), "tpu", _journal()),
+    C("compare-journal-damaged", ("compare", "{d}/camp", "{d}/camp"), "damaged journal line",
+      _journal_edit(lambda lines: [lines[0], "{oops", *lines[1:]])),
+    C("cluster-job-unknown", ("cluster", "slurm", "frobnicate", "--shards", "2", "--dry-run"), "JOB is one of"),
+    C("cluster-shards-zero", ("cluster", "slurm", "--shards", "0", "--dry-run", "measure", "0", "--out", "{d}/o"),
+      "--shards"),
+    C("cluster-status-missing", ("cluster", "status", "{d}/nothing"), "nothing"),
+
     # train: selectors, data, teachers, paths (all fail before any epoch)
     C("train-model-unknown", ("train", "normal", "nonsense", "--out", "{d}/t", "--device", "cpu"), "does not name a model"),
     C("train-data-missing", ("train", "normal", "0", "--out", "{d}/t", "--device", "cpu", "--data", "{d}/no-cifar"),
@@ -500,4 +517,5 @@ def test_bad_input_console_script(case: Case, folder: Path):
 
 def test_the_suite_is_big_enough():
     assert len(CASES) >= 60
-    assert {c.args[0] for c in CASES} >= {"space", "export", "measure", "devices", "dataset", "train"}
+    assert {c.args[0] for c in CASES} >= {"space", "export", "measure", "devices", "dataset", "train", "report",
+                                          "compare", "cluster"}
