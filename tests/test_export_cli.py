@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from click.testing import CliRunner
 
 from blox_lat.cli.main import cli
 from blox_lat.exporters import ArtifactStore
 from blox_lat.exporters._types import sha256_file
+
+
+#: the console script of the environment running the tests (its bin folder need not be on PATH)
+BLOX_LAT = shutil.which("blox-lat", path=str(Path(sys.executable).parent)) or "blox-lat"
 
 
 def _run(*args):
@@ -50,7 +56,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path):
         ("export", "0:2", "-f", "onnx", "--batch", "0", "-o", str(tmp_path / "e")),
     ]
     for args in cases:
-        proc = subprocess.run(["blox-lat", *args], capture_output=True, text=True, timeout=120)
+        proc = subprocess.run([BLOX_LAT, *args], capture_output=True, text=True, timeout=120)
         assert proc.returncode == 2, (args, proc.stderr)
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("blox-lat: error:"), (args, proc.stderr)
@@ -60,7 +66,7 @@ def test_bad_input_is_one_line_exit_2(tmp_path):
 
 def test_concurrent_runs_write_each_artifact_once(tmp_path):
     store = tmp_path / "store"
-    cmds = [["blox-lat", "export", sel, "-f", "onnx", "-o", str(store), "--json"] for sel in ("0:6", "3:9")]
+    cmds = [[BLOX_LAT, "export", sel, "-f", "onnx", "-o", str(store), "--json"] for sel in ("0:6", "3:9")]
     procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
     outs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-500:] for o in outs]
