@@ -7,8 +7,21 @@ command's output folder (``OUT/slurm/``), :func:`submit` hands it to ``sbatch`` 
 (plus ``squeue``'s view when it answers). See docs/cluster.md.
 """
 
-from blox_lat.cluster._job import JOBS, ClusterError, ClusterJob, load_jobs, make_job, shard_units
-from blox_lat.cluster._slurm import SchedulerView, render_script, squeue, submit, write_script
+from blox_lat.cluster._job import (
+    JOBS,
+    ClusterError,
+    ClusterJob,
+    load_jobs,
+    make_job,
+    shard_units,
+)
+from blox_lat.cluster._slurm import (
+    SchedulerView,
+    render_script,
+    squeue,
+    submit,
+    write_script,
+)
 from blox_lat.cluster._status import JobStatus, ShardStatus, cluster_status, job_status
 
 __all__ = [

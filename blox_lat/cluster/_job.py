@@ -29,7 +29,7 @@ from typing import Any
 
 from blox_lat.errors import BloxLatError
 
-__all__ = ["JOB_SCHEMA", "JOBS", "ClusterError", "ClusterJob", "load_jobs", "make_job", "shard_units"]
+__all__ = ["JOBS", "JOB_SCHEMA", "ClusterError", "ClusterJob", "load_jobs", "make_job", "shard_units"]
 
 JOB_SCHEMA = 1
 SLURM_DIR = "slurm"
@@ -119,7 +119,7 @@ class ClusterJob:
                 "sbatch": list(self.sbatch), "setup": list(self.setup), "submissions": list(self.submissions)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "job record") -> "ClusterJob":
+    def from_dict(cls, data: dict[str, Any], where: str = "job record") -> ClusterJob:
         if data.get("kind") != "cluster-job":
             raise ClusterError(f"{where} is not a cluster job record")
         if int(data.get("schema", 0)) > JOB_SCHEMA:
@@ -130,7 +130,7 @@ class ClusterJob:
                    units=dict(data["units"]), python=data["python"], sbatch=tuple(data.get("sbatch", ())),
                    setup=tuple(data.get("setup", ())), submissions=tuple(data.get("submissions", ())))
 
-    def with_submission(self, job_id: str, array: str) -> "ClusterJob":
+    def with_submission(self, job_id: str, array: str) -> ClusterJob:
         return replace(self, submissions=(*self.submissions, {"job_id": job_id, "array": array, "at": now_iso()}))
 
     def save(self) -> Path:

@@ -11,7 +11,6 @@ host: ``--device-file 'hosts/{node}.yaml'``); they become the task's values in t
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -51,7 +50,7 @@ def _job_args(job: ClusterJob) -> list[str]:
         words[selector] = shlex.quote(f"@{job.folder / job.name}/") + '"shard-${SLURM_ARRAY_TASK_ID}.sel"'
         return words
     if job.command[0] == "measure":  # a campaign folder per shard (the last --out wins)
-        words += ["--out", shlex.quote(f"{job.out}/shard-") + f'"${{SLURM_ARRAY_TASK_ID}}"' + shlex.quote(f"-of-{n}")]
+        words += ["--out", shlex.quote(f"{job.out}/shard-") + '"${SLURM_ARRAY_TASK_ID}"' + shlex.quote(f"-of-{n}")]
     return words + ["--shard", f'"${{SLURM_ARRAY_TASK_ID}}/{n}"']
 
 
@@ -76,8 +75,8 @@ def render_script(job: ClusterJob) -> str:
         "#SBATCH --requeue",
         *(f"#SBATCH {opt}" for opt in job.sbatch),
         "set -euo pipefail",
-        'echo "== $(date -u +%FT%TZ) job ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} on $(hostname),'
-        ' restart ${SLURM_RESTART_COUNT:-0}"',
+        ('echo "== $(date -u +%FT%TZ) job ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} on $(hostname),'
+         ' restart ${SLURM_RESTART_COUNT:-0}"'),
     ]
     if activate.is_file():
         lines += ["# the Python environment the job was written from", f"source {shlex.quote(str(activate))}"]
@@ -110,7 +109,7 @@ def _sbatch() -> str:
 def submit(job: ClusterJob, array: str | None = None) -> ClusterJob:
     """``sbatch`` the job's script (``array``: only these tasks, e.g. ``2,5``); the record gets the job id."""
     cmd = [_sbatch(), "--parsable"] + ([f"--array={array}"] if array else []) + [str(job.script_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=job.cwd)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=job.cwd, check=False)
     m = _JOB_ID_RE.fullmatch(proc.stdout.strip())
     if proc.returncode != 0 or not m:
         detail = (proc.stderr.strip() or proc.stdout.strip() or f"exit status {proc.returncode}").splitlines()[-1]
@@ -138,7 +137,7 @@ def squeue(job: ClusterJob, timeout_s: float = 20.0) -> SchedulerView:
         return SchedulerView({}, "squeue not found on PATH")
     cmd = [path, "--noheader", "--array", f"--name=blox-lat-{job.name}", "--format=%A|%K|%T|%N|%M|%r"]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=dict(os.environ))
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         return SchedulerView({}, f"squeue did not answer within {timeout_s:.0f} s")
     if proc.returncode != 0:
