@@ -1,0 +1,198 @@
+"""The cluster path against a real one-node Slurm (slurmctld + slurmd + munged on localhost).
+
+Array jobs written and submitted by the installed ``blox-lat cluster slurm`` train 4 models on
+a synthetic CIFAR-100 and measure 8 models on ``cpu``; one training task is cancelled with
+scancel mid-run and resubmitted with the command ``cluster status`` prints; the release built
+from the shard outputs equals the one built from the same records laid out as one machine
+writes them. Skipped only where the Slurm or munge binaries are missing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from slurm_cluster import SlurmCluster, slurm_missing
+
+from blox_lat import cluster as cl
+from blox_lat import space as sp
+
+WHY = slurm_missing()
+pytestmark = pytest.mark.skipif(WHY is not None, reason=WHY or "")
+
+BLOX_LAT = str(Path(sys.executable).with_name("blox-lat"))
+# small models (the cheapest ones train in seconds on a busy CPU); shards split by index parity:
+# shard 1 gets 23184, 22796 and shard 2 gets 23183, 22601 (trained in this order)
+TRAIN_MODELS = "23184,23183,22796,22601"
+MEASURE_MODELS = "23184,23183,22796,22601,53156,69356,72459,60626"
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    root = Path(tempfile.mkdtemp(prefix="blox-lat-slurm-"))  # not under pytest's 0700 folders: munge reads it
+    cluster = SlurmCluster(root)
+    old = os.environ.get("SLURM_CONF")
+    try:
+        cluster.start()
+        os.environ["SLURM_CONF"] = str(cluster.conf)
+        yield cluster
+    finally:
+        cluster.stop()
+        if old is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = old
+        left = cluster.daemons_left()
+        shutil.rmtree(root, ignore_errors=True)
+        assert not left, f"daemons left behind: {left}"
+
+
+@pytest.fixture(scope="module")
+def work():
+    from blox_lat.training._synthetic import write_synthetic_cifar100
+
+    # our own folder: concurrent pytest sessions prune old basetemp folders
+    root = Path(tempfile.mkdtemp(prefix="blox-lat-cluster-"))
+    archive = write_synthetic_cifar100(root / "cifar", n_train=500, n_test=50, classes=10, seed=0)
+    yield {"root": root, "archive": archive, "train": root / "train", "measure": root / "measure",
+           "store": root / "store", "times": {}}
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def blox_lat(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run([BLOX_LAT, *args], cwd=cwd, capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"blox-lat {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def status(out: Path, cwd: Path) -> tuple[int, dict]:
+    proc = blox_lat("cluster", "status", str(out), "--json", cwd=cwd, check=False)
+    assert proc.returncode in (0, 1), proc.stderr
+    (job,) = json.loads(proc.stdout)["jobs"]
+    return proc.returncode, job
+
+
+def wait_for(predicate, timeout_s: float, what: str, step: float = 0.1):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def test_train_array_cancel_resubmit(slurm, work):
+    root, out = work["root"], work["train"]
+    started = time.monotonic()
+    proc = blox_lat("cluster", "slurm", "train", "normal", TRAIN_MODELS, "--data", str(work["archive"]), "--out", "train",
+                    "--epochs", "1", "--batch-size", "32", "--no-augment", "--device", "cpu", "--limit-train", "32",
+                    "--limit-eval", "50",
+                    "--shards", "2", "--time", "00:30:00", cwd=root)
+    assert proc.stdout.startswith("submitted "), proc.stdout
+    (job,) = cl.load_jobs(out)
+    records = Path(job.units["folder"])
+    script = job.script_path.read_text()
+    assert '--shard "${SLURM_ARRAY_TASK_ID}/2"' in script and "#SBATCH --requeue" in script
+    assert f"source {Path(sys.executable).parent / 'activate'}" in script  # the submitting environment
+
+    # while it runs: squeue's view and the outputs agree
+    running = wait_for(lambda: (s := cl.job_status(job)) and {x.state for x in s.shards} == {"running"} and s,
+                       60, "both tasks running")
+    assert running.totals()["total"] == 4 and running.scheduler_error is None
+    assert running.totals()["done"] <= len(list(records.glob("*.json")))
+
+    # cancel shard 2 after its first model is done, while its second one trains
+    first = records / f"{sp.from_index(23183).hash}-0.json"
+    wait_for(first.exists, 240, f"shard 2's first record {first.name}", step=0.05)
+    slurm.run("scancel", f"{job.submissions[0]['job_id']}_2")
+    slurm.wait_empty(f"blox-lat-{job.name}")
+    work["times"]["train array (2 tasks, one cancelled)"] = time.monotonic() - started
+    code, mid = status(out, root)
+    by_shard = {s["shard"]: s for s in mid["per_shard"]}
+    assert by_shard[1]["state"] == "done" and by_shard[1]["done"] == 2
+    assert by_shard[2]["state"] == "stopped" and (by_shard[2]["done"], by_shard[2]["remaining"]) == (1, 1), \
+        "shard 2 finished before scancel reached it: the resume is not exercised"
+    assert code == 1 and mid["resubmit"] == f"sbatch --array=2 {job.script_path}"
+
+    # resubmit what status says; the task skips model 1 and trains model 3
+    resumed = time.monotonic()
+    subprocess.run(mid["resubmit"].split(), cwd=root, check=True, capture_output=True, env=slurm.env)
+    wait_for(lambda: slurm.queued(f"blox-lat-{job.name}"), 30, "the resubmitted task in the queue")
+    slurm.wait_empty(f"blox-lat-{job.name}")
+    work["times"]["train resubmitted task"] = time.monotonic() - resumed
+    code, after = status(out, root)
+    assert code == 0 and (after["done"], after["failed"], after["remaining"]) == (4, 0, 0), after
+    assert [s["state"] for s in after["per_shard"]] == ["done", "done"] and after["resubmit"] is None
+    names = sorted(p.name for p in records.glob("*.json"))
+    assert names == sorted(f"{a.hash}-0.json" for a in sp.select(TRAIN_MODELS))  # each model exactly once
+    log = job.log_path(2).read_text()
+    assert sum(line.startswith("== ") for line in log.splitlines()) == 2 and "(record exists)" in log, log
+
+
+def test_measure_array(slurm, work):
+    root, out = work["root"], work["measure"]
+    started = time.monotonic()
+    blox_lat("cluster", "slurm", "measure", MEASURE_MODELS, "--runs", "20", "--warmup-runs", "2", "--warmup-s", "0",
+             "--store", str(work["store"]), "--out", str(out), "--quiet", "--shards", "2", cwd=root)
+    (job,) = cl.load_jobs(out)
+    slurm.wait_empty(f"blox-lat-{job.name}")
+    work["times"]["measure array (2 tasks, 8 models)"] = time.monotonic() - started
+    code, after = status(out, root)
+    assert code == 0 and (after["done"], after["remaining"]) == (8, 0), after
+    from blox_lat.harness import read_journal
+
+    seen = []
+    for k in (1, 2):
+        lines = list(read_journal(out / f"shard-{k}-of-2", kind="measurement"))
+        assert all(r["status"] == "ok" for r in lines)
+        seen += [r["model_index"] for r in lines]
+        assert {i % 2 for i in seen[-len(lines):]} == {k - 1}  # the shard's own models
+    assert sorted(seen) == sorted(a.index for a in sp.select(MEASURE_MODELS))  # every model exactly once
+
+
+def test_merged_release_equals_single_machine_build(work):
+    """``dataset build --from`` the shard outputs == the same records in one machine's layout."""
+    root = work["root"]
+    if not (work["train"] / "normal").is_dir() or not list(work["measure"].glob("shard-*/journal.jsonl")):
+        pytest.skip("needs the outputs of the train and measure arrays above")
+    single = root / "single"
+    (single / "train" / "normal").mkdir(parents=True)
+    for record in (work["train"] / "normal").glob("*.json"):
+        shutil.copy2(record, single / "train" / "normal" / record.name)
+    (single / "measure").mkdir()
+    with open(single / "measure" / "journal.jsonl", "wb") as journal:  # one campaign folder, shard after shard
+        journal.writelines((work["measure"] / f"shard-{k}-of-2" / "journal.jsonl").read_bytes() for k in (1, 2))
+    build = ("dataset", "build", "--version", "1.0.0", "--no-static", "--jobs", "1")
+    started = time.monotonic()
+    blox_lat(*build, "--from", str(work["train"]), "--from", str(work["measure"]), "--out", "rel-cluster", cwd=root)
+    work["times"]["dataset build from the shards"] = time.monotonic() - started
+    blox_lat(*build, "--from", str(single / "train"), "--from", str(single / "measure"), "--out", "rel-single",
+             cwd=root)
+    a, b = root / "rel-cluster", root / "rel-single"
+    files = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file())
+    assert "sections/bench/cpu.parquet" in files and "sections/base/0.parquet" in files, files
+    for name in files:
+        if name != "dataset.json":
+            assert (a / name).read_bytes() == (b / name).read_bytes(), f"{name} differs"
+    ma, mb = (json.loads((r / "dataset.json").read_text()) for r in (a, b))
+    inputs_a, inputs_b = ma["provenance"].pop("inputs"), mb["provenance"].pop("inputs")
+    for m in (ma, mb):
+        m.pop("manifest_sha256", None)  # the manifest's digest covers the inputs too
+    assert ma == mb  # sections (with their sha256), metadata, schema: all the same
+    # provenance names the input files: the training records are the same files; the journals
+    # are two shard journals here and one journal there
+    assert [i for i in inputs_a if i["kind"] != "journal"] == [i for i in inputs_b if i["kind"] != "journal"]
+    assert [i["path"] for i in inputs_a if i["kind"] == "journal"] == [
+        "measure/shard-1-of-2/journal.jsonl", "measure/shard-2-of-2/journal.jsonl"]
+    print("\ncluster timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in work["times"].items()))
