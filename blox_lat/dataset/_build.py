@@ -621,7 +621,7 @@ def build(
     check_writable(out)
     from blox_lat._leftovers import remove_stale
 
-    remove_stale(out.parent.glob(".*.partial-*"))  # the temporary folders of killed builds
+    remove_stale(p for p in out.parent.glob(".*.partial-*") if p.is_dir())  # killed builds' temporary folders
     with _gc_paused():
         return _build(sources, out, version, allow_pickle=allow_pickle, blox_format=blox_format, raw=raw,
                       static=static, jobs=jobs)
