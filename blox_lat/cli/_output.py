@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import click
@@ -52,3 +54,33 @@ def emit_pairs(pairs: list[tuple[str, Any]]) -> None:
     width = max(len(k) for k, _ in pairs)
     for key, value in pairs:
         click.echo(f"{key.ljust(width)}  {value}")
+
+
+def check_out_dir(path: str | os.PathLike[str], option: str = "--out") -> Path:
+    """Check that the output folder ``path`` can be created and written, leaving nothing behind.
+
+    Commands call this before any work, so a read-only or impossible folder is one line and
+    exit status 2 instead of a traceback once the work is done (permission bits do not stop
+    root: only writing a file tells). Folders it had to create are removed again, so a later
+    bad-input error leaves no trace either.
+    """
+    import tempfile
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise click.BadParameter(f"{folder} is a file, not a folder", param_hint=option)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".blox-lat-probe-"):
+            pass
+    except OSError as exc:
+        raise click.BadParameter(f"cannot write in {folder} ({exc.strerror or type(exc).__name__}); "
+                                 "pick a writable folder", param_hint=option) from None
+    finally:
+        for made in created:  # deepest first
+            try:
+                made.rmdir()
+            except OSError:
+                pass
+    return folder

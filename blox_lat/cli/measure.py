@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from blox_lat.cli._output import emit_json, emit_pairs, emit_table, json_option
+from blox_lat.cli._output import check_out_dir, emit_json, emit_pairs, emit_table, json_option
 from blox_lat.cli.devices import device_file_option
 
 _MAX_TABLE_ROWS = 40
@@ -211,6 +211,7 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
                                          rounds=(rounds if rounds is not None else groups) if k > 1 else 1,
                                          rewarm_runs=rewarm_runs)
     archs = sp.shard(sp.select(selector), shard)
+    out = check_out_dir(out_dir or f"runs/{record_as or profiles[0].name}")  # before any work
     store = None
     if store_dir is not None:
         from blox_lat.exporters import ArtifactStore
@@ -220,7 +221,7 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         summary = run_campaign(
-            archs, profile, protocol, out_dir or f"runs/{record_as or profiles[0].name}", store=store,
+            archs, profile, protocol, out, store=store,
             lookahead=lookahead, max_attempts=max_attempts, skip_failed=skip_failed,
             timeout_s=timeout_s, affinity=cpus, overlap_exports=overlap_exports, on_event=progress,
             connection=connection or None, record_as=record_as,

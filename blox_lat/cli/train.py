@@ -8,7 +8,7 @@ import time
 import click
 
 from blox_lat import space as sp
-from blox_lat.cli._output import emit_json, emit_table, json_option
+from blox_lat.cli._output import check_out_dir, emit_json, emit_table, json_option
 
 
 def _common(setting: str):
@@ -164,6 +164,7 @@ def normal(selector, data, out, shard, device, teacher, fraction, as_json, **kw)
         raise click.UsageError("--fraction trains with a KD loss: pass --teacher OUT/normal/weights/<hash>-<seed>.pt")
     if teacher and not fraction:
         raise click.UsageError("--teacher only applies to normal runs with --fraction")
+    check_out_dir(out)  # before the data is read: a read-only --out used to fail after an epoch
     archs, device, dataset = _setup(selector, data, shard, device, kw.pop("allow_pickle"))
     cfg = _config("normal", fraction=fraction, **kw)
     t = tr.load_teacher(teacher, device) if teacher else None
@@ -189,6 +190,7 @@ def distill(selector, data, out, shard, device, teacher, init, as_json, **kw) ->
     from blox_lat import training as tr
 
     started = time.perf_counter()
+    check_out_dir(out)
     archs = sp.select(selector)
     blocks = tr.candidate_blocks(archs)
     if shard is not None:
@@ -218,6 +220,7 @@ def finetune(selector, data, out, shard, device, teacher, library, fraction, as_
     from blox_lat import training as tr
 
     started = time.perf_counter()
+    check_out_dir(out)
     archs, device, dataset = _setup(selector, data, shard, device, kw.pop("allow_pickle"))
     cfg = _config("finetune", fraction=fraction, **kw)
     t = tr.load_teacher(teacher, device)

@@ -1,0 +1,61 @@
+"""Exit statuses of ``measure`` and ``train``: 0 all ok, 1 some failed, 2 bad input (one line,
+before any work), 130 interrupted.
+
+Everything is real: the worker, the artifact store, the journal, a synthetic CIFAR-100 archive.
+"""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from blox_lat.cli.main import cli
+
+#: a folder nobody may create, not even root (permission bits do not stop root)
+UNWRITABLE = "/sys/blox-lat-exit-status/out"
+FAST = ["--runs", "10", "--warmup-s", "0.01"]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return tmp_path_factory.mktemp("store")
+
+
+def _run(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def _one_line_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("blox-lat: error: ") and result.output.count("\n") == 1, result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+
+
+@pytest.mark.parametrize("where", ["unwritable", "under-a-file"])
+def test_measure_out_not_writable_is_one_line_before_any_work(tmp_path, where):
+    (tmp_path / "file").write_text("x\n")
+    out = UNWRITABLE if where == "unwritable" else str(tmp_path / "file" / "camp")
+    fresh_store = tmp_path / "store"
+    result = _run("measure", "0", *FAST, "--out", out, "--store", str(fresh_store))
+    _one_line_error(result, "--out", out)
+    assert not fresh_store.exists()  # checked before the first export
+    assert (tmp_path / "file").read_text() == "x\n"
+
+
+@pytest.fixture(scope="module")
+def cifar(tmp_path_factory):
+    from blox_lat.training._synthetic import write_synthetic_cifar100
+
+    return write_synthetic_cifar100(tmp_path_factory.mktemp("cifar"), n_train=300, n_test=100, classes=10, seed=0)
+
+
+@pytest.mark.parametrize("command", ["normal", "distill", "finetune"])
+def test_train_out_not_writable_is_one_line_before_any_work(tmp_path, cifar, command):
+    teacher = tmp_path / "teacher.pt"  # never read: --out is checked first
+    extra = {"normal": [], "distill": ["--teacher", str(teacher)],
+             "finetune": ["--teacher", str(teacher), "--library", str(tmp_path / "lib")]}[command]
+    result = _run("train", command, "0", "--data", str(cifar), "--out", UNWRITABLE, "--epochs", "1",
+                  "--device", "cpu", "--limit-train", "64", "--limit-eval", "32", *extra)
+    _one_line_error(result, "--out", UNWRITABLE)
