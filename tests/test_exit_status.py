@@ -6,6 +6,8 @@ Everything is real: the worker, the artifact store, the journal, a synthetic CIF
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from click.testing import CliRunner
 
@@ -31,6 +33,23 @@ def _one_line_error(result, *fragments: str) -> None:
     assert "Traceback" not in result.output
     for fragment in fragments:
         assert fragment in result.output, result.output
+
+
+@pytest.mark.parametrize("partly", [False, True])
+def test_affinity_outside_the_machine_is_refused_before_any_work(tmp_path, partly):
+    """Absent CPUs alone failed every model; mixed with present ones they were silently dropped."""
+    absent = max(os.sched_getaffinity(0)) + 1
+    cpus = f"{min(os.sched_getaffinity(0))},{absent}" if partly else str(absent)
+    out, fresh_store = tmp_path / "camp", tmp_path / "store"
+    result = _run("measure", "0", *FAST, "--affinity", cpus, "--out", str(out), "--store", str(fresh_store))
+    _one_line_error(result, "--affinity", f"CPU {absent} is not available", "sched_getaffinity")
+    assert not out.exists() and not fresh_store.exists()  # no campaign, no export
+
+
+def test_affinity_on_the_machine_still_measures(tmp_path, store):
+    cpu = min(os.sched_getaffinity(0))
+    result = _run("measure", "0", *FAST, "--affinity", str(cpu), "--out", str(tmp_path / "c"), "--store", str(store))
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("where", ["unwritable", "under-a-file"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -24,6 +25,21 @@ def _parse_affinity(text: str | None) -> list[int] | None:
         return parse_cpus(text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--affinity") from None
+
+
+def _check_affinity(cpus: list[int] | None, profiles: list[Any]) -> None:
+    """``--affinity`` names CPUs this process may use, checked before any work: the kernel
+    pins to the CPUs of the set that exist and ignores the rest (0,99 ran on CPU 0 alone), and
+    a set with none of them failed every model. Remote workers pin on their own machine."""
+    if cpus is None or any(p.transport != "local" for p in profiles) or not hasattr(os, "sched_getaffinity"):
+        return
+    available = os.sched_getaffinity(0)
+    absent = sorted(set(cpus) - available)
+    if absent:
+        raise click.BadParameter(
+            f"CPU {', '.join(map(str, absent))} {'is' if len(absent) == 1 else 'are'} not available to "
+            f"this process; choose from {','.join(map(str, sorted(available)))} (os.sched_getaffinity)",
+            param_hint="--affinity")
 
 
 #: without a terminal, a set's round is reported at most this often (seconds)
@@ -211,6 +227,7 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
                                          rounds=(rounds if rounds is not None else groups) if k > 1 else 1,
                                          rewarm_runs=rewarm_runs)
     archs = sp.shard(sp.select(selector), shard)
+    _check_affinity(cpus, profiles)
     out = check_out_dir(out_dir or f"runs/{record_as or profiles[0].name}")  # before any work
     store = None
     if store_dir is not None:
