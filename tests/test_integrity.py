@@ -327,3 +327,16 @@ def test_check_device_name():
     for bad in ("../x", "a/b", "", "-x", None):
         with pytest.raises(ds.InputError):
             ds.check_device_name(bad)
+
+
+def test_section_names_in_the_manifest_follow_the_grammar(release, tmp_path):
+    """Section names become file names (export-blox writes blox-bench-<device>.csv): a manifest
+    naming a section '../..' is refused when the release is opened."""
+    copy = _copy(release, tmp_path / "c")
+
+    def rename(m):
+        _as_old_release(m)
+        m["sections"]["bench/../../../esc"] = m["sections"].pop("bench/cpu")
+    _edit_json(copy / "dataset.json", rename)
+    with pytest.raises(ds.CorruptSectionError, match="esc"):
+        ds.open(copy)

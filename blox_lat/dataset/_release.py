@@ -39,6 +39,7 @@ from blox_lat.dataset._schema import (
     SCHEMA_VERSION,
     manifest_digest,
     search_space_record,
+    validate_section_name,
 )
 
 __all__ = ["DiffReport", "Release", "VerifyReport", "diff", "info", "open_release", "verify"]
@@ -70,6 +71,14 @@ def _read_manifest(path: Path, check_digest: bool = True) -> dict:
         )
     if not isinstance(manifest.get("sections"), dict):
         raise CorruptSectionError(f"{manifest_path} lists no sections")
+    for name, entry in manifest["sections"].items():  # names become file names (export-blox)
+        try:
+            validate_section_name(name)
+        except UnknownSectionError:
+            raise CorruptSectionError(f"{manifest_path} lists a section named {name[:80]!r}, which is not a section "
+                                      "name; restore the release from its source") from None
+        if not isinstance(entry, dict):
+            raise CorruptSectionError(f"{manifest_path}: section {name} has no entry; restore the release from its source")
     if check_digest:
         problem = _manifest_problem(manifest)
         if problem:
