@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from blox_lat.cli.main import cli
+from blox_lat.harness import read_journal
 
 #: a folder nobody may create, not even root (permission bits do not stop root)
 UNWRITABLE = "/sys/blox-lat-exit-status/out"
@@ -33,6 +34,21 @@ def _one_line_error(result, *fragments: str) -> None:
     assert "Traceback" not in result.output
     for fragment in fragments:
         assert fragment in result.output, result.output
+
+
+def test_measure_exits_1_when_every_model_failed(tmp_path, store):
+    """A worker killed by --timeout fails its model; the campaign goes on and says so."""
+    out = tmp_path / "camp"
+    result = _run("measure", "0", *FAST, "--timeout", "0.01", "--out", str(out), "--store", str(store))
+    assert result.exit_code == 1, result.output
+    assert "1 model(s) failed" in result.output
+    (record,) = read_journal(out, kind="measurement")
+    assert record["status"] != "ok" and record["reason"]
+
+
+def test_measure_exits_0_when_all_ok(tmp_path, store):
+    result = _run("measure", "0", *FAST, "--out", str(tmp_path / "camp"), "--store", str(store), "--json")
+    assert result.exit_code == 0, result.output
 
 
 @pytest.mark.parametrize("partly", [False, True])
@@ -78,3 +94,11 @@ def test_train_out_not_writable_is_one_line_before_any_work(tmp_path, cifar, com
     result = _run("train", command, "0", "--data", str(cifar), "--out", UNWRITABLE, "--epochs", "1",
                   "--device", "cpu", "--limit-train", "64", "--limit-eval", "32", *extra)
     _one_line_error(result, "--out", UNWRITABLE)
+
+
+def test_measure_help_documents_the_exit_statuses():
+    result = _run("measure", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    for rule in ("0 every model measured", "1 some model failed", "2 bad input", "130 interrupted"):
+        assert rule in text, text

@@ -193,6 +193,13 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     A phone over TCP ADB:         blox-lat measure 0:10 --device sd888 --connect serial=PHONE:5555
     A GPU box over SSH:           blox-lat measure 0:10 --device gtx1080ti --connect host=gpu-box
     A farm of two phones:         blox-lat measure all --device phone-a --device phone-b
+
+    \b
+    Exit status, as for the other commands:
+      0    every model measured (now or in an earlier run)
+      1    some model failed or is still unmeasured (a lost device): a rerun retries it
+      2    bad input: one line on stderr, nothing was run
+      130  interrupted: rerun the same command to resume
     """
     from blox_lat import space as sp
     from blox_lat.devices import load_profiles
@@ -255,6 +262,8 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     if summary.failed and not as_json:
         click.echo(f"{summary.failed} model(s) failed; see 'reason' in {summary.journal}; "
                    "a rerun retries them (--skip-failed to skip)", err=True)
+    if summary.failed or summary.remaining:
+        sys.exit(1)
 
 
 
