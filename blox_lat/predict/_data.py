@@ -1,0 +1,230 @@
+"""Training data: measured latencies of one device setting and protocol, from journals or a release.
+
+A source is a campaign folder (``journal.jsonl``), a folder holding several campaign folders, a
+journal file, or a release (``dataset.json``) whose ``bench/<device>`` section is read. Journals
+are read with :func:`blox_lat.harness.read_journal`. Only ``ok`` measurements count. Within one
+campaign a model's latest record wins; a model measured in several campaigns gets the geometric
+mean of its campaigns' latencies (each campaign's figure is kept in ``repeats`` for test-retest
+figures).
+
+``latency`` chooses the value: ``raw`` (the protocol latency, ``latency_ms``), ``corrected``
+(the level-corrected latency that anchored campaigns record beside it) or ``auto`` (corrected
+when every record has one, raw otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from blox_lat.predict._errors import MixedInputError, PredictError
+
+#: where a level-corrected latency may sit in a measurement (names tried in order)
+CORRECTED_KEYS = ("level_corrected_ms", "corrected_latency_ms", "latency_corrected_ms")
+_PLAIN = {"interleave": 1, "rounds": 1, "rewarm_runs": 0}
+LATENCY_KINDS = ("auto", "raw", "corrected")
+
+
+@dataclass(frozen=True)
+class TrainingSet:
+    """Latencies (ms) of distinct models on one device setting under one protocol."""
+
+    indices: np.ndarray  # (n,) model indices, sorted
+    latency_ms: np.ndarray  # (n,) one value per model (geometric mean over campaigns)
+    device: str
+    setting: dict  # the profile without its name (runtime, format, precision, batch, ...)
+    protocol: dict | None  # the protocol identity (interleaving fields spelled out)
+    latency: str  # "raw" or "corrected"
+    sources: tuple[str, ...] = ()
+    campaigns: tuple[str, ...] = ()
+    repeats: dict = field(default_factory=dict, compare=False)  # index -> {campaign: ms}
+
+    def __post_init__(self) -> None:
+        if len(self.indices) != len(self.latency_ms):
+            raise PredictError("training set: indices and latencies differ in length")
+        if len(self.latency_ms) and not (np.isfinite(self.latency_ms).all() and (self.latency_ms > 0).all()):
+            raise PredictError("training set: latencies must be finite and positive")
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def subset(self, keep: np.ndarray) -> TrainingSet:
+        keep = np.asarray(keep)
+        return TrainingSet(self.indices[keep], self.latency_ms[keep], self.device, self.setting, self.protocol,
+                           self.latency, self.sources, self.campaigns,
+                           {int(i): self.repeats[int(i)] for i in self.indices[keep] if int(i) in self.repeats})
+
+    def summary(self) -> dict[str, Any]:
+        y = self.latency_ms
+        return {"models": int(len(self)), "campaigns": list(self.campaigns), "sources": list(self.sources),
+                "latency": self.latency, "measured_twice": int(sum(len(v) > 1 for v in self.repeats.values())),
+                "latency_ms": {"min": float(y.min()), "median": float(np.median(y)), "max": float(y.max())}
+                if len(y) else None}
+
+
+def from_arrays(indices, latency_ms, *, device: str = "synthetic", setting: dict | None = None,
+                protocol: dict | None = None, latency: str = "raw") -> TrainingSet:
+    """A training set from plain arrays (tests, benchmarks, other tools)."""
+    idx = np.asarray(indices, dtype=np.int64)
+    y = np.asarray(latency_ms, dtype=float)
+    order = np.argsort(idx, kind="stable")
+    if len(np.unique(idx)) != len(idx):
+        raise PredictError("training set: a model index appears twice; average repeats first")
+    return TrainingSet(idx[order], y[order], device, dict(setting or {}), protocol, latency)
+
+
+def _setting(profile: dict | None) -> dict:
+    return {k: v for k, v in (profile or {}).items() if k != "name"}
+
+
+def _identity(protocol: dict | None) -> dict | None:
+    if protocol is None:
+        return None
+    return {**_PLAIN, **{k: v for k, v in protocol.items() if k != "cv_threshold"}}
+
+
+def _journals(source: Path) -> list[Path]:
+    if source.is_file():
+        return [source]
+    if (source / "journal.jsonl").is_file():
+        return [source / "journal.jsonl"]
+    found = sorted(source.rglob("journal.jsonl"))
+    if not found:
+        raise PredictError(f"{source}: no journal.jsonl inside; pass a campaign folder (runs/DEVICE) or a release")
+    return found
+
+
+def _corrected(record: dict) -> float | None:
+    m = record.get("measurement") or {}
+    for key in CORRECTED_KEYS:
+        for holder in (m, record):
+            value = holder.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+    return None
+
+
+class _Collector:
+    """Gathers (model, campaign) -> latency and checks that one setting and protocol are mixed in."""
+
+    def __init__(self, device: str | None) -> None:
+        self.want = device
+        self.device: str | None = None
+        self.setting: dict | None = None
+        self.protocol: dict | None = None
+        self.first: str = ""
+        self.values: dict[tuple[int, str], tuple[str, float, float | None]] = {}
+
+    def check(self, device: str, setting: dict, protocol: dict | None, where: str) -> None:
+        if self.want is not None and device != self.want:
+            return
+        if self.device is None:
+            self.device, self.setting, self.protocol, self.first = device, setting, protocol, where
+            return
+        if device != self.device:
+            raise MixedInputError(f"measurements of two devices: {self.device!r} ({self.first}) and {device!r} "
+                                  f"({where}); fit one device at a time (--device NAME picks one)")
+        if setting != self.setting:
+            raise MixedInputError(f"device {device!r} measured with two settings ({self.first}: {self.setting}; "
+                                  f"{where}: {setting}); fit each setting separately")
+        if protocol is not None and self.protocol is not None and protocol != self.protocol:
+            diff = ", ".join(f"{k} {self.protocol.get(k)} vs {v}" for k, v in protocol.items()
+                             if self.protocol.get(k) != v)
+            raise MixedInputError(f"measurements from two protocols ({diff}; {self.first} vs {where}); "
+                                  "fit campaigns of one protocol together")
+
+    def add(self, index: int, campaign: str, recorded_at: str, raw: float, corrected: float | None) -> None:
+        key = (index, campaign)
+        old = self.values.get(key)
+        if old is None or recorded_at >= old[0]:
+            self.values[key] = (recorded_at, raw, corrected)
+
+
+def _read_journal(path: Path, c: _Collector) -> None:
+    from blox_lat.harness import read_journal
+
+    for number, rec in enumerate(read_journal(path, kind="measurement"), 1):
+        if rec.get("status") != "ok" or not isinstance(rec.get("measurement"), dict):
+            continue
+        device = str(rec.get("device"))
+        c.check(device, _setting(rec.get("profile")), _identity(rec.get("protocol")), f"{path} record {number}")
+        if c.want is not None and device != c.want:
+            continue
+        index = rec.get("model_index")
+        latency = rec["measurement"].get("latency_ms")
+        if not isinstance(index, int) or not isinstance(latency, (int, float)) or not latency > 0:
+            raise PredictError(f"{path} record {number}: no model_index or latency_ms; a damaged journal line")
+        c.add(index, str(rec.get("campaign_id", path.parent.name)), str(rec.get("recorded_at", "")),
+              float(latency), _corrected(rec))
+
+
+def _read_release(path: Path, device: str | None, c: _Collector) -> None:
+    from blox_lat import dataset
+
+    rel = dataset.open(path)
+    if device is None:
+        if len(rel.devices) != 1:
+            raise MixedInputError(f"release {path} has measurements of {len(rel.devices)} devices "
+                                  f"({', '.join(rel.devices) or 'none'}); name one with --device")
+        device = rel.devices[0]
+    sec = rel._bench(device)  # UnknownDeviceError names the devices it has
+    meta = sec.entry.get("metadata", {})
+    protocols = meta.get("protocols") or []
+    if len(protocols) > 1:
+        raise MixedInputError(f"release {path}: bench/{device} mixes {len(protocols)} protocols; fit from the journals")
+    c.check(device, _setting(meta.get("profile")), _identity(protocols[0]) if protocols else None, f"{path} bench/{device}")
+    table = sec.table
+    cols = table.column_names
+    status = table.column("status").to_pylist()
+    index = table.column("model_index").to_pylist()
+    raw = table.column("latency_ms").to_pylist()
+    corr_name = next((k for k in CORRECTED_KEYS if k in cols), None)
+    corr = table.column(corr_name).to_pylist() if corr_name else [None] * len(raw)
+    campaign = table.column("campaign_id").to_pylist() if "campaign_id" in cols else [None] * len(raw)
+    for i, st, r, cv, camp in zip(index, status, raw, corr, campaign):
+        if st == "ok" and r is not None and r > 0:
+            c.add(int(i), f"{path.name}:{camp}", "", float(r), cv)
+
+
+def load(sources: list[str | os.PathLike[str]], *, device: str | None = None, latency: str = "auto") -> TrainingSet:
+    """The training set in ``sources`` (campaign folders, journals or releases) for one device."""
+    if latency not in LATENCY_KINDS:
+        raise PredictError(f"latency {latency!r}: use one of {', '.join(LATENCY_KINDS)}")
+    if not sources:
+        raise PredictError("no measurements: pass a campaign folder (runs/DEVICE), several, or a release")
+    c = _Collector(device)
+    for source in sources:
+        path = Path(source)
+        if not path.exists():
+            raise PredictError(f"{path} does not exist; pass a campaign folder (runs/DEVICE) or a release")
+        if (path / "dataset.json").is_file():
+            _read_release(path, device, c)
+        else:
+            for journal in _journals(path):
+                _read_journal(journal, c)
+    if c.device is None or not c.values:
+        which = f" of device {device!r}" if device else ""
+        raise PredictError(f"no ok measurements{which} in {', '.join(map(str, sources))}")
+    has_corr = all(v[2] is not None for v in c.values.values())
+    if latency == "corrected" and not has_corr:
+        raise PredictError("--latency corrected: some measurements carry no level-corrected latency "
+                           "(campaigns measured without anchors); use --latency raw")
+    kind = "corrected" if latency == "corrected" or (latency == "auto" and has_corr) else "raw"
+    per_model: dict[int, dict[str, float]] = {}
+    for (index, campaign), (_at, raw, corr) in c.values.items():
+        per_model.setdefault(index, {})[campaign] = corr if kind == "corrected" else raw
+    idx = np.array(sorted(per_model), dtype=np.int64)
+    y = np.array([np.exp(np.mean(np.log(list(per_model[i].values())))) for i in idx])
+    campaigns = tuple(sorted({camp for _i, camp in c.values}))
+    repeats = {int(i): per_model[int(i)] for i in idx if len(per_model[int(i)]) > 1}
+    return TrainingSet(idx, y, c.device, c.setting or {}, c.protocol, kind,
+                       tuple(str(s) for s in sources), campaigns, repeats)
+
+
+def protocol_text(protocol: dict | None) -> str:
+    return json.dumps(protocol, sort_keys=True) if protocol is not None else "unknown"

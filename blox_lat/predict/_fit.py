@@ -1,0 +1,226 @@
+"""Fitting: the model families, K-fold cross-validation, the family choice and conformal scores.
+
+Families (all reduce to the tables of :mod:`._model`):
+
+- ``additive``: latency_ms = intercept + sum of 135 per-(stage, block) costs in milliseconds,
+  ridge-fitted for relative error (rows weighted by 1 / latency^2). Costs add up the way a
+  sequential runtime spends time, and they stay interpretable (ms per block at that stage).
+- ``additive-log``: the same table on log latency (costs are factors): better where a block's
+  cost scales with the rest of the model (shared caches, thermal or clock effects).
+- ``interact``: ``additive-log`` plus pairwise interaction terms: the products of the per-stage
+  block descriptors (shape, ops, connection pattern, log MACs, log params) of each stage pair,
+  penalised separately (``rho``). For devices where blocks do not add up (large batches, DSPs).
+
+Every penalty is chosen by exact leave-one-out error on the whole training set; the family is
+chosen by K-fold cross-validated MAPE, and a family with more terms must beat the best additive
+one by ``MIN_GAIN`` (relative) to be chosen. The out-of-fold log-ratios become the conformal
+scores of the interval.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from blox_lat.predict._data import TrainingSet
+from blox_lat.predict._errors import PredictError, TooFewModelsError
+from blox_lat.predict._features import (
+    FEATURES_VERSION, NUM_BLOCKS, NUM_STAGES, ONEHOT_DIM, blocks_of, cross, onehot, pair_tables, uncovered,
+)
+from blox_lat.predict._model import Predictor, conformal_bounds, evaluate, space_id, spread
+from blox_lat.predict._ridge import fit_ridge, single_blas_thread, solve_ridge
+
+FAMILIES = ("additive", "additive-log", "interact")
+#: fewest distinct models each family is fitted from (the interaction terms need ~2 per pair)
+MIN_MODELS = {"additive": NUM_BLOCKS, "additive-log": NUM_BLOCKS, "interact": 2 * NUM_STAGES * NUM_BLOCKS}
+MIN_GAIN = 0.02
+RHO_GRID = (0.03, 0.1, 0.3)
+#: prior count of the leverage: a block seen k times in training adds about 1 / (k + 1)
+LEVERAGE_PRIOR = 1.0
+
+
+@dataclass(frozen=True)
+class _Hyper:
+    lam: float
+    rho: float = 0.0
+
+
+def _design(family: str, blocks: np.ndarray, rho: float) -> np.ndarray:
+    x = onehot(blocks)
+    return np.hstack([x, rho * cross(blocks)]) if family == "interact" else x
+
+
+def _target(family: str, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    return (y, 1.0 / y**2) if family == "additive" else (np.log(y), None)
+
+
+def _to_model(family: str, coef: np.ndarray, hyper: _Hyper) -> dict:
+    model: dict[str, Any] = {"space": "ms" if family == "additive" else "log", "intercept": float(coef[0]),
+                             "costs": coef[1:ONEHOT_DIM].reshape(NUM_STAGES, NUM_BLOCKS)}
+    if family == "interact":
+        model["pairs"] = np.stack(pair_tables(hyper.rho * coef[ONEHOT_DIM:]))
+    return model
+
+
+def choose_hyper(family: str, blocks: np.ndarray, y: np.ndarray) -> tuple[_Hyper, dict]:
+    """Penalty (and interaction weight) by leave-one-out; returns them and the whole-set model."""
+    t, w = _target(family, y)
+    best: tuple[float, _Hyper, np.ndarray] | None = None
+    for rho in (RHO_GRID if family == "interact" else (0.0,)):
+        r = fit_ridge(_design(family, blocks, rho), t, w)
+        if best is None or r.loo_mse < best[0]:
+            best = (r.loo_mse, _Hyper(r.lam, rho), r.coef)
+    _mse, hyper, coef = best  # type: ignore[misc]
+    return hyper, _to_model(family, coef, hyper)
+
+
+def fit_fixed(family: str, blocks: np.ndarray, y: np.ndarray, hyper: _Hyper) -> dict:
+    t, w = _target(family, y)
+    return _to_model(family, solve_ridge(_design(family, blocks, hyper.rho), t, w, hyper.lam), hyper)
+
+
+def gram_inverse(blocks: np.ndarray) -> np.ndarray:
+    """``(X'X + prior * P)^-1`` of the one-hot design (P: identity without the intercept)."""
+    x = onehot(blocks)
+    penalty = np.full(ONEHOT_DIM, LEVERAGE_PRIOR)
+    penalty[0] = 0.0
+    return np.linalg.inv(x.T @ x + np.diag(penalty))
+
+
+# -- figures --------------------------------------------------------------------------------
+def rankdata(a: np.ndarray) -> np.ndarray:
+    """Ranks with ties averaged (what Spearman's rho needs)."""
+    a = np.asarray(a, dtype=float)
+    order = np.argsort(a, kind="mergesort")
+    ranks = np.empty(len(a))
+    sa = a[order]
+    bounds = np.flatnonzero(np.r_[True, sa[1:] != sa[:-1], True])
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        ranks[order[lo:hi]] = 0.5 * (lo + hi - 1)
+    return ranks
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    if len(a) < 3:
+        return float("nan")
+    return float(np.corrcoef(rankdata(a), rankdata(b))[0, 1])
+
+
+def accuracy(measured: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+    """Spearman, MAPE (%), share within +-10 % (%) and RMSE of the log-ratio."""
+    rel = predicted / measured - 1.0
+    return {"spearman": round(spearman(measured, predicted), 5), "mape_pct": round(float(np.mean(np.abs(rel))) * 100, 4),
+            "within10_pct": round(float(np.mean(np.abs(rel) <= 0.10)) * 100, 3),
+            "rmse_log": round(float(np.sqrt(np.mean(np.log(predicted / measured) ** 2))), 6)}
+
+
+def fold_ids(n: int, k: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).permutation(n) % k
+
+
+def cross_validate(family: str, blocks: np.ndarray, y: np.ndarray, hyper: _Hyper, folds: np.ndarray,
+                   fit_one=None) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold predictions and spreads (each fold fitted on the others)."""
+    pred, spr = np.empty(len(y)), np.empty(len(y))
+    for f in np.unique(folds):
+        test, train = folds == f, folds != f
+        model = fit_one(blocks[train], y[train]) if fit_one else fit_fixed(family, blocks[train], y[train], hyper)
+        pred[test] = evaluate(model, blocks[test])
+        spr[test] = spread(gram_inverse(blocks[train]), blocks[test])
+    return pred, spr
+
+
+def cross_coverage(scores: np.ndarray, folds: np.ndarray, level: float = 0.9) -> float:
+    """Share of each fold's scores inside the bounds computed from the other folds' scores."""
+    inside = 0
+    for f in np.unique(folds):
+        lo, hi = conformal_bounds(scores[folds != f], level)
+        s = scores[folds == f]
+        inside += int(np.sum((s >= lo) & (s <= hi)))
+    return round(inside / len(scores) * 100, 2)
+
+
+# -- checks ---------------------------------------------------------------------------------
+def _names(pairs: list[tuple[int, int]], limit: int = 8) -> str:
+    from blox_lat.space import list_blocks
+
+    names = [f"stage {s} {list_blocks()[b].name}" for s, b in pairs[:limit]]
+    return ", ".join(names) + (f" and {len(pairs) - limit} more" if len(pairs) > limit else "")
+
+
+def check_enough(family: str, data: TrainingSet) -> None:
+    """:class:`TooFewModelsError` saying how many more models and which blocks are missing."""
+    blocks = blocks_of(data.indices)
+    missing = uncovered(blocks)
+    need = MIN_MODELS[family]
+    per_stage = max((sum(1 for s, _b in missing if s == st) for st in range(NUM_STAGES)), default=0)
+    more = max(need - len(data), per_stage)
+    if more <= 0 and not missing:
+        return
+    source = data.sources[0] if data.sources else "runs/DEVICE"
+    hint = f"`blox-lat predict plan --next {max(more, 1)} --from {source}` picks them"
+    if missing:
+        raise TooFewModelsError(
+            f"{len(data)} models cover {135 - len(missing)} of the 135 (stage, block) pairs and the {family} "
+            f"family needs every pair and at least {need} models: measure at least {max(more, 1)} more ({hint}); "
+            f"uncovered: {_names(missing)}")
+    raise TooFewModelsError(f"the {family} family needs at least {need} models and {len(data)} were measured: "
+                            f"measure at least {more} more ({hint}) or choose --family additive")
+
+
+# -- fit ------------------------------------------------------------------------------------
+def fit(data: TrainingSet, *, family: str = "auto", folds: int = 5, seed: int = 0) -> Predictor:
+    """Fit the families, cross-validate them, pick one and calibrate its intervals."""
+    with single_blas_thread():
+        return _fit(data, family, folds, seed)
+
+
+def _fit(data: TrainingSet, family: str, folds: int, seed: int) -> Predictor:
+    if family != "auto" and family not in FAMILIES:
+        raise PredictError(f"unknown family {family!r}: use auto or one of {', '.join(FAMILIES)}")
+    if family == "auto":
+        check_enough("additive", data)
+        candidates = [f for f in FAMILIES if len(data) >= MIN_MODELS[f]]
+    else:
+        check_enough(family, data)
+        candidates = [family]
+    if not 2 <= folds <= len(data):
+        raise PredictError(f"--folds {folds}: use 2..{len(data)}")
+    t0 = time.perf_counter()
+    blocks = blocks_of(data.indices)
+    y = data.latency_ms
+    fold = fold_ids(len(y), folds, seed)
+    results: dict[str, dict] = {}
+    for fam in candidates:
+        hyper, model = choose_hyper(fam, blocks, y)
+        pred, spr = cross_validate(fam, blocks, y, hyper, fold)
+        scores = np.log(y / pred) / spr
+        results[fam] = {"model": model, "hyper": hyper, "scores": scores,
+                        "cv": {**accuracy(y, pred), "coverage90_pct": cross_coverage(scores, fold),
+                               "lambda": hyper.lam, **({"rho": hyper.rho} if fam == "interact" else {})}}
+    chosen = _choose(results)
+    cv = {"folds": folds, "seed": seed, "chosen": chosen, "rule": f"lowest CV MAPE; a family with interaction "
+          f"terms must beat the best additive one by {MIN_GAIN:.0%}", "families": {f: r["cv"] for f, r in results.items()},
+          "fit_s": round(time.perf_counter() - t0, 3)}
+    r = results[chosen]
+    return Predictor(data.device, data.setting, data.protocol, data.latency, chosen, r["model"],
+                     gram_inverse(blocks), np.sort(r["scores"]), {**data.summary(), "indices": data.indices.tolist()},
+                     cv, "fit", _provenance(), space_id())
+
+
+def _choose(results: dict[str, dict]) -> str:
+    mape = {f: r["cv"]["mape_pct"] for f, r in results.items()}
+    simple = [f for f in mape if f != "interact"]
+    best_simple = min(simple, key=mape.get) if simple else None
+    if "interact" in mape and (best_simple is None or mape["interact"] < mape[best_simple] * (1 - MIN_GAIN)):
+        return "interact"
+    return best_simple  # type: ignore[return-value]
+
+
+def _provenance() -> dict:
+    from blox_lat import __version__
+
+    return {"blox_lat": __version__, "features_version": FEATURES_VERSION}

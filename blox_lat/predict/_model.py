@@ -1,0 +1,241 @@
+"""A fitted predictor as tables, its calibrated intervals, and its file format.
+
+Every family reduces to the same form, evaluated by lookups on a model's block triple:
+
+    z = intercept + sum_s costs[s][b_s] + sum_(s,t) pairs[(s,t)][b_s][b_t] + scale * log(prior(x))
+    latency_ms = z                 (space "ms": an additive table in milliseconds)
+    latency_ms = exp(z)            (space "log")
+
+``pairs`` (interactions) and ``prior`` (transfer: another fitted model of the same form) are
+optional. The interval is split-conformal in log space: ``scores`` are the cross-validated
+log-ratios ``log(measured / predicted)`` divided by the model's spread ``sqrt(1 + h(x))``, where
+``h(x) = x' G^-1 x`` is the leverage of the model's one-hot design against the training set's
+(``ginv``); the interval at level ``1 - a`` is ``pred * exp(q_lo * spread)`` to
+``pred * exp(q_hi * spread)`` with ``q`` the conformal quantiles of the scores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from blox_lat.predict._errors import DeviceMismatchError, PredictError, PredictorFileError
+from blox_lat.predict._features import NUM_BLOCKS, NUM_STAGES, ONEHOT_DIM, PAIRS, blocks_of
+
+FORMAT = "blox-lat-predictor"
+#: predictor file schema; history in docs/predict.md ("File format")
+SCHEMA_VERSION = 1
+
+
+def space_id() -> dict:
+    """What a predictor file says about its search space (a release's ``search_space`` record)."""
+    from blox_lat.dataset._schema import search_space_record
+
+    return search_space_record()
+
+
+def evaluate(model: dict, blocks: np.ndarray) -> np.ndarray:
+    """Latency (ms) of each block triple under a model's tables (see the module docstring)."""
+    blocks = np.asarray(blocks, dtype=np.int64)
+    costs = np.asarray(model["costs"], dtype=float)
+    z = np.full(len(blocks), float(model["intercept"]))
+    for s in range(NUM_STAGES):
+        z += costs[s][blocks[:, s]]
+    pairs = model.get("pairs")
+    for (s, t), table in zip(PAIRS, pairs if pairs is not None else ()):
+        z += np.asarray(table, dtype=float)[blocks[:, s], blocks[:, t]]
+    if model.get("prior") is not None:
+        z += float(model["prior_scale"]) * np.log(evaluate(model["prior"], blocks))
+    if model["space"] == "log":
+        return np.exp(z)
+    return np.maximum(z, 1e-9)  # an additive table far outside its data may dip below zero
+
+
+def spread(ginv: np.ndarray, blocks: np.ndarray) -> np.ndarray:
+    """``sqrt(1 + x' G^-1 x)`` for one-hot ``x`` of each triple, by lookups (no design matrix)."""
+    blocks = np.asarray(blocks, dtype=np.int64)
+    cols = [np.zeros(len(blocks), dtype=np.int64)] + [1 + NUM_BLOCKS * s + blocks[:, s] for s in range(NUM_STAGES)]
+    h = np.zeros(len(blocks))
+    for a in cols:
+        for b in cols:
+            h += ginv[a, b]
+    return np.sqrt(1.0 + np.maximum(h, 0.0))
+
+
+def conformal_bounds(scores: np.ndarray, level: float) -> tuple[float, float]:
+    """Split-conformal quantiles (lower, upper) of ``scores`` for a central interval at ``level``."""
+    s = np.sort(np.asarray(scores, dtype=float))
+    n = len(s)
+    alpha = 1.0 - level
+    k_hi = math.ceil((n + 1) * (1 - alpha / 2))
+    k_lo = math.floor((n + 1) * (alpha / 2))
+    hi = s[min(k_hi, n) - 1] if n else 0.0
+    lo = s[max(k_lo, 1) - 1] if n else 0.0
+    if k_hi > n:  # too few scores for this level: widen to the extreme (documented in docs/predict.md)
+        hi = s[-1] + (s[-1] - s[0]) * 0.5
+    if k_lo < 1:
+        lo = s[0] - (s[-1] - s[0]) * 0.5
+    return float(lo), float(hi)
+
+
+@dataclass(frozen=True)
+class Predictions:
+    indices: np.ndarray
+    latency_ms: np.ndarray
+    lo_ms: np.ndarray
+    hi_ms: np.ndarray
+    level: float
+    spread: np.ndarray
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A fitted latency predictor for one device setting; immutable, saved as JSON."""
+
+    device: str
+    setting: dict
+    protocol: dict | None
+    latency: str  # "raw" or "corrected": what it was fitted on and predicts
+    family: str
+    model: dict
+    ginv: np.ndarray  # (136, 136)
+    scores: np.ndarray  # conformal scores (sorted)
+    training: dict
+    cv: dict
+    method: str = "fit"  # fit | pieces | transfer
+    provenance: dict = field(default_factory=dict)
+    space: dict = field(default_factory=dict)
+
+    def check_device(self, device: str | None) -> None:
+        if device is not None and device != self.device:
+            raise DeviceMismatchError(f"this predictor was fitted on device {self.device!r}, not {device!r}; "
+                                      f"fit one for {device!r} (blox-lat predict fit runs/{device}) or transfer this one")
+
+    def predict(self, models: Any = None, *, level: float = 0.9, device: str | None = None) -> Predictions:
+        """Predictions with ``level`` intervals for model indices (default: all 91,125)."""
+        self.check_device(device)
+        if not 0.0 < level < 1.0:
+            raise PredictError(f"interval level {level} must lie strictly between 0 and 1, e.g. 0.9")
+        if models is None:
+            from blox_lat.predict._features import all_blocks
+
+            idx = np.arange(len(all_blocks()))
+            blocks = all_blocks()
+        else:
+            idx = np.asarray(models, dtype=np.int64)
+            blocks = blocks_of(idx)
+        y = evaluate(self.model, blocks)
+        sp = spread(self.ginv, blocks)
+        lo, hi = conformal_bounds(self.scores, level)
+        return Predictions(idx, y, y * np.exp(lo * sp), y * np.exp(hi * sp), level, sp)
+
+    def interval_table(self) -> dict[str, list[float]]:
+        return {f"{lv:g}": list(conformal_bounds(self.scores, lv)) for lv in (0.5, 0.8, 0.9, 0.95)}
+
+    # -- file -----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "format": FORMAT, "schema_version": SCHEMA_VERSION, "space": self.space or space_id(),
+            "device": self.device, "setting": self.setting, "protocol": self.protocol, "latency": self.latency,
+            "method": self.method, "family": self.family, "training": self.training, "cv": self.cv,
+            "interval": {"kind": "split-conformal, log space, leverage-scaled", "scores": _r(self.scores),
+                         "bounds": self.interval_table()},
+            "leverage": {"ginv": _r(self.ginv)}, "model": _round_model(self.model),
+            "provenance": self.provenance,
+        }
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the JSON file (temp file + rename; refuses to replace one unless ``overwrite``)."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise PredictError(f"{path} exists; pick another name or pass --force to replace it")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+        return path
+
+
+def _r(a: np.ndarray) -> list:
+    return np.round(np.asarray(a, dtype=float), 10).tolist()
+
+
+def _round_model(model: dict) -> dict:
+    out = {}
+    for k, v in model.items():
+        if k == "prior" and v is not None:
+            out[k] = _round_model(v)
+        elif isinstance(v, (np.ndarray, list)) and k in ("costs", "pairs"):
+            out[k] = _r(np.asarray(v))
+        elif isinstance(v, (np.floating, float)):
+            out[k] = float(v)
+        else:
+            out[k] = v
+    return out
+
+
+def _check_model(model: Any, where: str) -> dict:
+    if not isinstance(model, dict) or model.get("space") not in ("ms", "log"):
+        raise PredictorFileError(f"{where}: model has no space 'ms' or 'log'")
+    try:
+        costs = np.asarray(model["costs"], dtype=float)
+        float(model["intercept"])
+        if costs.shape != (NUM_STAGES, NUM_BLOCKS):
+            raise ValueError("costs")
+        for table in model.get("pairs") if model.get("pairs") is not None else ():
+            if np.asarray(table, dtype=float).shape != (NUM_BLOCKS, NUM_BLOCKS):
+                raise ValueError("pairs")
+        if model.get("prior") is not None:
+            _check_model(model["prior"], where)
+            float(model["prior_scale"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PredictorFileError(f"{where}: malformed model tables ({exc}); refit the predictor") from None
+    return model
+
+
+def load(path: str | os.PathLike[str]) -> Predictor:
+    """Read a predictor file; refuses another format, a newer schema or another search space."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PredictorFileError(f"no predictor file at {path}; make one with 'blox-lat predict fit'") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PredictorFileError(f"{path} is not a predictor file (not JSON: {exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise PredictorFileError(f"{path} is not a blox-lat predictor file (format {doc.get('format') if isinstance(doc, dict) else None!r})")
+    schema = doc.get("schema_version")
+    if not isinstance(schema, int) or isinstance(schema, bool) or not 1 <= schema <= SCHEMA_VERSION:
+        raise PredictorFileError(f"{path}: predictor schema {schema!r} is not one this blox-lat reads "
+                                 f"(1..{SCHEMA_VERSION}); upgrade blox-lat or refit")
+    if doc.get("space") != space_id():
+        raise PredictorFileError(f"{path} was fitted for another search space ({doc.get('space')}); "
+                                 "it cannot predict Blox models")
+    try:
+        ginv = np.asarray(doc["leverage"]["ginv"], dtype=float)
+        scores = np.asarray(doc["interval"]["scores"], dtype=float)
+        if ginv.shape != (ONEHOT_DIM, ONEHOT_DIM) or scores.ndim != 1 or not len(scores):
+            raise ValueError("leverage or scores have the wrong shape")
+        return Predictor(str(doc["device"]), dict(doc.get("setting") or {}), doc.get("protocol"),
+                         str(doc.get("latency", "raw")), str(doc["family"]),
+                         _check_model(doc["model"], str(path)), ginv, np.sort(scores),
+                         dict(doc.get("training") or {}), dict(doc.get("cv") or {}), str(doc.get("method", "fit")),
+                         dict(doc.get("provenance") or {}), dict(doc["space"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PredictorFileError(f"{path}: malformed predictor file ({exc}); refit it") from None

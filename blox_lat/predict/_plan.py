@@ -1,0 +1,114 @@
+"""Measurement plans: a balanced design to start from, then the least certain models.
+
+``balanced(N, seed)`` chooses N models so that each stage holds every block ``N // 45`` or
+``N // 45 + 1`` times (each stage's column is a run of shuffled permutations of the 45 blocks,
+columns shuffled independently): with N = 135 each block appears 3 times per stage, and with
+N >= 45 the additive table sees every (stage, block) pair.
+
+``next_models(measured, N)`` picks, one at a time, the unmeasured model whose prediction is least
+certain: the largest leverage ``x' G^-1 x`` of its one-hot design against what is measured (the
+spread that scales the conformal interval), updating ``G^-1`` after each pick (Sherman-Morrison),
+so a pick makes its blocks better known and the next pick goes elsewhere.
+
+A plan is written as a selector file (``#`` comments, one model index per line, its block
+string as a comment) that ``blox-lat measure @plan.txt`` reads.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from blox_lat.predict._errors import PredictError
+from blox_lat.predict._features import NUM_BLOCKS, NUM_STAGES, ONEHOT_DIM, all_blocks
+from blox_lat.predict._fit import gram_inverse
+from blox_lat.predict._model import spread
+
+
+def _index_of(triples: np.ndarray) -> np.ndarray:
+    from blox_lat.space._table import space_table
+
+    t = triples.astype(np.int64)
+    return space_table().index_of_triple[t[:, 0] + NUM_BLOCKS * (t[:, 1] + NUM_BLOCKS * t[:, 2])].astype(np.int64)
+
+
+def balanced(n: int, seed: int = 0) -> list[int]:
+    """``n`` distinct model indices with every block equally often in every stage (within one)."""
+    total = len(all_blocks())
+    if not 1 <= n <= total:
+        raise PredictError(f"a plan of {n} models: choose 1..{total}")
+    rng = np.random.default_rng(seed)
+    reps = -(-n // NUM_BLOCKS)
+    cols = [np.concatenate([rng.permutation(NUM_BLOCKS) for _ in range(reps)])[:n] for _ in range(NUM_STAGES)]
+    for s in range(1, NUM_STAGES):
+        cols[s] = cols[s][rng.permutation(n)]
+    triples = np.stack(cols, axis=1)
+    # a repeated triple: swap its last-stage block with another row's (keeps the per-stage counts)
+    for _ in range(100 * n):
+        idx = _index_of(triples)
+        _, first = np.unique(idx, return_index=True)
+        dup = np.setdiff1d(np.arange(n), first)
+        if not len(dup):
+            return idx.tolist()
+        i, j = int(dup[0]), int(rng.integers(n))
+        s = int(rng.integers(NUM_STAGES))
+        triples[[i, j], s] = triples[[j, i], s]
+    raise PredictError(f"could not draw {n} distinct balanced models; try another --seed")  # pragma: no cover
+
+
+def next_models(measured: np.ndarray, n: int, *, seed: int = 0) -> list[int]:
+    """The ``n`` unmeasured models whose predictions are least certain (greedy, see module doc)."""
+    blocks = all_blocks()
+    total = len(blocks)
+    measured = np.unique(np.asarray(measured, dtype=np.int64))
+    if not 1 <= n <= total - len(measured):
+        raise PredictError(f"--next {n}: choose 1..{total - len(measured)} (the models not measured yet)")
+    ginv = gram_inverse(blocks[measured]) if len(measured) else np.linalg.inv(_prior_gram())
+    allowed = np.ones(total, dtype=bool)
+    allowed[measured] = False
+    jitter = np.random.default_rng(seed).random(total) * 1e-9  # ties broken reproducibly
+    picks: list[int] = []
+    cols_all = _columns(blocks)
+    for _ in range(n):
+        h = spread(ginv, blocks) ** 2 + jitter
+        h[~allowed] = -np.inf
+        k = int(np.argmax(h))
+        picks.append(k)
+        allowed[k] = False
+        x = np.zeros(ONEHOT_DIM)
+        x[cols_all[k]] = 1.0
+        gx = ginv @ x
+        ginv = ginv - np.outer(gx, gx) / (1.0 + x @ gx)
+    return picks
+
+
+def _prior_gram() -> np.ndarray:
+    from blox_lat.predict._fit import LEVERAGE_PRIOR
+
+    g = np.eye(ONEHOT_DIM) * LEVERAGE_PRIOR
+    g[0, 0] = 1.0
+    return g
+
+
+def _columns(blocks: np.ndarray) -> np.ndarray:
+    b = blocks.astype(np.int64)
+    return np.stack([np.zeros(len(b), dtype=np.int64)] + [1 + NUM_BLOCKS * s + b[:, s] for s in range(NUM_STAGES)],
+                    axis=1)
+
+
+def write_plan(path: str | os.PathLike[str], indices: list[int], header: list[str], *, overwrite: bool = False) -> Path:
+    """Write a selector file ``blox-lat measure @PATH`` accepts (refuses to replace one by default)."""
+    from blox_lat import space as sp
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise PredictError(f"{path} exists; pick another name or pass --force to replace it")
+    lines = [f"# {h}" for h in header]
+    lines += [f"{i}  # {sp.from_index(int(i)).name}" for i in indices]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path

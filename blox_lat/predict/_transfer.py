@@ -1,0 +1,77 @@
+"""Transfer: fit a new device (or runtime version) from a few samples with another device's
+predictor as the prior.
+
+    log latency_new = a + b * log prior(x) + sum_s delta[s][b_s]
+
+``a`` and ``b`` recalibrate the prior in log space (``b > 0`` keeps its ranking: a rank-preserving
+map); ``delta`` is a per-(stage, block) residual table shrunk toward zero (ridge, penalty by
+leave-one-out, never below ``MIN_SHRINK`` so that 50 samples cannot undo the prior's 135 costs).
+Intervals are conformal on the cross-validated residuals of the samples.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from blox_lat.predict._data import TrainingSet
+from blox_lat.predict._errors import PredictError, TooFewModelsError
+from blox_lat.predict._features import NUM_BLOCKS, NUM_STAGES, ONEHOT_DIM, blocks_of, onehot
+from blox_lat.predict._fit import _provenance, accuracy, cross_coverage, cross_validate, fold_ids, gram_inverse
+from blox_lat.predict._model import Predictor, evaluate, space_id
+from blox_lat.predict._ridge import fit_ridge, single_blas_thread
+
+MIN_SAMPLES = 10
+#: the residual table's penalty grid, relative to the design's mean squared singular value
+SHRINK_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+MIN_SHRINK = SHRINK_GRID[0]
+
+
+def _fit_transfer(prior: dict, blocks: np.ndarray, y: np.ndarray) -> dict:
+    lp = np.log(evaluate(prior, blocks))
+    ly = np.log(y)
+    # the recalibration alone (two parameters, least squares), then the residual table on top
+    a_mat = np.stack([np.ones(len(y)), lp], axis=1)
+    (a, b), *_ = np.linalg.lstsq(a_mat, ly, rcond=None)
+    if not b > 0:  # too few or too flat samples to estimate a slope: keep the prior's scale
+        b = 1.0
+        a = float(np.mean(ly - lp))
+    resid = ly - (a + b * lp)
+    r = fit_ridge(onehot(blocks), resid, None, grid=SHRINK_GRID)
+    delta = r.coef[1:ONEHOT_DIM].reshape(NUM_STAGES, NUM_BLOCKS)
+    return {"space": "log", "intercept": float(a + r.coef[0]), "costs": delta, "prior": prior,
+            "prior_scale": float(b)}
+
+
+def transfer(prior: Predictor, data: TrainingSet, *, folds: int = 5, seed: int = 0) -> Predictor:
+    """A predictor for ``data.device`` from ``prior`` (another device's) and a few samples."""
+    if len(data) < MIN_SAMPLES:
+        raise TooFewModelsError(f"transfer needs at least {MIN_SAMPLES} measured models and got {len(data)}: "
+                                f"measure {MIN_SAMPLES - len(data)} more (blox-lat predict plan {MIN_SAMPLES})")
+    if data.device == prior.device and data.setting == prior.setting:
+        raise PredictError(f"the samples are of {data.device!r}, the prior's own device: refit with "
+                           "'blox-lat predict fit' instead of transferring")
+    with single_blas_thread():
+        t0 = time.perf_counter()
+        blocks = blocks_of(data.indices)
+        y = data.latency_ms
+        k = min(folds, len(y))
+        fold = fold_ids(len(y), k, seed)
+        pred, spr = cross_validate("transfer", blocks, y, None, fold,
+                                   fit_one=lambda bl, yy: _fit_transfer(prior.model, bl, yy))
+        scores = np.log(y / pred) / spr
+        prior_only = evaluate(prior.model, blocks)
+        model = _fit_transfer(prior.model, blocks, y)
+        cv = {"folds": k, "seed": seed, "chosen": "transfer",
+              "families": {"transfer": {**accuracy(y, pred), "coverage90_pct": cross_coverage(scores, fold)},
+                           "prior-unchanged": {k2: v for k2, v in accuracy(y, prior_only).items()
+                                               if k2 in ("spearman", "rmse_log")}},
+              "fit_s": round(time.perf_counter() - t0, 3)}
+        return Predictor(data.device, data.setting, data.protocol, data.latency, "transfer", model,
+                         gram_inverse(blocks), np.sort(scores), {**data.summary(), "indices": data.indices.tolist()},
+                         cv, "transfer",
+                         {**_provenance(), "prior": {"device": prior.device, "setting": prior.setting,
+                                                     "family": prior.family, "training": {
+                                                         k2: v for k2, v in prior.training.items() if k2 != "indices"}}},
+                         space_id())
