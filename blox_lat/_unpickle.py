@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import io
 import pickle
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["NUMPY_ARRAYS", "NUMPY_SCALARS", "restricted_loads"]
 

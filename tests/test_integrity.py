@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+import blox_lat.dataset as ds
+from blox_lat import space as sp
+from blox_lat.cli.main import cli
+from blox_lat.dataset import _synthetic as syn
+from blox_lat.dataset._bloxfmt import reference_header, write_blox_file
 from blox_lat.exporters import ArtifactStore, export
 from blox_lat.harness import read_journal
 
@@ -57,12 +64,12 @@ def test_measure_times_the_checked_file_and_records_its_digest(tmp_path):
     store = tmp_path / "store"
     base = [sys.executable, "-m", "blox_lat", "measure", "2", "--device", "cpu", "--runs", "10",
             "--warmup-runs", "1", "--warmup-s", "0", "--store", str(store), "--json"]
-    res = subprocess.run([*base, "--out", str(tmp_path / "a")], capture_output=True, text=True, timeout=300)
+    res = subprocess.run([*base, "--out", str(tmp_path / "a")], capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr
     (onnx,) = (store / "objects").glob("*/*.onnx")
     good = _sha(onnx)
     _flip(onnx)
-    res = subprocess.run([*base, "--out", str(tmp_path / "b")], capture_output=True, text=True, timeout=300)
+    res = subprocess.run([*base, "--out", str(tmp_path / "b")], capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr
     (rec,) = [r for r in read_journal(tmp_path / "b") if r["kind"] == "measurement"]
     assert rec["status"] == "ok"
@@ -71,11 +78,6 @@ def test_measure_times_the_checked_file_and_records_its_digest(tmp_path):
 
 # -- Blox-format imports ---------------------------------------------------------------------------
 
-import blox_lat.dataset as ds  # noqa: E402
-from blox_lat import space as sp  # noqa: E402
-from blox_lat.cli.main import cli  # noqa: E402
-from blox_lat.dataset._bloxfmt import reference_header, write_blox_file  # noqa: E402
-from click.testing import CliRunner  # noqa: E402
 
 
 def _bench_file(folder: Path, latencies: list[str], name: str = "blox-bench-dsp.csv") -> Path:
@@ -157,9 +159,7 @@ def test_allow_pickle_still_reads_plain_rows(tmp_path):
 
 # -- releases ------------------------------------------------------------------------------------
 
-import shutil  # noqa: E402
 
-from blox_lat.dataset import _synthetic as syn  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden" / "dataset"
 
@@ -241,7 +241,7 @@ def test_random_bit_flips_anywhere_in_a_section_never_give_wrong_values(release,
 
 def test_flipped_bit_is_one_line_exit_2_at_the_cli(release, tmp_path):
     copy = _copy(release, tmp_path / "c")
-    (column, start, size), *_ = _chunks(copy / "sections" / "static.parquet")
+    (_column, start, size), *_ = _chunks(copy / "sections" / "static.parquet")
     _flip(copy / "sections" / "static.parquet", start + size // 2)
     res = CliRunner().invoke(cli, ["dataset", "query", "1", "--release", str(copy), "--json"])
     assert res.exit_code == 2, res.output
@@ -315,7 +315,7 @@ def test_schema_2_release_without_manifest_digest_still_loads(release, tmp_path)
 def test_record_as_names_are_checked_before_anything_is_written(tmp_path, name):
     res = subprocess.run([sys.executable, "-m", "blox_lat", "measure", "0", "--device", "cpu", "--record-as", name,
                           "--runs", "10", "--store", str(tmp_path / "store")],
-                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False)
     assert res.returncode == 2, res.stderr
     assert res.stderr.count("\n") == 1 and "record-as" in res.stderr and "Traceback" not in res.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ([] if not (tmp_path / "store").exists() else ["store"])

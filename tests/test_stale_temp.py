@@ -14,9 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 import blox_lat.dataset as ds
+from blox_lat._leftovers import owner_tag
 from blox_lat.cli.main import cli
 from blox_lat.dataset import _synthetic as syn
-from blox_lat._leftovers import owner_tag
 from blox_lat.exporters import ArtifactStore
 
 

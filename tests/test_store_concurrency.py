@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 from blox_lat.exporters import ArtifactStore
 from blox_lat.exporters._types import sha256_file
@@ -100,10 +99,10 @@ def test_old_layout_store_is_still_read(tmp_path):
 
 
 def test_record_path_outside_the_store_is_refused(tmp_path):
+    import pytest
+
     from blox_lat.exporters import ExportError
     from blox_lat.exporters._types import ArtifactKey
-
-    import pytest
 
     root = tmp_path / "store"
     key = ArtifactKey("1" * 32, "onnx", 1, (("opset", "17"),), (("test", "1"),))

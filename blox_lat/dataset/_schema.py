@@ -43,15 +43,26 @@ precision); losses are rounded to 6 decimals and stored as float64, as in the Bl
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 
 from blox_lat.dataset._errors import InputError, UnknownSectionError
 
 __all__ = [
-    "FORMAT", "KINDS", "MANIFEST", "MANIFEST_DIGEST_SINCE", "SCHEMA_VERSION", "Column", "check_device_name",
-    "columns_of", "manifest_digest", "key_column", "kind_of",
-    "search_space_record", "section_file", "validate_section_name",
+    "FORMAT",
+    "KINDS",
+    "MANIFEST",
+    "MANIFEST_DIGEST_SINCE",
+    "SCHEMA_VERSION",
+    "Column",
+    "check_device_name",
+    "columns_of",
+    "key_column",
+    "kind_of",
+    "manifest_digest",
+    "search_space_record",
+    "section_file",
+    "validate_section_name",
 ]
 
 SCHEMA_VERSION = 3

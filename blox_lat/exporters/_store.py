@@ -35,8 +35,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from blox_lat._leftovers import owner_tag, remove_stale
 from blox_lat.exporters._errors import ExportError
