@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "report": "blox_lat.cli.report:report",
     "compare": "blox_lat.cli.report:compare",
     "cluster": "blox_lat.cli.cluster:cluster",
+    "predict": "blox_lat.cli.predict:predict",
 }
 
 EXIT_USER_ERROR = 2

@@ -1,0 +1,237 @@
+"""``blox-lat predict``: a thin click layer over :mod:`blox_lat.predict`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from blox_lat.cli._output import emit_json, emit_pairs, emit_table, json_option
+
+_FORCE = click.option("--force", is_flag=True, help="Replace the output file if it exists.")
+_DEVICE = click.option("--device", default=None, metavar="NAME",
+                       help="Device whose measurements to use (needed when the sources hold several).")
+_LATENCY = click.option("--latency", type=click.Choice(["auto", "raw", "corrected"]), default="auto",
+                        show_default=True, help="Protocol latency, or the level-corrected one of anchored campaigns "
+                                                "(auto: corrected when every record has it).")
+
+
+@click.group()
+def predict() -> None:
+    """Predict every model's latency from a small measured sample (see docs/predict.md).
+
+      blox-lat predict plan 135 --seed 0 --out plan.txt
+      blox-lat measure @plan.txt --device cpu --out runs/cpu
+      blox-lat predict fit runs/cpu --out cpu.predictor.json
+      blox-lat predict all cpu.predictor.json --out cpu-pred.parquet
+    """
+
+
+def _summary_pairs(p) -> list[tuple[str, object]]:
+    cv = p.cv.get("families", {}).get(p.family, {})
+    pairs = [("device", p.device), ("method", f"{p.method}/{p.family}"), ("latency", p.latency),
+             ("trained on", f"{p.training.get('models', 0)} models"),
+             ("protocol", p.protocol)]
+    for fam, fig in sorted(p.cv.get("families", {}).items()):
+        pairs.append((f"cv {fam}", ", ".join(f"{k} {v}" for k, v in fig.items()
+                                             if k in ("spearman", "mape_pct", "within10_pct", "coverage90_pct"))))
+    if cv:
+        pairs.append(("chosen", p.family))
+    pairs.append(("90% interval", "x{:.3f} .. x{:.3f} (at spread 1)".format(
+        *(2.718281828459045 ** b for b in p.interval_table()["0.9"]))))
+    return pairs
+
+
+@predict.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Predictor file to write (JSON).")
+@_DEVICE
+@click.option("--family", type=click.Choice(["auto", "additive", "additive-log", "interact"]), default="auto",
+              show_default=True, help="Model family; auto picks by cross-validation.")
+@_LATENCY
+@click.option("--folds", default=5, show_default=True, type=int, help="Cross-validation folds.")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fold assignment.")
+@_FORCE
+@json_option("Print the predictor's description as JSON.")
+def fit(sources: tuple[Path, ...], out: Path, device: str | None, family: str, latency: str, folds: int, seed: int,
+        force: bool, as_json: bool) -> None:
+    """Fit a predictor from campaign folders, journals or a release's bench/<device>."""
+    from blox_lat import predict as pr
+
+    data = pr.load_measurements(list(sources), device=device, latency=latency)
+    p = pr.fit(data, family=family, folds=folds, seed=seed)
+    p.save(out, overwrite=force)
+    if as_json:
+        emit_json({k: v for k, v in p.to_dict().items() if k not in ("model", "leverage", "interval")})
+    else:
+        emit_pairs(_summary_pairs(p))
+        click.echo(f"wrote {out}")
+
+
+@predict.command()
+@click.argument("n", required=False, type=int)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the design.")
+@click.option("--next", "next_n", type=int, default=None, metavar="N",
+              help="Instead: the N unmeasured models whose predictions are least certain.")
+@click.option("--from", "sources", multiple=True, type=click.Path(path_type=Path),
+              help="With --next: what is measured (campaign folders, a release, or a predictor file).")
+@_DEVICE
+@click.option("--out", default=Path("plan.txt"), show_default=True, type=click.Path(path_type=Path),
+              help="Selector file to write (blox-lat measure @FILE).")
+@_FORCE
+def plan(n: int | None, seed: int, next_n: int | None, sources: tuple[Path, ...], device: str | None, out: Path,
+         force: bool) -> None:
+    """Write a selector file of models to measure: a balanced design, or the least certain."""
+    import numpy as np
+
+    from blox_lat import predict as pr
+
+    if (n is None) == (next_n is None):
+        raise click.UsageError("give N (a balanced plan) or --next N --from SOURCE (least certain models)")
+    if n is not None:
+        if sources:
+            raise click.UsageError("--from goes with --next; a balanced plan needs no measurements")
+        picks = pr.plan_balanced(n, seed)
+        header = [f"blox-lat predict plan {n} --seed {seed}: balanced design, every block "
+                  f"{n // 45}-{-(-n // 45)} times per stage", "measure with: blox-lat measure @" + str(out)]
+    else:
+        if not sources:
+            raise click.UsageError("--next needs --from SOURCE (a campaign folder, a release or a predictor file)")
+        measured = _measured(sources, device)
+        picks = pr.plan_next(np.asarray(measured), next_n, seed=seed)
+        header = [f"blox-lat predict plan --next {next_n} --from {' '.join(map(str, sources))}: "
+                  f"the least certain of the models not yet measured ({len(measured)} are)"]
+    pr.write_plan(out, picks, header, overwrite=force)
+    click.echo(f"wrote {out} ({len(picks)} models)")
+
+
+def _measured(sources: tuple[Path, ...], device: str | None) -> list[int]:
+    from blox_lat import predict as pr
+
+    out: set[int] = set()
+    journals = []
+    for s in sources:
+        if s.is_file() and s.suffix == ".json":
+            out.update(int(i) for i in pr.load(s).training.get("indices", []))
+        else:
+            journals.append(s)
+    if journals:
+        out.update(int(i) for i in pr.load_measurements(journals, device=device, latency="raw").indices)
+    return sorted(out)
+
+
+@predict.command(name="all")
+@click.argument("predictor", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Parquet file to write.")
+@click.option("--level", default=0.9, show_default=True, type=float, help="Interval level.")
+@click.option("--device", default=None, metavar="NAME", help="Refuse unless the predictor is for this device.")
+@_FORCE
+def all_models(predictor: Path, out: Path, level: float, device: str | None, force: bool) -> None:
+    """Write every model's predicted latency and interval (91,125 rows, Parquet)."""
+    from blox_lat import predict as pr
+
+    p = pr.load(predictor)
+    p.check_device(device)
+    pr.write_predictions(p, out, level=level, overwrite=force)
+    click.echo(f"wrote {out} (pred/{p.device}: 91125 models, {level:g} intervals)")
+
+
+@predict.command()
+@click.argument("predictor", type=click.Path(path_type=Path))
+@click.option("--models", default=None, metavar="SELECTOR", help="Also predict these models (any selector).")
+@click.option("--level", default=0.9, show_default=True, type=float, help="Interval level.")
+@click.option("--device", default=None, metavar="NAME", help="Refuse unless the predictor is for this device.")
+@json_option("Print the description (and predictions) as JSON.")
+def show(predictor: Path, models: str | None, level: float, device: str | None, as_json: bool) -> None:
+    """Describe a predictor file, and predict a few models with it."""
+    from blox_lat import predict as pr
+    from blox_lat import space as sp
+
+    p = pr.load(predictor)
+    p.check_device(device)
+    rows = []
+    if models:
+        archs = sp.select(models)
+        res = p.predict([a.index for a in archs], level=level)
+        rows = [{"index": a.index, "name": a.name, "pred_ms": round(float(y), 4), "lo_ms": round(float(lo), 4),
+                 "hi_ms": round(float(hi), 4)} for a, y, lo, hi in zip(archs, res.latency_ms, res.lo_ms, res.hi_ms)]
+    if as_json:
+        doc = {k: v for k, v in p.to_dict().items() if k not in ("model", "leverage")}
+        doc["training"] = {k: v for k, v in doc["training"].items() if k != "indices"}
+        doc["interval"] = {"bounds": doc["interval"]["bounds"], "kind": doc["interval"]["kind"]}
+        emit_json({**doc, "predictions": rows})
+        return
+    emit_pairs(_summary_pairs(p))
+    if rows:
+        emit_table(rows, ["index", "name", "pred_ms", "lo_ms", "hi_ms"])
+
+
+@predict.group()
+def pieces() -> None:
+    """Time the 140 block pieces alone and predict whole models from them."""
+
+
+@pieces.command(name="measure")
+@click.option("--device", default="cpu", show_default=True, metavar="NAME", help="An onnxruntime fp32 device.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Pieces file to write (JSON).")
+@click.option("--pieces", "names", default=None, metavar="A,B,...",
+              help="Only these pieces (stem, cell/STAGE/BLOCK, reduction/STAGE, head); default all 140.")
+@click.option("--runs", default=1000, show_default=True, type=int, help="Timed runs per piece.")
+@click.option("--runs-per-group", default=10, show_default=True, type=int)
+@click.option("--warmup-runs", default=10, show_default=True, type=int)
+@click.option("--warmup-s", default=0.5, show_default=True, type=float)
+@click.option("--interleave", default=1, show_default=True, type=int, help="Pieces timed together per set.")
+@_FORCE
+def pieces_measure(device: str, out: Path, names: str | None, runs: int, runs_per_group: int, warmup_runs: int,
+                   warmup_s: float, interleave: int, force: bool) -> None:
+    """Time block pieces on a device through the harness."""
+    from blox_lat import predict as pr
+    from blox_lat.harness import TimingProtocol
+
+    if out.exists() and not force:
+        raise click.UsageError(f"{out} exists; pick another name or pass --force")
+    protocol = TimingProtocol.from_total(runs, runs_per_group, warmup_min_runs=warmup_runs, warmup_min_s=warmup_s,
+                                         interleave=interleave,
+                                         **({"rounds": runs // runs_per_group} if interleave > 1 else {}))
+    chosen = [n.strip() for n in names.split(",") if n.strip()] if names else None
+    doc = pr.measure_pieces(chosen, device=device, protocol=protocol,
+                            on_piece=lambda name, r: click.echo(f"{name}: {r['latency_ms']:.4f} ms", err=True))
+    pr.save_pieces(doc, out, overwrite=force)
+    click.echo(f"wrote {out} ({len(doc['pieces'])} pieces)")
+
+
+@pieces.command(name="fit")
+@click.argument("pieces_file", type=click.Path(path_type=Path))
+@click.option("--whole", "whole", multiple=True, type=click.Path(path_type=Path),
+              help="Campaign folders of a few whole models of the same device, to calibrate overhead.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Predictor file to write.")
+@_FORCE
+def pieces_fit(pieces_file: Path, whole: tuple[Path, ...], out: Path, force: bool) -> None:
+    """Make a predictor from piece latencies (plus a few whole models)."""
+    from blox_lat import predict as pr
+
+    doc = pr.load_pieces(pieces_file)
+    data = pr.load_measurements(list(whole), device=doc["device"], latency="raw") if whole else None
+    p = pr.from_pieces(doc, data)
+    p.save(out, overwrite=force)
+    emit_pairs(_summary_pairs(p))
+    click.echo(f"wrote {out}")
+
+
+@predict.command()
+@click.argument("prior", type=click.Path(path_type=Path))
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Predictor file to write.")
+@_DEVICE
+@_LATENCY
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fold assignment.")
+@_FORCE
+def transfer(prior: Path, sources: tuple[Path, ...], out: Path, device: str | None, latency: str, seed: int,
+             force: bool) -> None:
+    """Fit a new device from a few samples, with PRIOR (another device's predictor) as the prior."""
+    from blox_lat import predict as pr
+
+    p = pr.transfer(pr.load(prior), pr.load_measurements(list(sources), device=device, latency=latency), seed=seed)
+    p.save(out, overwrite=force)
+    emit_pairs(_summary_pairs(p))
+    click.echo(f"wrote {out}")
