@@ -151,3 +151,18 @@ def test_port_out_of_range_is_refused_not_wrapped(server, bad):
     port = server.port + 65536 if bad == 65536 else bad
     with pytest.raises(TransportError, match=rf"port must be an integer in 1\.\.65535, got {port!r}"):
         _transport(server, port=port).connect()
+
+
+def test_killed_process_is_gone_when_kill_returns(ssh):
+    """kill() waits until sshd has reaped the process: a busy machine took a while to end a
+    SIGKILLed Python, and a caller checking (or starting the next worker) saw it still run."""
+    import sys
+
+    for _ in range(3):
+        proc = ssh.start([sys.executable, "-c", "import os, time; print(os.getpid(), flush=True); time.sleep(60)"])
+        pid = int(proc.read_line(30.0))
+        assert proc.pid == pid  # `exec` kept the PID the wrapper reported
+        proc.kill()
+        status = Path(f"/proc/{pid}/status")
+        assert not status.exists() or "zombie" in status.read_text().lower()
+        assert not proc.alive()

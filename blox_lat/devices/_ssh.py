@@ -54,6 +54,7 @@ _PID_MARK = "__BLOXLAT_PID="
 _PID_RE = re.compile(rf"\A{_PID_MARK}(\d+)\n")
 _POLL_S = 0.5
 _STATUS_AFTER_EOF_S = 10.0
+_KILL_WAIT_S = 5.0
 
 
 def _import_paramiko() -> Any:
@@ -511,4 +512,6 @@ class SshProcess(RemoteProcess):
         except Exception:  # noqa: BLE001
             pass
         self.transport._kill_remote(self.pid)
+        if self.pid is not None:  # gone for sure once sshd has reaped it and ended the session
+            self.chan.status_event.wait(_KILL_WAIT_S)
         self.chan.close()
