@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 _INTERCEPT_SCALE = 1e3
-#: penalties tried, relative to the mean squared singular value of the design
-LAMBDA_GRID = tuple(10.0 ** k for k in (-5, -4, -3, -2.5, -2, -1.5, -1, -0.5, 0))
+#: penalties tried, relative to the mean squared norm of a penalised column
+LAMBDA_GRID = tuple(10.0 ** k for k in (-4, -3, -2, -1.5, -1, -0.5, 0, 0.5, 1, 1.5, 2))
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,8 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, lam: fl
     u, s, vt = np.linalg.svd(xs, full_matrices=False)
     keep = s > s[0] * 1e-10
     u, s, vt = u[:, keep], s[keep], vt[keep]
-    scale = float(np.mean(s**2)) if len(s) else 1.0
+    # penalties are relative to the mean squared norm of the penalised columns (not the scaled intercept)
+    scale = float(np.sum(xs[:, 1:] ** 2) / max(xs.shape[1] - 1, 1)) or 1.0
     uty = u.T @ ys
     best: tuple[float, float] | None = None
     for rel in ([lam / scale] if lam is not None else grid):

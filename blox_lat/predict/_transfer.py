@@ -23,8 +23,8 @@ from blox_lat.predict._model import Predictor, evaluate, space_id
 from blox_lat.predict._ridge import fit_ridge, single_blas_thread
 
 MIN_SAMPLES = 10
-#: the residual table's penalty grid, relative to the design's mean squared singular value
-SHRINK_GRID = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+#: the residual table's penalty grid, relative to the mean squared norm of a one-hot column
+SHRINK_GRID = (1.0, 3.0, 10.0, 30.0, 100.0, 1000.0)
 MIN_SHRINK = SHRINK_GRID[0]
 
 
