@@ -130,4 +130,23 @@ def status(out, no_squeue, as_json) -> None:
         sys.exit(1)
 
 
-__all__ = ["cluster"]
+def run_task(argv: list[str]) -> None:
+    """What an array task runs (``python -m blox_lat.cli.cluster JOB ARGS``): ``blox-lat JOB ARGS``
+    with SIGTERM raised as Ctrl-C, so a cancelled, preempted or timed-out task stops the way
+    Ctrl-C stops it (workers closed, "interrupted", exit 130) before Slurm's SIGKILL."""
+    import signal
+
+    from blox_lat.cli.main import main
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    sys.argv = ["blox-lat", *argv]
+    main()
+
+
+__all__ = ["cluster", "run_task"]
+
+if __name__ == "__main__":
+    run_task(sys.argv[1:])

@@ -3,9 +3,9 @@
 The script runs one shard per array task (``--shard ${SLURM_ARRAY_TASK_ID}/N``) with the
 Python environment the job was written from (its ``activate`` is sourced when it has one), in
 the folder it was written from, appending to one log per shard. ``--requeue`` lets Slurm put a
-preempted task back in the queue; ``blox-lat`` handles the SIGTERM that precedes the SIGKILL,
-and every command skips what an earlier run finished, so a requeued or resubmitted task
-resumes. Arguments may hold ``{shard}``, ``{shards}`` and ``{node}`` (e.g. a device file per
+preempted task back in the queue; the task runs ``python -m blox_lat.cli.cluster`` (``blox-lat``
+with the SIGTERM that precedes Slurm's SIGKILL handled as Ctrl-C), and every command skips what
+an earlier run finished, so a requeued or resubmitted task resumes. Arguments may hold ``{shard}``, ``{shards}`` and ``{node}`` (e.g. a device file per
 host: ``--device-file 'hosts/{node}.yaml'``); they become the task's values in the script.
 """
 
@@ -81,7 +81,9 @@ def render_script(job: ClusterJob) -> str:
     if activate.is_file():
         lines += ["# the Python environment the job was written from", f"source {shlex.quote(str(activate))}"]
     lines += list(job.setup)
-    lines.append(" ".join(["exec", shlex.quote(str(python)), "-m", "blox_lat", *job.command, *_job_args(job)]))
+    # blox-lat with SIGTERM handled as Ctrl-C (blox_lat.cli.cluster.run_task)
+    lines.append(" ".join(["exec", shlex.quote(str(python)), "-m", "blox_lat.cli.cluster", *job.command,
+                           *_job_args(job)]))
     return "\n".join(lines) + "\n"
 
 
