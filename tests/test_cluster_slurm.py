@@ -25,7 +25,7 @@ from blox_lat import cluster as cl
 from blox_lat import space as sp
 
 WHY = slurm_missing()
-pytestmark = pytest.mark.skipif(WHY is not None, reason=WHY or "")
+needs_slurm = pytest.mark.skipif(WHY is not None, reason=WHY or "")
 
 BLOX_LAT = str(Path(sys.executable).with_name("blox-lat"))
 # small models (the cheapest ones train in seconds on a busy CPU); shards split by index parity:
@@ -91,6 +91,58 @@ def wait_for(predicate, timeout_s: float, what: str, step: float = 0.1):
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
+# -- without a scheduler: the script and the status from the outputs -------------------------------
+
+def test_dry_run_script_and_status_from_outputs(tmp_path):
+    from blox_lat.training._records import atomic_write_json
+
+    proc = blox_lat("cluster", "slurm", "train", "normal", "0:5", "--out", "runs", "--epochs", "1", "--shards", "2",
+                    "--gres", "gpu:1", "--time", "1:00:00", "--extra-sbatch=--mem=8G", "--setup", "module load cuda",
+                    "--dry-run", cwd=tmp_path)
+    (job,) = cl.load_jobs(tmp_path / "runs")
+    script = proc.stdout
+    assert script == job.script_path.read_text() and not job.submissions
+    for line in ("#SBATCH --array=1-2", "#SBATCH --requeue", "#SBATCH --gres=gpu:1", "#SBATCH --time=1:00:00",
+                 "#SBATCH --mem=8G", f"#SBATCH --chdir={tmp_path}", "module load cuda",
+                 f"#SBATCH --output={job.folder / job.name}/shard-%a.log"):
+        assert line + "\n" in script, line
+    assert script.rstrip().endswith('train normal 0:5 --out runs --epochs 1 --shard "${SLURM_ARRAY_TASK_ID}/2"')
+    # status from the outputs alone: model 0 done, 2 diverged, 1 half trained (shard 1: 0, 2, 4; shard 2: 1, 3)
+    records = tmp_path / "runs" / "normal"
+    atomic_write_json(records / f"{sp.from_index(0).hash}-0.json", {"kind": "training"})
+    atomic_write_json(records / f"{sp.from_index(2).hash}-0.failed.json", {"kind": "training-failed"})
+    atomic_write_json(records / "checkpoints" / f"{sp.from_index(1).hash}-0.pt", {})
+    (st,) = cl.cluster_status(tmp_path / "runs", scheduler=False)
+    assert [(s.total, s.done, s.failed, s.in_progress, s.remaining, s.state) for s in st.shards] == [
+        (3, 1, 1, 0, 1, "unknown"), (2, 0, 0, 1, 2, "unknown")]
+    # the same command again is the same job: one record, one script
+    blox_lat("cluster", "slurm", "train", "normal", "0:5", "--out", "runs", "--epochs", "1", "--shards", "2",
+             "--gres", "gpu:1", "--time", "1:00:00", "--extra-sbatch=--mem=8G", "--setup", "module load cuda",
+             "--dry-run", cwd=tmp_path)
+    assert len(list((tmp_path / "runs" / "slurm").glob("*.json"))) == 1
+
+
+def test_dry_run_measure_and_export_layouts(tmp_path):
+    proc = blox_lat("cluster", "slurm", "measure", "0:6", "--runs", "20", "--device-file", "hosts/{node}.yaml",
+                    "--out", "m", "--shards", "3", "--dry-run", cwd=tmp_path)
+    last = proc.stdout.rstrip().splitlines()[-1]
+    assert '--device-file "hosts/${SLURMD_NODENAME}.yaml"' in last
+    assert f'--out {tmp_path}/m/shard-"${{SLURM_ARRAY_TASK_ID}}"-of-3 --shard "${{SLURM_ARRAY_TASK_ID}}/3"' in last
+    proc = blox_lat("cluster", "slurm", "export", "-f", "onnx", "0:6", "--out", "store", "--shards", "3", "--dry-run",
+                    cwd=tmp_path)
+    (job,) = cl.load_jobs(tmp_path / "store")
+    assert f'export -f onnx @{job.folder / job.name}/"shard-${{SLURM_ARRAY_TASK_ID}}.sel" --out store' in proc.stdout
+    for k in (1, 2, 3):  # a selector file per shard, the models of --shard k/3
+        lines = (job.folder / job.name / f"shard-{k}.sel").read_text().split()
+        assert lines == [a.hash for a in sp.shard(sp.select("0:6"), f"{k}/3")]
+    bad = blox_lat("cluster", "slurm", "measure", "0:6", "--shard", "1/2", "--shards", "2", "--dry-run", cwd=tmp_path,
+                   check=False)
+    assert bad.returncode == 2 and "leave out --shard" in bad.stderr
+
+
+# -- against a real Slurm ------------------------------------------------------------------------
+
+@needs_slurm
 def test_train_array_cancel_resubmit(slurm, work):
     root, out = work["root"], work["train"]
     started = time.monotonic()
@@ -104,6 +156,8 @@ def test_train_array_cancel_resubmit(slurm, work):
     script = job.script_path.read_text()
     assert '--shard "${SLURM_ARRAY_TASK_ID}/2"' in script and "#SBATCH --requeue" in script
     assert f"source {Path(sys.executable).parent / 'activate'}" in script  # the submitting environment
+    assert f"exec {Path(sys.executable).parent}/python" in script  # that environment's Python
+    assert " -m blox_lat.cli.cluster train normal " in script  # blox-lat with SIGTERM as Ctrl-C
 
     # while it runs: squeue's view and the outputs agree
     running = wait_for(lambda: (s := cl.job_status(job)) and {x.state for x in s.shards} == {"running"} and s,
@@ -137,8 +191,10 @@ def test_train_array_cancel_resubmit(slurm, work):
     assert names == sorted(f"{a.hash}-0.json" for a in sp.select(TRAIN_MODELS))  # each model exactly once
     log = job.log_path(2).read_text()
     assert sum(line.startswith("== ") for line in log.splitlines()) == 2 and "(record exists)" in log, log
+    assert "blox-lat: interrupted" in log  # scancel's SIGTERM stopped it as Ctrl-C does
 
 
+@needs_slurm
 def test_measure_array(slurm, work):
     root, out = work["root"], work["measure"]
     started = time.monotonic()
@@ -160,6 +216,7 @@ def test_measure_array(slurm, work):
     assert sorted(seen) == sorted(a.index for a in sp.select(MEASURE_MODELS))  # every model exactly once
 
 
+@needs_slurm
 def test_merged_release_equals_single_machine_build(work):
     """``dataset build --from`` the shard outputs == the same records in one machine's layout."""
     root = work["root"]
