@@ -30,6 +30,7 @@ from blox_lat.report._figures import (
     pareto_figure,
     prediction_figure,
     proxy_figure,
+    static_cost_figure,
 )
 from blox_lat.report._sources import AccuracyMetric, DeviceData, Source, load_source, load_sources
 from blox_lat.report._stats import BlockFit, fit_block_costs, kendall, pareto_front, spearman
@@ -66,5 +67,6 @@ __all__ = [
     "protocol_differences",
     "proxy_figure",
     "spearman",
+    "static_cost_figure",
     "static_costs",
 ]

@@ -21,6 +21,7 @@ from blox_lat.report._stats import BlockFit, kendall, pareto_front, spearman
 __all__ = [
     "OKABE_ITO", "anchor_level_figure", "block_cost_figure", "campaign_figure", "device_scatter_figure",
     "latency_distribution_figure", "noise_figure", "pareto_figure", "prediction_figure", "proxy_figure",
+    "static_cost_figure",
 ]
 
 #: Okabe & Ito (2008), black last
@@ -46,9 +47,17 @@ def colour(i: int) -> str:
     return OKABE_ITO[i % len(OKABE_ITO)]
 
 
-def _figure(width: float = 7.0, height: float = 3.2, cols: int = 1, rows: int = 1) -> tuple[Figure, Any]:
-    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+def _figure(width: float = 7.0, height: float = 3.2, cols: int = 1, rows: int = 1, *, left: float = 0.62,
+            right: float = 0.15, bottom: float = 0.48, top: float = 0.3, wspace: float = 0.7,
+            hspace: float = 0.45) -> tuple[Figure, Any]:
+    """A figure with fixed margins in inches (a layout engine would lay out every label twice,
+    most of a figure's drawing time)."""
+    fig = Figure(figsize=(width, height), dpi=110)
     axes = fig.subplots(rows, cols, squeeze=False)
+    panel_w = (width - left - right - wspace * (cols - 1)) / cols
+    panel_h = (height - bottom - top - hspace * (rows - 1)) / rows
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height, top=1 - top / height,
+                        wspace=wspace / panel_w, hspace=hspace / panel_h)
     for ax in axes.flat:
         ax.tick_params(labelsize=_RC["xtick.labelsize"])
         ax.grid(True, which="major", color="#dddddd", linewidth=0.6)
@@ -106,24 +115,36 @@ def latency_distribution_figure(devices: Sequence[DeviceData]) -> Figure:
     return fig
 
 
+def _heatmap(fig: Figure, ax: Any, values: np.ndarray, title: str, unit: str) -> None:
+    image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap="cividis", interpolation="nearest")
+    bar = fig.colorbar(image, ax=ax, pad=0.01, fraction=0.04)
+    bar.set_label(unit)
+    ax.set_yticks(range(3), [f"stage {s}" for s in range(3)])
+    ax.set_title(title, loc="left")
+    ax.grid(False)
+
+
 @_styled
-def block_cost_figure(fit: BlockFit, params_cost: np.ndarray, flops_cost: np.ndarray, block_names: Sequence[str],
-                      device: str) -> Figure:
-    """Stage x block heatmaps: fitted latency contribution (ms), parameters (k), FLOPs (M)."""
-    fig, axes = _figure(width=7.5, height=5.4, rows=3)
-    panels = [(fit.cost, f"{device}: latency above the stage's cheapest block (ms), additive fit R² = {fit.r2:.3f}"),
-              (params_cost / 1e3, "parameters above the stage's cheapest block (thousands)"),
-              (flops_cost / 1e6, "FLOPs above the stage's cheapest block (millions)")]
-    for ax, (values, title) in zip(axes[:, 0], panels):
-        masked = np.ma.masked_invalid(values)
-        image = ax.imshow(masked, aspect="auto", cmap="cividis", interpolation="nearest")
-        fig.colorbar(image, ax=ax, pad=0.01, fraction=0.03)
-        ax.set_yticks(range(3), [f"stage {s}" for s in range(3)])
-        ax.set_title(title, loc="left")
-        ax.grid(False)
-        ax.set_xticks(range(len(block_names)), [])
-    axes[-1, 0].set_xticks(range(len(block_names)), block_names, rotation=90, fontsize=5.5)
-    axes[-1, 0].set_xlabel("block")
+def block_cost_figure(fit: BlockFit, block_names: Sequence[str], device: str) -> Figure:
+    """Stage x block heatmap of each block's fitted latency contribution (ms) on one device."""
+    fig, axes = _figure(width=7.5, height=2.9, bottom=1.25, left=0.7, right=0.5)
+    ax = axes[0, 0]
+    _heatmap(fig, ax, fit.cost, f"{device}: latency above the stage's cheapest block, additive fit "
+             f"R² = {fit.r2:.3f} ({fit.models} models)", "ms")
+    ax.set_xticks(range(len(block_names)), block_names, rotation=90, fontsize=5.5)
+    ax.set_xlabel("block")
+    return fig
+
+
+@_styled
+def static_cost_figure(params_cost: np.ndarray, flops_cost: np.ndarray, block_names: Sequence[str]) -> Figure:
+    """Stage x block heatmaps of each block's parameters and FLOPs (exact, from the space)."""
+    fig, axes = _figure(width=7.5, height=4.4, rows=2, bottom=1.25, left=0.7, right=0.5, hspace=0.4)
+    _heatmap(fig, axes[0, 0], params_cost / 1e3, "parameters above the stage's cheapest block", "thousands")
+    _heatmap(fig, axes[1, 0], flops_cost / 1e6, "FLOPs above the stage's cheapest block", "millions")
+    axes[0, 0].set_xticks(range(len(block_names)), [])
+    axes[1, 0].set_xticks(range(len(block_names)), block_names, rotation=90, fontsize=5.5)
+    axes[1, 0].set_xlabel("block")
     return fig
 
 

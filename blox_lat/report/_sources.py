@@ -10,8 +10,11 @@ levels and ``pred/<device>`` sections plug in through :attr:`DeviceData.anchor_l
 
 from __future__ import annotations
 
+import gc
 import os
+import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -107,18 +110,69 @@ def _pad(rows: list[list[float]]) -> np.ndarray:
     return out
 
 
+_SAMPLES = re.compile(rb'"samples_ms"\s*:\s*\[[^\]]*\]')  # literal first: the regex engine skips ahead
+
+
+def _journal_records(path: Path) -> Iterator[dict[str, Any]]:
+    """The journal's records like :func:`blox_lat.harness.read_journal` (torn final line skipped,
+    damaged or newer-schema lines refused), without the raw samples: a report needs the group
+    means, and parsing every sample was most of the time (a line holds 100 to 1,000 of them).
+    Replacing ``"samples_ms":[...]`` by ``"samples_ms":0`` in the bytes first keeps each line
+    valid JSON."""
+    from blox_lat import _json as fast_json
+    from blox_lat.harness import SCHEMA_VERSION, JournalError, read_journal
+
+    journal = path / "journal.jsonl" if path.is_dir() else path
+    try:
+        data = journal.read_bytes()
+    except OSError as exc:
+        raise SourceError(f"cannot read {journal} ({exc.strerror}); check the path and its permissions") from None
+    data = _SAMPLES.sub(b'"samples_ms":0', data[: data.rfind(b"\n") + 1])
+    for line in data.splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = fast_json.loads(line)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or int(record.get("schema", 0) or 0) > SCHEMA_VERSION:
+            yield from read_journal(journal)  # the reference reader names the damaged line
+            raise JournalError(f"{journal}: unreadable journal line")  # pragma: no cover
+        yield record
+
+
+def _stamps(stamps: list[Any]) -> np.ndarray:
+    """ISO 8601 stamps -> seconds since the epoch (NaN where unreadable); vectorised for UTC."""
+    if stamps and all(isinstance(t, str) and t.endswith("+00:00") for t in stamps):
+        try:
+            return np.array([t[:-6] for t in stamps], dtype="datetime64[us]").astype(np.int64) / 1e6
+        except ValueError:
+            pass
+    return np.asarray([_seconds(t) for t in stamps], dtype=np.float64)
+
+
 def _load_campaign(path: Path) -> Source:
-    from blox_lat.harness import read_journal
+    """One campaign; the cyclic garbage collector is paused meanwhile (91,125 records of
+    nested containers otherwise trigger collections that cost more than the parsing)."""
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        return _read_campaign(path)
+    finally:
+        if gc_was_on:
+            gc.enable()
+
+
+def _read_campaign(path: Path) -> Source:
     from blox_lat.space._table import space_table
 
     index_of_hash = space_table().index_of_hash
     envs: list[dict[str, Any]] = []
-    ok: dict[int, tuple[dict[str, Any], int]] = {}
+    ok: dict[int, tuple] = {}  # index -> (latency, cv, noisy, attempts, recorded_at, group means)
     failed: dict[int, str] = {}
     device: str | None = None
     protocol = profile = None
-    position = 0
-    for record in read_journal(path):
+    for record in _journal_records(path):
         kind = record.get("kind")
         if kind == "environment":
             envs.append(record)
@@ -134,10 +188,12 @@ def _load_campaign(path: Path) -> Source:
         if index is None:
             raise SourceMismatchError(f"{path}: {record.get('model_hash')!r} is not a Blox model hash "
                                       "(another search space?); report only Blox campaigns")
-        position += 1
-        if record.get("status") == "ok" and isinstance(record.get("measurement"), dict):
+        m = record.get("measurement")
+        if record.get("status") == "ok" and isinstance(m, dict):
             if index not in ok:  # the first ok outcome counts, as when the campaign resumes
-                ok[index] = (record, position)
+                latency = m.get("latency_ms", np.nan)
+                ok[index] = (latency, m.get("cv", np.nan), bool(m.get("noisy")), int(record.get("attempts") or 1),
+                             record.get("recorded_at"), m.get("group_means_ms") or [latency])
                 failed.pop(index, None)
                 protocol = protocol or record.get("protocol")
                 profile = profile or record.get("profile")
@@ -147,18 +203,14 @@ def _load_campaign(path: Path) -> Source:
         raise SourceError(f"{path}: the campaign has no measurements yet; run 'blox-lat measure' first")
     if protocol is None and envs:
         protocol = {k: v for k, v in (envs[0].get("protocol") or {}).items() if k != "cv_threshold"} or None
-    items = sorted(ok.items(), key=lambda kv: kv[1][1])
-    meas = [rec["measurement"] for _, (rec, _) in items]
+    columns = list(zip(*ok.values())) or [()] * 6  # journal order: a model enters at its first ok record
     data = DeviceData(
         device=str(device), source=str(path), kind="campaign",
-        index=np.asarray([i for i, _ in items], dtype=np.int64),
-        latency_ms=np.asarray([m.get("latency_ms", np.nan) for m in meas], dtype=np.float64),
-        cv=np.asarray([m.get("cv", np.nan) for m in meas], dtype=np.float64),
-        noisy=np.asarray([bool(m.get("noisy")) for m in meas], dtype=bool),
-        attempts=np.asarray([int(rec.get("attempts") or 1) for _, (rec, _) in items], dtype=np.int64),
-        recorded_s=np.asarray([_seconds(rec.get("recorded_at")) for _, (rec, _) in items], dtype=np.float64),
-        failed=failed, protocol=protocol, profile=profile, environments=tuple(envs),
-        group_means=_pad([m.get("group_means_ms") or [m.get("latency_ms", np.nan)] for m in meas]),
+        index=np.fromiter(ok.keys(), dtype=np.int64, count=len(ok)),
+        latency_ms=np.asarray(columns[0], dtype=np.float64), cv=np.asarray(columns[1], dtype=np.float64),
+        noisy=np.asarray(columns[2], dtype=bool), attempts=np.asarray(columns[3], dtype=np.int64),
+        recorded_s=_stamps(list(columns[4])), failed=failed, protocol=protocol, profile=profile,
+        environments=tuple(envs), group_means=_pad(list(columns[5])),
     )
     return Source(path=str(path), kind="campaign", schema=1, devices={data.device: data})
 
@@ -203,7 +255,7 @@ def _load_release(path: Path, raw: bool) -> Source:
             noisy=np.asarray(noisy[is_ok], dtype=bool) if noisy.dtype != object
             else np.asarray([bool(v) for v in noisy[is_ok]], dtype=bool),
             attempts=np.nan_to_num(_column(sec, "attempts")[is_ok].astype(np.float64), nan=1).astype(np.int64),
-            recorded_s=np.asarray([_seconds(s) for s in recorded], dtype=np.float64),
+            recorded_s=_stamps(list(recorded)),
             failed=failed, protocol=protocols[0] if len(protocols) == 1 else ({"protocols": protocols} if protocols else None),
             profile={"name": device, **(meta.get("profile") or {})}, environments=envs, group_means=group_means,
         )
