@@ -165,7 +165,7 @@ class ReportBuilder:
             rows.append(_r(row, 4))
         part.numbers["devices"] = rows
         part.tables.append(("Models per device (latency in ms)", list(rows[0]), rows))
-        part.figures.append(("latency-distribution", F.latency_distribution_figure(list(self.devices.values())),
+        part.figures.append(("latency-distribution", F.latency_distribution_figure(list(self.devices.values()), list(self.devices)),
                              "Histogram and empirical CDF of the protocol latency on every device."))
         return part
 

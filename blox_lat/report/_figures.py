@@ -93,18 +93,18 @@ def _points(ax: Any, x: np.ndarray, y: np.ndarray, colour_: str, label: str | No
 
 
 @_styled
-def latency_distribution_figure(devices: Sequence[DeviceData]) -> Figure:
-    """Histogram (log-spaced bins) and ECDF of the latency of every device."""
+def latency_distribution_figure(devices: Sequence[DeviceData], names: Sequence[str] | None = None) -> Figure:
+    """Histogram (log-spaced bins) and ECDF of the latency of every device (``names`` label them)."""
     fig, axes = _figure(cols=2)
     hist, ecdf = axes[0]
     lo = min(float(np.min(d.latency_ms)) for d in devices)
     hi = max(float(np.max(d.latency_ms)) for d in devices)
     bins = np.geomspace(lo * 0.98, hi * 1.02, 50) if hi > lo else 20
-    for i, d in enumerate(devices):
-        label = f"{d.device} ({d.count} ok, {len(d.failed)} failed, {int(d.noisy.sum())} noisy)"
+    for i, (d, name) in enumerate(zip(devices, names or [d.device for d in devices])):
+        label = f"{name} ({d.count} ok, {len(d.failed)} failed, {int(d.noisy.sum())} noisy)"
         hist.hist(d.latency_ms, bins=bins, histtype="step", linewidth=1.4, color=colour(i), label=label)
         xs = np.sort(d.latency_ms)
-        ecdf.step(xs, np.arange(1, xs.size + 1) / xs.size, where="post", color=colour(i), linewidth=1.4, label=d.device)
+        ecdf.step(xs, np.arange(1, xs.size + 1) / xs.size, where="post", color=colour(i), linewidth=1.4, label=name)
     for ax in (hist, ecdf):
         _log(ax, "x", np.concatenate([d.latency_ms for d in devices]), "latency (ms)")
     hist.set_ylabel("models (count)")
