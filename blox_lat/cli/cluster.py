@@ -119,7 +119,7 @@ def status(out, no_squeue, as_json) -> None:
             emit_table([s.to_dict() for s in j.shards], ["shard", "state", "done", "failed", "in_progress", "remaining", "log"])
             pairs = [(k.replace("_", " "), v) for k, v in j.totals().items()]
             pairs.append(("rate", "-" if j.rate_per_h is None else f"{j.rate_per_h:.1f}/h"))
-            pairs.append(("ETA", "-" if j.eta_s is None else f"{j.eta_s / 3600:.2f} h"))
+            pairs.append(("ETA", "-" if j.eta_s is None else _duration(j.eta_s)))
             if j.scheduler_error:
                 pairs.append(("scheduler", "not asked (--no-squeue)" if no_squeue else j.scheduler_error))
             if j.resubmit_hint():
@@ -128,6 +128,14 @@ def status(out, no_squeue, as_json) -> None:
             click.echo()
     if any(j.stopped() for j in jobs):
         sys.exit(1)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h" if seconds < 172800 else f"{seconds / 86400:.1f} days"
 
 
 def run_task(argv: list[str]) -> None:
