@@ -177,6 +177,7 @@ def test_train_array_cancel_resubmit(slurm, work):
     assert by_shard[2]["state"] == "stopped" and (by_shard[2]["done"], by_shard[2]["remaining"]) == (1, 1), \
         "shard 2 finished before scancel reached it: the resume is not exercised"
     assert code == 1 and mid["resubmit"] == f"sbatch --array=2 {job.script_path}"
+    print("\n" + blox_lat("cluster", "status", "train", cwd=root, check=False).stdout)  # docs/cluster.md shows one
 
     # resubmit what status says; the task skips model 1 and trains model 3
     resumed = time.monotonic()
