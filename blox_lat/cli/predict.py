@@ -51,15 +51,17 @@ def _summary_pairs(p) -> list[tuple[str, object]]:
 @_LATENCY
 @click.option("--folds", default=5, show_default=True, type=int, help="Cross-validation folds.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fold assignment.")
+@click.option("--allow-uncovered", is_flag=True,
+              help="Fit even if some (stage, block) pair was never measured (it gets the stage's average cost).")
 @_FORCE
 @json_option("Print the predictor's description as JSON.")
 def fit(sources: tuple[Path, ...], out: Path, device: str | None, family: str, latency: str, folds: int, seed: int,
-        force: bool, as_json: bool) -> None:
+        allow_uncovered: bool, force: bool, as_json: bool) -> None:
     """Fit a predictor from campaign folders, journals or a release's bench/<device>."""
     from blox_lat import predict as pr
 
     data = pr.load_measurements(list(sources), device=device, latency=latency)
-    p = pr.fit(data, family=family, folds=folds, seed=seed)
+    p = pr.fit(data, family=family, folds=folds, seed=seed, allow_uncovered=allow_uncovered)
     p.save(out, overwrite=force)
     if as_json:
         emit_json({k: v for k, v in p.to_dict().items() if k not in ("model", "leverage", "interval")})

@@ -151,10 +151,10 @@ def _names(pairs: list[tuple[int, int]], limit: int = 8) -> str:
     return ", ".join(names) + (f" and {len(pairs) - limit} more" if len(pairs) > limit else "")
 
 
-def check_enough(family: str, data: TrainingSet) -> None:
+def check_enough(family: str, data: TrainingSet, allow_uncovered: bool = False) -> None:
     """:class:`TooFewModelsError` saying how many more models and which blocks are missing."""
     blocks = blocks_of(data.indices)
-    missing = uncovered(blocks)
+    missing = [] if allow_uncovered else uncovered(blocks)
     need = MIN_MODELS[family]
     per_stage = max((sum(1 for s, _b in missing if s == st) for st in range(NUM_STAGES)), default=0)
     more = max(need - len(data), per_stage)
@@ -166,26 +166,32 @@ def check_enough(family: str, data: TrainingSet) -> None:
         raise TooFewModelsError(
             f"{len(data)} models cover {135 - len(missing)} of the 135 (stage, block) pairs and the {family} "
             f"family needs every pair and at least {need} models: measure at least {max(more, 1)} more ({hint}); "
-            f"uncovered: {_names(missing)}")
+            f"uncovered: {_names(missing)} (or pass --allow-uncovered: those blocks get the stage's average cost "
+            "and wider intervals)")
     raise TooFewModelsError(f"the {family} family needs at least {need} models and {len(data)} were measured: "
                             f"measure at least {more} more ({hint}) or choose --family additive")
 
 
 # -- fit ------------------------------------------------------------------------------------
-def fit(data: TrainingSet, *, family: str = "auto", folds: int = 5, seed: int = 0) -> Predictor:
-    """Fit the families, cross-validate them, pick one and calibrate its intervals."""
+def fit(data: TrainingSet, *, family: str = "auto", folds: int = 5, seed: int = 0,
+        allow_uncovered: bool = False) -> Predictor:
+    """Fit the families, cross-validate them, pick one and calibrate its intervals.
+
+    Every (stage, block) pair must appear in the training set unless ``allow_uncovered``: an
+    unseen block then costs its stage's average, and its models' intervals widen (leverage).
+    """
     with single_blas_thread():
-        return _fit(data, family, folds, seed)
+        return _fit(data, family, folds, seed, allow_uncovered)
 
 
-def _fit(data: TrainingSet, family: str, folds: int, seed: int) -> Predictor:
+def _fit(data: TrainingSet, family: str, folds: int, seed: int, allow_uncovered: bool) -> Predictor:
     if family != "auto" and family not in FAMILIES:
         raise PredictError(f"unknown family {family!r}: use auto or one of {', '.join(FAMILIES)}")
     if family == "auto":
-        check_enough("additive", data)
+        check_enough("additive", data, allow_uncovered)
         candidates = [f for f in FAMILIES if len(data) >= MIN_MODELS[f]]
     else:
-        check_enough(family, data)
+        check_enough(family, data, allow_uncovered)
         candidates = [family]
     if not 2 <= folds <= len(data):
         raise PredictError(f"--folds {folds}: use 2..{len(data)}")

@@ -58,16 +58,18 @@ def balanced(n: int, seed: int = 0) -> list[int]:
     raise PredictError(f"could not draw {n} distinct balanced models; try another --seed")  # pragma: no cover
 
 
-def next_models(measured: np.ndarray, n: int, *, seed: int = 0) -> list[int]:
-    """The ``n`` unmeasured models whose predictions are least certain (greedy, see module doc)."""
+def next_models(measured: np.ndarray, n: int, *, seed: int = 0, candidates: np.ndarray | None = None) -> list[int]:
+    """The ``n`` unmeasured models whose predictions are least certain (greedy, see module doc);
+    ``candidates`` limits the choice (e.g. a balanced subset of models already measured)."""
     blocks = all_blocks()
     total = len(blocks)
     measured = np.unique(np.asarray(measured, dtype=np.int64))
-    if not 1 <= n <= total - len(measured):
-        raise PredictError(f"--next {n}: choose 1..{total - len(measured)} (the models not measured yet)")
-    ginv = gram_inverse(blocks[measured]) if len(measured) else np.linalg.inv(_prior_gram())
-    allowed = np.ones(total, dtype=bool)
+    allowed = np.zeros(total, dtype=bool)
+    allowed[np.arange(total) if candidates is None else np.asarray(candidates, dtype=np.int64)] = True
     allowed[measured] = False
+    if not 1 <= n <= int(allowed.sum()):
+        raise PredictError(f"--next {n}: choose 1..{int(allowed.sum())} (the models not measured yet)")
+    ginv = gram_inverse(blocks[measured]) if len(measured) else np.linalg.inv(_prior_gram())
     jitter = np.random.default_rng(seed).random(total) * 1e-9  # ties broken reproducibly
     picks: list[int] = []
     cols_all = _columns(blocks)
