@@ -215,6 +215,11 @@ def test_measure_array(slurm, work):
         seen += [r["model_index"] for r in lines]
         assert {i % 2 for i in seen[-len(lines):]} == {k - 1}  # the shard's own models
     assert sorted(seen) == sorted(a.index for a in sp.select(MEASURE_MODELS))  # every model exactly once
+    # the store the tasks shared holds every artifact: an export job over it has nothing left
+    blox_lat("cluster", "slurm", "export", MEASURE_MODELS, "-f", "onnx", "--out", str(work["store"]), "--shards", "2",
+             "--dry-run", cwd=root)
+    code, export = status(work["store"], root)
+    assert code == 0 and (export["done"], export["remaining"]) == (8, 0), export
 
 
 @needs_slurm

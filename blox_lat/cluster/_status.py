@@ -120,11 +120,11 @@ def _store(root: Path, fmt: str, batch: int) -> tuple[dict[str, float], set[str]
     done: dict[str, float] = {}
     for path in (root / "objects").glob("*/*.json"):
         try:
-            key = json.loads(path.read_text()).get("key", {})
+            record = json.loads(path.read_text())
         except (OSError, ValueError):
             continue  # being replaced right now; seen next time
-        if key.get("format") == fmt and int(key.get("batch", -1)) == batch:
-            done[key["model_hash"]] = path.stat().st_mtime
+        if isinstance(record, dict) and record.get("format") == fmt and record.get("batch") == batch:
+            done[record["model_hash"]] = path.stat().st_mtime
     return done, set(), set()
 
 
