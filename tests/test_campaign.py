@@ -113,7 +113,7 @@ def test_noisy_measurements_are_remeasured(tmp_path):
     runner = ScriptedRunner([NOISY, NOISY, CLEAN])
     events = []
     summary = run_campaign(sp.select("5"), get_device("cpu"), FAST, tmp_path, runner=runner,
-                           artifacts=_artifacts, on_event=lambda k, d: events.append(k))
+                           artifacts=_artifacts, on_event=lambda e: events.append(e.kind))
     rec = summary.records[0]
     assert runner.calls == 3 and rec["attempts"] == 3 and rec["status"] == "ok"
     assert rec["measurement"]["noisy"] is False and rec["measurement"]["latency_ms"] == 2.0
@@ -318,3 +318,22 @@ def test_a_no_op_rerun_appends_no_environment_line(tmp_path):
                  artifacts=_artifacts)  # new records follow: their environment is recorded
     kinds = [r["kind"] for r in read_journal(tmp_path)]
     assert kinds == ["environment"] + ["measurement"] * 2 + ["environment"] + ["measurement"]
+
+
+def test_the_library_refuses_interleaving_off_one_local_device(tmp_path):
+    import dataclasses
+
+    from blox_lat.harness import Campaign, InterleaveError, check_interleave, default_interleave
+
+    interleaved = TimingProtocol(groups=2, runs_per_group=10, interleave=4, rounds=2)
+    remote, local = get_device("sd888"), get_device("cpu")
+    for profile in (remote, [local, dataclasses.replace(local, name="cpu-2")]):
+        with pytest.raises(InterleaveError, match="one local device"):
+            run_campaign(sp.select("3"), profile, interleaved, tmp_path / "c", runner=ScriptedRunner([CLEAN]),
+                         artifacts=_artifacts)
+        with pytest.raises(InterleaveError):
+            Campaign(sp.select("3"), profile, interleaved, tmp_path / "c")
+    assert not (tmp_path / "c").exists()  # refused before touching the disk or a device
+    assert (default_interleave([local]), default_interleave([remote])) == (32, 1)
+    check_interleave(4, [local])
+    check_interleave(1, [remote])

@@ -109,7 +109,7 @@ def test_a_broken_model_in_an_interleaved_set_fails_alone(tmp_path, store):
     events = []
     protocol = TimingProtocol(groups=2, runs_per_group=5, warmup_min_runs=2, warmup_min_s=0.0, interleave=3, rounds=2)
     summary = run_campaign(archs, get_device("cpu"), protocol, tmp_path / "c", artifacts=source,
-                           on_event=lambda kind, data: events.append(kind))
+                           on_event=lambda e: events.append(e.kind))
     assert (summary.measured, summary.failed) == (2, 1)
     status = {r["model_index"]: r["status"] for r in read_journal(tmp_path / "c", kind="measurement")}
     assert status == {0: "ok", 1: "failed", 2: "ok"}
@@ -249,7 +249,7 @@ def test_a_campaign_reports_set_progress_before_the_sets_models(tmp_path, store)
                               interleave=3, rounds=2)
     events = []
     run_campaign(sp.select("0:3"), get_device("cpu"), protocol, tmp_path / "c", store=store,
-                 on_event=lambda kind, data: events.append((kind, data)))
+                 on_event=lambda e: events.append((e.kind, e.to_dict())))
     kinds = [k for k, _ in events if k in ("set-progress", "model")]
     assert kinds == ["set-progress", "set-progress", "model", "model", "model"]
     rounds = [(d["round"], d["rounds"], d["models"], d["attempt"]) for k, d in events if k == "set-progress"]
@@ -258,16 +258,17 @@ def test_a_campaign_reports_set_progress_before_the_sets_models(tmp_path, store)
 
 def test_progress_shows_a_sets_rounds_and_never_goes_back(monkeypatch, capsys):
     from blox_lat.cli import measure as cli_measure
+    from blox_lat.harness import CampaignStarted, MeasurementRecord, ModelDone, SetProgress
 
     monkeypatch.setattr(cli_measure, "NOTE_EVERY_S", 0.0)
     progress = cli_measure._Progress(quiet=False)
-    progress("start", {"todo": 2, "selected": 2, "already_done": 0, "skipped_failed": 0})
+    progress(CampaignStarted(todo=2, selected=2, already_done=0, skipped_failed=0, env_id="", devices=["cpu"]))
     for done in (1, 2):
-        progress("set-progress", {"models": 2, "round": done, "rounds": 2, "attempt": 1})
-    progress("set-progress", {"models": 1, "round": 1, "rounds": 2, "attempt": 2})
+        progress(SetProgress(models=2, round=done, rounds=2, attempt=1))
+    progress(SetProgress(models=1, round=1, rounds=2, attempt=2))
     for pos in (1, 2):
         record = {"model_index": pos, "model_hash": "ab" * 16, "measurement": {"latency_ms": 1.5}}
-        progress("model", {"record": record, "position": pos, "todo": 2})
+        progress(ModelDone(record=MeasurementRecord.from_dict(record), position=pos, todo=2))
     err = capsys.readouterr().err.splitlines()
     assert err[1:] == [
         "  2 models timed together: round 1/2",  # the last round is reported by the models themselves
@@ -285,12 +286,12 @@ def test_progress_shows_a_sets_rounds_and_never_goes_back(monkeypatch, capsys):
     bar = Bar()
     on_tty = cli_measure._Progress(quiet=False)
     on_tty.todo, on_tty.bar = 4, bar
-    on_tty("set-progress", {"models": 4, "round": 1, "rounds": 4, "attempt": 1})
-    on_tty("set-progress", {"models": 4, "round": 3, "rounds": 4, "attempt": 1})
-    on_tty("set-progress", {"models": 1, "round": 1, "rounds": 4, "attempt": 2})  # a re-measurement
+    on_tty(SetProgress(models=4, round=1, rounds=4, attempt=1))
+    on_tty(SetProgress(models=4, round=3, rounds=4, attempt=1))
+    on_tty(SetProgress(models=1, round=1, rounds=4, attempt=2))  # a re-measurement
     for pos in (1, 2, 3, 4):
         record = {"model_index": pos, "model_hash": "ab" * 16, "measurement": {"latency_ms": 1.5}}
-        on_tty("model", {"record": record, "position": pos, "todo": 4})
+        on_tty(ModelDone(record=MeasurementRecord.from_dict(record), position=pos, todo=4))
     assert bar.shown == [1.0, 3.0, 3.0, 3.0, 3.0, 3.0, 4]
 
 

@@ -35,7 +35,8 @@ def store(tmp_path_factory):
 
 
 def _interrupt_after(rounds: int, events: list):
-    def on_event(kind, data):
+    def on_event(event):
+        kind, data = event.kind, event.to_dict()
         events.append((kind, data))
         if kind == "set-progress" and data["round"] == rounds:
             raise KeyboardInterrupt  # what Ctrl-C raises in the waiting campaign
@@ -65,7 +66,7 @@ def test_an_interrupted_set_resumes_at_its_next_round_with_the_protocols_samples
     assert all(len(ns) == 3 * SET.runs_per_group for ns in kept.values())  # rounds 1-3, each one group
     events.clear()
     second = run_campaign(archs, get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
-                          on_event=lambda kind, data: events.append((kind, data)))
+                          on_event=lambda e: events.append((e.kind, e.to_dict())))
     assert (second.measured, second.failed, second.interrupted) == (4, 0, False)
     resumed = [d for k, d in events if k == "set-resumed"]
     assert resumed == [{"models": 4, "attempt": 1, "rounds_kept": 3, "rounds": 8}]
@@ -84,7 +85,7 @@ def test_a_resume_with_another_selector_continues_the_sets_models_still_selected
     kept = _kept_ns(tmp_path)
     events.clear()
     part = run_campaign(sp.select("0,2"), get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
-                        on_event=lambda kind, data: events.append((kind, data)))
+                        on_event=lambda e: events.append((e.kind, e.to_dict())))
     assert part.measured == 2
     assert [d for k, d in events if k == "set-resumed"] == [{"models": 2, "attempt": 1, "rounds_kept": 2, "rounds": 8}]
     for record in read_journal(tmp_path, kind="measurement"):
@@ -93,7 +94,7 @@ def test_a_resume_with_another_selector_continues_the_sets_models_still_selected
     assert not (tmp_path / SET_NAME).exists()
     events.clear()
     rest = run_campaign(sp.select("0:3"), get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
-                        on_event=lambda kind, data: events.append((kind, data)))
+                        on_event=lambda e: events.append((e.kind, e.to_dict())))
     assert (rest.measured, rest.already_done) == (1, 2) and not [k for k, _ in events if k == "set-resumed"]
     ok = Counter(r["model_hash"] for r in read_journal(tmp_path, kind="measurement") if r["status"] == "ok")
     assert set(ok) == {a.hash for a in sp.select("0:3")} and set(ok.values()) == {1}
@@ -113,7 +114,7 @@ def test_a_torn_or_foreign_set_file_keeps_the_rounds_before_the_damage(tmp_path,
     path.write_bytes(b"not json at all\n")
     events: list = []
     s = run_campaign(sp.select("0:2"), get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
-                     on_event=lambda kind, data: events.append(kind))
+                     on_event=lambda e: events.append(e.kind))
     assert s.measured == 2 and "set-resumed" not in events and not path.exists()
 
 

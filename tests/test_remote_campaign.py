@@ -77,8 +77,8 @@ def test_campaign_over_real_sshd_with_kill_and_restart(tmp_path, store):
                                  timeout_s=120, retry=RetryPolicy(attempts=8, base_delay_s=0.3, max_delay_s=1.0))
         restarted = threading.Event()
 
-        def on_event(kind, data):
-            if kind == "model" and data["position"] == 1:  # kill sshd (and the live link) mid-campaign
+        def on_event(event):
+            if event.kind == "model" and event.position == 1:  # kill sshd (and the live link) mid-campaign
                 srv.stop()
                 threading.Timer(1.5, lambda: (srv.start(), restarted.set())).start()
 
@@ -181,11 +181,11 @@ def test_device_farm_hands_over_the_models_of_a_lost_device(tmp_path, store, adb
                                    timeout_s=120, retry=fast_retry) for e in (a, b)]
         lost_events = []
 
-        def on_event(kind, data):
-            if kind == "model" and data["record"]["unit"] == "phone-b":
+        def on_event(event):
+            if event.kind == "model" and event.record.unit == "phone-b":
                 b.stop()  # phone-b is unplugged after its first model
-            if kind == "device-lost":
-                lost_events.append(data["device"])
+            if event.kind == "device-lost":
+                lost_events.append(event.device)
 
         summary = run_campaign(archs, profiles, FAST, tmp_path / "farm", runner=runners, store=store,
                                on_event=on_event, record_as="phone")

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from blox_lat.cli._output import check_out_dir, emit_json, emit_pairs, emit_table, json_option
 from blox_lat.cli.devices import device_file_option
+
+if TYPE_CHECKING:  # the harness is imported when a command runs: 'blox-lat --help' stays instant
+    from blox_lat.harness import CampaignEvent, CampaignStarted, DeviceLost, ModelDone, Remeasuring, SetProgress
 
 _MAX_TABLE_ROWS = 40
 
@@ -59,70 +64,84 @@ class _Progress:
         self.shown = 0.0
         self.noted = self.started
 
-    def __call__(self, kind: str, data: dict[str, Any]) -> None:
+    def __call__(self, event: CampaignEvent) -> None:
         if self.quiet:
             return
-        if kind == "start":
-            self.todo = data["todo"]
-            click.echo(f"{data['selected']} selected, {data['already_done']} already measured, "
-                       f"{data['skipped_failed']} failed before (skipped), {data['todo']} to measure",
-                       err=True)
-            if sys.stderr.isatty() and self.todo:
-                from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                           TimeElapsedColumn, TimeRemainingColumn)
+        handler = _handlers().get(type(event))
+        if handler is not None:
+            handler(self, event)
 
-                self.bar = Progress(TextColumn("measuring"), BarColumn(), MofNCompleteColumn(),
-                                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                                    TextColumn("ETA"), TimeRemainingColumn(),
-                                    TextColumn("{task.fields[last]}"), transient=False)
-                self.bar.start()
-                self.task = self.bar.add_task("measure", total=self.todo, rate="", last="")
-        elif kind == "retry":
-            message = (f"  model {data['arch'].index}: cv {data['cv']:.3f} above threshold, "
-                       f"re-measuring (attempt {data['attempt'] + 1})")
-            if self.bar is not None:
-                self.bar.console.print(message)
-            else:
-                click.echo(message, err=True)
-        elif kind == "device-lost":
-            message = f"  device {data['device']} lost ({data['reason']}); its model goes to the others"
-            if self.bar is not None:
-                self.bar.console.print(message)
-            else:
-                click.echo(message, err=True)
-        elif kind == "set-progress":
-            # a set of models timed together finishes all at once, minutes apart: move the bar
-            # (and its rate and ETA) through the set's rounds in between
-            # (never backwards: a re-measurement of a set's noisy models repeats rounds)
-            if data["round"] >= data["rounds"]:
-                return  # the set's models are reported next
-            if self.bar is not None:
-                self.shown = max(self.shown, self.done + data["models"] * data["round"] / data["rounds"])
-                self.bar.update(self.task, completed=self.shown)
-            elif time.monotonic() - self.noted >= NOTE_EVERY_S:  # plain lines: a log, not a flood
-                self.noted = time.monotonic()
-                again = ", re-measuring noisy ones" if data["attempt"] > 1 else ""
-                click.echo(f"  {data['models']} models timed together{again}: round "
-                           f"{data['round']}/{data['rounds']}", err=True)
-        elif kind == "model":
-            record, pos = data["record"], data["position"]
-            self.done = pos
-            self.shown = max(self.shown, pos)
-            elapsed = time.monotonic() - self.started
-            rate = pos / elapsed * 60 if elapsed > 0 else 0.0
-            eta = (self.todo - pos) * elapsed / pos if pos else 0.0
-            m = record["measurement"]
-            last = f"{m['latency_ms']:.3f} ms" if m else f"FAILED ({record['reason']})"
-            if self.bar is not None:
-                self.bar.update(self.task, completed=self.shown, rate=f"{rate:.1f}/min", last=f"#{record['model_index']} {last}")
-            else:
-                self.noted = time.monotonic()
-                click.echo(f"[{pos}/{self.todo}] #{record['model_index']} {record['model_hash'][:12]} "
-                           f"{last}  ({rate:.1f}/min, ETA {eta:.0f} s)", err=True)
+    def _say(self, message: str) -> None:
+        if self.bar is not None:
+            self.bar.console.print(message)
+        else:
+            click.echo(message, err=True)
+
+    def _started(self, event: CampaignStarted) -> None:
+        self.todo = event.todo
+        click.echo(f"{event.selected} selected, {event.already_done} already measured, "
+                   f"{event.skipped_failed} failed before (skipped), {event.todo} to measure", err=True)
+        if sys.stderr.isatty() and self.todo:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
+            self.bar = Progress(TextColumn("measuring"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
+                                TextColumn("ETA"), TimeRemainingColumn(),
+                                TextColumn("{task.fields[last]}"), transient=False)
+            self.bar.start()
+            self.task = self.bar.add_task("measure", total=self.todo, rate="", last="")
+
+    def _remeasuring(self, event: Remeasuring) -> None:
+        self._say(f"  model {event.arch.index}: cv {event.cv:.3f} above threshold, "
+                  f"re-measuring (attempt {event.attempt + 1})")
+
+    def _device_lost(self, event: DeviceLost) -> None:
+        self._say(f"  device {event.device} lost ({event.reason}); its model goes to the others")
+
+    def _set_progress(self, event: SetProgress) -> None:
+        # a set of models timed together finishes all at once, minutes apart: move the bar
+        # (and its rate and ETA) through the set's rounds in between
+        # (never backwards: a re-measurement of a set's noisy models repeats rounds)
+        if event.round >= event.rounds:
+            return  # the set's models are reported next
+        if self.bar is not None:
+            self.shown = max(self.shown, self.done + event.models * event.round / event.rounds)
+            self.bar.update(self.task, completed=self.shown)
+        elif time.monotonic() - self.noted >= NOTE_EVERY_S:  # plain lines: a log, not a flood
+            self.noted = time.monotonic()
+            again = ", re-measuring noisy ones" if event.attempt > 1 else ""
+            click.echo(f"  {event.models} models timed together{again}: round "
+                       f"{event.round}/{event.rounds}", err=True)
+
+    def _model_done(self, event: ModelDone) -> None:
+        record, pos = event.record, event.position
+        self.done = pos
+        self.shown = max(self.shown, pos)
+        elapsed = time.monotonic() - self.started
+        rate = pos / elapsed * 60 if elapsed > 0 else 0.0
+        eta = (self.todo - pos) * elapsed / pos if pos else 0.0
+        m = record.measurement
+        last = f"{m['latency_ms']:.3f} ms" if m else f"FAILED ({record.reason})"
+        if self.bar is not None:
+            self.bar.update(self.task, completed=self.shown, rate=f"{rate:.1f}/min", last=f"#{record.model_index} {last}")
+        else:
+            self.noted = time.monotonic()
+            click.echo(f"[{pos}/{self.todo}] #{record.model_index} {record.model_hash[:12]} "
+                       f"{last}  ({rate:.1f}/min, ETA {eta:.0f} s)", err=True)
 
     def stop(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+@functools.cache
+def _handlers() -> dict[type, Callable[[_Progress, Any], None]]:
+    """Which :class:`_Progress` method shows which campaign event (others are not shown)."""
+    from blox_lat.harness import CampaignStarted, DeviceLost, ModelDone, Remeasuring, SetProgress
+
+    return {CampaignStarted: _Progress._started, Remeasuring: _Progress._remeasuring,
+            DeviceLost: _Progress._device_lost, SetProgress: _Progress._set_progress, ModelDone: _Progress._model_done}
 
 
 def _raise_interrupt(signum: int, frame: Any) -> None:
@@ -269,16 +288,16 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
 
 def _interleave(value: str, profiles: list[Any]) -> int:
     """``--interleave``: an integer, or auto (``LOCAL_INTERLEAVE`` where the worker is local, else 1)."""
-    if value == "auto":
-        from blox_lat.harness import LOCAL_INTERLEAVE
+    from blox_lat.harness import InterleaveError, check_interleave, default_interleave
 
-        local = all(p.transport == "local" for p in profiles) and len(profiles) == 1
-        return LOCAL_INTERLEAVE if local else 1
+    if value == "auto":
+        return default_interleave(profiles)
     if not value.isdigit() or not 1 <= int(value) <= 64:
         raise click.BadParameter(f"{value!r} is not auto or an integer in 1..64", param_hint="--interleave")
-    if int(value) > 1 and (len(profiles) > 1 or any(p.transport != "local" for p in profiles)):
-        raise click.UsageError("--interleave K > 1 runs on one local device; remote devices and farms measure "
-                               "one model at a time (--interleave 1)")
+    try:  # the library's rule (a notebook gets the same refusal), as a usage error
+        check_interleave(int(value), profiles)
+    except InterleaveError as exc:
+        raise click.UsageError(str(exc)) from None
     return int(value)
 
 

@@ -6,16 +6,37 @@
 - Runners (:class:`Runner`): time inferences inside the process that runs the model;
   :class:`LocalWorkerRunner` (worker subprocess, crash/timeout isolation) and
   :class:`TransportRunner` (any :class:`blox_lat.devices.Transport`).
-- Campaigns: :func:`run_campaign` appends to a resumable journal; :func:`read_journal`
-  reads it back (tolerating a torn final line).
+- Campaigns: :class:`Campaign` (or :func:`run_campaign`) appends to a resumable journal,
+  telling its caller typed events (:class:`CampaignEvent`); :func:`read_journal` reads it back
+  (tolerating a torn final line); :class:`MeasurementRecord` and :class:`EnvironmentRecord`
+  are its lines.
 """
 
 from blox_lat.harness._campaign import (
-    CampaignConflictError,
+    Campaign,
     CampaignLockedError,
     CampaignSummary,
     campaign_status,
     run_campaign,
+)
+from blox_lat.harness._events import (
+    CampaignEvent,
+    CampaignStarted,
+    DeviceLost,
+    ModelDone,
+    Remeasuring,
+    SetDiscarded,
+    SetFailed,
+    SetProgress,
+    SetResumed,
+)
+from blox_lat.harness._records import EnvironmentRecord, MeasurementRecord
+from blox_lat.harness._rules import (
+    CampaignConflictError,
+    CampaignSetupError,
+    InterleaveError,
+    check_interleave,
+    default_interleave,
 )
 from blox_lat.harness._environment import collect_environment
 from blox_lat.harness._journal import JOURNAL_NAME, SCHEMA_VERSION, Journal, JournalError, read_journal
@@ -32,8 +53,13 @@ from blox_lat.harness._runners import (
     DeviceLostError,
     ThermalGuard,
     LocalWorkerRunner,
+    MeasuresMany,
     ModelFailedError,
     ModelTimeoutError,
+    Prefetching,
+    Probing,
+    ReportsRounds,
+    ResumesRounds,
     Runner,
     RunnerUnavailableError,
     TransportRunner,
@@ -53,29 +79,50 @@ from blox_lat.harness._timing import (
 __all__ = [
     "JOURNAL_NAME",
     "SCHEMA_VERSION",
+    "Campaign",
     "CampaignConflictError",
+    "CampaignEvent",
     "CampaignLockedError",
+    "CampaignSetupError",
+    "CampaignStarted",
     "CampaignSummary",
+    "DeviceLost",
     "DeviceLostError",
+    "EnvironmentRecord",
+    "InterleaveError",
     "Journal",
     "JournalError",
     "LOCAL_INTERLEAVE",
     "LocalWorkerRunner",
     "Measurement",
     "MeasurementError",
+    "MeasurementRecord",
+    "MeasuresMany",
+    "ModelDone",
     "ModelFailedError",
     "ModelTimeoutError",
+    "Prefetching",
+    "Probing",
     "RawRun",
+    "Remeasuring",
+    "ReportsRounds",
+    "ResumesRounds",
     "Runner",
     "RunnerUnavailableError",
     "RuntimeSpec",
     "RuntimeUnavailableError",
+    "SetDiscarded",
+    "SetFailed",
+    "SetProgress",
+    "SetResumed",
     "ThermalGuard",
     "TimingProtocol",
     "TransportRunner",
     "WorkerCrashedError",
     "campaign_status",
+    "check_interleave",
     "collect_environment",
+    "default_interleave",
     "get_runner",
     "get_runtime",
     "group_means",

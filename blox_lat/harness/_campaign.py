@@ -21,6 +21,10 @@ file. Rules:
   ``attempt_log`` and the count is ``attempts``.
 - Artifacts are streamed from the exporters ahead of the device (``lookahead``), in input order.
 - Ctrl-C (KeyboardInterrupt) stops after closing the worker; the summary says ``interrupted``.
+
+:class:`Campaign` runs these steps, one method each; the work queue is
+:mod:`~blox_lat.harness._workqueue`, re-measurement :mod:`~blox_lat.harness._attempts`, the
+refusals :mod:`~blox_lat.harness._rules`, the partial-set file :mod:`~blox_lat.harness._setlog`.
 """
 
 from __future__ import annotations
@@ -28,51 +32,64 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections import deque
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from blox_lat.devices._transport import ConnectionLostError
 from blox_lat.errors import BloxLatError
+from blox_lat.harness._attempts import Outcome, measure_set_with_retries, measure_with_retries
 from blox_lat.harness._environment import collect_environment
-from blox_lat.harness._journal import (
-    JOURNAL_NAME,
-    SCHEMA_VERSION,
-    Journal,
-    check_measurement_line,
-    read_journal_lines,
+from blox_lat.harness._events import (
+    CampaignStarted,
+    DeviceLost,
+    EventSink,
+    ModelDone,
+    SetDiscarded,
 )
-from blox_lat.harness._protocol import Measurement, TimingProtocol
-from blox_lat.harness._runners import DeviceLostError, ModelFailedError, Runner, get_runner
-from blox_lat.harness._setlog import (
-    PartialAttempt,
-    PartialSet,
-    SetLog,
-    load_partial_set,
-    remove_partial_set,
-    remove_stale_temps,
+from blox_lat.harness._journal import JOURNAL_NAME, Journal, check_measurement_line, read_journal_lines
+from blox_lat.harness._protocol import TimingProtocol
+from blox_lat.harness._records import ENVIRONMENT, MEASUREMENT, EnvironmentRecord, MeasurementRecord
+from blox_lat.harness._rules import (
+    CampaignConflictError,
+    CampaignSetupError,
+    check_farm,
+    check_identity,
+    check_interleave,
+    full_identity,
 )
-from blox_lat.harness._timing import RawRun
+from blox_lat.harness._runners import (
+    DeviceLostError,
+    MeasuresMany,
+    ModelFailedError,
+    Prefetching,
+    Probing,
+    ResumesRounds,
+    Runner,
+    get_runner,
+)
+from blox_lat.harness._setlog import PartialSet, SetLog, load_partial_set, remove_partial_set, remove_stale_temps
+from blox_lat.harness._workqueue import WorkQueue
+
+if TYPE_CHECKING:
+    from blox_lat.devices import DeviceProfile
 
 __all__ = [
+    "Campaign",
     "CampaignConflictError",
     "CampaignLockedError",
+    "CampaignSetupError",
     "CampaignSummary",
     "campaign_status",
     "run_campaign",
 ]
 
 ArtifactSource = Callable[[Sequence[Any], Any], Iterable[Any]]
-EventSink = Callable[[str, dict[str, Any]], None]
-
-
-class CampaignConflictError(BloxLatError):
-    """The campaign directory was recorded with another device profile or protocol."""
+#: a model and its artifact (or its ExportFailure), as the work queue hands them out
+Pair = tuple[Any, Any]
 
 
 class CampaignLockedError(BloxLatError):
@@ -81,7 +98,7 @@ class CampaignLockedError(BloxLatError):
 
 @dataclass(frozen=True)
 class CampaignSummary:
-    """What one ``run_campaign`` call did (the journal has the details)."""
+    """What one campaign run did (the journal has the details); ``records`` are its journal lines."""
 
     out_dir: Path
     journal: Path
@@ -130,7 +147,7 @@ def _now() -> str:
 
 
 def _exporter_source(store: Any = None, lookahead: int = 4, jobs: int = 1) -> ArtifactSource:
-    def source(archs: Sequence[Any], profile: Any) -> Iterable[Any]:
+    def source(archs: Sequence[Any], profile: DeviceProfile) -> Iterable[Any]:
         from blox_lat.exporters import stream_artifacts
 
         return stream_artifacts(archs, profile.format, batch=profile.batch, store=store,
@@ -142,13 +159,20 @@ def _exporter_source(store: Any = None, lookahead: int = 4, jobs: int = 1) -> Ar
 def _phased(source: ArtifactSource, chunk: int) -> ArtifactSource:
     """Export a chunk completely, then hand it over: no export competes with a local device."""
 
-    def phased(archs: Sequence[Any], profile: Any) -> Iterator[Any]:
+    def phased(archs: Sequence[Any], profile: DeviceProfile) -> Iterator[Any]:
         for start in range(0, len(archs), chunk):
             stream = source(archs[start : start + chunk], profile)
             items = list(stream)
             yield from items
 
     return phased
+
+
+def _exported(item: Any) -> bool:
+    """False for an :class:`~blox_lat.exporters.ExportFailure` (a model with no artifact)."""
+    from blox_lat.exporters import ExportFailure
+
+    return not isinstance(item, ExportFailure)
 
 
 def campaign_status(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -160,10 +184,10 @@ def campaign_status(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     last_env: dict[str, Any] | None = None
     if path.exists():
         for number, record in read_journal_lines(path):
-            if record.get("kind") == "environment":
+            if record.get("kind") == ENVIRONMENT:
                 first_env = first_env or record
                 last_env = record
-            elif record.get("kind") == "measurement":
+            elif record.get("kind") == MEASUREMENT:
                 key = check_measurement_line(record, path, number)
                 if record.get("status") == "ok":
                     done.setdefault(key, record)
@@ -174,74 +198,16 @@ def campaign_status(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
             "last_environment": last_env}
 
 
-def _setting(profile_dict: dict[str, Any]) -> dict[str, Any]:
-    """What a measurement depends on: the profile without its name."""
-    return {k: v for k, v in profile_dict.items() if k != "name"}
-
-
-def _check_identity(first_env: dict[str, Any] | None, device: str, profile: Any,
-                    protocol: TimingProtocol, out_dir: Path) -> None:
-    if first_env is None:
-        return
-    if first_env.get("device") not in (None, device):
-        raise CampaignConflictError(
-            f"{out_dir} holds a campaign for device {first_env.get('device')!r} (another profile), not {device!r}: "
-            "use another --out"
-        )
-    recorded_profile = first_env.get("profile")
-    if recorded_profile is not None and _setting(recorded_profile) != _setting(profile.to_dict()):
-        raise CampaignConflictError(
-            f"{out_dir} holds a campaign for device {first_env.get('device')!r} with profile "
-            f"{recorded_profile}; this run's profile is {profile.to_dict()}: use another --out"
-        )
-    recorded = first_env.get("protocol") or {}
-    theirs, mine = _full_identity(recorded), _full_identity(protocol.identity())
-    differs = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
-    if differs:
-        detail = ", ".join(f"{k} {old} vs {new}" for k, (old, new) in differs.items())
-        flags = _protocol_flags(recorded)
-        raise CampaignConflictError(
-            f"{out_dir} was measured with another protocol ({detail}); to resume it, rerun with "
-            + (f"{flags}" if flags else "the same --runs/--runs-per-group/--warmup settings")
-            + ", or use another --out"
-        )
-
-
-#: what a protocol identity without interleaving fields means (the plain consecutive protocol)
-_PLAIN = {"interleave": 1, "rounds": 1, "rewarm_runs": 0}
-
-
-def _full_identity(identity: dict[str, Any]) -> dict[str, Any]:
-    """``identity`` with the interleaving fields spelled out, so that a plain protocol and an
-    interleaved one differ whichever of them the journal recorded first (a recorded protocol
-    also holds ``cv_threshold``, which is not identity: callers compare this one's keys)."""
-    return {**_PLAIN, **identity}
-
-
-def _protocol_flags(recorded: dict[str, Any]) -> str:
-    """The ``blox-lat measure`` options that reproduce a recorded protocol identity."""
-    try:
-        runs = int(recorded["groups"]) * int(recorded["runs_per_group"])
-        flags = [f"--runs {runs}", f"--runs-per-group {int(recorded['runs_per_group'])}",
-                 f"--warmup-runs {int(recorded['warmup_min_runs'])}", f"--warmup-s {float(recorded['warmup_min_s']):g}",
-                 f"--interleave {int(recorded.get('interleave', 1))}"]
-        if int(recorded.get("interleave", 1)) > 1 or int(recorded.get("rounds", 1)) > 1:
-            flags += [f"--rounds {int(recorded['rounds'])}", f"--rewarm-runs {int(recorded.get('rewarm_runs', 2))}"]
-    except (KeyError, TypeError, ValueError):
-        return ""
-    return " ".join(flags)
-
-
 def _carried_set(out: Path, todo: Sequence[Any], protocol: TimingProtocol, emit: EventSink) -> PartialSet | None:
     """The set a killed run left unfinished, restricted to the models still to measure; None
     (and the file removed) when it has none of them or was timed with another protocol."""
     remove_stale_temps(out)
     state = load_partial_set(out)
     wanted = [a.hash for a in todo]
-    kept = state.only(wanted) if state is not None and state.protocol == _full_identity(protocol.identity()) else None
+    kept = state.only(wanted) if state is not None and state.protocol == full_identity(protocol.identity()) else None
     if kept is None:
         if state is not None:
-            emit("set-discarded", {"models": len(state.models), "rounds_kept": state.rounds_kept()})
+            emit(SetDiscarded(models=len(state.models), rounds_kept=state.rounds_kept()))
         remove_partial_set(out)
     return kept
 
@@ -263,138 +229,6 @@ class _DirLock:
         os.close(self._fd)
 
 
-def _attempt_summary(m: Measurement | None, error: str | None = None) -> dict[str, Any]:
-    if m is None:
-        return {"status": "failed", "reason": error}
-    return {"status": "ok", "latency_ms": m.latency_ms, "cv": m.cv, "rel_iqr": m.rel_iqr,
-            "flags": list(m.flags), "started_at": m.started_at}
-
-
-def _measurement(raw: Any, protocol: TimingProtocol) -> Measurement:
-    return Measurement.from_ns(raw.samples_ns, runs_per_group=protocol.runs_per_group,
-                               warmup_runs=raw.warmup_runs, started_at=raw.started_at,
-                               finished_at=raw.finished_at, cv_threshold=protocol.cv_threshold)
-
-
-def _measure_with_retries(runner: Runner, artifact: Any, profile: Any, protocol: TimingProtocol,
-                          max_attempts: int, on_event: EventSink, arch: Any, hand_over: bool = False
-                          ) -> tuple[Measurement | None, list[dict[str, Any]], str | None]:
-    """(best measurement or None, attempt log, failure reason)."""
-    best: Measurement | None = None
-    log: list[dict[str, Any]] = []
-    reason: str | None = None
-    for attempt in range(1, max_attempts + 1):
-        try:
-            try:
-                raw = runner.measure(artifact, profile, protocol)
-            except ConnectionLostError as exc:  # a runner without its own reconnect logic
-                raise DeviceLostError(str(exc)) from exc
-            m = _measurement(raw, protocol)
-        except DeviceLostError:
-            if hand_over:
-                raise  # a farm gives the model to another device
-            reason = "device lost (the link stayed down through every reconnect attempt)"
-            log.append(_attempt_summary(None, reason))
-            break
-        except ModelFailedError as exc:
-            reason = exc.reason
-            log.append(_attempt_summary(None, reason))
-            break  # a crash or timeout repeats; do not burn the device on it
-        log.append(_attempt_summary(m))
-        if best is None or m.cv < best.cv:
-            best = m
-        if not m.noisy:
-            break
-        if attempt < max_attempts:
-            on_event("retry", {"arch": arch, "attempt": attempt, "cv": m.cv})
-    return best, log, reason
-
-
-def _joined(kept: list[list[RawRun]], new: Sequence[RawRun] | None, width: int) -> list[RawRun]:
-    """Each member's raw run from the kept rounds of its set (oldest first) and the rest of the
-    set timed since (``new``, None when every round was kept): samples in run order, warm-up
-    runs summed, started at its first round."""
-    joined = []
-    for j in range(width):
-        parts = [row[j] for row in kept] + ([new[j]] if new is not None else [])
-        joined.append(RawRun(tuple(ns for part in parts for ns in part.samples_ns),
-                             sum(part.warmup_runs for part in parts), parts[0].started_at,
-                             parts[-1].finished_at, dict(parts[-1].facts)))
-    return joined
-
-
-def _time_set(runner: Any, members: list[Any], hashes: tuple[str, ...], profile: Any,
-              protocol: TimingProtocol, attempt: int, on_event: EventSink,
-              setlog: SetLog | None, kept: PartialAttempt | None) -> list[RawRun]:
-    """One attempt of a set: the rounds ``kept`` from a killed run, then the others, each
-    finished round kept in ``setlog`` before it is reported."""
-    done_rounds = kept.done if kept is not None else []
-    rounds = len(protocol.round_sizes())
-    if len(done_rounds) >= rounds:
-        return _joined(done_rounds, None, len(members))
-    if done_rounds:
-        on_event("set-resumed", {"models": len(members), "attempt": attempt, "rounds_kept": len(done_rounds),
-                                 "rounds": rounds})
-    kwargs: dict[str, Any] = {}
-    if getattr(runner, "reports_rounds", False):
-        def on_round(done: int, total: int, n: int = len(members), tried: int = attempt) -> None:
-            on_event("set-progress", {"models": n, "round": done, "rounds": total, "attempt": tried})
-        kwargs["on_round"] = on_round
-    if setlog is not None:
-        def keep(done: int, total: int, raws: list[RawRun]) -> None:
-            setlog.append_round(attempt, hashes, done, total, raws)
-        kwargs.update(on_round_raws=keep, start_round=len(done_rounds))
-    raws = runner.measure_many(members, profile, protocol, **kwargs)
-    return _joined(done_rounds, raws, len(members)) if done_rounds else list(raws)
-
-
-def _measure_set_with_retries(runner: Any, items: Sequence[Any], profile: Any, protocol: TimingProtocol,
-                              max_attempts: int, on_event: EventSink, archs: Sequence[Any],
-                              setlog: SetLog | None = None, carried: PartialSet | None = None
-                              ) -> list[tuple[Measurement | None, list[dict[str, Any]], str | None]]:
-    """:func:`_measure_with_retries` for a set timed together: each attempt times the models
-    still noisy together again (so a re-measurement follows the same interleaved protocol).
-    If a set fails (a crash, a hang, a model that does not load), what is left is measured
-    one model at a time, so only the culprit fails. ``setlog`` keeps every finished round;
-    ``carried`` holds the rounds a killed run kept of this set, which are not timed again."""
-    best: list[Measurement | None] = [None] * len(items)
-    logs: list[list[dict[str, Any]]] = [[] for _ in items]
-    reasons: list[str | None] = [None] * len(items)
-    todo = list(range(len(items)))
-    prior = {a.attempt: a for a in (carried.attempts if carried is not None else [])}
-    for attempt in range(1, max_attempts + 1):
-        hashes = tuple(archs[i].hash for i in todo)
-        kept = prior.get(attempt)
-        if kept is not None and kept.members != hashes:
-            kept = None  # not this attempt's members: time it afresh
-        if len(todo) < 2 and kept is None:
-            break
-        try:  # a DeviceLostError goes up to the campaign as it is
-            raws = _time_set(runner, [items[i] for i in todo], hashes, profile, protocol, attempt, on_event,
-                             setlog, kept)
-        except ModelFailedError as exc:
-            on_event("interleave-failed", {"models": len(todo), "reason": exc.reason})
-            break
-        for i, raw in zip(todo, raws):
-            m = _measurement(raw, protocol)
-            logs[i].append(_attempt_summary(m))
-            if best[i] is None or m.cv < best[i].cv:
-                best[i] = m
-        todo = [i for i in todo if best[i].noisy and len(logs[i]) < max_attempts]
-        for i in todo:
-            on_event("retry", {"arch": archs[i], "attempt": attempt, "cv": best[i].cv})
-    for i in todo:  # one model left, or a set that failed: alone, with the attempts left
-        left = max_attempts - len(logs[i])
-        if left < 1:
-            continue
-        m, log, reason = _measure_with_retries(runner, items[i], profile, protocol, left, on_event, archs[i])
-        logs[i].extend(log)
-        reasons[i] = reason
-        if m is not None and (best[i] is None or m.cv < best[i].cv):
-            best[i] = m
-    return [(b, log, None if b is not None else r) for b, log, r in zip(best, logs, reasons)]
-
-
 class _Lost(Exception):
     """Internal: this farm member's device is gone; its model was handed back."""
 
@@ -403,26 +237,20 @@ def _as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def run_campaign(
-    archs: Sequence[Any],
-    profile: Any,
-    protocol: TimingProtocol | None = None,
-    out_dir: str | os.PathLike[str] = "runs/cpu",
-    *,
-    runner: Runner | Sequence[Runner] | None = None,
-    artifacts: ArtifactSource | None = None,
-    store: Any = None,
-    lookahead: int = 4,
-    max_attempts: int = 3,
-    skip_failed: bool = False,
-    timeout_s: float = 600.0,
-    affinity: Sequence[int] | None = None,
-    overlap_exports: bool | None = None,
-    export_chunk: int = 16,
-    on_event: EventSink | None = None,
-    connection: dict[str, Any] | None = None,
-    record_as: str | None = None,
-) -> CampaignSummary:
+def _ignore(event: Any) -> None:
+    pass
+
+
+@dataclass
+class _Member:
+    """One device of the campaign (the only one, or a farm member): its runner and environment."""
+
+    profile: DeviceProfile
+    runner: Runner
+    env: EnvironmentRecord | None = None
+
+
+class Campaign:
     """Measure ``archs`` on ``profile``, appending to ``out_dir/journal.jsonl``; resumable.
 
     ``profile`` may be a list: a *device farm*. Every member must have the same setting
@@ -430,313 +258,373 @@ def run_campaign(
     thread per member pulls models from one shared queue and all results go to one journal
     under one device name (``record_as``, default the first member's name), each record naming
     its ``unit`` (the member). A member whose link stays down (:class:`DeviceLostError`) stops
-    and leaves its model to the others.
+    and leaves its model to the others. Interleaving (``protocol.interleave > 1``) runs on one
+    local device only; elsewhere it is refused (:class:`~blox_lat.harness.InterleaveError`).
 
     ``overlap_exports`` (default: only for remote transports) exports the next ``lookahead``
     artifacts while the device measures. On a local device the exporter would compete with the
     model for the same CPU, so by default chunks of ``export_chunk`` models are exported
-    first and then measured with nothing else running.
+    first and then measured with nothing else running. ``on_event`` hears typed events
+    (:mod:`blox_lat.harness._events`). Every setting is checked here, before :meth:`run`
+    touches a device or the disk.
     """
-    protocol = protocol or TimingProtocol()
-    if max_attempts < 1:
-        raise BloxLatError(f"max attempts must be >= 1, got {max_attempts}")
-    profiles = _as_list(profile)
-    lead = profiles[0]
-    device = record_as or lead.name
-    names = [p.name for p in profiles]
-    if len(set(names)) != len(names):
-        raise BloxLatError(f"a device is named twice in the farm {names}: name each device once")
-    for member in profiles[1:]:
-        if _setting(member.to_dict()) != _setting(lead.to_dict()):
-            raise BloxLatError(
-                f"devices {lead.name!r} and {member.name!r} measure differently "
-                f"({_setting(lead.to_dict())} vs {_setting(member.to_dict())}): a farm needs one "
-                "setting; run separate campaigns"
-            )
-    emit: EventSink = on_event or (lambda kind, data: None)
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise BloxLatError(f"--out {out} is a file; give a directory for the campaign")
-    own_runner = runner is None
-    runners: list[Any] = []
-    if runner is None:  # before touching the disk: an unusable device leaves nothing behind
-        try:
-            for member in profiles:
-                runners.append(get_runner(member, timeout_s=timeout_s, affinity=affinity,
-                                          connection=connection if len(profiles) == 1 else None))
-        except BaseException:
-            for r in runners:
-                r.close()
-            raise
-    else:
-        runners = _as_list(runner)
-    if len(runners) != len(profiles):
-        raise BloxLatError(f"{len(profiles)} device(s) but {len(runners)} runner(s)")
-    out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    try:
-        lock = _DirLock(out)
-    except BloxLatError:
-        if own_runner:
-            for r in runners:
-                r.close()
-        raise
-    journal: Journal | None = None
-    records: list[dict[str, Any]] = []
-    counts = {"measured": 0, "failed": 0, "noisy": 0, "remeasured": 0}
-    interrupted = False
-    stream: Iterable[Any] = ()
-    campaign_id, env = "", {"env_id": ""}
-    unique: list[Any] = []
-    already: list[Any] = []
-    skipped: list[Any] = []
-    lost: list[str] = []
-    try:
-        state = campaign_status(out)
-        _check_identity(state["first_environment"], device, lead, protocol, out)
-        campaign_id = (state["first_environment"] or {}).get("campaign_id") or uuid.uuid4().hex[:16]
-        done, failed_before = state["done"], state["failed"]
-        unique = list({a.hash: a for a in archs}.values())
-        already = [a for a in unique if a.hash in done]
-        skipped = [a for a in unique if a.hash not in done and skip_failed and a.hash in failed_before]
-        skipped_hashes = {a.hash for a in skipped}
-        todo = [a for a in unique if a.hash not in done and a.hash not in skipped_hashes]
-        keeps_rounds = (len(profiles) == 1 and protocol.interleave > 1
-                        and callable(getattr(runners[0], "measure_many", None))
-                        and getattr(runners[0], "resumes_rounds", False))
-        carried = _carried_set(out, todo, protocol, emit) if keeps_rounds else None
-        if carried is not None:  # the killed set's models first, in its order: it goes on
-            first = {h: i for i, h in enumerate(carried.models)}
-            todo = sorted(todo, key=lambda a: first.get(a.hash, len(first)))
-        journal = Journal(out / JOURNAL_NAME)
-        envs: list[dict[str, Any]] = []
-        for member, member_runner in zip(profiles, runners):
-            probe = getattr(member_runner, "probe", None)
+
+    def __init__(self, archs: Sequence[Any], profile: DeviceProfile | Sequence[DeviceProfile],
+                 protocol: TimingProtocol | None = None, out_dir: str | os.PathLike[str] = "runs/cpu", *,
+                 runner: Runner | Sequence[Runner] | None = None, artifacts: ArtifactSource | None = None,
+                 store: Any = None, lookahead: int = 4, max_attempts: int = 3, skip_failed: bool = False,
+                 timeout_s: float = 600.0, affinity: Sequence[int] | None = None,
+                 overlap_exports: bool | None = None, export_chunk: int = 16, on_event: EventSink | None = None,
+                 connection: dict[str, Any] | None = None, record_as: str | None = None) -> None:
+        self.archs = archs
+        self.profiles: list[DeviceProfile] = _as_list(profile)
+        self.protocol = protocol or TimingProtocol()
+        self.out = Path(out_dir)
+        self.device = record_as or self.profiles[0].name
+        self.max_attempts, self.skip_failed = max_attempts, skip_failed
+        self._given_runners = None if runner is None else _as_list(runner)
+        self._runner_options = {"timeout_s": timeout_s, "affinity": affinity, "connection": connection}
+        self._artifacts, self._store, self._lookahead = artifacts, store, lookahead
+        self._overlap, self._export_chunk = overlap_exports, export_chunk
+        self._emit: EventSink = on_event or _ignore
+        self._check_setup()
+        self.members: list[_Member] = []
+        self.campaign_id, self.env_id = "", ""
+        self.unique: list[Any] = []
+        self.already: list[Any] = []
+        self.skipped: list[Any] = []
+        self.todo: list[Any] = []
+        self.carried: PartialSet | None = None
+        self.journal: Journal | None = None
+        self.records: list[dict[str, Any]] = []
+        self.counts = {"measured": 0, "failed": 0, "noisy": 0, "remeasured": 0}
+        self.lost: list[str] = []
+        self.position = 0
+        self._stream: Iterable[Any] = ()
+        self._queue: WorkQueue[Pair] = WorkQueue(iter(()))
+        self._guard = threading.Lock()
+
+    @property
+    def farm(self) -> bool:
+        return len(self.profiles) > 1
+
+    # -- setup --------------------------------------------------------------------------------
+
+    def _check_setup(self) -> None:
+        if self.max_attempts < 1:
+            raise CampaignSetupError(f"max attempts must be >= 1, got {self.max_attempts}")
+        check_farm(self.profiles)
+        check_interleave(self.protocol.interleave, self.profiles)
+        if self.out.exists() and not self.out.is_dir():
+            raise CampaignSetupError(f"--out {self.out} is a file; give a directory for the campaign")
+
+    def _open_runners(self) -> None:
+        """The given runners, or one per device (before touching the disk: an unusable device
+        leaves nothing behind)."""
+        runners = self._given_runners
+        if runners is None:
+            runners = []
+            options = dict(self._runner_options)
+            if self.farm:
+                options["connection"] = None
             try:
-                device_facts = probe() if callable(probe) and todo else {}
-            except ModelFailedError as exc:
-                if len(profiles) == 1:
-                    raise BloxLatError(f"device {member.name!r} cannot run the runner: {exc.reason}") from None
-                device_facts = {"probe_error": exc.reason}
-            member_env = collect_environment(
-                device=device,
-                device_facts={**device_facts, "runner": member_runner.describe()},
-                campaign_id=campaign_id,
-                extra={"unit": member.name, "profile": member.to_dict(), "protocol": protocol.to_dict(),
-                       "selected": len(unique), "todo": len(todo), "max_attempts": max_attempts,
-                       "farm": names if len(profiles) > 1 else None,
-                       "journal_repaired_bytes": journal.repaired_bytes},
-            )
-            envs.append(member_env)
-        last_env = state["last_environment"]
-        if todo or last_env is None or journal.repaired_bytes:
-            for member_env in envs:
-                journal.append(member_env)
-            env = envs[0]
-        else:  # a no-op rerun: no record will point at a new environment line
-            env = last_env
-        emit("start", {"selected": len(unique), "todo": len(todo), "already_done": len(already),
-                       "skipped_failed": len(skipped), "env_id": env["env_id"], "devices": names})
-        source = artifacts or _exporter_source(store, lookahead)
-        if overlap_exports is None:
-            overlap_exports = lead.transport != "local"
-        if not overlap_exports:
-            source = _phased(source, max(1, export_chunk))
-        stream = source(todo, lead) if todo else ()
-        pairs = iter(zip(todo, stream))
-        handed_back: deque[tuple[Any, Any]] = deque()
-        guard = threading.Lock()
-        stop = threading.Event()
-        position = 0
-        farm = len(profiles) > 1
-
-        wake = threading.Condition(guard)
-        busy = 0
-        exhausted = False
-
-        pending: deque[tuple[Any, Any]] = deque()
-
-        def fill() -> None:
-            """Under ``wake``: move the stream's next model into ``pending`` if there is one."""
-            nonlocal exhausted
-            if not pending and not exhausted:
-                pair = next(pairs, None)
-                if pair is None:
-                    exhausted = True
-                else:
-                    pending.append(pair)
-
-        def peek() -> tuple[Any, Any] | None:
-            """The model after the current one, without taking it (for prefetching)."""
-            with wake:
-                if handed_back:
-                    return handed_back[0]
-                fill()
-                return pending[0] if pending else None
-
-        def take(wait: bool = True) -> tuple[Any, Any] | None:
-            """The next model; when none is left, wait while another device may still hand
-            one back (its device can be lost mid-model), unless ``wait`` is false."""
-            nonlocal busy
-            with wake:
-                while not stop.is_set():
-                    fill()
-                    queue = handed_back or pending
-                    if queue:
-                        busy += 1
-                        return queue.popleft()
-                    if busy == 0 or not wait:
-                        return None
-                    wake.wait(0.2)
-                return None
-
-        def finished() -> None:
-            nonlocal busy
-            with wake:
-                busy -= 1
-                wake.notify_all()
-
-        def work(member: Any, member_runner: Any, member_env: dict[str, Any]) -> None:
-            while not stop.is_set():
-                pair = take()
-                if pair is None:
-                    return
-                prefetch = getattr(member_runner, "prefetch", None)
-                if not farm and callable(prefetch):
-                    upcoming = peek()
-                    if upcoming is not None and hasattr(upcoming[1], "path"):
-                        prefetch(upcoming[1])
-                try:
-                    measure_one(member, member_runner, member_env, pair)
-                except _Lost:
-                    return
-                finally:
-                    finished()
-
-        def work_interleaved(member: Any, member_runner: Any, member_env: dict[str, Any]) -> None:
-            """Take ``protocol.interleave`` models at a time and time them together (first the
-            models of a set a killed run left unfinished, which goes on where it stopped)."""
-            resumed = carried
-            while not stop.is_set():
-                size = len(resumed.models) if resumed is not None else protocol.interleave
-                batch: list[tuple[Any, Any]] = []
-                while len(batch) < size:
-                    pair = take(wait=not batch)  # the models this worker holds cannot come back
-                    if pair is None:
-                        break
-                    batch.append(pair)
-                if not batch:
-                    return
-                setlog: SetLog | None = None
-                try:
-                    ready = [p for p in batch if hasattr(p[1], "path")]
-                    hashes = [p[0].hash for p in ready]
-                    carry = resumed.only(hashes) if resumed is not None else None
-                    resumed = None
-                    if keeps_rounds and (len(ready) > 1 or carry is not None):
-                        setlog = SetLog(out, hashes, _full_identity(protocol.identity()), campaign_id, carry)
-                    results = _measure_set_with_retries(member_runner, [p[1] for p in ready], member, protocol,
-                                                        max_attempts, emit, [p[0] for p in ready], setlog, carry)
-                    done = {id(p): r for p, r in zip(ready, results)}
-                    for pair in batch:
-                        measure_one(member, member_runner, member_env, pair, result=done.get(id(pair)))
-                    if setlog is not None:  # every model of the set is in the journal now
-                        setlog.finish()
-                finally:
-                    if setlog is not None:
-                        setlog.close()
-                    for _ in batch:
-                        finished()
-
-        def measure_one(member: Any, member_runner: Any, member_env: dict[str, Any],
-                        pair: tuple[Any, Any], result: tuple[Any, Any, Any] | None = None) -> None:
-            nonlocal position
-            arch, item = pair
-            base = {
-                "schema": SCHEMA_VERSION, "kind": "measurement", "model_hash": arch.hash,
-                "model_index": arch.index, "device": device, "unit": member.name,
-                "profile": member.to_dict(), "protocol": protocol.identity(),
-                "env_id": member_env["env_id"], "campaign_id": campaign_id,
-            }
-            if getattr(item, "model_hash", arch.hash) != arch.hash:
-                raise BloxLatError(f"artifact stream out of order: got {item.model_hash} for {arch.hash}")
-            best, log = None, []
-            if not hasattr(item, "path"):  # ExportFailure
-                record = {**base, "status": "failed", "reason": f"export failed: {item.reason}",
-                          "recorded_at": _now(), "attempts": 0, "measurement": None,
-                          "artifact": None, "attempt_log": []}
-            else:
-                try:
-                    best, log, reason = result or _measure_with_retries(member_runner, item, member, protocol,
-                                                                        max_attempts, emit, arch, hand_over=farm)
-                except DeviceLostError as exc:
-                    with guard:
-                        handed_back.append(pair)
-                        lost.append(member.name)
-                    emit("device-lost", {"device": member.name, "reason": exc.reason})
-                    raise _Lost from None
-                artifact = {"sha256": item.sha256, "format": item.format,
-                            "bytes": getattr(item, "bytes", None)}
-                record = {**base, "status": "ok" if best else "failed",
-                          "reason": None if best else reason, "recorded_at": _now(),
-                          "attempts": len(log), "measurement": best.to_dict() if best else None,
-                          "artifact": artifact, "attempt_log": log}
-            with guard:
-                if best is not None and len(log) > 1:
-                    counts["remeasured"] += 1
-                if best is not None and best.noisy:
-                    counts["noisy"] += 1
-                journal.append(record)
-                records.append(record)
-                counts["measured" if record["status"] == "ok" else "failed"] += 1
-                position += 1
-                emit("model", {"record": record, "position": position, "todo": len(todo)})
-
-        if not farm and protocol.interleave > 1 and callable(getattr(runners[0], "measure_many", None)):
-            work_interleaved(lead, runners[0], env)
-        elif not farm:
-            work(lead, runners[0], env)
-        else:
-            errors: list[BaseException] = []
-
-            def guarded(*args: Any) -> None:
-                try:
-                    work(*args)
-                except BaseException as exc:  # surfaced in the main thread below
-                    errors.append(exc)
-                    stop.set()
-
-            threads = [threading.Thread(target=guarded, args=(m, r, e), name=f"farm-{m.name}", daemon=True)
-                       for m, r, e in zip(profiles, runners, envs)]
-            for t in threads:
-                t.start()
-            try:
-                for t in threads:
-                    while t.is_alive():
-                        t.join(0.2)
-            except KeyboardInterrupt:
-                stop.set()
-                for t in threads:
-                    t.join()
+                for member in self.profiles:
+                    runners.append(get_runner(member, **options))
+            except BaseException:
+                for r in runners:
+                    r.close()
                 raise
-            if errors:
-                raise errors[0]
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        close = getattr(stream, "close", None)
+        if len(runners) != len(self.profiles):
+            raise BloxLatError(f"{len(self.profiles)} device(s) but {len(runners)} runner(s)")
+        self.members = [_Member(p, r) for p, r in zip(self.profiles, runners)]
+
+    def _close_runners(self) -> None:
+        if self._given_runners is None:
+            for member in self.members:
+                member.runner.close()
+
+    # -- a run ----------------------------------------------------------------------------------
+
+    def run(self) -> CampaignSummary:
+        """Measure what is left to measure; Ctrl-C stops cleanly (the summary says so)."""
+        self._open_runners()
+        self.out.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        try:
+            lock = _DirLock(self.out)
+        except BloxLatError:
+            self._close_runners()
+            raise
+        interrupted = False
+        try:
+            self._open()
+            self._measure()
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            self._close(lock)
+        return self._summary(interrupted, time.perf_counter() - start)
+
+    def _open(self) -> None:
+        """Check the directory's identity, find what is left, the set a killed run left
+        unfinished, and write the environment lines."""
+        state = campaign_status(self.out)
+        first = state["first_environment"]
+        first_env = EnvironmentRecord.from_dict(first) if first is not None else None
+        check_identity(first_env, self.device, self.profiles[0], self.protocol, self.out)
+        self.campaign_id = (first_env.campaign_id if first_env is not None else None) or uuid.uuid4().hex[:16]
+        self._select(state["done"], state["failed"])
+        if self._keeps_rounds():
+            self.carried = _carried_set(self.out, self.todo, self.protocol, self._emit)
+        if self.carried is not None:  # the killed set's models first, in its order: it goes on
+            first_at = {h: i for i, h in enumerate(self.carried.models)}
+            self.todo.sort(key=lambda a: first_at.get(a.hash, len(first_at)))
+        self.journal = Journal(self.out / JOURNAL_NAME)
+        self._write_environments(state["last_environment"])
+        self._emit(CampaignStarted(selected=len(self.unique), todo=len(self.todo), already_done=len(self.already),
+                                   skipped_failed=len(self.skipped), env_id=self.env_id,
+                                   devices=[p.name for p in self.profiles]))
+
+    def _select(self, done: dict[str, Any], failed_before: dict[str, Any]) -> None:
+        """Each model once; those done are skipped, and those failed before with ``skip_failed``."""
+        self.unique = list({a.hash: a for a in self.archs}.values())
+        self.already = [a for a in self.unique if a.hash in done]
+        self.skipped = [a for a in self.unique
+                        if a.hash not in done and self.skip_failed and a.hash in failed_before]
+        skipped = {a.hash for a in self.skipped}
+        self.todo = [a for a in self.unique if a.hash not in done and a.hash not in skipped]
+
+    def _keeps_rounds(self) -> bool:
+        """Whether this campaign times sets whose finished rounds are kept (and resumed)."""
+        runner = self.members[0].runner
+        return (not self.farm and self.protocol.interleave > 1 and isinstance(runner, MeasuresMany)
+                and isinstance(runner, ResumesRounds) and bool(runner.resumes_rounds))
+
+    def _write_environments(self, last_env: dict[str, Any] | None) -> None:
+        """One environment line per device, unless nothing will be measured (a no-op rerun)."""
+        assert self.journal is not None
+        for member in self.members:
+            member.env = self._environment(member)
+        if self.todo or last_env is None or self.journal.repaired_bytes:
+            for member in self.members:
+                self.journal.append(member.env.to_dict())
+            self.env_id = self.members[0].env.env_id
+        else:  # a no-op rerun: no record will point at a new environment line
+            self.env_id = last_env["env_id"]
+
+    def _environment(self, member: _Member) -> EnvironmentRecord:
+        runner = member.runner
+        try:
+            facts = runner.probe() if isinstance(runner, Probing) and self.todo else {}
+        except ModelFailedError as exc:
+            if not self.farm:
+                raise BloxLatError(f"device {member.profile.name!r} cannot run the runner: {exc.reason}") from None
+            facts = {"probe_error": exc.reason}
+        extra = {"unit": member.profile.name, "profile": member.profile.to_dict(),
+                 "protocol": self.protocol.to_dict(), "selected": len(self.unique), "todo": len(self.todo),
+                 "max_attempts": self.max_attempts, "farm": [p.name for p in self.profiles] if self.farm else None,
+                 "journal_repaired_bytes": self.journal.repaired_bytes if self.journal is not None else 0}
+        return EnvironmentRecord.from_dict(collect_environment(
+            device=self.device, device_facts={**facts, "runner": runner.describe()}, campaign_id=self.campaign_id,
+            extra=extra))
+
+    # -- measuring ----------------------------------------------------------------------------
+
+    def _measure(self) -> None:
+        """Serially, interleaved (one local device whose runner times sets) or as a farm."""
+        self._queue = WorkQueue(iter(zip(self.todo, self._open_stream())))
+        lead = self.members[0]
+        if self.farm:
+            self._run_farm()
+        elif self.protocol.interleave > 1 and isinstance(lead.runner, MeasuresMany):
+            self._run_interleaved(lead)
+        else:
+            self._run_serial(lead)
+
+    def _open_stream(self) -> Iterable[Any]:
+        """The artifacts of the models to measure, in order, exported ahead or chunk by chunk."""
+        source = self._artifacts or _exporter_source(self._store, self._lookahead)
+        lead = self.profiles[0]
+        overlap = self._overlap if self._overlap is not None else lead.transport != "local"
+        if not overlap:
+            source = _phased(source, max(1, self._export_chunk))
+        self._stream = source(self.todo, lead) if self.todo else ()
+        return self._stream
+
+    def _run_serial(self, member: _Member) -> None:
+        """One model at a time on ``member`` (each device of a farm runs this in its own thread)."""
+        queue = self._queue
+        while not queue.stopped:
+            pair = queue.take()
+            if pair is None:
+                return
+            if not self.farm and isinstance(member.runner, Prefetching):
+                upcoming = queue.peek()
+                if upcoming is not None and _exported(upcoming[1]):
+                    member.runner.prefetch(upcoming[1])
+            try:
+                self._measure_one(member, pair)
+            except _Lost:
+                return
+            finally:
+                queue.finished()
+
+    def _run_interleaved(self, member: _Member) -> None:
+        """Take ``protocol.interleave`` models at a time and time them together (first the
+        models of a set a killed run left unfinished, which goes on where it stopped)."""
+        resumed = self.carried
+        while not self._queue.stopped:
+            batch = self._take_batch(len(resumed.models) if resumed is not None else self.protocol.interleave)
+            if not batch:
+                return
+            try:
+                self._measure_set(member, batch, resumed)
+            finally:
+                for _ in batch:
+                    self._queue.finished()
+            resumed = None
+
+    def _take_batch(self, size: int) -> list[Pair]:
+        batch: list[Pair] = []
+        while len(batch) < size:
+            pair = self._queue.take(wait=not batch)  # the models this worker holds cannot come back
+            if pair is None:
+                break
+            batch.append(pair)
+        return batch
+
+    def _measure_set(self, member: _Member, batch: list[Pair], resumed: PartialSet | None) -> None:
+        """Time a set's exported models together (each finished round kept in the partial-set
+        file), then journal every model of the batch."""
+        ready = [p for p in batch if _exported(p[1])]
+        hashes = [p[0].hash for p in ready]
+        carry = resumed.only(hashes) if resumed is not None else None
+        setlog: SetLog | None = None
+        try:
+            if self._keeps_rounds() and (len(ready) > 1 or carry is not None):
+                setlog = SetLog(self.out, hashes, full_identity(self.protocol.identity()), self.campaign_id, carry)
+            outcomes = measure_set_with_retries(member.runner, [p[1] for p in ready], member.profile, self.protocol,
+                                                self.max_attempts, self._emit, [p[0] for p in ready], setlog, carry)
+            done = {id(p): o for p, o in zip(ready, outcomes)}
+            for pair in batch:
+                self._measure_one(member, pair, done.get(id(pair)))
+            if setlog is not None:  # every model of the set is in the journal now
+                setlog.finish()
+        finally:
+            if setlog is not None:
+                setlog.close()
+
+    def _run_farm(self) -> None:
+        """One thread per device, all pulling from the queue; the first error stops them all."""
+        errors: list[BaseException] = []
+
+        def guarded(member: _Member) -> None:
+            try:
+                self._run_serial(member)
+            except BaseException as exc:  # surfaced in the main thread below
+                errors.append(exc)
+                self._queue.stop()
+
+        threads = [threading.Thread(target=guarded, args=(m,), name=f"farm-{m.profile.name}", daemon=True)
+                   for m in self.members]
+        for t in threads:
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.2)
+        except KeyboardInterrupt:
+            self._queue.stop()
+            for t in threads:
+                t.join()
+            raise
+        if errors:
+            raise errors[0]
+
+    def _measure_one(self, member: _Member, pair: Pair, outcome: Outcome | None = None) -> None:
+        """Measure one model (unless its set's ``outcome`` is given) and journal it. In a farm, a
+        lost device hands the model back to the queue and its worker stops (:class:`_Lost`)."""
+        arch, item = pair
+        if getattr(item, "model_hash", arch.hash) != arch.hash:
+            raise BloxLatError(f"artifact stream out of order: got {item.model_hash} for {arch.hash}")
+        if not _exported(item):
+            self._publish(self._record(member, arch, item, None))
+            return
+        if outcome is None:
+            try:
+                outcome = measure_with_retries(member.runner, item, member.profile, self.protocol, self.max_attempts,
+                                               self._emit, arch, hand_over=self.farm)
+            except DeviceLostError as exc:
+                self._queue.hand_back(pair)
+                with self._guard:
+                    self.lost.append(member.profile.name)
+                self._emit(DeviceLost(device=member.profile.name, reason=exc.reason))
+                raise _Lost from None
+        self._publish(self._record(member, arch, item, outcome), outcome)
+
+    # -- records --------------------------------------------------------------------------------
+
+    def _record(self, member: _Member, arch: Any, item: Any, outcome: Outcome | None) -> MeasurementRecord:
+        """The journal record of one model: its ``outcome``, or (None) its failed export."""
+        assert member.env is not None
+        base = {"model_hash": arch.hash, "model_index": arch.index, "device": self.device,
+                "unit": member.profile.name, "profile": member.profile.to_dict(),
+                "protocol": self.protocol.identity(), "env_id": member.env.env_id, "campaign_id": self.campaign_id}
+        if outcome is None:
+            return MeasurementRecord(**base, status="failed", reason=f"export failed: {item.reason}",
+                                     recorded_at=_now(), attempts=0, measurement=None, artifact=None, attempt_log=[])
+        best = outcome.best
+        artifact = {"sha256": item.sha256, "format": item.format, "bytes": getattr(item, "bytes", None)}
+        return MeasurementRecord(**base, status="ok" if best else "failed", reason=None if best else outcome.reason,
+                                 recorded_at=_now(), attempts=len(outcome.log),
+                                 measurement=best.to_dict() if best else None, artifact=artifact,
+                                 attempt_log=outcome.log)
+
+    def _publish(self, record: MeasurementRecord, outcome: Outcome | None = None) -> None:
+        """Journal ``record``, count it and tell the caller (farm threads share this: locked)."""
+        assert self.journal is not None
+        best = outcome.best if outcome is not None else None
+        line = record.to_dict()
+        with self._guard:
+            if best is not None and outcome is not None and len(outcome.log) > 1:
+                self.counts["remeasured"] += 1
+            if best is not None and best.noisy:
+                self.counts["noisy"] += 1
+            self.journal.append(line)
+            self.records.append(line)
+            self.counts["measured" if record.ok else "failed"] += 1
+            self.position += 1
+            self._emit(ModelDone(record=record, position=self.position, todo=len(self.todo)))
+
+    # -- the end --------------------------------------------------------------------------------
+
+    def _close(self, lock: _DirLock) -> None:
+        close = getattr(self._stream, "close", None)  # a generator still exporting
         if callable(close):
             close()
-        if own_runner:
-            for r in runners:
-                r.close()
-        if journal is not None:
-            journal.close()
+        self._close_runners()
+        if self.journal is not None:
+            self.journal.close()
         lock.release()
-    return CampaignSummary(
-        out_dir=out, journal=out / JOURNAL_NAME, device=device, campaign_id=campaign_id,
-        env_id=env["env_id"], selected=len(unique), already_done=len(already),
-        skipped_failed=len(skipped), measured=counts["measured"], failed=counts["failed"],
-        noisy=counts["noisy"], remeasured=counts["remeasured"], interrupted=interrupted,
-        wall_s=time.perf_counter() - start, records=tuple(records), lost_devices=tuple(lost),
-    )
+
+    def _summary(self, interrupted: bool, wall_s: float) -> CampaignSummary:
+        counts = self.counts
+        return CampaignSummary(
+            out_dir=self.out, journal=self.out / JOURNAL_NAME, device=self.device, campaign_id=self.campaign_id,
+            env_id=self.env_id, selected=len(self.unique), already_done=len(self.already),
+            skipped_failed=len(self.skipped), measured=counts["measured"], failed=counts["failed"],
+            noisy=counts["noisy"], remeasured=counts["remeasured"], interrupted=interrupted,
+            wall_s=wall_s, records=tuple(self.records), lost_devices=tuple(self.lost),
+        )
+
+
+def run_campaign(archs: Sequence[Any], profile: DeviceProfile | Sequence[DeviceProfile],
+                 protocol: TimingProtocol | None = None, out_dir: str | os.PathLike[str] = "runs/cpu",
+                 **options: Any) -> CampaignSummary:
+    """Measure ``archs`` on ``profile``, appending to ``out_dir/journal.jsonl``; resumable.
+
+    ``Campaign(archs, profile, protocol, out_dir, **options).run()``: see :class:`Campaign`
+    for the options (runner, artifacts, store, lookahead, max_attempts, skip_failed, timeout_s,
+    affinity, overlap_exports, export_chunk, on_event, connection, record_as).
+    """
+    return Campaign(archs, profile, protocol, out_dir, **options).run()

@@ -19,6 +19,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from blox_lat.harness._records import ENVIRONMENT, SCHEMA_VERSION
+
 __all__ = ["collect_environment", "cpu_facts", "environment_id"]
 
 _SYS_CPU = Path("/sys/devices/system/cpu")
@@ -121,8 +123,8 @@ def collect_environment(*, device: str, device_facts: dict[str, Any] | None = No
     from blox_lat import __version__
 
     record: dict[str, Any] = {
-        "schema": 1,
-        "kind": "environment",
+        "schema": SCHEMA_VERSION,
+        "kind": ENVIRONMENT,
         "campaign_id": campaign_id,
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "host": socket.gethostname(),

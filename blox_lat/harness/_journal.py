@@ -21,11 +21,11 @@ from typing import Any
 
 from blox_lat import _json as fast_json
 from blox_lat.errors import BloxLatError
+from blox_lat.harness._records import SCHEMA_VERSION
 
 __all__ = ["JOURNAL_NAME", "SCHEMA_VERSION", "Journal", "JournalError", "check_measurement_line", "read_journal",
            "read_journal_lines"]
 
-SCHEMA_VERSION = 1
 JOURNAL_NAME = "journal.jsonl"
 
 

@@ -34,8 +34,13 @@ from blox_lat.harness._timing import RawRun, get_runtime
 
 __all__ = [
     "LocalWorkerRunner",
+    "MeasuresMany",
     "ModelFailedError",
     "ModelTimeoutError",
+    "Prefetching",
+    "Probing",
+    "ReportsRounds",
+    "ResumesRounds",
     "Runner",
     "RunnerUnavailableError",
     "TransportRunner",
@@ -79,6 +84,53 @@ class Runner(Protocol):
     def describe(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+# optional capabilities a campaign uses when a runner has them (checked with isinstance)
+
+
+@runtime_checkable
+class Probing(Protocol):
+    """Reports the device's own facts (versions, pid...) for the environment record."""
+
+    def probe(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Prefetching(Protocol):
+    """Copies the next artifact to the device while the current one is measured."""
+
+    def prefetch(self, artifact: Any) -> None: ...
+
+
+@runtime_checkable
+class MeasuresMany(Protocol):
+    """Times several artifacts together, interleaved as the protocol says; one failure fails
+    the set (a campaign then measures its models one at a time)."""
+
+    def measure_many(self, artifacts: Sequence[Any], profile: Any, protocol: TimingProtocol) -> list[RawRun]: ...
+
+
+@runtime_checkable
+class ReportsRounds(Protocol):
+    """``measure_many`` takes ``on_round(done, rounds)`` when ``reports_rounds`` is true."""
+
+    reports_rounds: bool
+
+    def measure_many(self, artifacts: Sequence[Any], profile: Any, protocol: TimingProtocol,
+                     on_round: Callable[[int, int], None] | None = None) -> list[RawRun]: ...
+
+
+@runtime_checkable
+class ResumesRounds(Protocol):
+    """``measure_many`` also takes ``start_round`` and ``on_round_raws(done, rounds, raws)`` when
+    ``resumes_rounds`` is true: a campaign keeps each finished round and resumes a killed set."""
+
+    resumes_rounds: bool
+
+    def measure_many(self, artifacts: Sequence[Any], profile: Any, protocol: TimingProtocol,
+                     on_round: Callable[[int, int], None] | None = None, *, start_round: int = 0,
+                     on_round_raws: Callable[[int, int, list[RawRun]], None] | None = None) -> list[RawRun]: ...
 
 
 def build_request(artifact_path: str, profile: Any, protocol: TimingProtocol,
@@ -556,13 +608,11 @@ class ThermalGuard:
         return RawRun(raw.samples_ns, raw.warmup_runs, raw.started_at, raw.finished_at, facts)
 
     def prefetch(self, artifact: Any) -> None:
-        prefetch = getattr(self.runner, "prefetch", None)
-        if callable(prefetch):
-            prefetch(artifact)
+        if isinstance(self.runner, Prefetching):
+            self.runner.prefetch(artifact)
 
     def probe(self) -> dict[str, Any]:
-        probe = getattr(self.runner, "probe", None)
-        return probe() if callable(probe) else {}
+        return self.runner.probe() if isinstance(self.runner, Probing) else {}
 
     def describe(self) -> dict[str, Any]:
         return {**self.runner.describe(), "thermal_max_c": self.max_c, "thermal_timeout_s": self.timeout_s}

@@ -1,0 +1,122 @@
+"""What a campaign tells its caller while it runs: small frozen event values.
+
+A campaign calls ``on_event(event)`` with one of these; a listener dispatches on the type (the
+CLI's progress bar keeps a dict from type to method). ``kind`` is the event's stable name and
+``to_dict()`` its fields, for listeners that log events as JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+from blox_lat.harness._records import MeasurementRecord
+
+__all__ = [
+    "CampaignEvent",
+    "CampaignStarted",
+    "DeviceLost",
+    "EventSink",
+    "ModelDone",
+    "Remeasuring",
+    "SetFailed",
+    "SetDiscarded",
+    "SetProgress",
+    "SetResumed",
+]
+
+
+@dataclass(frozen=True)
+class CampaignEvent:
+    """Base of every campaign event."""
+
+    kind: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+EventSink = Callable[[CampaignEvent], None]
+
+
+@dataclass(frozen=True)
+class CampaignStarted(CampaignEvent):
+    """The journal is open and the work is known (before any model is measured)."""
+
+    kind: ClassVar[str] = "start"
+    selected: int
+    todo: int
+    already_done: int
+    skipped_failed: int
+    env_id: str
+    devices: list[str]
+
+
+@dataclass(frozen=True)
+class Remeasuring(CampaignEvent):
+    """``arch``'s attempt ``attempt`` was noisy (``cv`` above the threshold): it is timed again."""
+
+    kind: ClassVar[str] = "retry"
+    arch: Any
+    attempt: int
+    cv: float
+
+
+@dataclass(frozen=True)
+class DeviceLost(CampaignEvent):
+    """A farm member's link stayed down; its model goes back to the others."""
+
+    kind: ClassVar[str] = "device-lost"
+    device: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SetProgress(CampaignEvent):
+    """A set of ``models`` timed together finished round ``round`` of ``rounds`` (attempt ``attempt``)."""
+
+    kind: ClassVar[str] = "set-progress"
+    models: int
+    round: int
+    rounds: int
+    attempt: int
+
+
+@dataclass(frozen=True)
+class SetResumed(CampaignEvent):
+    """A set a killed run left goes on: ``rounds_kept`` of ``rounds`` are not timed again."""
+
+    kind: ClassVar[str] = "set-resumed"
+    models: int
+    attempt: int
+    rounds_kept: int
+    rounds: int
+
+
+@dataclass(frozen=True)
+class SetDiscarded(CampaignEvent):
+    """The partial-set file held another protocol or none of the models to measure: removed."""
+
+    kind: ClassVar[str] = "set-discarded"
+    models: int
+    rounds_kept: int
+
+
+@dataclass(frozen=True)
+class SetFailed(CampaignEvent):
+    """A set failed as a whole; its models are measured again one at a time."""
+
+    kind: ClassVar[str] = "interleave-failed"
+    models: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ModelDone(CampaignEvent):
+    """``record`` is in the journal; it is the ``position``-th of ``todo`` this run."""
+
+    kind: ClassVar[str] = "model"
+    record: MeasurementRecord
+    position: int
+    todo: int

@@ -1,0 +1,124 @@
+"""What a campaign refuses, checked before it touches a device or the disk, for the CLI and a
+notebook alike: a farm whose devices measure differently or share a name, interleaving anywhere
+but on one local device, and a campaign directory recorded with another device setting or
+protocol (with the exact ``blox-lat measure`` flags that would resume it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from blox_lat.errors import BloxLatError
+from blox_lat.harness._protocol import LOCAL_INTERLEAVE, TimingProtocol
+from blox_lat.harness._records import EnvironmentRecord
+
+if TYPE_CHECKING:
+    from blox_lat.devices import DeviceProfile
+
+__all__ = ["CampaignConflictError", "CampaignSetupError", "InterleaveError", "check_farm", "check_identity",
+           "check_interleave", "default_interleave", "full_identity", "setting"]
+
+
+class CampaignConflictError(BloxLatError):
+    """The campaign directory was recorded with another device profile or protocol."""
+
+
+class CampaignSetupError(BloxLatError):
+    """The devices or settings given to a campaign cannot work together."""
+
+
+class InterleaveError(CampaignSetupError):
+    """Interleaving was asked for where it does not run (a remote device or a farm)."""
+
+
+def setting(profile_dict: dict[str, Any]) -> dict[str, Any]:
+    """What a measurement depends on: the profile without its name."""
+    return {k: v for k, v in profile_dict.items() if k != "name"}
+
+
+def check_farm(profiles: Sequence[DeviceProfile]) -> None:
+    """A farm is devices of one setting, each named once."""
+    names = [p.name for p in profiles]
+    if len(set(names)) != len(names):
+        raise CampaignSetupError(f"a device is named twice in the farm {names}: name each device once")
+    lead = profiles[0]
+    for member in profiles[1:]:
+        if setting(member.to_dict()) != setting(lead.to_dict()):
+            raise CampaignSetupError(
+                f"devices {lead.name!r} and {member.name!r} measure differently "
+                f"({setting(lead.to_dict())} vs {setting(member.to_dict())}): a farm needs one "
+                "setting; run separate campaigns"
+            )
+
+
+def _one_local(profiles: Sequence[DeviceProfile]) -> bool:
+    return len(profiles) == 1 and profiles[0].transport == "local"
+
+
+def default_interleave(profiles: Sequence[DeviceProfile]) -> int:
+    """How many models to time together by default: ``LOCAL_INTERLEAVE`` on one local device, else 1."""
+    return LOCAL_INTERLEAVE if _one_local(profiles) else 1
+
+
+def check_interleave(interleave: int, profiles: Sequence[DeviceProfile]) -> None:
+    """Interleaving (``interleave > 1``) runs on one local device only: a remote runner or a farm
+    measures one model at a time, and would otherwise ignore the setting silently."""
+    if interleave > 1 and not _one_local(profiles):
+        raise InterleaveError("--interleave K > 1 runs on one local device; remote devices and farms measure "
+                              "one model at a time (--interleave 1)")
+
+
+#: what a protocol identity without interleaving fields means (the plain consecutive protocol)
+_PLAIN = {"interleave": 1, "rounds": 1, "rewarm_runs": 0}
+
+
+def full_identity(identity: dict[str, Any]) -> dict[str, Any]:
+    """``identity`` with the interleaving fields spelled out, so that a plain protocol and an
+    interleaved one differ whichever of them the journal recorded first (a recorded protocol
+    also holds ``cv_threshold``, which is not identity: callers compare this one's keys)."""
+    return {**_PLAIN, **identity}
+
+
+def _protocol_flags(recorded: dict[str, Any]) -> str:
+    """The ``blox-lat measure`` options that reproduce a recorded protocol identity."""
+    try:
+        runs = int(recorded["groups"]) * int(recorded["runs_per_group"])
+        flags = [f"--runs {runs}", f"--runs-per-group {int(recorded['runs_per_group'])}",
+                 f"--warmup-runs {int(recorded['warmup_min_runs'])}", f"--warmup-s {float(recorded['warmup_min_s']):g}",
+                 f"--interleave {int(recorded.get('interleave', 1))}"]
+        if int(recorded.get("interleave", 1)) > 1 or int(recorded.get("rounds", 1)) > 1:
+            flags += [f"--rounds {int(recorded['rounds'])}", f"--rewarm-runs {int(recorded.get('rewarm_runs', 2))}"]
+    except (KeyError, TypeError, ValueError):
+        return ""
+    return " ".join(flags)
+
+
+def check_identity(first_env: EnvironmentRecord | None, device: str, profile: DeviceProfile,
+                   protocol: TimingProtocol, out_dir: Path) -> None:
+    """Refuse a directory whose first environment line names another device, setting or protocol."""
+    if first_env is None:
+        return
+    if first_env.device not in (None, device):
+        raise CampaignConflictError(
+            f"{out_dir} holds a campaign for device {first_env.device!r} (another profile), not {device!r}: "
+            "use another --out"
+        )
+    recorded_profile = first_env.profile
+    if recorded_profile is not None and setting(recorded_profile) != setting(profile.to_dict()):
+        raise CampaignConflictError(
+            f"{out_dir} holds a campaign for device {first_env.device!r} with profile "
+            f"{recorded_profile}; this run's profile is {profile.to_dict()}: use another --out"
+        )
+    recorded = first_env.protocol or {}
+    theirs, mine = full_identity(recorded), full_identity(protocol.identity())
+    differs = {k: (theirs.get(k), v) for k, v in mine.items() if theirs.get(k) != v}
+    if differs:
+        detail = ", ".join(f"{k} {old} vs {new}" for k, (old, new) in differs.items())
+        flags = _protocol_flags(recorded)
+        raise CampaignConflictError(
+            f"{out_dir} was measured with another protocol ({detail}); to resume it, rerun with "
+            + (f"{flags}" if flags else "the same --runs/--runs-per-group/--warmup settings")
+            + ", or use another --out"
+        )
