@@ -168,10 +168,6 @@ def load_jobs(out: str | os.PathLike[str]) -> list[ClusterJob]:
 
 # -- what a shard produces -----------------------------------------------------------------
 
-def _indices(job: ClusterJob, shard: int) -> list[int]:
-    return [i for a, b in job.models for i in range(a, b) if i % job.shards == shard - 1]
-
-
 def distill_blocks_of(indices: list[int]) -> list[tuple[int, int]]:
     """``(stage, block)`` pairs the models use (what ``train distill`` distils for them)."""
     from blox_lat import space as sp
@@ -179,18 +175,27 @@ def distill_blocks_of(indices: list[int]) -> list[tuple[int, int]]:
     return sorted({(s, sp.from_index(i).blocks[s]) for i in indices for s in range(3)})
 
 
-def shard_units(job: ClusterJob, shard: int) -> list[str]:
-    """Names of what shard ``shard`` (1-based) produces: record stems, or model hashes."""
+def all_shard_units(job: ClusterJob) -> list[list[str]]:
+    """What every shard produces (index ``K-1``: shard K), in one pass over the selection."""
     from blox_lat import space as sp
 
+    n = job.shards
+    buckets: list[list[str]] = [[] for _ in range(n)]
+    indices = [i for a, b in job.models for i in range(a, b)]
     kind = job.units["type"]
-    if kind == "blocks":
-        every = [i for a, b in job.models for i in range(a, b)]
-        return [f"s{s}-b{b}" for s, b in distill_blocks_of(every) if (s * 45 + b) % job.shards == shard - 1]
-    hashes = [sp.from_index(i).hash for i in _indices(job, shard)]
-    if kind == "records":
-        return [f"{h}-{job.units['seed']}" for h in hashes]
-    return hashes
+    if kind == "blocks":  # train distill shards the blocks, not the models
+        for s, b in distill_blocks_of(indices):
+            buckets[(s * 45 + b) % n].append(f"s{s}-b{b}")
+        return buckets
+    suffix = f"-{job.units['seed']}" if kind == "records" else ""
+    for i in indices:
+        buckets[i % n].append(sp.from_index(i).hash + suffix)
+    return buckets
+
+
+def shard_units(job: ClusterJob, shard: int) -> list[str]:
+    """Names of what shard ``shard`` (1-based) produces: record stems, or model hashes."""
+    return all_shard_units(job)[shard - 1]
 
 
 def records_folder(command: tuple[str, ...], params: dict[str, Any]) -> Path:

@@ -89,12 +89,12 @@ def render_script(job: ClusterJob) -> str:
 
 def write_script(job: ClusterJob) -> Path:
     """Write the script, the per-shard selector files (export) and the job record; return the script."""
-    from blox_lat.cluster._job import shard_units
+    from blox_lat.cluster._job import all_shard_units
 
     (job.folder / job.name).mkdir(parents=True, exist_ok=True)
     if job.command[0] == "export":
-        for k in range(1, job.shards + 1):
-            atomic_write_text(job.folder / job.name / f"shard-{k}.sel", "\n".join(shard_units(job, k)) + "\n")
+        for k, names in enumerate(all_shard_units(job), start=1):
+            atomic_write_text(job.folder / job.name / f"shard-{k}.sel", "\n".join(names) + "\n")
     atomic_write_text(job.script_path, render_script(job), 0o755)
     job.save()
     return job.script_path

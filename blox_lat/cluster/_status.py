@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from blox_lat.cluster._job import ClusterJob, load_jobs, shard_units
+from blox_lat.cluster._job import ClusterJob, all_shard_units, load_jobs
 from blox_lat.cluster._slurm import SchedulerView, squeue
 
 __all__ = ["JobStatus", "ShardStatus", "cluster_status", "job_status"]
@@ -138,8 +138,7 @@ def job_status(job: ClusterJob, *, scheduler: bool = True, now: float | None = N
     elif units["type"] == "store":
         shared = _store(Path(job.out), units["format"], int(units["batch"]))
     shards, finished = [], []
-    for k in range(1, job.shards + 1):
-        names = shard_units(job, k)
+    for k, names in enumerate(all_shard_units(job), start=1):
         done, failed, partial = shared if shared is not None else _journal(job.shard_out(k))
         times = [done[n] for n in names if n in done]
         finished += times
