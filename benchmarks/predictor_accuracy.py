@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _probe import cpu_probe_s
 from _results import ROOT, add_arguments, save
 
@@ -115,8 +114,8 @@ def vs_retest(data, retest) -> dict | None:
     train = data.subset(np.flatnonzero(~np.isin(data.indices, both)))
     p = pr.fit(train, allow_uncovered=True)
     pred = p.predict(both).latency_ms
-    return {"models": int(len(both)), "test_retest": _agreement(a, b), "family": p.family,
-            "trained_on": int(len(train)), "predicted_vs_first": _agreement(a, pred),
+    return {"models": len(both), "test_retest": _agreement(a, b), "family": p.family,
+            "trained_on": len(train), "predicted_vs_first": _agreement(a, pred),
             "predicted_vs_second": _agreement(b, pred),
             "predicting_beats_remeasuring": bool(_agreement(a, pred)["spearman"] >= _agreement(a, b)["spearman"])}
 
@@ -137,10 +136,10 @@ def transfer(cpu, int8, samples: int = 50, seed: int = 0) -> dict | None:
     t = pr.transfer(prior, few, seed=seed)
     full = pr.fit(fit_pool, allow_uncovered=True) if len(fit_pool) >= 45 else None
     res = t.predict(test.indices)
-    return {"samples": samples, "test_models": int(len(test)),
+    return {"samples": samples, "test_models": len(test),
             "transfer": {**_agreement(test.latency_ms, res.latency_ms), "coverage90_pct": _coverage(test.latency_ms, res)},
             "int8_fit": _agreement(test.latency_ms, full.predict(test.indices).latency_ms) if full else None,
-            "int8_fit_models": int(len(fit_pool))}
+            "int8_fit_models": len(fit_pool)}
 
 
 def pieces(path: Path | None, data, whole: int = 20) -> dict | None:
@@ -152,7 +151,7 @@ def pieces(path: Path | None, data, whole: int = 20) -> dict | None:
     cal = data.subset(np.arange(min(whole, len(data))))
     test = data.subset(np.arange(min(whole, len(data)), len(data)))
     p = pr.from_pieces(doc, cal)
-    return {"whole_models": int(len(cal)), "pieces": _agreement(test.latency_ms, p.predict(test.indices).latency_ms),
+    return {"whole_models": len(cal), "pieces": _agreement(test.latency_ms, p.predict(test.indices).latency_ms),
             "uncalibrated": p.cv["families"].get("uncalibrated")}
 
 
@@ -164,7 +163,7 @@ def timing(data) -> dict:
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     p.predict()
-    return {"models": int(len(data)), "fit_s": round(fit_s, 3), "predict_all_s": round(time.perf_counter() - t0, 4),
+    return {"models": len(data), "fit_s": round(fit_s, 3), "predict_all_s": round(time.perf_counter() - t0, 4),
             "family": p.family}
 
 
@@ -193,10 +192,9 @@ def synthetic(tmp: Path, noise: float, interaction: float) -> tuple[list[Path], 
         proto = {"version": 1, "groups": 10, "runs_per_group": 10, "warmup_min_runs": 10, "warmup_min_s": 0.5}
         ys = truth(idx, device == "cpu-int8") * rng.lognormal(0, noise, len(idx))
         with open(folder / "journal.jsonl", "w") as fh:
-            for i, y in zip(idx, ys):
-                fh.write(json.dumps({"schema": 1, "kind": "measurement", "model_hash": hashes[i], "model_index": int(i),
+            fh.writelines(json.dumps({"schema": 1, "kind": "measurement", "model_hash": hashes[i], "model_index": int(i),
                                      "device": device, "profile": prof, "protocol": proto, "campaign_id": campaign,
-                                     "status": "ok", "recorded_at": "", "measurement": {"latency_ms": float(y)}}) + "\n")
+                                     "status": "ok", "recorded_at": "", "measurement": {"latency_ms": float(y)}}) + "\n" for i, y in zip(idx, ys))
         return [folder]
 
     models = rng.choice(91125, 1000, replace=False)

@@ -94,15 +94,15 @@ def plan(n: int | None, seed: int, next_n: int | None, sources: tuple[Path, ...]
         if sources:
             raise click.UsageError("--from goes with --next; a balanced plan needs no measurements")
         picks = pr.plan_balanced(n, seed)
-        header = [f"blox-lat predict plan {n} --seed {seed}: balanced design, every block "
-                  f"{n // 45}-{-(-n // 45)} times per stage", "measure with: blox-lat measure @" + str(out)]
+        header = [(f"blox-lat predict plan {n} --seed {seed}: balanced design, every block "
+                   f"{n // 45}-{-(-n // 45)} times per stage"), f"measure with: blox-lat measure @{out}"]
     else:
         if not sources:
             raise click.UsageError("--next needs --from SOURCE (a campaign folder, a release or a predictor file)")
         measured = _measured(sources, device)
         picks = pr.plan_next(np.asarray(measured), next_n, seed=seed)
-        header = [f"blox-lat predict plan --next {next_n} --from {' '.join(map(str, sources))}: "
-                  f"the least certain of the models not yet measured ({len(measured)} are)"]
+        header = [(f"blox-lat predict plan --next {next_n} --from {' '.join(map(str, sources))}: "
+                   f"the least certain of the models not yet measured ({len(measured)} are)")]
     pr.write_plan(out, picks, header, overwrite=force)
     click.echo(f"wrote {out} ({len(picks)} models)")
 

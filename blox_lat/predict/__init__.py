@@ -29,7 +29,14 @@ from blox_lat.predict._errors import (
 from blox_lat.predict._fit import FAMILIES, accuracy, fit, spearman
 from blox_lat.predict._model import SCHEMA_VERSION, Predictions, Predictor, load
 from blox_lat.predict._output import write_predictions
-from blox_lat.predict._pieces import all_pieces, from_pieces, load_pieces, measure_pieces, piece_onnx, save_pieces
+from blox_lat.predict._pieces import (
+    all_pieces,
+    from_pieces,
+    load_pieces,
+    measure_pieces,
+    piece_onnx,
+    save_pieces,
+)
 from blox_lat.predict._plan import balanced as plan_balanced
 from blox_lat.predict._plan import next_models as plan_next
 from blox_lat.predict._plan import write_plan

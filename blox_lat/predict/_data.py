@@ -61,7 +61,7 @@ class TrainingSet:
 
     def summary(self) -> dict[str, Any]:
         y = self.latency_ms
-        return {"models": int(len(self)), "campaigns": list(self.campaigns), "sources": list(self.sources),
+        return {"models": len(self), "campaigns": list(self.campaigns), "sources": list(self.sources),
                 "latency": self.latency, "measured_twice": int(sum(len(v) > 1 for v in self.repeats.values())),
                 "latency_ms": {"min": float(y.min()), "median": float(np.median(y)), "max": float(y.max())}
                 if len(y) else None}
@@ -172,7 +172,10 @@ def _read_release(path: Path, device: str | None, c: _Collector) -> None:
             raise MixedInputError(f"release {path} has measurements of {len(rel.devices)} devices "
                                   f"({', '.join(rel.devices) or 'none'}); name one with --device")
         device = rel.devices[0]
-    sec = rel._bench(device)  # UnknownDeviceError names the devices it has
+    if device not in rel.devices:
+        raise PredictError(f"release {path} has no measurements of device {device!r}; it has: "
+                           f"{', '.join(rel.devices) or 'none'}")
+    sec = rel.section(f"bench/{device}")
     meta = sec.entry.get("metadata", {})
     protocols = meta.get("protocols") or []
     if len(protocols) > 1:

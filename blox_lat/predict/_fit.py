@@ -19,6 +19,7 @@ scores of the interval.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -28,9 +29,23 @@ import numpy as np
 from blox_lat.predict._data import TrainingSet
 from blox_lat.predict._errors import PredictError, TooFewModelsError
 from blox_lat.predict._features import (
-    FEATURES_VERSION, NUM_BLOCKS, NUM_STAGES, ONEHOT_DIM, blocks_of, cross, onehot, pair_tables, uncovered,
+    FEATURES_VERSION,
+    NUM_BLOCKS,
+    NUM_STAGES,
+    ONEHOT_DIM,
+    blocks_of,
+    cross,
+    onehot,
+    pair_tables,
+    uncovered,
 )
-from blox_lat.predict._model import Predictor, conformal_bounds, evaluate, space_id, spread
+from blox_lat.predict._model import (
+    Predictor,
+    conformal_bounds,
+    evaluate,
+    space_id,
+    spread,
+)
 from blox_lat.predict._ridge import fit_ridge, single_blas_thread, solve_ridge
 
 FAMILIES = ("additive", "additive-log", "interact")
@@ -98,7 +113,7 @@ def rankdata(a: np.ndarray) -> np.ndarray:
     ranks = np.empty(len(a))
     sa = a[order]
     bounds = np.flatnonzero(np.r_[True, sa[1:] != sa[:-1], True])
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for lo, hi in itertools.pairwise(bounds):
         ranks[order[lo:hi]] = 0.5 * (lo + hi - 1)
     return ranks
 

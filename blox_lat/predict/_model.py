@@ -26,8 +26,18 @@ from typing import Any
 
 import numpy as np
 
-from blox_lat.predict._errors import DeviceMismatchError, PredictError, PredictorFileError
-from blox_lat.predict._features import NUM_BLOCKS, NUM_STAGES, ONEHOT_DIM, PAIRS, blocks_of
+from blox_lat.predict._errors import (
+    DeviceMismatchError,
+    PredictError,
+    PredictorFileError,
+)
+from blox_lat.predict._features import (
+    NUM_BLOCKS,
+    NUM_STAGES,
+    ONEHOT_DIM,
+    PAIRS,
+    blocks_of,
+)
 
 FORMAT = "blox-lat-predictor"
 #: predictor file schema; history in docs/predict.md ("File format")

@@ -211,7 +211,7 @@ def from_pieces(doc: dict, whole: TrainingSet | None = None) -> Predictor:
         loo = np.array([_calibrate(np.delete(s, i), np.delete(y, i)) for i in range(len(y))]) if len(y) > 1 else None
         pred = loo[:, 0] + loo[:, 1] * s if loo is not None else a + b * s
         scores = np.log(y / np.maximum(pred, 1e-9))
-        figures = {"pieces": {**accuracy(y, np.maximum(pred, 1e-9)), "models": int(len(y)),
+        figures = {"pieces": {**accuracy(y, np.maximum(pred, 1e-9)), "models": len(y),
                               "validation": "leave-one-out over the calibration models"},
                    "uncalibrated": accuracy(y, s)}
     model = {"space": "ms", "intercept": float(a + b * fixed), "costs": b * cells}

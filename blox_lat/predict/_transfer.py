@@ -17,8 +17,21 @@ import numpy as np
 
 from blox_lat.predict._data import TrainingSet
 from blox_lat.predict._errors import PredictError, TooFewModelsError
-from blox_lat.predict._features import NUM_BLOCKS, NUM_STAGES, ONEHOT_DIM, blocks_of, onehot
-from blox_lat.predict._fit import _provenance, accuracy, cross_coverage, cross_validate, fold_ids, gram_inverse
+from blox_lat.predict._features import (
+    NUM_BLOCKS,
+    NUM_STAGES,
+    ONEHOT_DIM,
+    blocks_of,
+    onehot,
+)
+from blox_lat.predict._fit import (
+    _provenance,
+    accuracy,
+    cross_coverage,
+    cross_validate,
+    fold_ids,
+    gram_inverse,
+)
 from blox_lat.predict._model import Predictor, evaluate, space_id
 from blox_lat.predict._ridge import fit_ridge, single_blas_thread
 
