@@ -161,6 +161,19 @@ def test_predictor_file_round_trip(tmp_path):
     assert json.loads(t.schema.metadata[b"blox_lat"])["section"] == "pred/cpu"
 
 
+GOLDEN = Path(__file__).parent / "golden" / "predict" / "predictor-v1.json"
+
+
+def test_golden_schema_1_file_keeps_loading():
+    """A schema-1 file (an additive fit of 60 balanced synthetic models) reads and predicts the same."""
+    p = pr.load(GOLDEN)
+    assert (p.device, p.family, p.method, p.training["models"]) == ("cpu", "additive", "fit", 60)
+    res = p.predict([0, 24519, 91124])
+    assert res.latency_ms == pytest.approx([4.566134352580003, 4.5312405404800025, 4.474128149180004], rel=1e-8)
+    assert res.lo_ms == pytest.approx([3.641077119058014, 3.6384814193541675, 3.5705598627286137], rel=1e-6)
+    assert res.hi_ms == pytest.approx([5.851562056117342, 5.762744300017803, 5.728641928409044], rel=1e-6)
+
+
 def test_predict_all_is_fast():
     import time
 

@@ -96,6 +96,18 @@ def pair_tables(gamma: np.ndarray) -> list[np.ndarray]:
     return [descriptors(s) @ g @ descriptors(t).T for (s, t), g in zip(PAIRS, gamma)]
 
 
+#: prior count of the leverage: a block seen k times in training adds about 1 / (k + 1)
+LEVERAGE_PRIOR = 1.0
+
+
+def gram_inverse(blocks: np.ndarray) -> np.ndarray:
+    """``(X'X + prior * P)^-1`` of the one-hot design (P: identity without the intercept)."""
+    x = onehot(blocks)
+    penalty = np.full(ONEHOT_DIM, LEVERAGE_PRIOR)
+    penalty[0] = 0.0
+    return np.linalg.inv(x.T @ x + np.diag(penalty))
+
+
 def uncovered(blocks: np.ndarray) -> list[tuple[int, int]]:
     """(stage, block) pairs that no model of ``blocks`` holds."""
     blocks = np.asarray(blocks, dtype=np.int64)

@@ -35,6 +35,7 @@ from blox_lat.predict._features import (
     ONEHOT_DIM,
     blocks_of,
     cross,
+    gram_inverse,
     onehot,
     pair_tables,
     uncovered,
@@ -53,8 +54,6 @@ FAMILIES = ("additive", "additive-log", "interact")
 MIN_MODELS = {"additive": NUM_BLOCKS, "additive-log": NUM_BLOCKS, "interact": 2 * NUM_STAGES * NUM_BLOCKS}
 MIN_GAIN = 0.02
 RHO_GRID = (0.03, 0.1, 0.3)
-#: prior count of the leverage: a block seen k times in training adds about 1 / (k + 1)
-LEVERAGE_PRIOR = 1.0
 
 
 @dataclass(frozen=True)
@@ -95,14 +94,6 @@ def choose_hyper(family: str, blocks: np.ndarray, y: np.ndarray) -> tuple[_Hyper
 def fit_fixed(family: str, blocks: np.ndarray, y: np.ndarray, hyper: _Hyper) -> dict:
     t, w = _target(family, y)
     return _to_model(family, solve_ridge(_design(family, blocks, hyper.rho), t, w, hyper.lam), hyper)
-
-
-def gram_inverse(blocks: np.ndarray) -> np.ndarray:
-    """``(X'X + prior * P)^-1`` of the one-hot design (P: identity without the intercept)."""
-    x = onehot(blocks)
-    penalty = np.full(ONEHOT_DIM, LEVERAGE_PRIOR)
-    penalty[0] = 0.0
-    return np.linalg.inv(x.T @ x + np.diag(penalty))
 
 
 # -- figures --------------------------------------------------------------------------------

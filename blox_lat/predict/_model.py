@@ -10,7 +10,7 @@ Every family reduces to the same form, evaluated by lookups on a model's block t
 optional. The interval is split-conformal in log space: ``scores`` are the cross-validated
 log-ratios ``log(measured / predicted)`` divided by the model's spread ``sqrt(1 + h(x))``, where
 ``h(x) = x' G^-1 x`` is the leverage of the model's one-hot design against the training set's
-(``ginv``); the interval at level ``1 - a`` is ``pred * exp(q_lo * spread)`` to
+(``ginv``, recomputed from the training models' indices when a file is read); the interval at level ``1 - a`` is ``pred * exp(q_lo * spread)`` to
 ``pred * exp(q_hi * spread)`` with ``q`` the conformal quantiles of the scores.
 """
 
@@ -32,11 +32,13 @@ from blox_lat.predict._errors import (
     PredictorFileError,
 )
 from blox_lat.predict._features import (
+    LEVERAGE_PRIOR,
     NUM_BLOCKS,
     NUM_STAGES,
     ONEHOT_DIM,
     PAIRS,
     blocks_of,
+    gram_inverse,
 )
 
 FORMAT = "blox-lat-predictor"
@@ -157,9 +159,14 @@ class Predictor:
             "method": self.method, "family": self.family, "training": self.training, "cv": self.cv,
             "interval": {"kind": "split-conformal, log space, leverage-scaled", "scores": _r(self.scores),
                          "bounds": self.interval_table()},
-            "leverage": {"ginv": _r(self.ginv)}, "model": _round_model(self.model),
+            "leverage": self._leverage_record(), "model": _round_model(self.model),
             "provenance": self.provenance,
         }
+
+    def _leverage_record(self) -> dict:
+        if not self.ginv.any():
+            return {"kind": "none"}
+        return {"kind": "design", "prior": LEVERAGE_PRIOR, "of": "training.indices"}
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the JSON file (temp file + rename; refuses to replace one unless ``overwrite``)."""
@@ -170,6 +177,9 @@ class Predictor:
         text = json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a predictor is shared like any output
             with os.fdopen(fd, "w") as fh:
                 fh.write(text + "\n")
                 fh.flush()
@@ -219,6 +229,19 @@ def _check_model(model: Any, where: str) -> dict:
     return model
 
 
+def _leverage(record: dict, training: dict) -> np.ndarray:
+    """The inverse Gram matrix a file describes: recomputed from its training models (exact, ms)."""
+    kind = record.get("kind")
+    if kind == "none":
+        return np.zeros((ONEHOT_DIM, ONEHOT_DIM))
+    if kind != "design" or float(record.get("prior")) != LEVERAGE_PRIOR:
+        raise ValueError(f"leverage {record} is not one this blox-lat computes")
+    indices = np.asarray(training.get("indices") or [], dtype=np.int64)
+    if indices.ndim != 1 or not len(indices) or indices.min() < 0 or indices.max() >= 91125:
+        raise ValueError("training.indices must list the training models")
+    return gram_inverse(blocks_of(indices))
+
+
 def load(path: str | os.PathLike[str]) -> Predictor:
     """Read a predictor file; refuses another format, a newer schema or another search space."""
     path = Path(path)
@@ -238,10 +261,10 @@ def load(path: str | os.PathLike[str]) -> Predictor:
         raise PredictorFileError(f"{path} was fitted for another search space ({doc.get('space')}); "
                                  "it cannot predict Blox models")
     try:
-        ginv = np.asarray(doc["leverage"]["ginv"], dtype=float)
         scores = np.asarray(doc["interval"]["scores"], dtype=float)
-        if ginv.shape != (ONEHOT_DIM, ONEHOT_DIM) or scores.ndim != 1 or not len(scores):
-            raise ValueError("leverage or scores have the wrong shape")
+        if scores.ndim != 1 or not len(scores):
+            raise ValueError("interval scores are missing")
+        ginv = _leverage(doc["leverage"], doc.get("training") or {})
         return Predictor(str(doc["device"]), dict(doc.get("setting") or {}), doc.get("protocol"),
                          str(doc.get("latency", "raw")), str(doc["family"]),
                          _check_model(doc["model"], str(path)), ginv, np.sort(scores),

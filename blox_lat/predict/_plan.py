@@ -22,8 +22,14 @@ from pathlib import Path
 import numpy as np
 
 from blox_lat.predict._errors import PredictError
-from blox_lat.predict._features import NUM_BLOCKS, NUM_STAGES, ONEHOT_DIM, all_blocks
-from blox_lat.predict._fit import gram_inverse
+from blox_lat.predict._features import (
+    LEVERAGE_PRIOR,
+    NUM_BLOCKS,
+    NUM_STAGES,
+    ONEHOT_DIM,
+    all_blocks,
+    gram_inverse,
+)
 from blox_lat.predict._model import spread
 
 
@@ -87,8 +93,6 @@ def next_models(measured: np.ndarray, n: int, *, seed: int = 0, candidates: np.n
 
 
 def _prior_gram() -> np.ndarray:
-    from blox_lat.predict._fit import LEVERAGE_PRIOR
-
     g = np.eye(ONEHOT_DIM) * LEVERAGE_PRIOR
     g[0, 0] = 1.0
     return g

@@ -22,6 +22,7 @@ from blox_lat.predict._features import (
     NUM_STAGES,
     ONEHOT_DIM,
     blocks_of,
+    gram_inverse,
     onehot,
 )
 from blox_lat.predict._fit import (
@@ -30,7 +31,6 @@ from blox_lat.predict._fit import (
     cross_coverage,
     cross_validate,
     fold_ids,
-    gram_inverse,
 )
 from blox_lat.predict._model import Predictor, evaluate, space_id
 from blox_lat.predict._ridge import fit_ridge, single_blas_thread
