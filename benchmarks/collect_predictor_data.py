@@ -6,7 +6,9 @@ Runs, on a quiet host (the figures are only as good as the host lets them be):
 2. ``cpu-b``: ``--retest`` (default 256) of those models again, in a second campaign, in another
    (shuffled) order, so the sets hold other models: the test-retest figures;
 3. ``cpu-int8``: 300 random models on ``cpu-int8`` (the first 300 of ``random:1000:16`` and
-   so a subset of cpu-a: the transfer benchmark compares them) at ``--runs 100``.
+   so a subset of cpu-a: the transfer benchmark compares them) at ``--runs 100``;
+4. ``cpu.pieces.json``: the 140 block pieces on ``cpu`` (``blox-lat predict pieces measure``,
+   same run count), for the pieces figures.
 
 Each campaign is a plain ``blox-lat measure`` (``--measure-arg`` passes more flags, e.g. the
 anchor options of issue 15 once they exist, so that records carry level-corrected latencies).
@@ -76,11 +78,21 @@ def main() -> None:
     runs = [_measure("cpu-a", SELECTOR, "cpu", args.work, args),
             _measure("cpu-b", f"@{args.work / 'retest.txt'}", "cpu", args.work, args),
             _measure("cpu-int8", f"@{args.work / 'int8.txt'}", "cpu-int8", args.work, args)]
+    pieces = args.work / "cpu.pieces.json"
+    if not pieces.exists():
+        cmd = [str(Path(sys.executable).with_name("blox-lat")), "predict", "pieces", "measure", "--device", "cpu",
+               "--runs", str(args.runs), "--out", str(pieces)]
+        print("+", " ".join(cmd), file=sys.stderr, flush=True)
+        t0 = time.time()
+        if subprocess.run(cmd, check=False).returncode != 0:
+            sys.exit("collect: measuring the pieces failed; rerun to try again")
+        runs.append({"name": "cpu.pieces", "device": "cpu", "command": cmd[1:], "wall_s": round(time.time() - t0, 1)})
     probes.append(cpu_probe_s())
     tmp = args.out.with_name(args.out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for r in runs:
+    shutil.copy(pieces, tmp / "cpu.pieces.json")
+    for r in runs[:3]:
         src = args.work / r["name"] / "journal.jsonl"
         with open(src, "rb") as fi, gzip.open(tmp / f"{r['name']}.journal.jsonl.gz", "wb", compresslevel=9) as fo:
             shutil.copyfileobj(fi, fo)

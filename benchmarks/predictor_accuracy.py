@@ -224,6 +224,8 @@ def main() -> None:
             cpu_src, retest_src, int8_src = synthetic(tmp, args.synthetic, args.synthetic_interaction)
         else:
             cpu_src = [_open(p, tmp) for p in (args.journal or [DATA / "cpu-a.journal.jsonl.gz"])]
+            if args.pieces is None and (DATA / "cpu.pieces.json").exists():
+                args.pieces = DATA / "cpu.pieces.json"
             retest_src = [_open(p, tmp) for p in (args.retest or [DATA / "cpu-b.journal.jsonl.gz"])]
             int8_src = [_open(p, tmp) for p in (args.int8 or [DATA / "cpu-int8.journal.jsonl.gz"])]
         figures: dict = {"source": "synthetic" if args.synthetic is not None else [str(p) for p in args.journal or [DATA]],
