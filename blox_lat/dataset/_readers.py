@@ -231,20 +231,21 @@ BENCH_OWN = (*BENCH_STATS, "runs", "groups", "runs_per_group", "warmup_runs", "n
 _NO_STATS = (None,) * (len(BENCH_STATS) + 6)
 
 
-def bench_values(rec: dict) -> tuple:
-    """The ``bench/<device>`` row of ``rec`` as the model's chosen record, in ``BENCH_OWN`` order."""
-    m = rec.get("measurement") or {}
+def bench_values(line: dict) -> tuple:
+    """The ``bench/<device>`` row of journal ``line`` as the model's chosen record, in ``BENCH_OWN`` order."""
+    from blox_lat.harness import MeasurementRecord
+
+    rec = MeasurementRecord.from_dict(line)
+    m = rec.measurement or {}
     get = m.get
     g, rpg = get("groups"), get("runs_per_group")
-    status = rec.get("status")
-    if status == "ok":
+    own = (rec.status, rec.reason, rec.attempts, rec.env_id, rec.campaign_id, rec.recorded_at)
+    if rec.ok:
         stats = [None if get(k) is None else float(m[k]) for k in BENCH_STATS]
         flags = list(get("flags") or [])
         return (*stats, g * rpg if isinstance(g, int) and isinstance(rpg, int) else None, g, rpg,
-                get("warmup_runs"), get("noisy"), flags, status, rec.get("reason"), rec.get("attempts"),
-                rec.get("env_id"), rec.get("campaign_id"), rec.get("recorded_at"))
-    return (*_NO_STATS, status, rec.get("reason"), rec.get("attempts"), rec.get("env_id"), rec.get("campaign_id"),
-            rec.get("recorded_at"))
+                get("warmup_runs"), get("noisy"), flags, *own)
+    return (*_NO_STATS, *own)
 
 
 def bench_row(rec: dict) -> dict:
@@ -252,10 +253,13 @@ def bench_row(rec: dict) -> dict:
     return dict(zip(BENCH_OWN, bench_values(rec)))
 
 
-def raw_row(rec: dict) -> dict | None:
-    """The ``bench-raw/<device>`` row of ``rec`` as the chosen record (less the key), or ``None``."""
-    m = rec.get("measurement") or {}
-    if rec.get("status") == "ok" and m.get("samples_ms") is not None:
+def raw_row(line: dict) -> dict | None:
+    """The ``bench-raw/<device>`` row of journal ``line`` as the chosen record (less the key), or ``None``."""
+    from blox_lat.harness import MeasurementRecord
+
+    rec = MeasurementRecord.from_dict(line)
+    m = rec.measurement or {}
+    if rec.ok and m.get("samples_ms") is not None:
         return {"samples_ms": m.get("samples_ms"), "group_means_ms": m.get("group_means_ms")}
     return None
 
@@ -309,7 +313,7 @@ def read_journal_part(path: str, label: str, columns: bool = True) -> JournalPar
     import json
 
     from blox_lat.dataset._schema import columns_of, validate_section_name
-    from blox_lat.harness import read_journal
+    from blox_lat.harness import EnvironmentRecord, MeasurementRecord, read_journal
     from blox_lat.space._table import space_table
 
     index_of = space_table().index_of_hash
@@ -327,16 +331,17 @@ def read_journal_part(path: str, label: str, columns: bool = True) -> JournalPar
         if device not in devices:
             validate_section_name(f"bench/{device}")
             devices.add(device)
-        if record.get("kind") == "environment":
+        if record.get("kind") == EnvironmentRecord.kind:
             part.envs.append((device, need(record, "env_id", str, label), record))
             continue
-        if record.get("kind") != "measurement":
+        if record.get("kind") != MeasurementRecord.kind:
             continue
-        h, given = record.get("model_hash"), record.get("model_index")
+        rec = MeasurementRecord.from_dict(record)
+        h, given = rec.model_hash, rec.model_index
         index = index_of.get(h) if isinstance(h, str) else None
         if index is None or (given is not None and given != index):
             h, index = model_index(record, label)  # raises
-        profile = record.get("profile")
+        profile = rec.profile
         if isinstance(profile, dict):
             if profile != last_profile:  # journals repeat one profile: encode it once
                 last_profile = profile
@@ -344,13 +349,11 @@ def read_journal_part(path: str, label: str, columns: bool = True) -> JournalPar
             if (device, last_setting) not in settings:
                 settings.add((device, last_setting))
                 part.settings.append((device, last_setting))
-        status = record.get("status")
-        m = record.get("measurement")
-        if status == "ok" and not isinstance(m, dict):
+        m = rec.measurement
+        if rec.ok and not isinstance(m, dict):
             raise InputError(f"{label}: an ok measurement of {h} carries no measurement")
-        rank = 0 if status != "ok" else (1 if m.get("noisy") else 2)
-        key = (rank, str(record.get("recorded_at") or ""), str(record.get("campaign_id") or ""),
-               str(record.get("env_id") or ""), n)
+        rank = 0 if not rec.ok else (1 if m.get("noisy") else 2)
+        key = (rank, str(rec.recorded_at or ""), str(rec.campaign_id or ""), str(rec.env_id or ""), n)
         part.meas.append((device, h, index, key))
         records.append(record)
     part.sha256 = sha256_file(path)
