@@ -1,0 +1,38 @@
+"""The shape of the code: no function in the harness longer than the style allows.
+
+An orchestrator is a class with one small method per step (STYLE.md); a function past the limit
+is a sign that steps share state they should not. ``LIMIT`` is the hard limit of issue 14; the
+packages in ``CHECKED`` are held to it (the others follow as they are split).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent / "blox_lat"
+LIMIT = 80
+CHECKED = ("harness",)
+
+
+def _functions(path: Path):
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node.name, node.lineno, node.end_lineno - node.lineno + 1
+
+
+@pytest.mark.parametrize("package", CHECKED)
+def test_no_function_is_longer_than_the_limit(package):
+    too_long = [f"{path.relative_to(ROOT.parent)}:{line} {name} ({length} lines)"
+                for path in sorted((ROOT / package).rglob("*.py"))
+                for name, line, length in _functions(path) if length > LIMIT]
+    assert not too_long, f"functions over {LIMIT} lines: split them into steps: {too_long}"
+
+
+def test_the_counter_counts_a_function_from_def_to_its_last_line(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("def f():\n    x = 1\n\n    return x\n\n\nclass C:\n    def g(self):\n        pass\n")
+    assert sorted(_functions(source)) == [("f", 1, 4), ("g", 8, 2)]
