@@ -31,7 +31,7 @@ def _summary_pairs(p) -> list[tuple[str, object]]:
     cv = p.cv.get("families", {}).get(p.family, {})
     pairs = [("device", p.device), ("method", f"{p.method}/{p.family}"), ("latency", p.latency),
              ("trained on", f"{p.training.get('models', 0)} models"),
-             ("protocol", p.protocol)]
+             ("protocol", ", ".join(f"{k} {v}" for k, v in (p.protocol or {}).items()) or "not recorded")]
     for fam, fig in sorted(p.cv.get("families", {}).items()):
         pairs.append((f"cv {fam}", ", ".join(f"{k} {v}" for k, v in fig.items()
                                              if k in ("spearman", "mape_pct", "within10_pct", "coverage90_pct"))))
