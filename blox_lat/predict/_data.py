@@ -2,7 +2,8 @@
 
 A source is a campaign folder (``journal.jsonl``), a folder holding several campaign folders, a
 journal file, or a release (``dataset.json``) whose ``bench/<device>`` section is read. Journals
-are read with :func:`blox_lat.harness.read_journal`. Only ``ok`` measurements count. Within one
+are read with :func:`blox_lat.harness.read_journal` into
+:class:`blox_lat.harness.MeasurementRecord`. Only ``ok`` measurements count. Within one
 campaign a model's latest record wins; a model measured in several campaigns gets the geometric
 mean of its campaigns' latencies (each campaign's figure is kept in ``repeats`` for test-retest
 figures).
@@ -146,21 +147,21 @@ class _Collector:
 
 
 def _read_journal(path: Path, c: _Collector) -> None:
-    from blox_lat.harness import read_journal
+    from blox_lat.harness import MeasurementRecord, read_journal
 
-    for number, rec in enumerate(read_journal(path, kind="measurement"), 1):
-        if rec.get("status") != "ok" or not isinstance(rec.get("measurement"), dict):
+    for number, line in enumerate(read_journal(path, kind="measurement"), 1):
+        rec = MeasurementRecord.from_dict(line)
+        if not rec.ok or not isinstance(rec.measurement, dict):
             continue
-        device = str(rec.get("device"))
-        c.check(device, _setting(rec.get("profile")), _identity(rec.get("protocol")), f"{path} record {number}")
+        device = str(rec.device)
+        c.check(device, _setting(rec.profile), _identity(rec.protocol), f"{path} record {number}")
         if c.want is not None and device != c.want:
             continue
-        index = rec.get("model_index")
-        latency = rec["measurement"].get("latency_ms")
-        if not isinstance(index, int) or not isinstance(latency, (int, float)) or not latency > 0:
+        latency = rec.measurement.get("latency_ms")
+        if not isinstance(rec.model_index, int) or not isinstance(latency, (int, float)) or not latency > 0:
             raise PredictError(f"{path} record {number}: no model_index or latency_ms; a damaged journal line")
-        c.add(index, str(rec.get("campaign_id", path.parent.name)), str(rec.get("recorded_at", "")),
-              float(latency), _corrected(rec))
+        c.add(rec.model_index, str(rec.campaign_id or path.parent.name), str(rec.recorded_at or ""),
+              float(latency), _corrected(line))
 
 
 def _read_release(path: Path, device: str | None, c: _Collector) -> None:
