@@ -30,7 +30,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from _probe import cpu_probe_s
+from _results import add_arguments, save
 
 N = 91125
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,28 +133,17 @@ def timed(cmd: list[str]) -> tuple[float, subprocess.CompletedProcess]:
     return elapsed, res
 
 
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workdir", type=Path, default=None, help="keeps the generated inputs between runs")
     ap.add_argument("--samples", type=int, default=100, help="raw samples per model in the campaigns (multiple of 10)")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
+    add_arguments(ap)
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="blox-report-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    result: dict = {"benchmark": "report_perf", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    "git_commit": git_commit(), "host": {"machine": platform.machine(), "python": platform.python_version(),
-                                                         "cpu_count": os.cpu_count(), "platform": platform.platform()},
-                    "models": N, "samples_per_model": args.samples, "epochs": args.epochs}
+    result: dict = {"models": N, "samples_per_model": args.samples, "epochs": args.epochs}
     result.update(generate(work, args.samples, args.epochs))
     exe = [sys.executable, "-m", "blox_lat"]
     report_runs, compare_runs, loads = [], [], []
@@ -170,7 +159,7 @@ def main() -> None:
     slowed = {i for i in range(N) if i % SLOW_EVERY == 0}
     found = {r["model_index"] for r in compare_out["rows"] if r["classification"] == "slower"}
     result.update({
-        "cpu_probe_s": cpu_probe_s(), "load_avg_1m": loads,
+        "load_avg_1m": loads,
         "report_s": min(report_runs), "report_runs_s": report_runs, "report_figures": figures,
         "compare_s": min(compare_runs), "compare_runs_s": compare_runs,
         "compare_counts": compare_out["counts"], "compare_found_exactly": found == slowed,
@@ -178,11 +167,7 @@ def main() -> None:
     })
     result["meets_targets"] = all(result[k] <= v for k, v in result["targets"].items())
     result["workdir"] = str(work)
-    args.results.mkdir(parents=True, exist_ok=True)
-    path = args.results / f"report_perf-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"wrote {path}", file=sys.stderr)
+    save("report_perf", result, args)
 
 
 if __name__ == "__main__":

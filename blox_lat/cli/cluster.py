@@ -98,7 +98,7 @@ def slurm(job_args, shards, partition, gres, time_limit, account, cpus, extra_sb
 
 
 @cluster.command()
-@click.argument("out", type=click.Path(exists=True, file_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
 @click.option("--no-squeue", is_flag=True, help="Only read the output folder; do not ask the scheduler.")
 @json_option()
 def status(out, no_squeue, as_json) -> None:
