@@ -102,6 +102,27 @@ def _release(edit: Callable[[Path], None] | None = None, name: str = "rel") -> C
     return setup
 
 
+def _current_release(edit: Callable[[Path], None] | None = None) -> Callable[[Path], None]:
+    """A small release built now, at the current schema (the golden one predates the manifest digest)."""
+    def setup(d: Path) -> None:
+        from blox_lat.dataset import _synthetic, build
+
+        _synthetic.write_journal(d / "src", "cpu", range(3))
+        build([d / "src"], d / "rel", "1.0.0", static=False)
+        shutil.rmtree(d / "src")
+        if edit is not None:
+            edit(d / "rel")
+    return setup
+
+
+def _edit_manifest(change: Callable[[dict], None]) -> Callable[[Path], None]:
+    def edit(rel: Path) -> None:
+        data = json.loads((rel / "dataset.json").read_text())
+        change(data)
+        (rel / "dataset.json").write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    return edit
+
+
 def _manifest(change: Callable[[dict], None]) -> Callable[[Path], None]:
     def edit(rel: Path) -> None:
         data = json.loads((rel / "dataset.json").read_text())
@@ -388,7 +409,7 @@ CASES = [
     C("release-schema-newer", ("dataset", "info", "{d}/rel"), "schema", _manifest(lambda m: m.update(schema_version=99))),
     C("release-section-tampered", ("dataset", "verify", "{d}/rel"), "sha256 mismatch", _flip_byte("sections/env/0.parquet")),
     C("release-manifest-edited", ("dataset", "verify", "{d}/rel"), "dataset.json",
-      _manifest(lambda m: m.update(dataset_version="9.9.9"))),
+      _current_release(_edit_manifest(lambda m: m.update(dataset_version="9.9.9")))),
     C("release-section-path-etc-passwd", ("dataset", "query", "0", "--release", "{d}/rel"),
       "re:^(?!.*the manifest says).*etc/passwd", _manifest(_first_section_file(lambda f: "../../../../../../etc/passwd"))),
     C("release-section-path-escapes", ("dataset", "query", "0", "--release", "{d}/rel"), "outside.parquet",
@@ -433,13 +454,8 @@ CASES = [
     C("train-out-unwritable", ("train", "normal", "0", "--out", UNWRITABLE, "--device", "cpu"), "blox-lat-bad-input"),
 ]
 
-PENDING = {
-    # fixes other engineers are landing (issue 13); remove the mark when its fix is in
-    "measure-affinity-absent-cpu": ("4", "--affinity checked against the machine"),
-    "release-manifest-edited": ("5", "the manifest covered by verify"),
-    # found by this suite; not assigned to anyone yet
-    "train-distill-without-teacher": ("6", "cli/train.py: --teacher has required=True but default=None, "
-                                           "which click takes as given, so distill runs without it"),
+PENDING: dict[str, tuple[str, str]] = {
+    # case id -> (issue 13 item, what is missing); a case whose fix lands turns XPASS and fails
 }
 
 assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"

@@ -46,7 +46,7 @@ def _common(setting: str):
 
 
 def _teacher_option(required: bool):
-    return click.option("--teacher", metavar="PT", required=required, default=None,
+    return click.option("--teacher", metavar="PT", required=required,
                         help="Teacher weights saved by `blox-lat train normal` (OUT/normal/weights/<hash>-<seed>.pt).")
 
 
