@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from blox_lat.harness._records import ENVIRONMENT, SCHEMA_VERSION
+from blox_lat.harness._records import BASE_SCHEMA, ENVIRONMENT
 
 __all__ = ["collect_environment", "cpu_facts", "environment_id"]
 
@@ -118,12 +118,14 @@ def environment_id(record: dict[str, Any]) -> str:
 
 
 def collect_environment(*, device: str, device_facts: dict[str, Any] | None = None,
-                        campaign_id: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The ``environment`` journal record (schema 1) for a campaign run on ``device``."""
+                        campaign_id: str, extra: dict[str, Any] | None = None,
+                        schema: int = BASE_SCHEMA) -> dict[str, Any]:
+    """The ``environment`` journal record for a campaign run on ``device`` (schema 1; 2 when
+    ``extra`` names the campaign's anchors)."""
     from blox_lat import __version__
 
     record: dict[str, Any] = {
-        "schema": SCHEMA_VERSION,
+        "schema": schema,
         "kind": ENVIRONMENT,
         "campaign_id": campaign_id,
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

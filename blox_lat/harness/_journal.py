@@ -6,9 +6,14 @@ Every line is written with a single ``write`` of the complete line (``O_APPEND``
 ``journal.jsonl.torn`` before appending, so the file stays one valid JSON object per line.
 
 Line kinds (``kind``): ``environment`` (one per campaign run, see
-:mod:`blox_lat.harness._environment`) and ``measurement`` (one per model attempt outcome:
-``status`` ``ok`` with a measurement, or ``failed`` with a reason and no number). Schema history:
+:mod:`blox_lat.harness._environment`), ``measurement`` (one per model attempt outcome:
+``status`` ``ok`` with a measurement, or ``failed`` with a reason and no number) and, with
+anchors, ``anchors`` (one per timed attempt of a set). Schema history (each line carries the
+lowest schema that describes it, :mod:`blox_lat.harness._records`):
 1 - first version.
+2 - anchors: ``anchors`` lines; ``level``, ``latency_corrected_ms``, ``set_id`` on measurement
+lines and ``anchors`` on environment lines of anchored campaigns. Readers treat a missing
+``level`` as null.
 """
 
 from __future__ import annotations
