@@ -9,9 +9,11 @@
 - Campaigns: :class:`Campaign` (or :func:`run_campaign`) appends to a resumable journal,
   telling its caller typed events (:class:`CampaignEvent`); :func:`read_journal` reads it back
   (tolerating a torn final line); :class:`MeasurementRecord` and :class:`EnvironmentRecord`
-  are its lines.
+  are its lines, with :class:`AnchorsRecord` for the anchors of each set (``anchors``:
+  :func:`choose_anchors`, :func:`set_level`).
 """
 
+from blox_lat.harness._anchors import DEFAULT_ANCHORS, AnchorError, choose_anchors, set_level
 from blox_lat.harness._campaign import (
     Campaign,
     CampaignLockedError,
@@ -30,7 +32,7 @@ from blox_lat.harness._events import (
     SetProgress,
     SetResumed,
 )
-from blox_lat.harness._records import EnvironmentRecord, MeasurementRecord
+from blox_lat.harness._records import AnchorsRecord, EnvironmentRecord, MeasurementRecord
 from blox_lat.harness._rules import (
     CampaignConflictError,
     CampaignSetupError,
@@ -77,7 +79,10 @@ from blox_lat.harness._timing import (
 )
 
 __all__ = [
+    "DEFAULT_ANCHORS",
     "JOURNAL_NAME",
+    "AnchorError",
+    "AnchorsRecord",
     "SCHEMA_VERSION",
     "Campaign",
     "CampaignConflictError",
@@ -121,6 +126,7 @@ __all__ = [
     "WorkerCrashedError",
     "campaign_status",
     "check_interleave",
+    "choose_anchors",
     "collect_environment",
     "default_interleave",
     "get_runner",
@@ -131,6 +137,7 @@ __all__ = [
     "read_journal",
     "run_campaign",
     "parse_cpus",
+    "set_level",
     "time_callable",
     "trimmed_mean",
 ]

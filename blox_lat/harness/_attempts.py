@@ -4,12 +4,13 @@ A measurement with ``cv`` above the protocol's threshold is measured again, up t
 ``max_attempts`` in all; the least noisy attempt is kept and every attempt is summarised in the
 attempt log. A set's noisy models are timed together again; a set that fails as a whole (a
 crash, a hang, a model that does not load) is measured one model at a time, so only the
-culprit fails.
+culprit fails. A set may also time anchor models (:mod:`blox_lat.harness._anchors`) in every
+attempt, after its models: their measurements go to the caller per attempt, never as results.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -32,11 +33,17 @@ DEVICE_LOST = "device lost (the link stayed down through every reconnect attempt
 @dataclass(frozen=True)
 class Outcome:
     """The least noisy measurement (None if every attempt failed), each attempt's summary and,
-    for a failure, its reason."""
+    for a failure, its reason; ``set_attempt``: the attempt of its set that timed ``best``
+    (None when it was timed alone)."""
 
     best: Measurement | None
     log: list[dict[str, Any]] = field(default_factory=list)
     reason: str | None = None
+    set_attempt: int | None = None
+
+
+#: hears each timed attempt of a set with anchors: (attempt, models timed, anchor measurements)
+AnchorSink = Callable[[int, int, list[Measurement]], None]
 
 
 def attempt_summary(m: Measurement | None, error: str | None = None) -> dict[str, Any]:
@@ -102,9 +109,10 @@ def _joined(kept: list[list[RawRun]], new: Sequence[RawRun] | None, width: int) 
 
 def _time_set(runner: Any, members: list[Any], hashes: tuple[str, ...], profile: DeviceProfile,
               protocol: TimingProtocol, attempt: int, on_event: EventSink,
-              setlog: SetLog | None, kept: PartialAttempt | None) -> list[RawRun]:
+              setlog: SetLog | None, kept: PartialAttempt | None, counted: int | None = None) -> list[RawRun]:
     """One attempt of a set: the rounds ``kept`` from a killed run, then the others, each
-    finished round kept in ``setlog`` before it is reported."""
+    finished round kept in ``setlog`` before it is reported (as ``counted`` models: its anchors
+    are not counted)."""
     done_rounds = kept.done if kept is not None else []
     rounds = len(protocol.round_sizes())
     if len(done_rounds) >= rounds:
@@ -113,7 +121,8 @@ def _time_set(runner: Any, members: list[Any], hashes: tuple[str, ...], profile:
         on_event(SetResumed(models=len(members), attempt=attempt, rounds_kept=len(done_rounds), rounds=rounds))
     kwargs: dict[str, Any] = {}
     if isinstance(runner, ReportsRounds) and runner.reports_rounds:
-        def on_round(done: int, total: int, n: int = len(members), tried: int = attempt) -> None:
+        def on_round(done: int, total: int, n: int = counted if counted is not None else len(members),
+                     tried: int = attempt) -> None:
             on_event(SetProgress(models=n, round=done, rounds=total, attempt=tried))
         kwargs["on_round"] = on_round
     if setlog is not None:
@@ -126,43 +135,52 @@ def _time_set(runner: Any, members: list[Any], hashes: tuple[str, ...], profile:
 
 def measure_set_with_retries(runner: Any, items: Sequence[Any], profile: DeviceProfile, protocol: TimingProtocol,
                              max_attempts: int, on_event: EventSink, archs: Sequence[Any],
-                             setlog: SetLog | None = None, carried: PartialSet | None = None) -> list[Outcome]:
+                             setlog: SetLog | None = None, carried: PartialSet | None = None,
+                             anchors: Sequence[tuple[str, Any]] = (), on_anchors: AnchorSink | None = None
+                             ) -> list[Outcome]:
     """:func:`measure_with_retries` for a set timed together: each attempt times the models
     still noisy together again (so a re-measurement follows the same interleaved protocol).
     If a set fails, what is left is measured one model at a time. ``setlog`` keeps every
     finished round; ``carried`` holds the rounds a killed run kept of this set, which are not
-    timed again. A :class:`DeviceLostError` goes up to the campaign as it is."""
+    timed again. ``anchors`` ((hash, artifact) pairs) are timed after the models in every
+    attempt, so that each attempt has its own level; ``on_anchors`` hears their measurements.
+    A :class:`DeviceLostError` goes up to the campaign as it is."""
     best: list[Measurement | None] = [None] * len(items)
+    best_attempt: list[int | None] = [None] * len(items)
     logs: list[list[dict[str, Any]]] = [[] for _ in items]
     todo = list(range(len(items)))
     prior = {a.attempt: a for a in (carried.attempts if carried is not None else [])}
+    anchor_hashes, anchor_items = tuple(h for h, _ in anchors), [a for _, a in anchors]
     for attempt in range(1, max_attempts + 1):
-        hashes = tuple(archs[i].hash for i in todo)
+        hashes = tuple(archs[i].hash for i in todo) + anchor_hashes
         kept = prior.get(attempt)
         if kept is not None and kept.members != hashes:
             kept = None  # not this attempt's members: time it afresh
-        if len(todo) < 2 and kept is None:
+        if not todo or (len(todo) < 2 and kept is None and not anchors):
             break
         try:
-            raws = _time_set(runner, [items[i] for i in todo], hashes, profile, protocol, attempt, on_event,
-                             setlog, kept)
+            raws = _time_set(runner, [items[i] for i in todo] + anchor_items, hashes, profile, protocol, attempt,
+                             on_event, setlog, kept, len(todo))
         except ModelFailedError as exc:
             on_event(SetFailed(models=len(todo), reason=exc.reason))
             break
+        if anchors and on_anchors is not None:
+            on_anchors(attempt, len(todo), [measurement_of(r, protocol) for r in raws[len(todo):]])
         for i, raw in zip(todo, raws):
             m = measurement_of(raw, protocol)
             logs[i].append(attempt_summary(m))
             if best[i] is None or m.cv < best[i].cv:
-                best[i] = m
+                best[i], best_attempt[i] = m, attempt
         todo = [i for i in todo if best[i].noisy and len(logs[i]) < max_attempts]
         for i in todo:
             on_event(Remeasuring(arch=archs[i], attempt=attempt, cv=best[i].cv))
-    return _alone(runner, items, profile, protocol, max_attempts, on_event, archs, todo, best, logs)
+    return _alone(runner, items, profile, protocol, max_attempts, on_event, archs, todo, best, logs, best_attempt)
 
 
 def _alone(runner: Any, items: Sequence[Any], profile: DeviceProfile, protocol: TimingProtocol,
            max_attempts: int, on_event: EventSink, archs: Sequence[Any], todo: list[int],
-           best: list[Measurement | None], logs: list[list[dict[str, Any]]]) -> list[Outcome]:
+           best: list[Measurement | None], logs: list[list[dict[str, Any]]],
+           best_attempt: list[int | None]) -> list[Outcome]:
     """The set's models in ``todo`` (one left, or a set that failed) alone, with the attempts left."""
     reasons: list[str | None] = [None] * len(items)
     for i in todo:
@@ -173,5 +191,6 @@ def _alone(runner: Any, items: Sequence[Any], profile: DeviceProfile, protocol: 
         logs[i].extend(alone.log)
         reasons[i] = alone.reason
         if alone.best is not None and (best[i] is None or alone.best.cv < best[i].cv):
-            best[i] = alone.best
-    return [Outcome(b, log, None if b is not None else r) for b, log, r in zip(best, logs, reasons)]
+            best[i], best_attempt[i] = alone.best, None
+    return [Outcome(b, log, None if b is not None else r, a)
+            for b, log, r, a in zip(best, logs, reasons, best_attempt)]

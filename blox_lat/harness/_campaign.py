@@ -21,6 +21,11 @@ file. Rules:
   ``attempt_log`` and the count is ``attempts``.
 - Artifacts are streamed from the exporters ahead of the device (``lookahead``), in input order.
 - Ctrl-C (KeyboardInterrupt) stops after closing the worker; the summary says ``interrupted``.
+- Anchors: with ``anchors`` every interleaved set also times the same anchor models
+  (:mod:`blox_lat.harness._anchors`); each timed attempt of a set journals an ``anchors`` line
+  with its level, relative to the campaign's first anchored set, and each record carries the
+  level of the attempt that timed it and its level-corrected latency. A directory keeps its
+  anchors: resuming with others is refused.
 
 :class:`Campaign` runs these steps, one method each; the work queue is
 :mod:`~blox_lat.harness._workqueue`, re-measurement :mod:`~blox_lat.harness._attempts`, the
@@ -41,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blox_lat.errors import BloxLatError
+from blox_lat.harness._anchors import AnchorError, choose_anchors, set_level
 from blox_lat.harness._attempts import Outcome, measure_set_with_retries, measure_with_retries
 from blox_lat.harness._environment import collect_environment
 from blox_lat.harness._events import (
@@ -51,11 +57,20 @@ from blox_lat.harness._events import (
     SetDiscarded,
 )
 from blox_lat.harness._journal import JOURNAL_NAME, Journal, check_measurement_line, read_journal_lines
-from blox_lat.harness._protocol import TimingProtocol
-from blox_lat.harness._records import ENVIRONMENT, MEASUREMENT, EnvironmentRecord, MeasurementRecord
+from blox_lat.harness._protocol import Measurement, TimingProtocol
+from blox_lat.harness._records import (
+    ANCHORS,
+    ENVIRONMENT,
+    LEVEL_SCHEMA,
+    MEASUREMENT,
+    AnchorsRecord,
+    EnvironmentRecord,
+    MeasurementRecord,
+)
 from blox_lat.harness._rules import (
     CampaignConflictError,
     CampaignSetupError,
+    check_anchors,
     check_farm,
     check_identity,
     check_interleave,
@@ -182,11 +197,14 @@ def campaign_status(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     failed: dict[str, dict[str, Any]] = {}
     first_env: dict[str, Any] | None = None
     last_env: dict[str, Any] | None = None
+    first_anchors: dict[str, Any] | None = None
     if path.exists():
         for number, record in read_journal_lines(path):
             if record.get("kind") == ENVIRONMENT:
                 first_env = first_env or record
                 last_env = record
+            elif record.get("kind") == ANCHORS:
+                first_anchors = first_anchors or record
             elif record.get("kind") == MEASUREMENT:
                 key = check_measurement_line(record, path, number)
                 if record.get("status") == "ok":
@@ -195,7 +213,7 @@ def campaign_status(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
                 elif key not in done:
                     failed[key] = record
     return {"journal": path, "done": done, "failed": failed, "first_environment": first_env,
-            "last_environment": last_env}
+            "last_environment": last_env, "first_anchors": first_anchors}
 
 
 def _carried_set(out: Path, todo: Sequence[Any], protocol: TimingProtocol, emit: EventSink) -> PartialSet | None:
@@ -260,6 +278,8 @@ class Campaign:
     its ``unit`` (the member). A member whose link stays down (:class:`DeviceLostError`) stops
     and leaves its model to the others. Interleaving (``protocol.interleave > 1``) runs on one
     local device only; elsewhere it is refused (:class:`~blox_lat.harness.InterleaveError`).
+    ``anchors`` (a count for :func:`~blox_lat.harness.choose_anchors`, or the anchor models)
+    are timed in every interleaved set and give each record a level (see the module docstring).
 
     ``overlap_exports`` (default: only for remote transports) exports the next ``lookahead``
     artifacts while the device measures. On a local device the exporter would compete with the
@@ -275,7 +295,8 @@ class Campaign:
                  store: Any = None, lookahead: int = 4, max_attempts: int = 3, skip_failed: bool = False,
                  timeout_s: float = 600.0, affinity: Sequence[int] | None = None,
                  overlap_exports: bool | None = None, export_chunk: int = 16, on_event: EventSink | None = None,
-                 connection: dict[str, Any] | None = None, record_as: str | None = None) -> None:
+                 connection: dict[str, Any] | None = None, record_as: str | None = None,
+                 anchors: int | Sequence[Any] | None = None) -> None:
         self.archs = archs
         self.profiles: list[DeviceProfile] = _as_list(profile)
         self.protocol = protocol or TimingProtocol()
@@ -287,6 +308,9 @@ class Campaign:
         self._artifacts, self._store, self._lookahead = artifacts, store, lookahead
         self._overlap, self._export_chunk = overlap_exports, export_chunk
         self._emit: EventSink = on_event or _ignore
+        self.anchors: list[Any] = self._anchor_archs(anchors)
+        self._anchor_items: list[tuple[str, Any]] | None = None
+        self._reference: list[float] | None = None
         self._check_setup()
         self.members: list[_Member] = []
         self.campaign_id, self.env_id = "", ""
@@ -310,11 +334,25 @@ class Campaign:
 
     # -- setup --------------------------------------------------------------------------------
 
+    @staticmethod
+    def _anchor_archs(anchors: int | Sequence[Any] | None) -> list[Any]:
+        if anchors is None:
+            return []
+        try:
+            return choose_anchors(anchors) if isinstance(anchors, int) else list(anchors)
+        except AnchorError as exc:
+            raise CampaignSetupError(str(exc)) from None
+
     def _check_setup(self) -> None:
         if self.max_attempts < 1:
             raise CampaignSetupError(f"max attempts must be >= 1, got {self.max_attempts}")
         check_farm(self.profiles)
         check_interleave(self.protocol.interleave, self.profiles)
+        if self.anchors and self.protocol.interleave < 2:
+            raise CampaignSetupError("anchors are timed with interleaved sets (--interleave K > 1, a local device); "
+                                     "use --anchors 0 here")
+        if len({a.hash for a in self.anchors}) != len(self.anchors):
+            raise CampaignSetupError("an anchor model is named twice: name each anchor once")
         if self.out.exists() and not self.out.is_dir():
             raise CampaignSetupError(f"--out {self.out} is a file; give a directory for the campaign")
 
@@ -372,6 +410,9 @@ class Campaign:
         first = state["first_environment"]
         first_env = EnvironmentRecord.from_dict(first) if first is not None else None
         check_identity(first_env, self.device, self.profiles[0], self.protocol, self.out)
+        check_anchors(first_env, self.anchors, self.out)
+        if state["first_anchors"] is not None and self.anchors:
+            self._reference = [float(x) for x in AnchorsRecord.from_dict(state["first_anchors"]).latencies_ms]
         self.campaign_id = (first_env.campaign_id if first_env is not None else None) or uuid.uuid4().hex[:16]
         self._select(state["done"], state["failed"])
         if self._keeps_rounds():
@@ -424,9 +465,13 @@ class Campaign:
                  "protocol": self.protocol.to_dict(), "selected": len(self.unique), "todo": len(self.todo),
                  "max_attempts": self.max_attempts, "farm": [p.name for p in self.profiles] if self.farm else None,
                  "journal_repaired_bytes": self.journal.repaired_bytes if self.journal is not None else 0}
+        schema = None
+        if self.anchors:
+            extra["anchors"] = [{"model_hash": a.hash, "model_index": a.index} for a in self.anchors]
+            schema = LEVEL_SCHEMA
         return EnvironmentRecord.from_dict(collect_environment(
             device=self.device, device_facts={**facts, "runner": runner.describe()}, campaign_id=self.campaign_id,
-            extra=extra))
+            extra=extra, **({"schema": schema} if schema else {})))
 
     # -- measuring ----------------------------------------------------------------------------
 
@@ -493,21 +538,47 @@ class Campaign:
             batch.append(pair)
         return batch
 
+    def _anchor_pairs(self) -> list[tuple[str, Any]]:
+        """(hash, artifact) of each anchor model, exported once per run."""
+        if self._anchor_items is None:
+            source = self._artifacts or _exporter_source(self._store, self._lookahead)
+            items = list(source(self.anchors, self.profiles[0])) if self.anchors else []
+            for arch, item in zip(self.anchors, items):
+                if not _exported(item):
+                    raise BloxLatError(f"anchor model {arch.index} could not be exported ({item.reason}); "
+                                       "measure without anchors (--anchors 0)")
+            self._anchor_items = [(a.hash, item) for a, item in zip(self.anchors, items)]
+        return self._anchor_items
+
     def _measure_set(self, member: _Member, batch: list[Pair], resumed: PartialSet | None) -> None:
-        """Time a set's exported models together (each finished round kept in the partial-set
-        file), then journal every model of the batch."""
+        """Time a set's exported models together, with the anchors (each finished round kept in
+        the partial-set file), then journal the anchors' lines and every model of the batch."""
         ready = [p for p in batch if _exported(p[1])]
         hashes = [p[0].hash for p in ready]
+        anchors = self._anchor_pairs() if ready else []
         carry = resumed.only(hashes) if resumed is not None else None
+        if carry is not None and carry.anchors != tuple(h for h, _ in anchors):
+            carry = None  # timed with other anchors (the directory's check refuses those anyway)
+        levels: dict[int, AnchorsRecord] = {}
         setlog: SetLog | None = None
         try:
-            if self._keeps_rounds() and (len(ready) > 1 or carry is not None):
-                setlog = SetLog(self.out, hashes, full_identity(self.protocol.identity()), self.campaign_id, carry)
+            if self._keeps_rounds() and (len(ready) > 1 or carry is not None or (ready and anchors)):
+                setlog = SetLog(self.out, hashes, full_identity(self.protocol.identity()), self.campaign_id, carry,
+                                [h for h, _ in anchors])
+
+            def heard(attempt: int, timed: int, measured: list[Measurement]) -> None:
+                levels[attempt] = self._anchors_record(member, attempt, timed, measured)
+
             outcomes = measure_set_with_retries(member.runner, [p[1] for p in ready], member.profile, self.protocol,
-                                                self.max_attempts, self._emit, [p[0] for p in ready], setlog, carry)
+                                                self.max_attempts, self._emit, [p[0] for p in ready], setlog, carry,
+                                                anchors, heard)
+            for line in levels.values():
+                self._journal_line(line.to_dict())
             done = {id(p): o for p, o in zip(ready, outcomes)}
             for pair in batch:
-                self._measure_one(member, pair, done.get(id(pair)))
+                outcome = done.get(id(pair))
+                at = levels.get(outcome.set_attempt) if outcome is not None and outcome.set_attempt else None
+                self._measure_one(member, pair, outcome, at)
             if setlog is not None:  # every model of the set is in the journal now
                 setlog.finish()
         finally:
@@ -541,7 +612,22 @@ class Campaign:
         if errors:
             raise errors[0]
 
-    def _measure_one(self, member: _Member, pair: Pair, outcome: Outcome | None = None) -> None:
+    def _anchors_record(self, member: _Member, attempt: int, timed: int, measured: list[Measurement]) -> AnchorsRecord:
+        """The ``anchors`` line of one timed attempt of a set; the campaign's first becomes the
+        reference (level 1)."""
+        assert member.env is not None
+        latencies = [m.latency_ms for m in measured]
+        if self._reference is None:
+            self._reference = latencies
+        summary = [{"model_hash": a.hash, "model_index": a.index, "latency_ms": m.latency_ms, "cv": m.cv}
+                   for a, m in zip(self.anchors, measured)]
+        return AnchorsRecord(set_id=uuid.uuid4().hex[:16], attempt=attempt, device=self.device,
+                             campaign_id=self.campaign_id, env_id=member.env.env_id, anchors=summary,
+                             reference_ms=list(self._reference), level=set_level(latencies, self._reference),
+                             members=timed, recorded_at=_now())
+
+    def _measure_one(self, member: _Member, pair: Pair, outcome: Outcome | None = None,
+                     level: AnchorsRecord | None = None) -> None:
         """Measure one model (unless its set's ``outcome`` is given) and journal it. In a farm, a
         lost device hands the model back to the queue and its worker stops (:class:`_Lost`)."""
         arch, item = pair
@@ -560,12 +646,14 @@ class Campaign:
                     self.lost.append(member.profile.name)
                 self._emit(DeviceLost(device=member.profile.name, reason=exc.reason))
                 raise _Lost from None
-        self._publish(self._record(member, arch, item, outcome), outcome)
+        self._publish(self._record(member, arch, item, outcome, level), outcome)
 
     # -- records --------------------------------------------------------------------------------
 
-    def _record(self, member: _Member, arch: Any, item: Any, outcome: Outcome | None) -> MeasurementRecord:
-        """The journal record of one model: its ``outcome``, or (None) its failed export."""
+    def _record(self, member: _Member, arch: Any, item: Any, outcome: Outcome | None,
+                level: AnchorsRecord | None = None) -> MeasurementRecord:
+        """The journal record of one model: its ``outcome`` (with the ``level`` of the set
+        attempt that timed it), or (None) its failed export."""
         assert member.env is not None
         base = {"model_hash": arch.hash, "model_index": arch.index, "device": self.device,
                 "unit": member.profile.name, "profile": member.profile.to_dict(),
@@ -575,10 +663,20 @@ class Campaign:
                                      recorded_at=_now(), attempts=0, measurement=None, artifact=None, attempt_log=[])
         best = outcome.best
         artifact = {"sha256": item.sha256, "format": item.format, "bytes": getattr(item, "bytes", None)}
+        leveled = {}
+        if best is not None and level is not None:
+            leveled = {"level": level.level, "latency_corrected_ms": best.latency_ms / level.level,
+                       "set_id": level.set_id}
         return MeasurementRecord(**base, status="ok" if best else "failed", reason=None if best else outcome.reason,
                                  recorded_at=_now(), attempts=len(outcome.log),
                                  measurement=best.to_dict() if best else None, artifact=artifact,
-                                 attempt_log=outcome.log)
+                                 attempt_log=outcome.log, **leveled)
+
+    def _journal_line(self, line: dict[str, Any]) -> None:
+        """Journal a line that is not a model's result (an ``anchors`` line)."""
+        assert self.journal is not None
+        with self._guard:
+            self.journal.append(line)
 
     def _publish(self, record: MeasurementRecord, outcome: Outcome | None = None) -> None:
         """Journal ``record``, count it and tell the caller (farm threads share this: locked)."""

@@ -1,7 +1,7 @@
 """What a campaign refuses, checked before it touches a device or the disk, for the CLI and a
 notebook alike: a farm whose devices measure differently or share a name, interleaving anywhere
 but on one local device, and a campaign directory recorded with another device setting or
-protocol (with the exact ``blox-lat measure`` flags that would resume it).
+protocol or other anchor models (with the exact ``blox-lat measure`` flags that would resume it).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from blox_lat.harness._records import EnvironmentRecord
 if TYPE_CHECKING:
     from blox_lat.devices import DeviceProfile
 
-__all__ = ["CampaignConflictError", "CampaignSetupError", "InterleaveError", "check_farm", "check_identity",
-           "check_interleave", "default_interleave", "full_identity", "setting"]
+__all__ = ["CampaignConflictError", "CampaignSetupError", "InterleaveError", "check_anchors", "check_farm",
+           "check_identity", "check_interleave", "default_interleave", "full_identity", "setting"]
 
 
 class CampaignConflictError(BloxLatError):
@@ -122,3 +122,31 @@ def check_identity(first_env: EnvironmentRecord | None, device: str, profile: De
             + (f"{flags}" if flags else "the same --runs/--runs-per-group/--warmup settings")
             + ", or use another --out"
         )
+
+
+def _anchor_flags(recorded: list[dict[str, Any]] | None) -> str:
+    """The ``blox-lat measure`` option that reproduces recorded anchors, or '' when no count does
+    (anchors a notebook chose by hand)."""
+    from blox_lat.harness._anchors import choose_anchors
+
+    hashes = [a.get("model_hash") for a in recorded or []]
+    if hashes != [a.hash for a in choose_anchors(len(hashes))]:
+        return ""
+    return f"--anchors {len(hashes)}"
+
+
+def check_anchors(first_env: EnvironmentRecord | None, anchors: Sequence[Any], out_dir: Path) -> None:
+    """Refuse a campaign whose recorded anchors (none, for a campaign begun without them)
+    differ from this run's: its levels would not be relative to one reference."""
+    if first_env is None:
+        return
+    recorded = first_env.anchors or []
+    if [a.get("model_hash") for a in recorded] == [a.hash for a in anchors]:
+        return
+    theirs = ", ".join(str(a.get("model_index")) for a in recorded) or "none"
+    mine = ", ".join(str(a.index) for a in anchors) or "none"
+    flags = _anchor_flags(recorded)
+    raise CampaignConflictError(
+        f"{out_dir} was measured with other anchor models (models {theirs} vs {mine}); to resume it, rerun with "
+        + (flags if flags else f"the anchors it recorded (models {theirs})") + ", or use another --out"
+    )

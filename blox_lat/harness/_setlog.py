@@ -9,7 +9,9 @@ Written like the journal: one JSON object per line, each line one ``write`` (``O
 ``fsync``; a torn or damaged line ends what is read (everything before it is kept). Lines:
 
 - ``{"schema": 1, "kind": "set", "models": [hash, ...], "protocol": identity, "campaign_id"}``,
-  first: what identifies the set, its models in order and the protocol identity.
+  first: what identifies the set, its models in order and the protocol identity; with anchors
+  also ``"anchors": [hash, ...]``, the anchor models timed with the set (after its models in
+  every round line's ``members``).
 - ``{"kind": "round", "attempt": a, "members": [hash, ...], "round": r, "rounds": R,
   "raws": [{samples_ns, warmup_runs, started_at, finished_at}, ...]}``: round ``r`` of attempt
   ``a`` (a re-measurement of the noisy members is attempt 2, ...), one raw per member.
@@ -60,15 +62,17 @@ class PartialSet:
     models: tuple[str, ...]
     protocol: dict[str, Any]
     attempts: list[PartialAttempt] = field(default_factory=list)
+    anchors: tuple[str, ...] = ()
 
     def only(self, keep: list[str]) -> PartialSet | None:
-        """The set restricted to ``keep`` (the models still to measure, in the set's order)."""
+        """The set restricted to ``keep`` (the models still to measure, in the set's order);
+        its anchors stay."""
         wanted = set(keep)
         models = tuple(h for h in self.models if h in wanted)
         if not models:
             return None
-        attempts = [a for a in (a.only(wanted) for a in self.attempts) if a is not None]
-        return PartialSet(models, self.protocol, attempts)
+        attempts = [a for a in (a.only(wanted | set(self.anchors)) for a in self.attempts) if a is not None]
+        return PartialSet(models, self.protocol, attempts, self.anchors)
 
     def rounds_kept(self) -> int:
         return sum(len(a.done) for a in self.attempts)
@@ -103,14 +107,15 @@ def load_partial_set(out_dir: Path) -> PartialSet | None:
         return None
     head = records[0]
     try:
-        state = PartialSet(tuple(str(h) for h in head["models"]), dict(head["protocol"]))
+        state = PartialSet(tuple(str(h) for h in head["models"]), dict(head["protocol"]),
+                           anchors=tuple(str(h) for h in head.get("anchors", ())))
         for record in records[1:]:
             if record.get("kind") != "round":
                 break
             attempt, members = int(record["attempt"]), tuple(str(h) for h in record["members"])
             number, rounds = int(record["round"]), int(record["rounds"])
             raws = [_raw(r) for r in record["raws"]]
-            if len(raws) != len(members) or not set(members) <= set(state.models):
+            if len(raws) != len(members) or not set(members) <= set(state.models) | set(state.anchors):
                 break
             current = state.attempts[-1] if state.attempts else None
             if current is None or current.attempt != attempt or current.members != members:
@@ -165,13 +170,17 @@ class SetLog:
     """Appends the finished rounds of one set to ``set.partial.jsonl``, each fsynced."""
 
     def __init__(self, out_dir: Path, models: list[str], protocol: dict[str, Any], campaign_id: str,
-                 carried: PartialSet | None = None) -> None:
-        """Start the file for a set of ``models``, holding the ``carried`` rounds of a resumed
-        set (already restricted to these models); it replaces any earlier file atomically."""
+                 carried: PartialSet | None = None, anchors: list[str] | None = None) -> None:
+        """Start the file for a set of ``models`` (and ``anchors``), holding the ``carried``
+        rounds of a resumed set (already restricted to these models); it replaces any earlier
+        file atomically."""
         self.out_dir = out_dir
         self.path = out_dir / SET_NAME
-        body = [_encode({"schema": SET_SCHEMA, "kind": "set", "models": list(models), "protocol": protocol,
-                         "campaign_id": campaign_id})]
+        head: dict[str, Any] = {"schema": SET_SCHEMA, "kind": "set", "models": list(models), "protocol": protocol,
+                                "campaign_id": campaign_id}
+        if anchors:
+            head["anchors"] = list(anchors)
+        body = [_encode(head)]
         for attempt in carried.attempts if carried is not None else []:
             for number, raws in enumerate(attempt.done, start=1):
                 body.append(_encode(_round_line(attempt.attempt, attempt.members, number, attempt.rounds, raws)))

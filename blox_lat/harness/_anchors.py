@@ -1,0 +1,70 @@
+"""Anchor models and set levels: what makes latencies from different sets comparable.
+
+Interleaving makes ranks hold *within* a set; between sets minutes apart a shared host's level
+moves every model alike (0.82-1.03 of the first set over one 1,000-model campaign). So every
+set also times the same K *anchor* models, round-robin with its other members. A set's
+**level** is the geometric mean of its anchors' latencies over their *reference* latencies
+(the campaign's first anchored set), and a model's **level-corrected latency** is its protocol
+latency divided by the level of the set (and attempt) that measured it. The correction assumes
+that a level shift scales every model alike; docs/protocol.md says how far that holds.
+
+Anchors are chosen from the space alone (no measurement), so that every campaign of a device
+setting with the same K gets the same anchors: the models at evenly spaced FLOPs quantiles of
+a fixed sample of the space, spanning its latency range.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from blox_lat.errors import BloxLatError
+
+__all__ = ["DEFAULT_ANCHORS", "AnchorError", "SetLevel", "choose_anchors", "set_level"]
+
+#: anchors per set by default (``blox-lat measure --anchors auto`` on an interleaving device):
+#: 3 anchors in a set of 32 cost 3/35 of the set's time (under the 10 % budget) and the
+#: geometric mean of three spreads one anchor's own noise over three
+DEFAULT_ANCHORS = 3
+#: every this many models of the space is a candidate anchor (a fixed, deterministic sample)
+_STRIDE = 97
+
+
+class AnchorError(BloxLatError, ValueError):
+    """An anchor count or anchor set that cannot work (negative, more than the sample...)."""
+
+
+def choose_anchors(k: int) -> list[Any]:
+    """``k`` anchor models spanning the space's FLOPs (hence latency) range, deterministically:
+    among every 97th model of the space, the ones at FLOPs quantiles (j + 0.5) / k."""
+    from blox_lat import space as sp
+
+    if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= 16:
+        raise AnchorError(f"anchors must be an integer in 0..16, got {k!r} (0 disables them)")
+    if k == 0:
+        return []
+    sample = [sp.from_index(i) for i in range(0, sp.space_info()["unique_models"], _STRIDE)]
+    ranked = sorted(sample, key=lambda a: (sp.flops(a), a.index))
+    return [ranked[min(len(ranked) - 1, int((j + 0.5) * len(ranked) / k))] for j in range(k)]
+
+
+@dataclass(frozen=True)
+class SetLevel:
+    """One timed attempt of a set, seen through its anchors: their latencies (ms, in anchor
+    order), the reference latencies they are compared with, and the level that follows."""
+
+    anchors: tuple[str, ...]
+    latencies_ms: tuple[float, ...]
+    reference_ms: tuple[float, ...]
+    level: float
+
+
+def set_level(latencies_ms: Sequence[float], reference_ms: Sequence[float]) -> float:
+    """The geometric mean of ``latency / reference`` over the anchors (1.0 for the reference set)."""
+    if not latencies_ms or len(latencies_ms) != len(reference_ms):
+        raise AnchorError(f"{len(latencies_ms)} anchor latencies for {len(reference_ms)} references")
+    if any(not (v > 0) for v in (*latencies_ms, *reference_ms)):
+        raise AnchorError("anchor latencies must be positive")
+    return math.exp(math.fsum(math.log(a / r) for a, r in zip(latencies_ms, reference_ms)) / len(latencies_ms))
