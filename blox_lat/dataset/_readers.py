@@ -227,8 +227,15 @@ BENCH_STATS = ("latency_ms", "median_ms", "mean_ms", "min_ms", "std_ms", "iqr_ms
 # bench columns that depend on one record alone (model_hash, model_index and records are the parent's)
 _OWN = ("model_hash", "model_index", "records")
 BENCH_OWN = (*BENCH_STATS, "runs", "groups", "runs_per_group", "warmup_runs", "noisy", "flags", "status", "reason",
-             "attempts", "env_id", "campaign_id", "recorded_at")
+             "attempts", "env_id", "campaign_id", "recorded_at", "level", "latency_corrected_ms")
 _NO_STATS = (None,) * (len(BENCH_STATS) + 6)
+
+
+def _level(rec: Any) -> tuple:
+    """(level, corrected latency) of an ok record timed with anchors; nulls otherwise (never invented)."""
+    if not rec.ok or rec.level is None or rec.latency_corrected_ms is None:
+        return (None, None)
+    return (float(rec.level), float(rec.latency_corrected_ms))
 
 
 def bench_values(line: dict) -> tuple:
@@ -244,8 +251,8 @@ def bench_values(line: dict) -> tuple:
         stats = [None if get(k) is None else float(m[k]) for k in BENCH_STATS]
         flags = list(get("flags") or [])
         return (*stats, g * rpg if isinstance(g, int) and isinstance(rpg, int) else None, g, rpg,
-                get("warmup_runs"), get("noisy"), flags, *own)
-    return (*_NO_STATS, *own)
+                get("warmup_runs"), get("noisy"), flags, *own, *_level(rec))
+    return (*_NO_STATS, *own, None, None)
 
 
 def bench_row(rec: dict) -> dict:

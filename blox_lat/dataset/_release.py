@@ -420,11 +420,16 @@ class Release:
             raise UnknownSectionError(f"release {self.version} has no section {name}; seeds: {', '.join(seeds) or 'none'}")
         return self.section(name)
 
-    def latency(self, arch: Any, device: str | None = None) -> float | None:
-        """The protocol latency in ms on ``device`` (the only device when omitted)."""
+    def latency(self, arch: Any, device: str | None = None, corrected: bool = False) -> float | None:
+        """The protocol latency in ms on ``device`` (the only device when omitted); with
+        ``corrected``, the level-corrected latency (None where the model was measured without
+        anchors, and in releases older than schema 4)."""
         sec = self._bench(device)
         row = sec.rows[self._index(arch)]
-        return None if row < 0 else sec.column_list("latency_ms")[row]
+        column = "latency_corrected_ms" if corrected else "latency_ms"
+        if row < 0 or column not in {c["name"] for c in self.manifest["sections"][sec.name]["columns"]}:
+            return None
+        return sec.column_list(column)[row]
 
     def val_acc(self, arch: Any, epoch: int | None = None, best: bool = True, seed: Any = None) -> float | None:
         """Top-1 validation accuracy (%): the best over epochs 1..epoch, or at ``epoch`` if not ``best``.

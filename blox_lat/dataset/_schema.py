@@ -12,6 +12,10 @@ Schema history (``SCHEMA_VERSION``):
    ``manifest_sha256``, the sha256 of its own canonical JSON (``manifest_digest``) without that
    field, checked on every open and by ``verify``. The data layout is schema 2's; schema 1 and 2
    releases (no checksums, no digest) keep loading.
+4. ``bench/<device>`` gains ``level`` and ``latency_corrected_ms``: the level of the set that
+   timed the model (from its anchor models) and the protocol latency divided by it; null for
+   models measured without anchors. Releases of schema 1-3 have no such columns: the API reads
+   them as null (``latency(..., corrected=True)`` is None).
 
 Every model-keyed section has one row per model, keyed by ``model_hash`` with ``model_index``
 alongside, rows sorted by ``model_index``. Missing values are nulls, never -1.
@@ -23,7 +27,8 @@ section                     content
                             stage as ``op0, op1, prev, input, skip``), ``params``, ``flops``
 ``bench/<device>``          the protocol latency (ms) plus median, mean, min, std, IQR (ms),
                             cv, rel_iqr, run counts, noise flag and flags, status/reason,
-                            and where it came from; the device setting (runtime, format,
+                            where it came from, and its set's level and level-corrected
+                            latency (null without anchors); the device setting (runtime, format,
                             precision, batch, input size...) is the section metadata
 ``bench-raw/<device>``      raw samples and group means (ms), optional
 ``base/<seed>``             ``val_top1`` per epoch, ``test_top1``, ``train_time_s``
@@ -65,7 +70,7 @@ __all__ = [
     "validate_section_name",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 #: the first schema whose manifest must carry ``manifest_sha256``
 MANIFEST_DIGEST_SINCE = 3
 FORMAT = "blox-lat-dataset"
@@ -121,6 +126,8 @@ _BENCH = [
     Column("env_id", "str", None, "environment record (measure-env section)"),
     Column("campaign_id", "str", None, "campaign that produced the row"),
     Column("recorded_at", "str", "ISO 8601", "when the measurement was journaled"),
+    Column("level", "f64", "ratio", "level of the set that timed the model, from its anchors (null: no anchors)"),
+    Column("latency_corrected_ms", "f64", "ms", "latency_ms / level: comparable across sets (null: no anchors)"),
 ]
 
 _BENCH_RAW = [
