@@ -174,6 +174,10 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
               help="Rounds per model when interleaving  [default: one group per round]")
 @click.option("--rewarm-runs", type=click.IntRange(0, 1000), default=0, show_default=True,
               help="Untimed runs of a model before each of its later rounds when interleaving.")
+@click.option("--anchors", "anchors", default="auto", show_default=True, metavar="K|auto",
+              help="Also time K anchor models (the same for every set and campaign) in every "
+                   "interleaved set; each record then carries its set's level and a level-corrected "
+                   "latency. auto: 3 when interleaving, else 0; 0 disables them.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Campaign directory holding journal.jsonl  [default: runs/DEVICE]")
 @click.option("--shard", default=None, metavar="K/N", help="Only the K-th of N deterministic slices.")
@@ -195,7 +199,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ...],
             record_as: str | None, device_files: tuple[str, ...], runs: int,
             runs_per_group: int, warmup_runs: int, warmup_s: float, interleave: str, rounds: int | None,
-            rewarm_runs: int,
+            rewarm_runs: int, anchors: str,
             out_dir: str | None,
             shard: str | None, store_dir: str | None, max_attempts: int, cv_threshold: float,
             skip_failed: bool, timeout_s: float, affinity: str | None, lookahead: int,
@@ -252,6 +256,7 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
                                          warmup_min_s=warmup_s, cv_threshold=cv_threshold, interleave=k,
                                          rounds=(rounds if rounds is not None else groups) if k > 1 else 1,
                                          rewarm_runs=rewarm_runs)
+    n_anchors = _anchors(anchors, k)
     archs = sp.shard(sp.select(selector), shard)
     _check_affinity(cpus, profiles)
     out = check_out_dir(out_dir or f"runs/{record_as or profiles[0].name}")  # before any work
@@ -267,7 +272,7 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
             archs, profile, protocol, out, store=store,
             lookahead=lookahead, max_attempts=max_attempts, skip_failed=skip_failed,
             timeout_s=timeout_s, affinity=cpus, overlap_exports=overlap_exports, on_event=progress,
-            connection=connection or None, record_as=record_as,
+            connection=connection or None, record_as=record_as, anchors=n_anchors or None,
         )
     finally:
         progress.stop()
@@ -298,6 +303,19 @@ def _interleave(value: str, profiles: list[Any]) -> int:
         check_interleave(int(value), profiles)
     except InterleaveError as exc:
         raise click.UsageError(str(exc)) from None
+    return int(value)
+
+
+def _anchors(value: str, interleave: int) -> int:
+    """``--anchors``: an integer, or auto (``DEFAULT_ANCHORS`` when interleaving, else 0)."""
+    from blox_lat.harness import DEFAULT_ANCHORS
+
+    if value == "auto":
+        return DEFAULT_ANCHORS if interleave > 1 else 0
+    if not value.isdigit() or int(value) > 16:
+        raise click.BadParameter(f"{value!r} is not auto or an integer in 0..16", param_hint="--anchors")
+    if int(value) and interleave < 2:
+        raise click.UsageError("--anchors K > 0 needs interleaving (--interleave K > 1 on a local device)")
     return int(value)
 
 
