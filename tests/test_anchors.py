@@ -1,0 +1,182 @@
+"""Anchor models and level-corrected latencies (issue 15).
+
+- A worker whose models sleep ``level x true latency``, the level changed between sets: raw
+  latencies lose the true ranks across sets, the corrected ones recover them.
+- A real onnxruntime campaign with anchors: records carry levels, the anchors' lines and the
+  environment name the anchors, and a resume with other anchors is refused with the flag.
+- Releases: ``level`` / ``latency_corrected_ms`` present for anchored campaigns, null otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from blox_lat import dataset as ds
+from blox_lat import space as sp
+from blox_lat.devices import get_device
+from blox_lat.harness import (
+    AnchorsRecord,
+    CampaignConflictError,
+    CampaignSetupError,
+    LocalWorkerRunner,
+    MeasurementRecord,
+    ModelDone,
+    RawRun,
+    TimingProtocol,
+    choose_anchors,
+    read_journal,
+    run_campaign,
+    set_level,
+)
+from blox_lat.harness._setlog import SetLog, load_partial_set
+
+FAKE = Path(__file__).parent / "fakelevel"
+GOLDEN = Path(__file__).parent / "golden" / "dataset"
+
+
+def _spearman(a: list[float], b: list[float]) -> float:
+    def ranks(v: list[float]) -> list[int]:
+        order = sorted(range(len(v)), key=v.__getitem__)
+        r = [0] * len(v)
+        for pos, i in enumerate(order):
+            r[i] = pos
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    n = len(a)
+    return 1 - 6 * sum((x - y) ** 2 for x, y in zip(ra, rb)) / (n * (n * n - 1))
+
+
+def test_anchors_are_deterministic_and_span_the_flops_range():
+    three = choose_anchors(3)
+    assert [a.hash for a in three] == [a.hash for a in choose_anchors(3)]
+    flops = [sp.flops(a) for a in three]
+    assert flops == sorted(flops) and flops[-1] > 1.2 * flops[0]
+    assert choose_anchors(0) == []
+    assert set_level([2.0, 8.0], [1.0, 4.0]) == pytest.approx(2.0)
+    assert set_level([1.0, 4.0], [1.0, 1.0]) == pytest.approx(2.0)  # geometric mean
+
+
+def _fake_source(tmp: Path, true_ms: dict[str, float], level_file: Path):
+    def source(archs, profile):
+        for a in archs:
+            path = tmp / f"{a.hash}.level.json"
+            path.write_text(json.dumps({"true_ms": true_ms[a.hash], "level_file": str(level_file)}))
+            yield SimpleNamespace(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), format="onnx",
+                                  bytes=path.stat().st_size, model_hash=a.hash)
+
+    return source
+
+
+def test_the_correction_recovers_the_true_ranks_that_raw_latencies_lose(tmp_path):
+    models = sp.select("0:12")
+    anchors = choose_anchors(2)
+    # true latencies 8 % apart; set k gets ranks k, k+3, k+6, k+9 and the host's level levels[k]
+    order = [0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11]
+    true_ms = {m.hash: 2.0 * 1.08 ** rank for m, rank in zip(models, order)}
+    true_ms.update({anchors[0].hash: 2.4, anchors[1].hash: 3.6})
+    levels = [1.0, 1.5, 0.7]
+    level_file = tmp_path / "level"
+    level_file.write_text(str(levels[0]))
+
+    def on_event(event):
+        if isinstance(event, ModelDone) and event.position % 4 == 0 and event.position < 12:
+            level_file.write_text(str(levels[event.position // 4]))
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FAKE), os.environ.get("PYTHONPATH", "")])}
+    protocol = TimingProtocol(groups=6, runs_per_group=5, warmup_min_runs=2, warmup_min_s=0.0, interleave=4, rounds=6)
+    with LocalWorkerRunner(env=env, timeout_s=60) as runner:
+        summary = run_campaign(models, get_device("cpu"), protocol, tmp_path / "c", runner=runner,
+                               artifacts=_fake_source(tmp_path, true_ms, level_file), anchors=anchors,
+                               on_event=on_event)
+    assert (summary.measured, summary.failed) == (12, 0)
+    records = [MeasurementRecord.from_dict(r) for r in read_journal(tmp_path / "c", kind="measurement")]
+    sets = [AnchorsRecord.from_dict(r) for r in read_journal(tmp_path / "c", kind="anchors")]
+    assert [round(s.level, 1) for s in sets if s.attempt == 1] == [1.0, 1.5, 0.7]
+    truth = [true_ms[r.model_hash] for r in records]
+    raw = [r.latency_ms for r in records]
+    corrected = [r.latency_corrected_ms for r in records]
+    assert _spearman(raw, truth) < 0.8
+    assert _spearman(corrected, truth) >= 0.97
+    for r in records:  # the protocol latency stays the primary value
+        assert r.latency_corrected_ms == pytest.approx(r.latency_ms / r.level)
+        assert r.set_id in {s.set_id for s in sets}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from blox_lat.exporters import ArtifactStore
+
+    return ArtifactStore(tmp_path_factory.mktemp("store"))
+
+
+@pytest.fixture(scope="module")
+def anchored(tmp_path_factory, store) -> Path:
+    out = tmp_path_factory.mktemp("anchored") / "c"
+    protocol = TimingProtocol(groups=4, runs_per_group=5, warmup_min_runs=5, warmup_min_s=0.01, interleave=2, rounds=4)
+    summary = run_campaign(sp.select("0:3"), get_device("cpu"), protocol, out, store=store, anchors=2)
+    assert (summary.measured, summary.failed) == (3, 0)
+    return out
+
+
+def test_a_real_campaign_with_anchors_gives_every_record_its_sets_level(anchored):
+    env = next(read_journal(anchored, kind="environment"))
+    assert env["schema"] == 2 and [a["model_hash"] for a in env["anchors"]] == [a.hash for a in choose_anchors(2)]
+    sets = {s["set_id"]: AnchorsRecord.from_dict(s) for s in read_journal(anchored, kind="anchors")}
+    first = next(iter(sets.values()))
+    assert first.level == 1.0 and first.reference_ms == first.latencies_ms  # the campaign's reference
+    records = [MeasurementRecord.from_dict(r) for r in read_journal(anchored, kind="measurement")]
+    assert [r.model_index for r in records] == [0, 1, 2]
+    for r in records:
+        level = sets[r.set_id]
+        assert r.level == level.level and r.latency_corrected_ms == pytest.approx(r.latency_ms / r.level)
+        assert level.reference_ms == first.reference_ms
+        assert MeasurementRecord.from_dict(r.to_dict()) == r
+
+
+def test_a_resume_with_other_anchors_is_refused_with_the_flag(anchored, store, tmp_path):
+    protocol = TimingProtocol(groups=4, runs_per_group=5, warmup_min_runs=5, warmup_min_s=0.01, interleave=2, rounds=4)
+    for other in (3, None):
+        with pytest.raises(CampaignConflictError, match="rerun with --anchors 2"):
+            run_campaign(sp.select("0:4"), get_device("cpu"), protocol, anchored, store=store, anchors=other)
+    run_campaign(sp.select("0:1"), get_device("cpu"), protocol, tmp_path / "plain", store=store)
+    with pytest.raises(CampaignConflictError, match="rerun with --anchors 0"):
+        run_campaign(sp.select("0:2"), get_device("cpu"), protocol, tmp_path / "plain", store=store, anchors=2)
+    with pytest.raises(CampaignSetupError, match="interleaved"):
+        run_campaign(sp.select("0:3"), get_device("cpu"), TimingProtocol(), tmp_path / "x", anchors=2)
+
+
+def test_the_partial_set_file_keeps_the_anchors_rounds(tmp_path):
+    raw = RawRun((1000, 1100), 1, "a", "b", {})
+    log = SetLog(tmp_path, ["m1", "m2"], {"groups": 2}, "cid", anchors=["a1"])
+    log.append_round(1, ("m1", "m2", "a1"), 1, 2, [raw, raw, raw])
+    log.close()
+    state = load_partial_set(tmp_path)
+    assert state.anchors == ("a1",) and state.attempts[0].members == ("m1", "m2", "a1")
+    kept = state.only(["m2"])
+    assert kept.models == ("m2",) and kept.attempts[0].members == ("m2", "a1") and kept.anchors == ("a1",)
+
+
+def test_releases_carry_levels_for_anchored_campaigns_and_nulls_otherwise(anchored, tmp_path):
+    rel = ds.open(ds.build([anchored], tmp_path / "a", "1.0.0", static=False).path)
+    bench = rel.to_pandas("bench/cpu")
+    records = {r["model_index"]: r for r in read_journal(anchored, kind="measurement")}
+    assert list(bench["level"]) == [records[i]["level"] for i in bench["model_index"]]
+    assert rel.latency(1, corrected=True) == records[1]["latency_corrected_ms"]
+    assert rel.latency(1) == records[1]["measurement"]["latency_ms"]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    shutil.copy(GOLDEN / "cpu-campaign.jsonl", plain / "journal.jsonl")
+    old = ds.open(ds.build([plain], tmp_path / "p", "1.0.0", static=False).path)
+    bench = old.to_pandas("bench/cpu")
+    assert bench["level"].isna().all() and bench["latency_corrected_ms"].isna().all()
+    assert old.latency(0, corrected=True) is None and old.latency(0) is not None
+    golden = ds.open(GOLDEN / "release-1.0.0")  # schema 1: no such columns, read as null
+    assert golden.latency(0, "cpu", corrected=True) is None
