@@ -23,10 +23,10 @@ import os
 import re
 import shlex
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from blox_lat._fs import atomic_write, utc_now
 from blox_lat.errors import BloxLatError
 
 __all__ = ["JOBS", "JOB_SCHEMA", "ClusterError", "ClusterJob", "load_jobs", "make_job", "shard_units"]
@@ -40,10 +40,6 @@ _TEACHER_NAME = re.compile(r"([0-9a-f]{32})-\d+\.pt")
 
 class ClusterError(BloxLatError):
     """A cluster job cannot be written, submitted or read; the message says what to change."""
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def index_ranges(indices: list[int]) -> list[list[int]]:
@@ -131,23 +127,15 @@ class ClusterJob:
                    setup=tuple(data.get("setup", ())), submissions=tuple(data.get("submissions", ())))
 
     def with_submission(self, job_id: str, array: str) -> ClusterJob:
-        return replace(self, submissions=(*self.submissions, {"job_id": job_id, "array": array, "at": now_iso()}))
+        return replace(self, submissions=(*self.submissions, {"job_id": job_id, "array": array, "at": utc_now()}))
 
     def save(self) -> Path:
         """Write the record atomically (temp file + rename; no lock needed on NFS)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.record_path, json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n")
+        atomic_write(self.record_path, json.dumps(self.to_dict(), indent=1, sort_keys=True) + "\n", mode=0o644)
         return self.record_path
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 def load_jobs(out: str | os.PathLike[str]) -> list[ClusterJob]:

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from blox_lat.cluster._job import ClusterError, ClusterJob, atomic_write_text
+from blox_lat._fs import atomic_write
+from blox_lat.cluster._job import ClusterError, ClusterJob
 
 __all__ = ["SchedulerView", "render_script", "squeue", "submit", "write_script"]
 
@@ -94,8 +95,8 @@ def write_script(job: ClusterJob) -> Path:
     (job.folder / job.name).mkdir(parents=True, exist_ok=True)
     if job.command[0] == "export":
         for k, names in enumerate(all_shard_units(job), start=1):
-            atomic_write_text(job.folder / job.name / f"shard-{k}.sel", "\n".join(names) + "\n")
-    atomic_write_text(job.script_path, render_script(job), 0o755)
+            atomic_write(job.folder / job.name / f"shard-{k}.sel", "\n".join(names) + "\n", mode=0o644)
+    atomic_write(job.script_path, render_script(job), mode=0o755)
     job.save()
     return job.script_path
 

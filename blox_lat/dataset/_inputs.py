@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from blox_lat import _json as fast_json
+from blox_lat._fs import sha256_file
 from blox_lat.dataset._errors import InputError
-from blox_lat.exporters._types import sha256_file
 
 __all__ = ["InputFile", "discover", "load_record", "sha256_file"]
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from blox_lat._fs import atomic_write
 from blox_lat.exporters._weights import init_piece, piece_names
 from blox_lat.space import Arch
 
@@ -106,12 +107,7 @@ def _onnx_piece(piece: str, src: str, dst: str, batch: int, opset: int, cache_di
             return data
     data = _export_piece(piece, src, dst, batch, opset)
     if path is not None:
-        import os
-
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write(path, data)
     with _LOCK:
         _PIECES[key] = data
     return data

@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
+from blox_lat._fs import atomic_write
 from blox_lat.exporters._compose import _field_head, _onnx_frame, _onnx_piece, _position, _stage_shape
 from blox_lat.exporters._errors import ExportError
 from blox_lat.space import Arch
@@ -103,10 +103,7 @@ def _template(piece: str, src: str, dst: str, batch: int, opset: int, cache_dir:
     else:
         data = _quantise_piece(piece, src, dst, batch, opset, cache)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
+            atomic_write(path, data)
     graph = onnx.GraphProto()
     graph.ParseFromString(data)
     fp32 = onnx.GraphProto()

@@ -38,9 +38,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from blox_lat._fs import sha256_file
 from blox_lat._leftovers import owner_tag, remove_stale
 from blox_lat.exporters._errors import ExportError
-from blox_lat.exporters._types import Artifact, ArtifactKey, sha256_file
+from blox_lat.exporters._types import Artifact, ArtifactKey
 
 SCHEMA = 1
 MANIFEST = "manifest.jsonl"

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from blox_lat._fs import sha256_file as sha256_file  # re-exported: the stage's checksum helper
+
 #: bump when the way artifacts are produced changes (weights scheme, graph layout)
 EXPORTER_VERSION = "2"  # 2: ONNX pieces emitted directly (same operators and weights)
 
@@ -103,7 +105,3 @@ class ExportFailure:
         }
 
 
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, streamed (the one helper every stage uses for checksums)."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -21,6 +21,8 @@ import zipfile
 from functools import lru_cache
 from pathlib import Path
 
+from blox_lat._fs import atomic_write, sha256_file
+
 __all__ = ["RunnerBundle", "runner_bundle"]
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # .../blox_lat
@@ -78,9 +80,6 @@ def runner_bundle(cache_dir: str | None = None) -> RunnerBundle:
     folder = Path(cache_dir) if cache_dir else Path(tempfile.gettempdir()) / f"blox-lat-{os.getuid()}"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"blox-lat-runner-{digest[:16]}.pyz"
-    if not path.exists() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".runner-", suffix=".tmp")
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+    if not path.exists() or sha256_file(path) != digest:
+        atomic_write(path, data)
     return RunnerBundle(path, digest)

@@ -14,11 +14,11 @@ import os
 import platform
 import socket
 import subprocess
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from blox_lat._fs import utc_now
 from blox_lat.harness._records import BASE_SCHEMA, ENVIRONMENT
 
 __all__ = ["collect_environment", "cpu_facts", "environment_id"]
@@ -128,7 +128,7 @@ def collect_environment(*, device: str, device_facts: dict[str, Any] | None = No
         "schema": schema,
         "kind": ENVIRONMENT,
         "campaign_id": campaign_id,
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recorded_at": utc_now(),
         "host": socket.gethostname(),
         "os": platform.platform(),
         "cpu": cpu_facts(),

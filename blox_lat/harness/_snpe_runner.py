@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from blox_lat.exporters._types import sha256_file
+from blox_lat._fs import sha256_file, utc_now
 from blox_lat.devices._snpe_parse import SnpeOutputError, parse_diagview_csv
 from blox_lat.devices._transport import (
     AuthenticationError,
@@ -52,11 +52,11 @@ from blox_lat.devices._transport import (
     HostKeyError,
     TransportError,
 )
-from blox_lat.exporters._snpe import BIN_SUBDIR as HOST_BIN_SUBDIR
 from blox_lat.exporters._snpe import _FIX, _sdk_version, _tool_env
+from blox_lat.exporters._snpe import BIN_SUBDIR as HOST_BIN_SUBDIR
 from blox_lat.harness._protocol import TimingProtocol
 from blox_lat.harness._runners import DEFAULT_TIMEOUT_S, ModelFailedError, ModelTimeoutError, RunnerUnavailableError
-from blox_lat.harness._timing import RawRun, utc_now
+from blox_lat.harness._timing import RawRun
 
 __all__ = [
     "DEFAULT_WORKDIR",
@@ -347,7 +347,7 @@ class SnpeRunner:
                 argv = [*self._env_argv(run_dir), self.net_run, "--container", container,
                         "--input_list", _LIST_NAME, "--output_dir", _OUTPUT_NAME,
                         *_RUNTIME_FLAGS[runtime], "--perf_profile", perf, "--profiling_level", "basic"]
-                started = utc_now()
+                started = utc_now("microseconds")
                 try:
                     # the tool's pid goes to a file first, so that a timeout can stop it for sure
                     result = self.transport.run(["sh", "-c", _RECORD_PID_AND_EXEC, "sh", _PID_NAME, *argv],
@@ -358,7 +358,7 @@ class SnpeRunner:
                         f"{NET_RUN} did not finish {warmup + timed} inferences within {self.timeout_s:g} s "
                         "on the device (the command was stopped)"
                     ) from None
-                finished = utc_now()
+                finished = utc_now("microseconds")
                 if result.exit_status != 0:
                     raise ModelFailedError(
                         f"{NET_RUN} exited with status {result.exit_status}: {_tail(result.stdout + result.stderr)}"

@@ -17,9 +17,9 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
+from blox_lat._fs import utc_now
 from blox_lat.errors import BloxLatError
 
 __all__ = [
@@ -68,10 +68,6 @@ class RawRun:
         )
 
 
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
 def time_callable(
     run_once: Callable[[], Any],
     *,
@@ -87,7 +83,7 @@ def time_callable(
     append = samples.append
     gc.collect()
     was_enabled = gc.isenabled()
-    started = utc_now()
+    started = utc_now("microseconds")
     gc.disable()
     try:
         for _ in range(groups):
@@ -103,7 +99,7 @@ def time_callable(
         samples_ns=tuple(samples),
         warmup_runs=warm,
         started_at=started,
-        finished_at=utc_now(),
+        finished_at=utc_now("microseconds"),
         facts={},
     )
 
@@ -165,7 +161,7 @@ def time_interleaved(
                     for _ in range(rewarm_runs):
                         run_once()
                     warm[m] += rewarm_runs
-                began = utc_now()
+                began = utc_now("microseconds")
                 if started[m] is None:
                     started[m] = began
                 append = samples[m].append
@@ -174,7 +170,7 @@ def time_interleaved(
                     run_once()
                     t1 = clock()
                     append(t1 - t0)
-                finished[m] = utc_now()
+                finished[m] = utc_now("microseconds")
                 if on_round_raws is not None:
                     this_round.append(RawRun(tuple(samples[m][-size * runs_per_group:]), warm[m] - told[m],
                                              began, finished[m], {}))

@@ -19,13 +19,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from blox_lat._fs import atomic_write
 from blox_lat.predict._errors import (
     DeviceMismatchError,
     PredictError,
@@ -173,23 +173,8 @@ class Predictor:
         path = Path(path)
         if path.exists() and not overwrite:
             raise PredictError(f"{path} exists; pick another name or pass --force to replace it")
-        path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; a predictor is shared like any output
-            with os.fdopen(fd, "w") as fh:
-                fh.write(text + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return path
+        return atomic_write(path, text + "\n")
 
 
 def _r(a: np.ndarray) -> list:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from blox_lat._fs import atomic_write
 from blox_lat.predict._errors import PredictError
 from blox_lat.predict._model import Predictor
 
@@ -20,12 +21,4 @@ def write_predictions(predictor: Predictor, path: str | os.PathLike[str], *, lev
     if path.exists() and not overwrite:
         raise PredictError(f"{path} exists; pick another name or pass --force to replace it")
     table, _meta = pred_table(predictor, level)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, tmp, compression="lz4")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    return atomic_write(path, lambda fh: pq.write_table(table, fh, compression="lz4"))

@@ -19,12 +19,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from blox_lat._fs import atomic_write, utc_now
 from blox_lat.predict._data import TrainingSet
 from blox_lat.predict._errors import PiecesError
 from blox_lat.predict._features import NUM_BLOCKS, NUM_STAGES, ONEHOT_DIM, blocks_of
@@ -158,7 +158,7 @@ def measure_pieces(pieces: list[str] | None = None, *, device: str = "cpu", prot
                 runner.close()
     return {"format": PIECES_FORMAT, "schema_version": PIECES_SCHEMA, "device": profile.name,
             "setting": {k: v for k, v in profile.to_dict().items() if k != "name"},
-            "protocol": protocol.identity(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "protocol": protocol.identity(), "measured_at": utc_now(zulu=True),
             "pieces": results}
 
 
@@ -166,11 +166,7 @@ def save_pieces(doc: dict, path: str | os.PathLike[str], *, overwrite: bool = Fa
     path = Path(path)
     if path.exists() and not overwrite:
         raise PiecesError(f"{path} exists; pick another name or pass --force to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
 def load_pieces(path: str | os.PathLike[str]) -> dict:

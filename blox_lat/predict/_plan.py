@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from blox_lat._fs import atomic_write
 from blox_lat.predict._errors import PredictError
 from blox_lat.predict._features import (
     LEVERAGE_PRIOR,
@@ -113,8 +114,5 @@ def write_plan(path: str | os.PathLike[str], indices: list[int], header: list[st
         raise PredictError(f"{path} exists; pick another name or pass --force to replace it")
     lines = [f"# {h}" for h in header]
     lines += [f"{i}  # {sp.from_index(int(i)).name}" for i in indices]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, "\n".join(lines) + "\n")
     return path

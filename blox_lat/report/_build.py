@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from blox_lat._fs import utc_now
 from blox_lat.report import _figures as F
 from blox_lat.report._errors import OutputExistsError, SourceError, SourceMismatchError
 from blox_lat.report._sources import DeviceData, Source, load_sources
@@ -436,7 +437,7 @@ def build_report(sources: list[str | os.PathLike[str]] | list[Source], out: str 
         raise SourceError("no source given: name at least one campaign folder or release")
     parts = ReportBuilder(srcs, devices).parts()
     meta = {"schema": SCHEMA_VERSION, "generator": f"blox-lat {__version__}",
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "created_at": utc_now(zulu=True),
             "sources": [{"path": s.path, "kind": s.kind, "schema": s.schema, "version": s.version,
                          "devices": list(s.devices)} for s in srcs]}
     figures = [name for part in parts for name, _fig, _caption in part.figures]

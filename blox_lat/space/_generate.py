@@ -13,6 +13,7 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from importlib import resources
 
+from blox_lat._fs import atomic_write
 from blox_lat.space._graph import reference_hash
 from blox_lat.space._table import HASH_FILE, SpaceTable
 from blox_lat.space._vector import raw_codes, stage_digits
@@ -47,10 +48,7 @@ def main() -> int:
         same = target.read_bytes() == data
         print("hash table matches" if same else "hash table DIFFERS", file=sys.stderr)
         return 0 if same else 1
-    tmp = f"{target}.tmp"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, str(target))
+    atomic_write(str(target), data)
     print(f"wrote {len(data) // 16} hashes to {target}", file=sys.stderr)
     return 0
 

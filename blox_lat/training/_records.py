@@ -28,11 +28,11 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from blox_lat._fs import atomic_write
 from blox_lat.training._errors import CheckpointError
 
 __all__ = ["RECORD_SCHEMA", "atomic_write_json", "environment", "load_torch", "read_json", "save_torch"]
@@ -40,26 +40,9 @@ __all__ = ["RECORD_SCHEMA", "atomic_write_json", "environment", "load_torch", "r
 RECORD_SCHEMA = 1
 
 
-def _atomic(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     data = (json.dumps(obj, indent=1, sort_keys=True, allow_nan=False) + "\n").encode()
-    _atomic(Path(path), lambda fh: fh.write(data))
+    atomic_write(path, data)
 
 
 def read_json(path: str | os.PathLike[str]) -> dict | None:
@@ -80,7 +63,7 @@ def save_torch(path: str | os.PathLike[str], obj: dict) -> None:
     """``torch.save`` atomically; ``obj`` holds tensors, numbers, strings, lists and dicts only."""
     import torch
 
-    _atomic(Path(path), lambda fh: torch.save(obj, fh))
+    atomic_write(path, lambda fh: torch.save(obj, fh))
 
 
 def load_torch(path: str | os.PathLike[str], what: str = "checkpoint") -> dict:
