@@ -40,8 +40,7 @@ def devices() -> None:
 @json_option("Print one JSON object per profile, then per ADB device (NDJSON, 'kind' tells which).")
 def list_(device_files: tuple[str, ...], with_adb: bool, as_json: bool) -> None:
     """All known device profiles, and the ADB devices attached, with their state."""
-    from blox_lat.devices import load_profiles
-    from blox_lat.devices._adb_devices import AdbUnavailable, list_adb_devices
+    from blox_lat.devices import AdbUnavailable, list_adb_devices, load_profiles
 
     profiles = load_profiles(device_files).profiles()
     adb_devices, adb_note = [], None
@@ -108,9 +107,8 @@ def check(name: str, device_files: tuple[str, ...], connect: tuple[str, ...], as
     directory, runtime probe (runtime versions; for SNPE the DSP), device facts. Stops at the
     first failing step and exits with status 2.
     """
-    from blox_lat.devices import load_profiles
-    from blox_lat.devices._check import check_device
-    from blox_lat.devices._connect import parse_connect_options
+    from blox_lat.devices import load_profiles, parse_connect_options
+    from blox_lat.harness import check_device
     from blox_lat.errors import BloxLatError
 
     profile = load_profiles(device_files).get(name)

@@ -3,10 +3,15 @@
 Profiles: :func:`list_devices`, :func:`get_device`, :func:`load_profiles` (built-ins
 ``cpu``, ``cpu-int8``, ``cpu-torchscript``, ``sd888``, ``gtx1080ti`` plus user TOML files).
 Transports: :class:`Transport` with :class:`LocalTransport`, :class:`SshTransport` and
-:class:`AdbTransport` (paramiko / adb-shell imported only when a connection is opened).
+:class:`AdbTransport` (paramiko / adb-shell imported only when a connection is opened), opened
+from a profile by :func:`open_transport`; device facts (:func:`read_device_facts`), thermal
+waits and the parser of SNPE's per-layer CSV (:func:`parse_diagview_csv`).
 """
 
 from blox_lat.devices._adb import AdbTransport
+from blox_lat.devices._adb_devices import AdbUnavailable, list_adb_devices
+from blox_lat.devices._connect import connection_settings, open_transport, parse_connect_options
+from blox_lat.devices._facts import read_device_facts, read_temperatures, wait_until_cool
 from blox_lat.devices._local import LocalTransport
 from blox_lat.devices._profiles import (
     DEFAULT_DEVICE,
@@ -19,6 +24,7 @@ from blox_lat.devices._profiles import (
     list_devices,
     load_profiles,
 )
+from blox_lat.devices._snpe_parse import SnpeOutputError, parse_diagview_csv
 from blox_lat.devices._ssh import SshTransport
 from blox_lat.devices._transport import (
     AuthenticationError,
@@ -36,6 +42,7 @@ from blox_lat.devices._transport import (
 __all__ = [
     "DEFAULT_DEVICE",
     "AdbTransport",
+    "AdbUnavailable",
     "AuthenticationError",
     "CommandFailedError",
     "CommandResult",
@@ -47,13 +54,22 @@ __all__ = [
     "ProfileError",
     "ProfileRegistry",
     "RetryPolicy",
+    "SnpeOutputError",
     "SshTransport",
     "Transport",
     "TransportError",
     "UnknownDeviceError",
     "config_dir",
+    "connection_settings",
     "get_device",
+    "list_adb_devices",
     "list_devices",
     "load_profiles",
+    "open_transport",
+    "parse_connect_options",
+    "parse_diagview_csv",
+    "read_device_facts",
+    "read_temperatures",
+    "wait_until_cool",
     "with_reconnect",
 ]

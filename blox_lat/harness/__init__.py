@@ -6,6 +6,8 @@
 - Runners (:class:`Runner`): time inferences inside the process that runs the model;
   :class:`LocalWorkerRunner` (worker subprocess, crash/timeout isolation) and
   :class:`TransportRunner` (any :class:`blox_lat.devices.Transport`).
+- :func:`check_device`: the steps of ``blox-lat devices check`` (connect, file round trip,
+  runtime probe, device facts).
 - Campaigns: :class:`Campaign` (or :func:`run_campaign`) appends to a resumable journal,
   telling its caller typed events (:class:`CampaignEvent`); :func:`read_journal` reads it back
   (tolerating a torn final line); :class:`MeasurementRecord` and :class:`EnvironmentRecord`
@@ -40,6 +42,7 @@ from blox_lat.harness._rules import (
     check_interleave,
     default_interleave,
 )
+from blox_lat.harness._check import CheckStep, check_device
 from blox_lat.harness._environment import collect_environment
 from blox_lat.harness._journal import JOURNAL_NAME, SCHEMA_VERSION, Journal, JournalError, read_journal
 from blox_lat.harness._protocol import (
@@ -91,6 +94,7 @@ __all__ = [
     "CampaignSetupError",
     "CampaignStarted",
     "CampaignSummary",
+    "CheckStep",
     "DeviceLost",
     "DeviceLostError",
     "EnvironmentRecord",
@@ -125,6 +129,7 @@ __all__ = [
     "TransportRunner",
     "WorkerCrashedError",
     "campaign_status",
+    "check_device",
     "check_interleave",
     "choose_anchors",
     "collect_environment",
