@@ -10,11 +10,17 @@ torch, onnx and onnxruntime are imported only when an export runs.
 from blox_lat.exporters._errors import ExportError, SnpeNotFoundError, SnpeToolError, VerificationError
 from blox_lat.exporters._export import export
 from blox_lat.exporters._formats import ExportFormat, get_format, list_formats
+from blox_lat.exporters._snpe import _FIX as SNPE_FIX
+from blox_lat.exporters._snpe import BIN_SUBDIR as SNPE_HOST_BIN_SUBDIR
+from blox_lat.exporters._snpe import _sdk_version as snpe_sdk_version
+from blox_lat.exporters._snpe import _tool_env as snpe_tool_env
 from blox_lat.exporters._store import ArtifactStore
 from blox_lat.exporters._stream import stream_artifacts
 from blox_lat.exporters._types import Artifact, ArtifactKey, ExportFailure
 
 __all__ = [
+    "SNPE_FIX",
+    "SNPE_HOST_BIN_SUBDIR",
     "Artifact",
     "ArtifactKey",
     "ArtifactStore",
@@ -28,4 +34,6 @@ __all__ = [
     "get_format",
     "list_formats",
     "stream_artifacts",
+    "snpe_sdk_version",
+    "snpe_tool_env",
 ]

@@ -69,8 +69,8 @@ from blox_lat.harness._runners import (
     RunnerUnavailableError,
     TransportRunner,
     WorkerCrashedError,
-    get_runner,
 )
+from blox_lat.harness._factory import get_runner
 from blox_lat.harness._timing import (
     RawRun,
     RuntimeSpec,

@@ -76,6 +76,7 @@ from blox_lat.harness._rules import (
     check_interleave,
     full_identity,
 )
+from blox_lat.harness._factory import get_runner
 from blox_lat.harness._runners import (
     DeviceLostError,
     MeasuresMany,
@@ -84,7 +85,6 @@ from blox_lat.harness._runners import (
     Probing,
     ResumesRounds,
     Runner,
-    get_runner,
 )
 from blox_lat.harness._setlog import PartialSet, SetLog, load_partial_set, remove_partial_set, remove_stale_temps
 from blox_lat.harness._workqueue import WorkQueue

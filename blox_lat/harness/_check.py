@@ -21,7 +21,8 @@ from typing import Any
 
 from blox_lat.devices import DeviceProfile, read_device_facts
 from blox_lat.errors import BloxLatError
-from blox_lat.harness._runners import Probing, get_runner
+from blox_lat.harness._factory import get_runner
+from blox_lat.harness._runners import Probing
 
 __all__ = ["CheckStep", "check_device"]
 

@@ -48,7 +48,6 @@ __all__ = [
     "DeviceLostError",
     "ThermalGuard",
     "build_request",
-    "get_runner",
 ]
 
 WORKER_MODULE = "blox_lat.harness._worker"
@@ -392,7 +391,7 @@ class TransportRunner:
     def __init__(self, transport: Any, *, workdir: str, python: str = "python3",
                  timeout_s: float = DEFAULT_TIMEOUT_S, affinity: Sequence[int] | None = None,
                  retry: Any = None, persistent: bool = True) -> None:
-        from blox_lat.devices._transport import RetryPolicy
+        from blox_lat.devices import RetryPolicy
 
         self.transport = transport
         self.workdir = workdir.rstrip("/") or "/"
@@ -471,7 +470,7 @@ class TransportRunner:
 
     def _ask_served(self, t: Any, runner: str, request: dict[str, Any]) -> str:
         """One request to the long-lived ``--serve`` worker (started on first use)."""
-        from blox_lat.devices._transport import CommandTimeoutError, ConnectionLostError, TransportError
+        from blox_lat.devices import CommandTimeoutError, ConnectionLostError, TransportError
 
         if self._proc is None or not self._proc.alive():
             self._drop_proc()
@@ -506,7 +505,7 @@ class TransportRunner:
             self._proc = None
 
     def _call(self, request: dict[str, Any], what: str, artifact: Any = None) -> dict[str, Any]:
-        from blox_lat.devices._transport import (
+        from blox_lat.devices import (
             AuthenticationError,
             CommandTimeoutError,
             ConnectionLostError,
@@ -550,7 +549,7 @@ class TransportRunner:
 
     def probe(self) -> dict[str, Any]:
         """Runtime versions from the runner plus the device's own facts (GPU, SoC, thermal)."""
-        from blox_lat.devices._facts import read_device_facts
+        from blox_lat.devices import read_device_facts
 
         facts = dict(self._call({"op": "probe"}, "the device runner")["facts"])
         try:
@@ -589,8 +588,8 @@ class ThermalGuard:
         self._sleep = sleep or time.sleep
 
     def measure(self, artifact: Any, profile: Any, protocol: TimingProtocol) -> RawRun:
-        from blox_lat.devices._facts import read_temperatures, wait_until_cool
-        from blox_lat.devices._transport import TransportError
+        from blox_lat.devices import read_temperatures, wait_until_cool
+        from blox_lat.devices import TransportError
 
         try:
             before = wait_until_cool(self.transport, self.max_c, self.timeout_s, self.poll_s, sleep=self._sleep)
@@ -619,39 +618,3 @@ class ThermalGuard:
 
     def close(self) -> None:
         self.runner.close()
-
-
-def get_runner(profile: Any, *, timeout_s: float = DEFAULT_TIMEOUT_S,
-               affinity: Sequence[int] | None = None, connection: dict[str, Any] | None = None) -> Runner:
-    """The runner for a profile: a local worker, or a transport to the device it names.
-
-    ``connection`` overrides keys of the profile's connection table (``--connect KEY=VALUE``).
-    Remote profiles whose ``options`` carry ``thermal_max_c`` wait for the device to cool down
-    before each model (``thermal_timeout_s``, default 300 s).
-    """
-    spec = get_runtime(profile.runtime)
-    if profile.transport == "local":
-        if not spec.local:
-            raise RunnerUnavailableError(
-                f"device {profile.name!r}: runtime {profile.runtime!r} cannot run locally; "
-                "use a profile with runtime 'onnxruntime' or 'torchscript'"
-            )
-        return LocalWorkerRunner(timeout_s=timeout_s, affinity=affinity)
-    from blox_lat.devices._connect import connection_settings, open_transport
-
-    settings = connection_settings(profile, connection)
-    transport = open_transport(profile, connection)
-    runner: Any
-    if profile.runtime == "snpe":
-        from blox_lat.harness._snpe_runner import SnpeRunner
-
-        runner = SnpeRunner(transport, workdir=settings["workdir"], snpe_root=settings.get("snpe_root"),
-                            timeout_s=timeout_s)
-    else:
-        runner = TransportRunner(transport, workdir=settings["workdir"], python=settings["python"],
-                                 timeout_s=timeout_s, affinity=affinity)
-    max_c = dict(profile.options).get("thermal_max_c")
-    if max_c is not None:
-        runner = ThermalGuard(runner, max_c=float(max_c),
-                              timeout_s=float(dict(profile.options).get("thermal_timeout_s", 300.0)))
-    return runner

@@ -43,17 +43,20 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from blox_lat._fs import sha256_file, utc_now
-from blox_lat.devices._snpe_parse import SnpeOutputError, parse_diagview_csv
-from blox_lat.devices._transport import (
+from blox_lat.devices import (
     AuthenticationError,
     CommandResult,
     CommandTimeoutError,
     ConnectionLostError,
     HostKeyError,
+    SnpeOutputError,
     TransportError,
+    parse_diagview_csv,
 )
-from blox_lat.exporters._snpe import _FIX, _sdk_version, _tool_env
-from blox_lat.exporters._snpe import BIN_SUBDIR as HOST_BIN_SUBDIR
+from blox_lat.exporters import SNPE_FIX as _FIX
+from blox_lat.exporters import SNPE_HOST_BIN_SUBDIR as HOST_BIN_SUBDIR
+from blox_lat.exporters import snpe_sdk_version as _sdk_version
+from blox_lat.exporters import snpe_tool_env as _tool_env
 from blox_lat.harness._protocol import TimingProtocol
 from blox_lat.harness._runners import DEFAULT_TIMEOUT_S, ModelFailedError, ModelTimeoutError, RunnerUnavailableError
 from blox_lat.harness._timing import RawRun
