@@ -394,7 +394,8 @@ def test_real_cpu_campaign_fit_all_and_release(tmp_path):
     assert res.exit_code == 0, res.output
     # the release path: bench/cpu in, pred/cpu table out, queried as a prediction
     from blox_lat import dataset
-    from blox_lat.dataset._pred import pred_section, predicted_latency
+    from blox_lat.dataset._pred import predicted_latency
+    from blox_lat.predict import pred_section
 
     rel_path = tmp_path / "rel"
     dataset.build([tmp_path / "runs" / "cpu"], rel_path, "1.0.0", jobs=1)

@@ -33,6 +33,7 @@ from blox_lat.dataset._errors import (
     UnknownDeviceError,
     UnknownSectionError,
 )
+from blox_lat.dataset._pred import pred_table, predicted_latency
 from blox_lat.dataset._release import DiffReport, Release, VerifyReport, diff, info, open_release, verify
 from blox_lat.dataset._schema import KINDS, SCHEMA_VERSION, Column, check_device_name
 
@@ -65,6 +66,8 @@ __all__ = [
     "info",
     "list_sections",
     "open",
+    "pred_table",
+    "predicted_latency",
     "read_blox_file",
     "verify",
 ]

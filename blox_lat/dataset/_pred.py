@@ -8,8 +8,10 @@ set summary and cross-validated figures; see docs/predict.md). A release can hol
 which one it reads (:func:`predicted_latency` here, ``Release.latency`` for measurements).
 
 Hook into ``dataset build`` (owned by :mod:`blox_lat.dataset._build`): register the kind in
-``_schema.KINDS`` as ``"pred": PRED_KIND_COLUMNS`` (arity 1), then for each predictor file given
-(``--pred FILE``) add ``tables[name], metadata[name] = pred_section(FILE)``.
+``_schema.KINDS`` as ``"pred": PRED_KIND_COLUMNS`` (arity 1), then for each predictor given add
+``tables[name], metadata[name]`` from :func:`pred_table`. The predictor arrives loaded
+(``blox_lat.predict.pred_section(FILE)`` loads one): ``predict`` sits above ``dataset``, so the
+dataset never imports it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 
 from blox_lat.dataset._schema import _KEY, SCHEMA_VERSION, Column
 
-__all__ = ["PRED_COLUMNS", "PRED_KIND_COLUMNS", "pred_section", "pred_table", "predicted_latency"]
+__all__ = ["PRED_COLUMNS", "PRED_KIND_COLUMNS", "pred_table", "predicted_latency"]
 
 PRED_COLUMNS = [
     Column("pred_ms", "f64", "ms", "predicted latency (not a measurement)"),
@@ -64,15 +66,6 @@ def section_metadata(predictor: Any, level: float) -> dict:
             "latency": predictor.latency, "method": predictor.method, "family": predictor.family,
             "profile": predictor.setting, "protocol": predictor.protocol, "training": training,
             "cv": doc["cv"], "provenance": doc["provenance"]}
-
-
-def pred_section(path: str | os.PathLike[str], level: float = 0.9) -> tuple[str, Any, dict]:
-    """``(section name, table, metadata)`` of a predictor file, for ``dataset build --pred FILE``."""
-    from blox_lat import predict
-
-    predictor = predict.load(path)
-    table, meta = pred_table(predictor, level)
-    return f"pred/{predictor.device}", table, meta
 
 
 def predicted_latency(release: Any, arch: Any, device: str) -> dict:

@@ -28,7 +28,7 @@ from blox_lat.predict._errors import (
 )
 from blox_lat.predict._fit import FAMILIES, accuracy, fit, spearman
 from blox_lat.predict._model import SCHEMA_VERSION, Predictions, Predictor, load
-from blox_lat.predict._output import write_predictions
+from blox_lat.predict._output import pred_section, write_predictions
 from blox_lat.predict._pieces import (
     all_pieces,
     from_pieces,
@@ -66,6 +66,7 @@ __all__ = [
     "piece_onnx",
     "plan_balanced",
     "plan_next",
+    "pred_section",
     "save_pieces",
     "spearman",
     "transfer",

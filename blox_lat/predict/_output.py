@@ -1,13 +1,14 @@
-"""``predict all``: every model's prediction and interval as one Parquet file."""
+"""``predict all``: every model's prediction and interval as one Parquet file, or a release section."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from blox_lat._fs import atomic_write
 from blox_lat.predict._errors import PredictError
-from blox_lat.predict._model import Predictor
+from blox_lat.predict._model import Predictor, load
 
 
 def write_predictions(predictor: Predictor, path: str | os.PathLike[str], *, level: float = 0.9,
@@ -15,10 +16,19 @@ def write_predictions(predictor: Predictor, path: str | os.PathLike[str], *, lev
     """Write the ``pred/<device>`` table of all 91,125 models to ``path`` (temp file + rename)."""
     import pyarrow.parquet as pq
 
-    from blox_lat.dataset._pred import pred_table
+    from blox_lat.dataset import pred_table
 
     path = Path(path)
     if path.exists() and not overwrite:
         raise PredictError(f"{path} exists; pick another name or pass --force to replace it")
     table, _meta = pred_table(predictor, level)
     return atomic_write(path, lambda fh: pq.write_table(table, fh, compression="lz4"))
+
+
+def pred_section(path: str | os.PathLike[str], level: float = 0.9) -> tuple[str, Any, dict]:
+    """``(section name, table, metadata)`` of a predictor file, for ``dataset build --pred FILE``."""
+    from blox_lat.dataset import pred_table
+
+    predictor = load(path)
+    table, meta = pred_table(predictor, level)
+    return f"pred/{predictor.device}", table, meta
