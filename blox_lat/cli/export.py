@@ -43,7 +43,7 @@ def export(selector, fmt, batch, out, jobs, opts, max_bytes, no_verify, method, 
     --no-verify. Exit status 1 if any model failed (each failure is listed).
     """
     from blox_lat import exporters as ex
-    from blox_lat.exporters._export import check_toolchain
+    from blox_lat.exporters import check_toolchain
 
     fmt_info = ex.get_format(fmt)
     batch = fmt_info.default_batch if batch is None else batch
@@ -58,7 +58,14 @@ def export(selector, fmt, batch, out, jobs, opts, max_bytes, no_verify, method, 
     artifacts, failures = [], []
     start = time.perf_counter()
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     columns = (TextColumn("export {task.fields[fmt]}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[rate]} models/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())

@@ -82,8 +82,14 @@ class _Progress:
         click.echo(f"{event.selected} selected, {event.already_done} already measured, "
                    f"{event.skipped_failed} failed before (skipped), {event.todo} to measure", err=True)
         if sys.stderr.isatty() and self.todo:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self.bar = Progress(TextColumn("measuring"), BarColumn(), MofNCompleteColumn(),
                                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
@@ -237,7 +243,7 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
         raise click.BadParameter("must be > 0", param_hint="--timeout")
     if lookahead < 1:
         raise click.BadParameter("must be >= 1", param_hint="--lookahead")
-    from blox_lat.devices._connect import parse_connect_options
+    from blox_lat.devices import parse_connect_options
 
     registry = load_profiles(device_files)
     profiles = [registry.get(name) for name in (device_names or ("cpu",))]

@@ -189,13 +189,13 @@ def shard_units(job: ClusterJob, shard: int) -> list[str]:
 def records_folder(command: tuple[str, ...], params: dict[str, Any]) -> Path:
     """Where ``train normal|distill|finetune`` with these parsed options writes its records."""
     from blox_lat import training as tr
-    from blox_lat.training._runs import _folder  # the one place the layout is defined
+    from blox_lat.training import records_folder as training_folder  # the one place the layout is defined
 
     setting = command[1]
     extra = {"init": params.get("init")} if setting == "distill" else {"fraction": params.get("fraction")}
     cfg = tr.default_config(setting, epochs=params.get("epochs"), seed=params.get("seed"), **extra)
     teacher = params.get("teacher")
-    return _folder(Path(params["out"]).absolute(), cfg, teacher_hash(teacher) if teacher else None)
+    return training_folder(Path(params["out"]).absolute(), cfg, teacher_hash(teacher) if teacher else None)
 
 
 def teacher_hash(path: str) -> str:
@@ -203,7 +203,7 @@ def teacher_hash(path: str) -> str:
     file does not exist yet (a job submitted behind the normal run that writes it)."""
     p = Path(path)
     if p.exists():
-        from blox_lat.training._records import load_torch
+        from blox_lat.training import load_torch
 
         h = load_torch(p, "teacher").get("model_hash")
         if isinstance(h, str):

@@ -35,7 +35,7 @@ from blox_lat.dataset._errors import (
 )
 from blox_lat.dataset._pred import pred_table, predicted_latency
 from blox_lat.dataset._release import DiffReport, Release, VerifyReport, diff, info, open_release, verify
-from blox_lat.dataset._schema import KINDS, SCHEMA_VERSION, Column, check_device_name
+from blox_lat.dataset._schema import KINDS, SCHEMA_VERSION, Column, check_device_name, search_space_record
 
 __all__ = [
     "KINDS",
@@ -69,6 +69,7 @@ __all__ = [
     "pred_table",
     "predicted_latency",
     "read_blox_file",
+    "search_space_record",
     "verify",
 ]
 

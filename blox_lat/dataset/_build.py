@@ -50,10 +50,19 @@ import numpy as np
 from blox_lat.dataset._columns import arrow_column, epoch_array, epoch_matrix
 from blox_lat.dataset._errors import DuplicateKeyError, InputError, OutputError, ReleaseExistsError
 from blox_lat.dataset._inputs import InputFile, discover, sha256_file
-from blox_lat.dataset._readers import METRICS, JournalPart, MeasRef, Ref, bench_row, env_row, raw_row, read_json_files
+from blox_lat.dataset._readers import (
+    METRICS,
+    JournalPart,
+    MeasRef,
+    Ref,
+    bench_row,
+    env_row,
+    raw_row,
+    read_journal_part,
+    read_json_files,
+)
 from blox_lat.dataset._readers import model_index as _model_index
 from blox_lat.dataset._readers import need as _need
-from blox_lat.dataset._readers import read_journal_part
 from blox_lat.dataset._readers import rounded as _r
 from blox_lat.dataset._schema import (
     ACC_DECIMALS,
@@ -298,9 +307,14 @@ def static_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     f(0, 0, b2) - 2 f(0, 0, 0)``; canonical vectors come from the first raw position of each
     model (base-72 stage codes). A test compares every model with ``space.params/flops``.
     """
-    from blox_lat.space._flops import _macs_of_blocks, _params_of_blocks
-    from blox_lat.space._table import NUM_BLOCKS, space_table
-    from blox_lat.space._vector import CONFIGS_PER_STAGE, stage_digits
+    from blox_lat.space import (
+        CONFIGS_PER_STAGE,
+        NUM_BLOCKS,
+        macs_of_blocks,
+        params_of_blocks,
+        space_table,
+        stage_digits,
+    )
 
     table = space_table()
     triple = np.asarray(table.triple_of_index, dtype=np.int64)
@@ -311,8 +325,8 @@ def static_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         for b in range(NUM_BLOCKS):
             t = [0, 0, 0]
             t[s] = b
-            per_stage_p[s, b] = _params_of_blocks(tuple(t), 100)
-            per_stage_m[s, b] = _macs_of_blocks(tuple(t))
+            per_stage_p[s, b] = params_of_blocks(tuple(t), 100)
+            per_stage_m[s, b] = macs_of_blocks(tuple(t))
     base_p, base_m = per_stage_p[0, 0], per_stage_m[0, 0]
     params = sum(per_stage_p[s][blocks[:, s]] for s in range(3)) - 2 * base_p
     flops = 2 * (sum(per_stage_m[s][blocks[:, s]] for s in range(3)) - 2 * base_m)
@@ -325,7 +339,7 @@ def static_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _hashes() -> list[str]:
-    from blox_lat.space._table import space_table
+    from blox_lat.space import space_table
 
     return space_table().hashes
 
@@ -497,7 +511,7 @@ def _gather(section: str, chosen: list[tuple], metadata: dict, raw: bool):
 
 
 def _distill_rows(c: _Collector) -> dict[str, list[dict]]:
-    from blox_lat.space._table import space_table
+    from blox_lat.space import space_table
 
     table = space_table()
     t = table.triple_of_index.astype(np.int64)
@@ -612,7 +626,6 @@ def build(
     jobs: int | None = None,
 ) -> BuildResult:
     """Build release ``version`` at ``out`` from journals, training records and Blox files."""
-    from blox_lat import __version__
 
     check_version(version)
     out = Path(out)

@@ -17,7 +17,6 @@ dataset never imports it.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import numpy as np
@@ -40,7 +39,7 @@ def pred_table(predictor: Any, level: float = 0.9):
     """The section's Arrow table (schema metadata as ``dataset build`` writes it) and metadata."""
     import pyarrow as pa
 
-    from blox_lat.space._table import space_table
+    from blox_lat.space import space_table
 
     p = predictor.predict(level=level)
     n = len(p.indices)

@@ -54,7 +54,7 @@ def env_row(env: dict, seed: Any) -> dict:
 
 
 def model_index(record: dict, label: str) -> tuple[str, int]:
-    from blox_lat.space._table import space_table
+    from blox_lat.space import space_table
 
     h = record.get("model_hash")
     index = space_table().index_of_hash.get(h) if isinstance(h, str) else None
@@ -142,7 +142,7 @@ def _plain_normal(record: dict, matrix: np.ndarray | None) -> tuple | None:
 
 @lru_cache(maxsize=1)
 def _index_of_hash() -> dict[str, int]:
-    from blox_lat.space._table import space_table
+    from blox_lat.space import space_table
 
     return space_table().index_of_hash
 
@@ -321,7 +321,7 @@ def read_journal_part(path: str, label: str, columns: bool = True) -> JournalPar
 
     from blox_lat.dataset._schema import columns_of, validate_section_name
     from blox_lat.harness import EnvironmentRecord, MeasurementRecord, read_journal
-    from blox_lat.space._table import space_table
+    from blox_lat.space import space_table
 
     index_of = space_table().index_of_hash
     part = JournalPart(label)

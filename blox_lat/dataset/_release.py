@@ -328,7 +328,7 @@ class Release:
     @cached_property
     def _table(self):
         """The space's index/hash table, built on the first query by hash or vector (~0.1 s)."""
-        from blox_lat.space._table import space_table
+        from blox_lat.space import space_table
 
         return space_table()
 

@@ -277,7 +277,7 @@ def section_file(name: str) -> str:
 def search_space_record() -> dict:
     """What a release says about its search space; readers refuse any other."""
     from blox_lat import space as sp
-    from blox_lat.space._table import load_hash_file
+    from blox_lat.space import load_hash_file
 
     return {
         "name": "blox",

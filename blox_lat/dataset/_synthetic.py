@@ -19,7 +19,7 @@ ENV = {"python": "3.11.7", "torch": "2.13.0", "gpu": "NVIDIA GeForce GTX 1080 Ti
 
 def training_record(index: int, seed: int, epochs: int, rng: np.random.Generator, setting: str = "normal",
                     teacher: str | None = None) -> dict:
-    from blox_lat.space._table import space_table
+    from blox_lat.space import space_table
 
     h = space_table().hashes[index]
     curve = np.linspace(5, 60 + 10 * rng.random(), epochs)
@@ -78,7 +78,7 @@ def write_distill_records(out: str | os.PathLike[str], teacher: str, epochs: int
 
 def write_journal(out: str | os.PathLike[str], device: str, indices, *, samples: int = 20, rng_seed: int = 0,
                   fail: tuple[int, ...] = (), precision: str = "fp32", campaign: str = "c0") -> Path:
-    from blox_lat.space._table import space_table
+    from blox_lat.space import space_table
 
     rng = np.random.default_rng(rng_seed)
     folder = Path(out)

@@ -7,8 +7,9 @@ ahead of a consumer. Weights are fresh and deterministic per model (see ``_weigh
 torch, onnx and onnxruntime are imported only when an export runs.
 """
 
+from blox_lat.exporters._compose import _onnx_piece as onnx_piece
 from blox_lat.exporters._errors import ExportError, SnpeNotFoundError, SnpeToolError, VerificationError
-from blox_lat.exporters._export import export
+from blox_lat.exporters._export import check_toolchain, export
 from blox_lat.exporters._formats import ExportFormat, get_format, list_formats
 from blox_lat.exporters._snpe import _FIX as SNPE_FIX
 from blox_lat.exporters._snpe import BIN_SUBDIR as SNPE_HOST_BIN_SUBDIR
@@ -30,9 +31,11 @@ __all__ = [
     "SnpeNotFoundError",
     "SnpeToolError",
     "VerificationError",
+    "check_toolchain",
     "export",
     "get_format",
     "list_formats",
+    "onnx_piece",
     "stream_artifacts",
     "snpe_sdk_version",
     "snpe_tool_env",

@@ -49,8 +49,7 @@ def piece_module(piece: str):
     import torch
     from torch import nn
 
-    from blox_lat.space import list_blocks
-    from blox_lat.space._model import STEM_CHANNELS, Cell, ConvBnRelu, Reduction
+    from blox_lat.space import STEM_CHANNELS, Cell, ConvBnRelu, Reduction, list_blocks
 
     kind, _, rest = piece.partition("/")
     if kind == "stem":

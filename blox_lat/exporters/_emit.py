@@ -64,7 +64,7 @@ def _conv(g: _Graph, x: str, conv, bn=None) -> str:
 def _emit(g: _Graph, module, x: str) -> str:
     from torch import nn
 
-    from blox_lat.space._model import Cell, ConvBnRelu, Reduction, Residual, SqueezeExcitation
+    from blox_lat.space import Cell, ConvBnRelu, Reduction, Residual, SqueezeExcitation
 
     if isinstance(module, ConvBnRelu):
         conv, bn, _relu = module

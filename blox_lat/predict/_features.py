@@ -32,7 +32,7 @@ FEATURES_VERSION = 1
 @lru_cache(maxsize=1)
 def all_blocks() -> np.ndarray:
     """(91125, 3) int16: the block triple of every model, in model-index order."""
-    from blox_lat.space._table import space_table
+    from blox_lat.space import space_table
 
     t = space_table().triple_of_index.astype(np.int64)
     return np.stack([t % NUM_BLOCKS, (t // NUM_BLOCKS) % NUM_BLOCKS, t // NUM_BLOCKS**2], axis=1).astype(np.int16)
@@ -57,9 +57,7 @@ def onehot(blocks: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=NUM_STAGES)
 def descriptors(stage: int) -> np.ndarray:
     """(45, D) standardised descriptors of every block at ``stage`` (see the module docstring)."""
-    from blox_lat.space import list_blocks
-    from blox_lat.space._flops import op_macs
-    from blox_lat.space._vector import OPS
+    from blox_lat.space import OPS, list_blocks, op_macs
 
     c, hw = 32 * 2**stage, 32 // 2**stage
     rows = []

@@ -48,7 +48,7 @@ SCHEMA_VERSION = 1
 
 def space_id() -> dict:
     """What a predictor file says about its search space (a release's ``search_space`` record)."""
-    from blox_lat.dataset._schema import search_space_record
+    from blox_lat.dataset import search_space_record
 
     return search_space_record()
 

@@ -64,7 +64,7 @@ def piece_onnx(piece: str, opset: int = 17) -> bytes:
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from blox_lat.exporters._compose import _onnx_piece
+    from blox_lat.exporters import onnx_piece as _onnx_piece
 
     src, dst = _shapes(piece)
     body = onnx.GraphProto()

@@ -35,7 +35,7 @@ from blox_lat.predict._model import spread
 
 
 def _index_of(triples: np.ndarray) -> np.ndarray:
-    from blox_lat.space._table import space_table
+    from blox_lat.space import space_table
 
     t = triples.astype(np.int64)
     return space_table().index_of_triple[t[:, 0] + NUM_BLOCKS * (t[:, 1] + NUM_BLOCKS * t[:, 2])].astype(np.int64)

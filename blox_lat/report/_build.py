@@ -80,7 +80,7 @@ def static_costs() -> tuple[float, np.ndarray, float, np.ndarray]:
 
 
 def _blocks_of(index: np.ndarray) -> np.ndarray:
-    from blox_lat.space._table import space_table
+    from blox_lat.space import space_table
 
     t = space_table().triple_of_index[index].astype(np.int64)
     return np.stack([t % 45, (t // 45) % 45, t // 2025], axis=1)
@@ -113,7 +113,7 @@ class ReportBuilder:
         self.sources = sources
         self.devices = self._devices(sources, devices)
         from blox_lat import space as sp
-        from blox_lat.space._table import space_table
+        from blox_lat.space import space_table
 
         self.hashes = space_table().hashes
         self.block_names = [b.name for b in sp.list_blocks()]

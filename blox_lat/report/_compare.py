@@ -114,7 +114,7 @@ class Comparison:
         else:
             pick = np.flatnonzero(np.isin(self.classification, ("slower", "faster")))
             pick = pick[np.argsort(-np.abs(np.log(self.ratio[pick])), kind="stable")]
-        from blox_lat.space._table import space_table
+        from blox_lat.space import space_table
 
         hashes = space_table().hashes
         return [{"model_index": int(self.index[i]), "model_hash": hashes[int(self.index[i])],

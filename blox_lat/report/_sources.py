@@ -164,7 +164,7 @@ def _load_campaign(path: Path) -> Source:
 
 
 def _read_campaign(path: Path) -> Source:
-    from blox_lat.space._table import space_table
+    from blox_lat.space import space_table
 
     index_of_hash = space_table().index_of_hash
     envs: list[dict[str, Any]] = []

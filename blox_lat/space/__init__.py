@@ -8,13 +8,26 @@ lazily so that the rest of this package stays light.
 
 from blox_lat.space._arch import Arch, from_blocks, from_hash, from_index, from_vector, resolve
 from blox_lat.space._blocks import Block, get_block, list_blocks
-from blox_lat.space._flops import flops, macs, params
+from blox_lat.space._flops import _macs_of_blocks as macs_of_blocks
+from blox_lat.space._flops import _params_of_blocks as params_of_blocks
+from blox_lat.space._flops import flops, macs, op_macs, params
 from blox_lat.space._graph import reference_hash
 from blox_lat.space._selector import parse_shard, sample, select, shard
-from blox_lat.space._table import space_table
-from blox_lat.space._vector import OPS, format_vector, parse_vector
+from blox_lat.space._table import NUM_BLOCKS, load_hash_file, space_table
+from blox_lat.space._vector import CONFIGS_PER_STAGE, OPS, format_vector, parse_vector, stage_digits
+
+#: the PyTorch building blocks, importable from here without importing torch with the package
+_TORCH_NAMES = ("STEM_CHANNELS", "Cell", "ConvBnRelu", "Reduction", "Residual", "SqueezeExcitation")
 
 __all__ = [
+    "CONFIGS_PER_STAGE",
+    "NUM_BLOCKS",
+    "STEM_CHANNELS",
+    "Cell",
+    "ConvBnRelu",
+    "Reduction",
+    "Residual",
+    "SqueezeExcitation",
     "OPS",
     "Arch",
     "Block",
@@ -28,8 +41,12 @@ __all__ = [
     "from_vector",
     "get_block",
     "list_blocks",
+    "load_hash_file",
     "macs",
+    "macs_of_blocks",
+    "op_macs",
     "params",
+    "params_of_blocks",
     "parse_shard",
     "parse_vector",
     "reference_hash",
@@ -38,6 +55,7 @@ __all__ = [
     "select",
     "shard",
     "space_info",
+    "stage_digits",
     "space_table",
 ]
 
@@ -68,3 +86,11 @@ def space_info() -> dict:
         "unique_models": table.num_models,
         "unique_blocks_per_stage": len(list_blocks()),
     }
+
+
+def __getattr__(name: str):
+    if name in _TORCH_NAMES:
+        from blox_lat.space import _model
+
+        return getattr(_model, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

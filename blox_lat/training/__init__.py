@@ -22,8 +22,9 @@ from blox_lat.training._blocks import Teacher, assemble_student, load_teacher, m
 from blox_lat.training._data import CIFAR100_MEAN, CIFAR100_STD, ENV_VAR, CifarData, find_cifar100, load_cifar100
 from blox_lat.training._errors import CheckpointError, DataError, TrainingError
 from blox_lat.training._loop import SETTINGS, TrainConfig, default_config, evaluate, resolve_device
-from blox_lat.training._records import RECORD_SCHEMA
+from blox_lat.training._records import RECORD_SCHEMA, load_torch
 from blox_lat.training._runs import RunResult, candidate_blocks, distill_blocks, train_models
+from blox_lat.training._runs import _folder as records_folder
 
 __all__ = [
     "CIFAR100_MEAN",
@@ -48,8 +49,10 @@ __all__ = [
     "find_cifar100",
     "load_cifar100",
     "load_teacher",
+    "load_torch",
     "make_cell",
     "normalize",
+    "records_folder",
     "remap_into",
     "resolve_device",
     "stage_io",

@@ -71,7 +71,7 @@ def stage_io(model, x, upto: int = 2) -> list[tuple[Any, Any]]:
 def make_cell(block_id: int, stage: int):
     """A freshly initialised cell of block ``block_id`` at stage ``stage``'s width."""
     from blox_lat import space as sp
-    from blox_lat.space._model import Cell
+    from blox_lat.space import Cell
 
     return Cell(sp.list_blocks()[block_id].digits, STAGE_CHANNELS[stage])
 
