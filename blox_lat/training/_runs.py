@@ -143,43 +143,27 @@ def train_models(setting: str, archs: list, data: CifarData, out: str | Path, cf
     return results
 
 
-def _train_one(arch, data: CifarData, cfg: TrainConfig, folder: Path, device: str, teacher, library, progress) -> RunResult:
+def _done_before(record_path: Path, cfg: TrainConfig, stem: str, progress) -> RunResult | None:
+    """The result of a run whose record (or failure record) exists already, else ``None``."""
+    old = _existing(record_path, cfg)
+    if old is None:
+        return None
+    status = "failed" if old.get("kind") == "training-failed" else "skipped"
+    progress({"event": "skip", "name": stem, "status": status})
+    return RunResult(stem, status, str(record_path if status == "skipped" else record_path.with_suffix(".failed.json")),
+                     old.get("reason"))
+
+
+def _epoch_fn(model, optimizer, data: CifarData, x, y, cfg: TrainConfig, device: str, augment, tmodel, stem: str,
+              progress) -> Callable[[int], tuple[dict, float]]:
+    """One training epoch over ``(x, y)`` for :class:`EpochLoop`: its metrics and seconds."""
     import torch
     import torch.nn.functional as F
 
-    from blox_lat import space as sp
-    from blox_lat.training._augment import TrainAugment, normalize
-    from blox_lat.training._blocks import assemble_student
+    from blox_lat.training._augment import normalize
 
-    arch = sp.resolve(arch)
-    stem = f"{arch.hash}-{cfg.seed}"
-    record_path = folder / f"{stem}.json"
-    old = _existing(record_path, cfg)
-    if old is not None:
-        status = "failed" if old.get("kind") == "training-failed" else "skipped"
-        progress({"event": "skip", "name": stem, "status": status})
-        return RunResult(stem, status, str(record_path if status == "skipped" else record_path.with_suffix(".failed.json")),
-                         old.get("reason"))
-
-    torch.manual_seed(cfg.seed)
-    if cfg.setting == "finetune":
-        model = assemble_student(arch, teacher, Path(library))
-    else:
-        model = sp.build_model(arch)
-    model.to(device)
-    optimizer = make_optimizer(model.parameters(), cfg)
-    scheduler = make_scheduler(optimizer, cfg)
-    loop = EpochLoop(folder / "checkpoints" / f"{stem}.pt", modules={"model": model}, optimizer=optimizer,
-                     scheduler=scheduler, fingerprint=cfg.fingerprint(), device=device)
-    loop.restore()
-    x_cpu, y_cpu = _train_subset(data, cfg)
-    x, y = x_cpu.to(device), y_cpu.to(device)
     n, bs = len(y), cfg.batch_size
     batches = math.ceil(n / bs)
-    augment = TrainAugment().to(device) if cfg.augment else None
-    tmodel = teacher.model if teacher is not None and cfg.loss == "kd" else None
-    progress({"event": "start", "name": stem, "model": str(arch), "epochs": cfg.epochs, "batches": batches,
-              "start_epoch": loop.epoch})
 
     def epoch_fn(epoch: int) -> tuple[dict, float]:
         model.train()
@@ -217,6 +201,45 @@ def _train_one(arch, data: CifarData, cfg: TrainConfig, folder: Path, device: st
                   "val_top1": val["top1"], "val_top5": val["top5"], "val_loss": val["loss"]}
         progress({"event": "epoch", "name": stem, "epoch": epoch, "epochs": cfg.epochs, **values})
         return values, seconds
+
+    return epoch_fn
+
+
+def _train_one(arch, data: CifarData, cfg: TrainConfig, folder: Path, device: str, teacher, library, progress) -> RunResult:
+    import torch
+
+    from blox_lat import space as sp
+    from blox_lat.training._augment import TrainAugment
+    from blox_lat.training._blocks import assemble_student
+
+    arch = sp.resolve(arch)
+    stem = f"{arch.hash}-{cfg.seed}"
+    record_path = folder / f"{stem}.json"
+    done = _done_before(record_path, cfg, stem, progress)
+    if done is not None:
+        return done
+
+    torch.manual_seed(cfg.seed)
+    if cfg.setting == "finetune":
+        model = assemble_student(arch, teacher, Path(library))
+    else:
+        model = sp.build_model(arch)
+    model.to(device)
+    optimizer = make_optimizer(model.parameters(), cfg)
+    scheduler = make_scheduler(optimizer, cfg)
+    loop = EpochLoop(folder / "checkpoints" / f"{stem}.pt", modules={"model": model}, optimizer=optimizer,
+                     scheduler=scheduler, fingerprint=cfg.fingerprint(), device=device)
+    loop.restore()
+    x_cpu, y_cpu = _train_subset(data, cfg)
+    x, y = x_cpu.to(device), y_cpu.to(device)
+    n = len(y)
+    batches = math.ceil(n / cfg.batch_size)
+    augment = TrainAugment().to(device) if cfg.augment else None
+    tmodel = teacher.model if teacher is not None and cfg.loss == "kd" else None
+    progress({"event": "start", "name": stem, "model": str(arch), "epochs": cfg.epochs, "batches": batches,
+              "start_epoch": loop.epoch})
+
+    epoch_fn = _epoch_fn(model, optimizer, data, x, y, cfg, device, augment, tmodel, stem, progress)
 
     kind = "training-lowfi" if cfg.fraction is not None else "training"
     base = {"schema": RECORD_SCHEMA, "setting": cfg.setting, "model_hash": arch.hash, "model_index": arch.index,
@@ -285,40 +308,17 @@ def _stage_mse(model_cell, teacher_model, x, stage: int, device: str, batch_size
     return total / n
 
 
-def _distill_one(stage: int, block: int, data: CifarData, cfg: TrainConfig, folder: Path, device: str, teacher,
-                 progress, cache: dict) -> RunResult:
+def _distill_epoch_fn(cell, tmodel, optimizer, data: CifarData, x, stage: int, cfg: TrainConfig, device: str,
+                      stem: str, progress) -> Callable[[int], tuple[dict, float]]:
+    """One distillation epoch of ``cell`` against the teacher's stage for :class:`EpochLoop`."""
     import torch
     import torch.nn.functional as F
 
-    from blox_lat import space as sp
     from blox_lat.training._augment import normalize
-    from blox_lat.training._blocks import make_cell, remap_into, stage_io
+    from blox_lat.training._blocks import stage_io
 
-    info = sp.list_blocks()[block]
-    stem = f"s{stage}-b{block}"
-    record_path = folder / f"{stem}.json"
-    if _existing(record_path, cfg) is not None:
-        progress({"event": "skip", "name": stem, "status": "skipped"})
-        return RunResult(stem, "skipped", str(record_path))
-
-    tmodel = teacher.model
-    torch.manual_seed(cfg.seed * 1000 + stage * 45 + block)
-    cell = make_cell(block, stage)
-    if cfg.init == "remap":
-        remap_into(cell, tmodel.stages[stage][0])
-    cell.to(device)
-    optimizer = make_optimizer(cell.parameters(), cfg)
-    scheduler = make_scheduler(optimizer, cfg)
-    loop = EpochLoop(folder / "checkpoints" / f"{stem}.pt", modules={"cell": cell}, optimizer=optimizer,
-                     scheduler=scheduler, fingerprint=cfg.fingerprint(), device=device)
-    if not loop.restore():
-        loop.metrics["val_mse_initial"] = [_stage_mse(cell, tmodel, data.val_x, stage, device)]
-    x_cpu, _ = _train_subset(data, cfg)
-    x = x_cpu.to(device)
     n, bs = len(x), cfg.batch_size
     batches = math.ceil(n / bs)
-    progress({"event": "start", "name": stem, "model": f"stage {stage} {info.name}", "epochs": cfg.epochs,
-              "batches": batches, "start_epoch": loop.epoch})
 
     def epoch_fn(epoch: int) -> tuple[dict, float]:
         cell.train()
@@ -343,6 +343,43 @@ def _distill_one(stage: int, block: int, data: CifarData, cfg: TrainConfig, fold
         progress({"event": "epoch", "name": stem, "epoch": epoch, "epochs": cfg.epochs, **values})
         return values, seconds
 
+    return epoch_fn
+
+
+def _distill_one(stage: int, block: int, data: CifarData, cfg: TrainConfig, folder: Path, device: str, teacher,
+                 progress, cache: dict) -> RunResult:
+    import torch
+
+    from blox_lat import space as sp
+    from blox_lat.training._blocks import make_cell, remap_into
+
+    info = sp.list_blocks()[block]
+    stem = f"s{stage}-b{block}"
+    record_path = folder / f"{stem}.json"
+    if _existing(record_path, cfg) is not None:
+        progress({"event": "skip", "name": stem, "status": "skipped"})
+        return RunResult(stem, "skipped", str(record_path))
+
+    tmodel = teacher.model
+    torch.manual_seed(cfg.seed * 1000 + stage * 45 + block)
+    cell = make_cell(block, stage)
+    if cfg.init == "remap":
+        remap_into(cell, tmodel.stages[stage][0])
+    cell.to(device)
+    optimizer = make_optimizer(cell.parameters(), cfg)
+    scheduler = make_scheduler(optimizer, cfg)
+    loop = EpochLoop(folder / "checkpoints" / f"{stem}.pt", modules={"cell": cell}, optimizer=optimizer,
+                     scheduler=scheduler, fingerprint=cfg.fingerprint(), device=device)
+    if not loop.restore():
+        loop.metrics["val_mse_initial"] = [_stage_mse(cell, tmodel, data.val_x, stage, device)]
+    x_cpu, _ = _train_subset(data, cfg)
+    x = x_cpu.to(device)
+    n = len(x)
+    batches = math.ceil(n / cfg.batch_size)
+    progress({"event": "start", "name": stem, "model": f"stage {stage} {info.name}", "epochs": cfg.epochs,
+              "batches": batches, "start_epoch": loop.epoch})
+
+    epoch_fn = _distill_epoch_fn(cell, tmodel, optimizer, data, x, stage, cfg, device, stem, progress)
     loop.run(cfg.epochs, epoch_fn)
     if "teacher_val" not in cache:
         cache["teacher_val"] = evaluate(tmodel, data.val_x, data.val_y, device=device)["top1"]
