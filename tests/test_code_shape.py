@@ -1,8 +1,9 @@
-"""The shape of the code: no function in the harness longer than the style allows.
+"""The shape of the code: no function in blox_lat longer than the style allows.
 
 An orchestrator is a class with one small method per step (STYLE.md); a function past the limit
-is a sign that steps share state they should not. ``LIMIT`` is the hard limit of issue 14; the
-packages in ``CHECKED`` are held to it (the others follow as they are split).
+is a sign that steps share state they should not. ``LIMIT`` is the hard limit of issue 14; every
+module of blox_lat is held to it, except the functions in ``PENDING`` (each with the reason),
+which must still be over the limit: split one, and its entry goes.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "blox_lat"
 LIMIT = 80
-CHECKED = ("harness",)
+#: functions still over the limit, and why they are not split yet
+PENDING = {
+    "blox_lat/cli/measure.py::measure": "being reworked for anchor models (issue 15); split it after",
+}
 
 
 def _functions(path: Path):
@@ -24,12 +28,20 @@ def _functions(path: Path):
             yield node.name, node.lineno, node.end_lineno - node.lineno + 1
 
 
-@pytest.mark.parametrize("package", CHECKED)
-def test_no_function_is_longer_than_the_limit(package):
-    too_long = [f"{path.relative_to(ROOT.parent)}:{line} {name} ({length} lines)"
-                for path in sorted((ROOT / package).rglob("*.py"))
-                for name, line, length in _functions(path) if length > LIMIT]
+def _too_long() -> dict[str, str]:
+    return {f"{path.relative_to(ROOT.parent)}::{name}": f"{path.relative_to(ROOT.parent)}:{line} {name} ({length} lines)"
+            for path in sorted(ROOT.rglob("*.py"))
+            for name, line, length in _functions(path) if length > LIMIT}
+
+
+def test_no_function_is_longer_than_the_limit():
+    too_long = [where for key, where in _too_long().items() if key not in PENDING]
     assert not too_long, f"functions over {LIMIT} lines: split them into steps: {too_long}"
+
+
+def test_pending_functions_are_still_too_long():
+    done = sorted(set(PENDING) - set(_too_long()))
+    assert not done, f"now within {LIMIT} lines: remove them from PENDING: {done}"
 
 
 def test_the_counter_counts_a_function_from_def_to_its_last_line(tmp_path):
