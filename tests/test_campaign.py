@@ -292,7 +292,7 @@ def test_a_foreign_journal_line_is_a_one_line_error_naming_file_and_line(tmp_pat
     with open(path, "a") as fh:
         fh.write(line + "\n")
     before = path.read_bytes()
-    with pytest.raises(JournalError, match=rf"journal.jsonl:3: ") as caught:
+    with pytest.raises(JournalError, match=r"journal.jsonl:3: ") as caught:
         run_campaign(sp.select("3,4"), get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
                      artifacts=_artifacts)
     assert "\n" not in str(caught.value)

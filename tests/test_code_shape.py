@@ -11,8 +11,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent / "blox_lat"
 LIMIT = 80
 #: functions still over the limit, and why they are not split yet

@@ -570,6 +570,7 @@ def test_remapped_distillation_gets_its_own_section(tmp_path):
 def test_column_numpy_matches_arrow_to_numpy(values, type_):
     """Our pandas-free conversion gives what Arrow's to_numpy gives, nulls and slices included."""
     import pyarrow as pa
+
     from blox_lat.dataset._release import _primitive_numpy
 
     arr = pa.array(values, type=getattr(pa, type_)())
@@ -582,6 +583,7 @@ def test_epoch_column_null_rows_read_as_nan(tmp_path):
     """A null per-epoch row reads back as NaN, whatever bytes Parquet keeps for it."""
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     from blox_lat.dataset._columns import epoch_array
     from blox_lat.dataset._release import Section
 

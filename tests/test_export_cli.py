@@ -14,7 +14,6 @@ from blox_lat.cli.main import cli
 from blox_lat.exporters import ArtifactStore
 from blox_lat.exporters._types import sha256_file
 
-
 #: the console script of the environment running the tests (its bin folder need not be on PATH)
 BLOX_LAT = shutil.which("blox-lat", path=str(Path(sys.executable).parent)) or "blox-lat"
 

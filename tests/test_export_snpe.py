@@ -62,7 +62,7 @@ def test_older_sdk_quantize_tool_is_used(tmp_path, monkeypatch, log):
     for tool in ("snpe-onnx-to-dlc", "snpe-dlc-graph-prepare"):
         (bin_dir / tool).symlink_to(FAKE_BIN / tool)
     launcher = (FAKE_BIN / "snpe-dlc-quant").read_text().replace('main("snpe-dlc-quant")', 'main("snpe-dlc-quantize")')
-    launcher = launcher.replace("parents[2]", f"parents[0]") .replace(
+    launcher = launcher.replace("parents[2]", "parents[0]") .replace(
         "sys.path.insert(0, str(Path(__file__).resolve().parents[0]))", f"sys.path.insert(0, {str(FAKE_ROOT)!r})")
     (bin_dir / "snpe-dlc-quantize").write_text(launcher)
     (bin_dir / "snpe-dlc-quantize").chmod(0o755)

@@ -217,9 +217,8 @@ def test_served_worker_over_ssh_survives_hangs_and_crashes(tmp_path, store):
     import time
 
     from blox_lat.devices import get_device
-    from blox_lat.harness import ModelTimeoutError, WorkerCrashedError
-
     from blox_lat.exporters import export
+    from blox_lat.harness import ModelTimeoutError, WorkerCrashedError
 
     artifact = export(sp.resolve("0"), "onnx", store=store)
     with SshServer(tmp_path / "sshd") as srv:

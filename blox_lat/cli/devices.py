@@ -108,8 +108,8 @@ def check(name: str, device_files: tuple[str, ...], connect: tuple[str, ...], as
     first failing step and exits with status 2.
     """
     from blox_lat.devices import load_profiles, parse_connect_options
-    from blox_lat.harness import check_device
     from blox_lat.errors import BloxLatError
+    from blox_lat.harness import check_device
 
     profile = load_profiles(device_files).get(name)
 

@@ -29,12 +29,13 @@ so ``blox-lat devices validate`` refuses what a campaign would fail on later.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+
+import tomllib
 
 from blox_lat.devices._options import check_options, check_port
 from blox_lat.errors import BloxLatError

@@ -23,6 +23,8 @@ from blox_lat.harness._campaign import (
     campaign_status,
     run_campaign,
 )
+from blox_lat.harness._check import CheckStep, check_device
+from blox_lat.harness._environment import collect_environment
 from blox_lat.harness._events import (
     CampaignEvent,
     CampaignStarted,
@@ -34,16 +36,7 @@ from blox_lat.harness._events import (
     SetProgress,
     SetResumed,
 )
-from blox_lat.harness._records import AnchorsRecord, EnvironmentRecord, MeasurementRecord
-from blox_lat.harness._rules import (
-    CampaignConflictError,
-    CampaignSetupError,
-    InterleaveError,
-    check_interleave,
-    default_interleave,
-)
-from blox_lat.harness._check import CheckStep, check_device
-from blox_lat.harness._environment import collect_environment
+from blox_lat.harness._factory import get_runner
 from blox_lat.harness._journal import JOURNAL_NAME, SCHEMA_VERSION, Journal, JournalError, read_journal
 from blox_lat.harness._protocol import (
     LOCAL_INTERLEAVE,
@@ -54,9 +47,16 @@ from blox_lat.harness._protocol import (
     protocol_latency,
     trimmed_mean,
 )
+from blox_lat.harness._records import AnchorsRecord, EnvironmentRecord, MeasurementRecord
+from blox_lat.harness._rules import (
+    CampaignConflictError,
+    CampaignSetupError,
+    InterleaveError,
+    check_interleave,
+    default_interleave,
+)
 from blox_lat.harness._runners import (
     DeviceLostError,
-    ThermalGuard,
     LocalWorkerRunner,
     MeasuresMany,
     ModelFailedError,
@@ -67,10 +67,10 @@ from blox_lat.harness._runners import (
     ResumesRounds,
     Runner,
     RunnerUnavailableError,
+    ThermalGuard,
     TransportRunner,
     WorkerCrashedError,
 )
-from blox_lat.harness._factory import get_runner
 from blox_lat.harness._timing import (
     RawRun,
     RuntimeSpec,

@@ -56,6 +56,7 @@ from blox_lat.harness._events import (
     ModelDone,
     SetDiscarded,
 )
+from blox_lat.harness._factory import get_runner
 from blox_lat.harness._journal import JOURNAL_NAME, Journal, check_measurement_line, read_journal_lines
 from blox_lat.harness._protocol import Measurement, TimingProtocol
 from blox_lat.harness._records import (
@@ -76,7 +77,6 @@ from blox_lat.harness._rules import (
     check_interleave,
     full_identity,
 )
-from blox_lat.harness._factory import get_runner
 from blox_lat.harness._runners import (
     DeviceLostError,
     MeasuresMany,

@@ -588,8 +588,7 @@ class ThermalGuard:
         self._sleep = sleep or time.sleep
 
     def measure(self, artifact: Any, profile: Any, protocol: TimingProtocol) -> RawRun:
-        from blox_lat.devices import read_temperatures, wait_until_cool
-        from blox_lat.devices import TransportError
+        from blox_lat.devices import TransportError, read_temperatures, wait_until_cool
 
         try:
             before = wait_until_cool(self.transport, self.max_c, self.timeout_s, self.poll_s, sleep=self._sleep)
