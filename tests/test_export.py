@@ -422,3 +422,20 @@ def test_piece_modules_hold_exactly_the_seeded_models_state():
             assert list(got) == list(want), name
             for key in want:
                 assert torch.equal(got[key], want[key]), (name, key)
+
+
+def test_a_piece_exported_under_other_tensor_names_uses_those_names():
+    """The piece cache keys on the tensor names too: the bytes name them, so a piece asked for
+    with other names (the predictor's standalone pieces) must not get the composer's copy."""
+    import onnx
+
+    from blox_lat.exporters import onnx_piece
+
+    names = []
+    for src, dst in (("a_in", "a_out"), ("b_in", "b_out")):
+        graph = onnx.GraphProto()
+        graph.ParseFromString(onnx_piece("stem", src, dst, 1, 17, None))
+        produced = {o for n in graph.node for o in n.output}
+        consumed = {i for n in graph.node for i in n.input}
+        names.append((src in consumed, dst in produced))
+    assert names == [(True, True), (True, True)]

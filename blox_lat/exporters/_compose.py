@@ -91,14 +91,14 @@ def _onnx_piece(piece: str, src: str, dst: str, batch: int, opset: int, cache_di
     Kept in memory, and on disk under ``cache_dir`` (written atomically) so that other
     processes and later runs skip ``torch.onnx.export``.
     """
-    key = (piece, batch, opset, str(cache_dir))
+    key = (piece, src, dst, batch, opset, str(cache_dir))  # the bytes name src and dst
     with _LOCK:
         hit = _PIECES.get(key)
     if hit is not None:
         return hit
     path = None
     if cache_dir is not None:
-        path = Path(cache_dir) / f"onnx-b{batch}-o{opset}" / (piece.replace("/", "_") + ".pb")
+        path = Path(cache_dir) / f"onnx-b{batch}-o{opset}" / f"{piece.replace('/', '_')}.{src}.{dst}.pb"
         if path.exists():
             data = path.read_bytes()
             with _LOCK:
