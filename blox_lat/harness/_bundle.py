@@ -27,7 +27,7 @@ __all__ = ["RunnerBundle", "runner_bundle"]
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # .../blox_lat
 #: modules copied verbatim; the worker imports only these
-_MODULES = ("errors.py", "harness/_timing.py", "harness/_worker.py")
+_MODULES = ("errors.py", "_fs.py", "harness/_timing.py", "harness/_worker.py")
 #: light package stubs replace the real __init__ files (which import the whole harness)
 _STUBS = {
     "blox_lat/__init__.py": '"""blox-lat device runner bundle (see blox_lat.harness._bundle)."""\n',
