@@ -21,6 +21,7 @@ from peers.adbd import AdbDeviceEmulator
 from blox_lat.devices._adb import AdbTransport
 from blox_lat.devices._profiles import get_device
 from blox_lat.devices._transport import ConnectionLostError
+from blox_lat.devices import ProfileError
 from blox_lat.exporters import Artifact, ArtifactKey
 from blox_lat.harness._protocol import TimingProtocol
 from blox_lat.harness._runners import ModelFailedError, ModelTimeoutError, Runner, RunnerUnavailableError
@@ -355,9 +356,10 @@ def test_bad_profile_options(emu, adb, artifact):
     runner = runner_for(emu, adb)
     fields = _profile_fields("sd888")
     cls = get_device("sd888").__class__
-    with pytest.raises(RunnerUnavailableError, match="perf_profile 'turbo' unknown"):
-        runner.measure(artifact, cls(**{**fields, "options": {"runtime": "dsp", "perf_profile": "turbo"}}), PROTOCOL)
-    with pytest.raises(RunnerUnavailableError, match="runtime option 'npu' unknown"):
-        runner.measure(artifact, cls(**{**fields, "options": {"runtime": "npu"}}), PROTOCOL)
+    # unknown SNPE options are refused when the profile is made, before any runner sees them
+    with pytest.raises(ProfileError, match="turbo"):
+        cls(**{**fields, "options": {"runtime": "dsp", "perf_profile": "turbo"}})
+    with pytest.raises(ProfileError, match="npu"):
+        cls(**{**fields, "options": {"runtime": "npu"}})
     with pytest.raises(RunnerUnavailableError, match="uses runtime 'onnxruntime'"):
         runner.measure(artifact, get_device("cpu"), PROTOCOL)
