@@ -95,8 +95,8 @@ def generate(root: Path, n: int, epochs: int, samples: int) -> dict:
     for i in range(n):
         top = 60 + 10 * rng.random()
         noise = rng.normal(0, 0.5, (6, epochs))
-        acc = lambda off, k: np.clip(5 + (top - 5) * ramp + off + noise[k], 0, 100).tolist()  # noqa: E731
-        loss = lambda k: (4.6 - 3.6 * ramp + 0.01 * np.abs(noise[k])).tolist()  # noqa: E731
+        acc = lambda off, k, top=top, noise=noise: np.clip(5 + (top - 5) * ramp + off + noise[k], 0, 100).tolist()  # noqa: E731
+        loss = lambda k, noise=noise: (4.6 - 3.6 * ramp + 0.01 * np.abs(noise[k])).tolist()  # noqa: E731
         rec = {"schema": 1, "kind": "training", "setting": "normal", "model_hash": hashes[i], "model_index": i,
                "seed": 0, "teacher": None, "epochs": epochs,
                "metrics": {"train_top1": acc(5, 0), "train_top5": acc(20, 1), "train_loss": loss(2),

@@ -194,7 +194,8 @@ def synthetic(tmp: Path, noise: float, interaction: float) -> tuple[list[Path], 
         with open(folder / "journal.jsonl", "w") as fh:
             fh.writelines(json.dumps({"schema": 1, "kind": "measurement", "model_hash": hashes[i], "model_index": int(i),
                                      "device": device, "profile": prof, "protocol": proto, "campaign_id": campaign,
-                                     "status": "ok", "recorded_at": "", "measurement": {"latency_ms": float(y)}}) + "\n" for i, y in zip(idx, ys))
+                                     "status": "ok", "recorded_at": "", "measurement": {"latency_ms": float(y)}}) + "\n"
+                                     for i, y in zip(idx, ys))
         return [folder]
 
     models = rng.choice(91125, 1000, replace=False)

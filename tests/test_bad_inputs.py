@@ -157,7 +157,8 @@ def _escaping_section(d: Path) -> None:
     _manifest(edit)(d)
 
 
-_SPACE = '{"shape": [[[3], [3, 2, 2, 2]], [[3], [3, 2, 2, 2]], [[3], [3, 2, 2, 2]]], "nodes": 2, "stages": 3, "ops": ["conv", "mbconv", "bconv"]}'
+_SPACE = ('{"shape": [[[3], [3, 2, 2, 2]], [[3], [3, 2, 2, 2]], [[3], [3, 2, 2, 2]]], '
+          '"nodes": 2, "stages": 3, "ops": ["conv", "mbconv", "bconv"]}')
 
 
 def _blox(body: str, *, columns='["model_hash", "latency"]', fmt='"csv"', space=_SPACE, kind='"benchmarking"',

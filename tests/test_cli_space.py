@@ -26,7 +26,8 @@ def test_info_json():
     assert data["unique_models"] == 91_125 and data["invalid_raw_vectors"] == 123_201
 
 
-@pytest.mark.parametrize("name", [EXAMPLE, "c3bc16e69893c8ea08f1e89e61f4caa5", "24519", "full.conv.mbconv/seq.mbconv.mbconv/dense.conv.conv"])
+@pytest.mark.parametrize(
+    "name", [EXAMPLE, "c3bc16e69893c8ea08f1e89e61f4caa5", "24519", "full.conv.mbconv/seq.mbconv.mbconv/dense.conv.conv"])
 def test_show_accepts_every_kind_of_name(name, reference):
     result = run("space", "show", name, "--json")
     assert result.exit_code == 0, result.output

@@ -323,7 +323,8 @@ def test_cli_option_pairs_parse_or_raise_usage_error(pairs):
 
 # --- Blox-format files (blox_lat/dataset/_bloxfmt.py) ---------------------------------------
 
-_SPACE = '{"shape": [[[3], [3, 2, 2, 2]], [[3], [3, 2, 2, 2]], [[3], [3, 2, 2, 2]]], "nodes": 2, "stages": 3, "ops": ["conv", "mbconv", "bconv"]}'
+_SPACE = ('{"shape": [[[3], [3, 2, 2, 2]], [[3], [3, 2, 2, 2]], [[3], [3, 2, 2, 2]]], '
+          '"nodes": 2, "stages": 3, "ops": ["conv", "mbconv", "bconv"]}')
 _COLUMNS = ["model_hash", "latency", "params", "flops", "arch_vec", "val_top1", "test_top1", "train_time_s",
             "train_loss", "seed", "extra"]
 _cell = st.one_of(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,7 @@ def test_profile_dict_is_the_journal_form():
 
 def test_profiles_are_immutable():
     cpu = get_device("cpu")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cpu.batch = 2  # type: ignore[misc]
     with pytest.raises(TypeError):
         cpu.options["threads"] = 8  # type: ignore[index]

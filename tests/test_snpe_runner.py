@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from peers.adbd import AdbDeviceEmulator
 
+from blox_lat.devices import ProfileError
 from blox_lat.devices._adb import AdbTransport
 from blox_lat.devices._profiles import get_device
 from blox_lat.devices._transport import ConnectionLostError
-from blox_lat.devices import ProfileError
 from blox_lat.exporters import Artifact, ArtifactKey
 from blox_lat.harness._protocol import TimingProtocol
 from blox_lat.harness._runners import ModelFailedError, ModelTimeoutError, Runner, RunnerUnavailableError

@@ -56,7 +56,7 @@ def test_macs_match_forward_hooks():
         model = sp.build_model(arch).eval()
         counted = []
 
-        def hook(module, inputs, output):
+        def hook(module, inputs, output, counted=counted):
             if isinstance(module, torch.nn.Conv2d):
                 k = module.kernel_size[0] * module.kernel_size[1]
                 counted.append(output.numel() * (module.in_channels // module.groups) * k)

@@ -21,7 +21,8 @@ def dataset() -> None:
 @click.option("--allow-pickle", is_flag=True, help="Read pickle payloads of Blox files (unpickling runs code).")
 @click.option("--no-raw", is_flag=True, help="Leave out the raw samples sections (bench-raw/<device>).")
 @click.option("--no-static", is_flag=True, help="Leave out the static section (params, FLOPs, vectors of all 91,125 models).")
-@click.option("--jobs", type=click.IntRange(1, 64), default=None, help="Processes reading training records and journals (default: CPU count).")
+@click.option("--jobs", type=click.IntRange(1, 64), default=None,
+              help="Processes reading training records and journals (default: CPU count).")
 @json_option()
 def build(sources, out, version, blox_format, allow_pickle, no_raw, no_static, jobs, as_json) -> None:
     """Build release VERSION at OUT from journals, training records and Blox files.

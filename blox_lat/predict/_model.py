@@ -10,7 +10,8 @@ Every family reduces to the same form, evaluated by lookups on a model's block t
 optional. The interval is split-conformal in log space: ``scores`` are the cross-validated
 log-ratios ``log(measured / predicted)`` divided by the model's spread ``sqrt(1 + h(x))``, where
 ``h(x) = x' G^-1 x`` is the leverage of the model's one-hot design against the training set's
-(``ginv``, recomputed from the training models' indices when a file is read); the interval at level ``1 - a`` is ``pred * exp(q_lo * spread)`` to
+(``ginv``, recomputed from the training models' indices when a file is read); the interval at level ``1 - a``
+is ``pred * exp(q_lo * spread)`` to
 ``pred * exp(q_hi * spread)`` with ``q`` the conformal quantiles of the scores.
 """
 
@@ -237,7 +238,8 @@ def load(path: str | os.PathLike[str]) -> Predictor:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PredictorFileError(f"{path} is not a predictor file (not JSON: {exc})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise PredictorFileError(f"{path} is not a blox-lat predictor file (format {doc.get('format') if isinstance(doc, dict) else None!r})")
+        found = doc.get("format") if isinstance(doc, dict) else None
+        raise PredictorFileError(f"{path} is not a blox-lat predictor file (format {found!r})")
     schema = doc.get("schema_version")
     if not isinstance(schema, int) or isinstance(schema, bool) or not 1 <= schema <= SCHEMA_VERSION:
         raise PredictorFileError(f"{path}: predictor schema {schema!r} is not one this blox-lat reads "

@@ -244,8 +244,8 @@ class ReportBuilder:
         per_device = {}
         for name, d in self.devices.items():
             threshold = (d.environments[0].get("protocol") or {}).get("cv_threshold") if d.environments else None
-            noisy = [{**self._model(i), "cv": _r(c, 4), "attempts": int(a), "latency_ms": _r(l, 4)}
-                     for i, c, a, l in zip(d.index[d.noisy], d.cv[d.noisy], d.attempts[d.noisy], d.latency_ms[d.noisy])]
+            noisy = [{**self._model(i), "cv": _r(c, 4), "attempts": int(a), "latency_ms": _r(lat, 4)}
+                     for i, c, a, lat in zip(d.index[d.noisy], d.cv[d.noisy], d.attempts[d.noisy], d.latency_ms[d.noisy])]
             again = d.attempts > 1
             remeasured = [{**self._model(i), "attempts": int(a), "cv": _r(c, 4)}
                           for i, a, c in zip(d.index[again], d.attempts[again], d.cv[again])]
@@ -325,7 +325,7 @@ class ReportBuilder:
         if not metrics:
             part.notes.append("No accuracy section (base, finetune, distill) in these sources: no Pareto front.")
         for name, d in self.devices.items():
-            for src, metric in metrics:
+            for _src, metric in metrics:
                 acc = metric.values[d.index]
                 ok = np.isfinite(acc)
                 if ok.sum() < 2:
