@@ -245,17 +245,6 @@ def test_merged_release_equals_single_machine_build(work):
     files = sorted(p.relative_to(a).as_posix() for p in a.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(b).as_posix() for p in b.rglob("*") if p.is_file())
     assert "sections/bench/cpu.parquet" in files and "sections/base/0.parquet" in files, files
-    for name in files:
-        if name != "dataset.json":
-            assert (a / name).read_bytes() == (b / name).read_bytes(), f"{name} differs"
-    ma, mb = (json.loads((r / "dataset.json").read_text()) for r in (a, b))
-    inputs_a, inputs_b = ma["provenance"].pop("inputs"), mb["provenance"].pop("inputs")
-    for m in (ma, mb):
-        m.pop("manifest_sha256", None)  # the manifest's digest covers the inputs too
-    assert ma == mb  # sections (with their sha256), metadata, schema: all the same
-    # provenance names the input files: the training records are the same files; the journals
-    # are two shard journals here and one journal there
-    assert [i for i in inputs_a if i["kind"] != "journal"] == [i for i in inputs_b if i["kind"] != "journal"]
-    assert [i["path"] for i in inputs_a if i["kind"] == "journal"] == [
-        "measure/shard-1-of-2/journal.jsonl", "measure/shard-2-of-2/journal.jsonl"]
+    for name in files:  # dataset.json too: provenance digests the measurements, not the journal files
+        assert (a / name).read_bytes() == (b / name).read_bytes(), f"{name} differs"
     print("\ncluster timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in work["times"].items()))

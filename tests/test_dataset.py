@@ -65,7 +65,7 @@ def test_sections_and_manifest(release):
     prof = m["sections"]["bench/cpu"]["metadata"]["profile"]
     assert prof["runtime"] == "onnxruntime" and prof["precision"] == "fp32" and prof["batch"] == 1
     assert m["provenance"]["builder"].startswith("blox-lat ")
-    assert any(i["kind"] == "journal" for i in m["provenance"]["inputs"])
+    assert any(i["kind"] == "measurements" for i in m["provenance"]["inputs"])
     assert {b["file"] for b in m["blox_files"]} >= {"blox/blox-info.csv", "blox/blox-base-0.csv", "blox/blox-bench-cpu.csv"}
     assert (release / "dataset.json").stat().st_mode & 0o222 == 0  # files are read-only (releases are immutable)
 
@@ -597,3 +597,26 @@ def test_epoch_column_null_rows_read_as_nan(tmp_path):
     expected = mat.copy()
     expected[mask] = np.nan
     np.testing.assert_array_equal(got, expected)
+
+
+def test_a_release_from_split_journals_equals_one_from_a_single_journal(tmp_path):
+    """The same measurements in one journal or in several (cluster shards, any order, other
+    folders) give byte-identical releases, dataset.json included."""
+    syn.write_journal(tmp_path / "one", "cpu", range(6))
+    lines = (tmp_path / "one" / "journal.jsonl").read_text().splitlines(keepends=True)
+    env = [ln for ln in lines if '"measurement"' not in ln]
+    meas = [ln for ln in lines if '"measurement"' in ln]
+    for k, part in ((1, meas[1::2]), (2, meas[0::2])):
+        folder = tmp_path / "shards" / f"shard-{k}-of-2"
+        folder.mkdir(parents=True)
+        (folder / "journal.jsonl").write_text("".join(env + part))
+    from blox_lat.dataset import build
+
+    a = build([tmp_path / "one"], tmp_path / "rel-a", "1.0.0", static=False, jobs=1)
+    b = build([tmp_path / "shards"], tmp_path / "rel-b", "1.0.0", static=False, jobs=1)
+    ra, rb = tmp_path / "rel-a", tmp_path / "rel-b"
+    files = sorted(p.relative_to(ra).as_posix() for p in ra.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(rb).as_posix() for p in rb.rglob("*") if p.is_file())
+    for name in files:
+        assert (ra / name).read_bytes() == (rb / name).read_bytes(), name
+    assert a is not None and b is not None

@@ -25,7 +25,8 @@ Rules (also in the README):
 - ``static`` holds all 91,125 models (computed from the space).
 - Output: Parquet (zstd) per section, rows sorted by model index, plus the manifest; the same
   inputs give byte-identical files (no timestamps; provenance = builder version, git commit,
-  inputs with sha256). The release is written to a temporary sibling directory and renamed
+  inputs with sha256; the journals' measurements as one digest over their records, so a release
+  built from cluster shards' journals equals one built from a single machine's journal). The release is written to a temporary sibling directory and renamed
   into place; an existing output directory is never touched.
 """
 
@@ -646,6 +647,7 @@ def _build(sources: list[str | os.PathLike[str]], out: Path, version: str, *, al
     c = _Collector(allow_pickle=allow_pickle)
     per_source: dict[str, list[tuple[str, str]]] = {}
     listed: list[dict] = []
+    measured: list[str] = []
     used = 0
     json_files = [f for f in files if f.kind == "json"]
     source_of = {f.label: f.source for f in json_files}
@@ -675,7 +677,7 @@ def _build(sources: list[str | os.PathLike[str]], out: Path, version: str, *, al
             elif f.kind == "journal":
                 part = parts[id(f)].result() if id(f) in parts else read_journal_part(f.file, f.label, COLUMNS)
                 c.add_journal(f, part)
-                listed.append({"path": f.label, "kind": "journal", "sha256": part.sha256})
+                measured.extend(_measurement_digests(f.path))
             else:
                 c.add_blox(f)
                 listed.append({"path": f.label, "kind": "blox", "sha256": sha256_file(f.path)})
@@ -689,7 +691,33 @@ def _build(sources: list[str | os.PathLike[str]], out: Path, version: str, *, al
     if static:
         tables["static"] = _static_table(c, hashes)
     _add_tables(c, tables, metadata, hashes, raw)
+    if journals:
+        listed.append(_journal_provenance(measured))
     return _write_release(out, version, tables, metadata, listed, per_source, used, blox_format)
+
+
+def _measurement_digests(path: Path) -> list[str]:
+    """sha256 of every measurement line of a journal (canonical JSON), torn or foreign lines skipped."""
+    import orjson
+
+    digests = []
+    with open(path, "rb") as fh:
+        for line in fh:
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("kind") == "measurement":
+                digests.append(hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest())
+    return digests
+
+
+def _journal_provenance(digests: list[str]) -> dict:
+    """The journals' measurements as one content digest: independent of how the work was split
+    into journals (one machine, or one journal per cluster shard) and of where they lay."""
+    joined = "".join(f"{d}\n" for d in sorted(digests))
+    return {"path": "journals", "kind": "measurements", "records": len(digests),
+            "sha256": hashlib.sha256(joined.encode()).hexdigest()}
 
 
 def _static_table(c: _Collector, hashes: list[str]):
