@@ -10,7 +10,6 @@
   ``Figure`` (Agg, no pyplot state).
 """
 
-from blox_lat.report._build import ReportResult, build_report, static_costs
 from blox_lat.report._compare import Comparison, compare, compare_devices, protocol_differences
 from blox_lat.report._errors import (
     OutputExistsError,
@@ -19,21 +18,26 @@ from blox_lat.report._errors import (
     SourceError,
     SourceMismatchError,
 )
-from blox_lat.report._figures import (
-    OKABE_ITO,
-    anchor_level_figure,
-    block_cost_figure,
-    campaign_figure,
-    device_scatter_figure,
-    latency_distribution_figure,
-    noise_figure,
-    pareto_figure,
-    prediction_figure,
-    proxy_figure,
-    static_cost_figure,
-)
 from blox_lat.report._sources import AccuracyMetric, DeviceData, Source, load_source, load_sources
 from blox_lat.report._stats import BlockFit, fit_block_costs, kendall, pareto_front, spearman
+
+#: names whose modules import matplotlib: loaded on first use, so ``compare`` starts without it
+_LAZY = {
+    "ReportResult": "_build", "build_report": "_build", "static_costs": "_build",
+    **{name: "_figures" for name in (
+        "OKABE_ITO", "anchor_level_figure", "block_cost_figure", "campaign_figure", "device_scatter_figure",
+        "latency_distribution_figure", "noise_figure", "pareto_figure", "prediction_figure", "proxy_figure",
+        "static_cost_figure")},
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"blox_lat.report.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'blox_lat.report' has no attribute {name!r}")
+
 
 __all__ = [
     "OKABE_ITO",
