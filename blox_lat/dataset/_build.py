@@ -26,8 +26,9 @@ Rules (also in the README):
 - Output: Parquet (zstd) per section, rows sorted by model index, plus the manifest; the same
   inputs give byte-identical files (no timestamps; provenance = builder version, git commit,
   inputs with sha256; the journals' measurements as one digest over their records, so a release
-  built from cluster shards' journals equals one built from a single machine's journal). The release is written to a temporary sibling directory and renamed
-  into place; an existing output directory is never touched.
+  built from cluster shards' journals equals one built from a single machine's journal). The
+  release is written to a temporary sibling directory and renamed into place; an existing
+  output directory is never touched.
 """
 
 from __future__ import annotations
