@@ -41,18 +41,17 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, lam: fl
     # penalties are relative to the mean squared norm of the penalised columns (not the scaled intercept)
     scale = float(np.sum(xs[:, 1:] ** 2) / max(xs.shape[1] - 1, 1)) or 1.0
     uty = u.T @ ys
-    best: tuple[float, float] | None = None
-    for rel in ([lam / scale] if lam is not None else grid):
-        lam_abs = rel * scale
+
+    def loo_mse(lam_abs: float) -> float:
         shrink = s**2 / (s**2 + lam_abs)
         fitted = u @ (shrink * uty)
         h = np.einsum("ik,k,ik->i", u, shrink, u)
-        loo = (ys - fitted) / np.maximum(1.0 - h, 1e-6)
-        mse = float(np.mean(loo**2))
-        if best is None or mse < best[1]:
-            best = (lam_abs, mse)
-    assert best is not None
-    lam_abs, mse = best
+        return float(np.mean(((ys - fitted) / np.maximum(1.0 - h, 1e-6)) ** 2))
+
+    candidates = [lam] if lam is not None else [rel * scale for rel in grid]
+    if not candidates:
+        raise ValueError("fit_ridge needs a penalty: pass lam or a non-empty grid")
+    lam_abs, mse = min(((c, loo_mse(c)) for c in candidates), key=lambda pair: pair[1])
     coef = vt.T @ ((s / (s**2 + lam_abs)) * uty)
     coef[0] *= _INTERCEPT_SCALE
     return RidgeFit(coef, lam_abs, mse)
