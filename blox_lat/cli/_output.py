@@ -84,3 +84,24 @@ def check_out_dir(path: str | os.PathLike[str], option: str = "--out") -> Path:
             except OSError:
                 pass
     return folder
+
+
+def progress_bar(label: str, detail: str, *, trailing: str | None = None, console: Any = None) -> Any:
+    """The CLI's one progress bar: ``label``, bar, done/total, ``detail``, elapsed time, ETA.
+
+    ``label``, ``detail`` and ``trailing`` are rich format strings over the task's fields.
+    """
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = [TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn(detail), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn()]
+    if trailing is not None:
+        columns.append(TextColumn(trailing))
+    return Progress(*columns, console=console, transient=False)

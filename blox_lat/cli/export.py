@@ -8,7 +8,7 @@ import time
 import click
 
 from blox_lat import space as sp
-from blox_lat.cli._output import emit_json, emit_pairs, json_option
+from blox_lat.cli._output import emit_json, emit_pairs, json_option, progress_bar
 from blox_lat.errors import BloxLatError
 
 
@@ -58,18 +58,8 @@ def export(selector, fmt, batch, out, jobs, opts, max_bytes, no_verify, method, 
     artifacts, failures = [], []
     start = time.perf_counter()
     from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
 
-    columns = (TextColumn("export {task.fields[fmt]}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("{task.fields[rate]} models/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
+    with progress_bar("export {task.fields[fmt]}", "{task.fields[rate]} models/s", console=Console(stderr=True)) as progress:
         task = progress.add_task("export", total=len(archs), fmt=fmt, rate="-")
         for item in stream:
             (failures if isinstance(item, ex.ExportFailure) else artifacts).append(item)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from blox_lat.cli._output import check_out_dir, emit_json, emit_pairs, emit_table, json_option
+from blox_lat.cli._output import check_out_dir, emit_json, emit_pairs, emit_table, json_option, progress_bar
 from blox_lat.cli.devices import device_file_option
 
 if TYPE_CHECKING:  # the harness is imported when a command runs: 'blox-lat --help' stays instant
@@ -82,19 +82,7 @@ class _Progress:
         click.echo(f"{event.selected} selected, {event.already_done} already measured, "
                    f"{event.skipped_failed} failed before (skipped), {event.todo} to measure", err=True)
         if sys.stderr.isatty() and self.todo:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(TextColumn("measuring"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                                TextColumn("ETA"), TimeRemainingColumn(),
-                                TextColumn("{task.fields[last]}"), transient=False)
+            self.bar = progress_bar("measuring", "{task.fields[rate]}", trailing="{task.fields[last]}")
             self.bar.start()
             self.task = self.bar.add_task("measure", total=self.todo, rate="", last="")
 

@@ -8,7 +8,7 @@ import time
 import click
 
 from blox_lat import space as sp
-from blox_lat.cli._output import check_out_dir, emit_json, emit_table, json_option
+from blox_lat.cli._output import check_out_dir, emit_json, emit_table, json_option, progress_bar
 
 
 def _common(setting: str):
@@ -60,20 +60,11 @@ class _Progress:
 
     def __init__(self, total: int, quiet: bool = False) -> None:
         from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
         self.console = Console(stderr=True)
         self.total, self.index = total, 0
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("epoch {task.fields[epoch]} loss {task.fields[loss]} acc {task.fields[acc]}"),
-                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=self.console)
+        self.progress = progress_bar("{task.description}",
+                                     "epoch {task.fields[epoch]} loss {task.fields[loss]} acc {task.fields[acc]}",
+                                     console=self.console)
         self.task = None
 
     def __enter__(self):
