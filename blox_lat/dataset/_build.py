@@ -678,7 +678,7 @@ def _build(sources: list[str | os.PathLike[str]], out: Path, version: str, *, al
             elif f.kind == "journal":
                 part = parts[id(f)].result() if id(f) in parts else read_journal_part(f.file, f.label, COLUMNS)
                 c.add_journal(f, part)
-                measured.extend(_measurement_digests(f.path))
+                measured.extend(part.digests)
             else:
                 c.add_blox(f)
                 listed.append({"path": f.label, "kind": "blox", "sha256": sha256_file(f.path)})
@@ -695,22 +695,6 @@ def _build(sources: list[str | os.PathLike[str]], out: Path, version: str, *, al
     if journals:
         listed.append(_journal_provenance(measured))
     return _write_release(out, version, tables, metadata, listed, per_source, used, blox_format)
-
-
-def _measurement_digests(path: Path) -> list[str]:
-    """sha256 of every measurement line of a journal (canonical JSON), torn or foreign lines skipped."""
-    import orjson
-
-    digests = []
-    with open(path, "rb") as fh:
-        for line in fh:
-            try:
-                record = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(record, dict) and record.get("kind") == "measurement":
-                digests.append(hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest())
-    return digests
 
 
 def _journal_provenance(digests: list[str]) -> dict:

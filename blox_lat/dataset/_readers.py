@@ -290,7 +290,7 @@ class JournalPart:
     ``raw_columns`` (its :func:`raw_row`), with ``protocols[i]``.
     """
 
-    __slots__ = ("label", "sha256", "count", "envs", "settings", "meas", "records", "rows", "columns", "raws",
+    __slots__ = ("label", "sha256", "count", "envs", "settings", "meas", "digests", "records", "rows", "columns", "raws",
                  "raw_columns", "protocols")
 
     def __init__(self, label: str) -> None:
@@ -298,6 +298,7 @@ class JournalPart:
         self.envs: list[tuple[str, str, dict]] = []
         self.settings: list[tuple[str, str]] = []
         self.meas: list[tuple[str, str, int, tuple]] = []
+        self.digests: list[str] = []  # sha256 of each measurement's canonical JSON, for provenance
         self.records: dict[int, dict] = {}
         self.rows: list[int] = []
         self.columns: dict[str, Any] = {}
@@ -318,6 +319,8 @@ def read_journal_part(path: str, label: str, columns: bool = True) -> JournalPar
     column cannot be converted, so that the parent meets exactly the old errors.
     """
     import json
+
+    import orjson
 
     from blox_lat.dataset._schema import columns_of, validate_section_name
     from blox_lat.harness import EnvironmentRecord, MeasurementRecord, read_journal
@@ -362,6 +365,7 @@ def read_journal_part(path: str, label: str, columns: bool = True) -> JournalPar
         rank = 0 if not rec.ok else (1 if m.get("noisy") else 2)
         key = (rank, str(rec.recorded_at or ""), str(rec.campaign_id or ""), str(rec.env_id or ""), n)
         part.meas.append((device, h, index, key))
+        part.digests.append(hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest())
         records.append(record)
     part.sha256 = sha256_file(path)
     if columns:
