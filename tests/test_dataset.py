@@ -55,7 +55,7 @@ def _journal(inputs, device):
 
 def test_sections_and_manifest(release):
     m = json.loads((release / "dataset.json").read_text())
-    assert m["dataset_version"] == "1.0.0" and m["schema_version"] == ds.SCHEMA_VERSION
+    assert m["dataset_version"] == "1.0.0" and m["schema_version"] == ds.RELEASE_SCHEMA
     assert set(m["sections"]) == {
         "static", "bench/cpu", "bench/gpu", "bench-raw/cpu", "bench-raw/gpu", "measure-env/cpu", "measure-env/gpu",
         "base/0", "base/1", "ext/0", "ext/1", "env/0", "env/1", f"finetune/{TEACHER}/4", f"distill/{TEACHER}/10"}
@@ -447,9 +447,9 @@ def test_other_search_space_and_schema(release, tmp_path):
 
 def test_unknown_device_and_section(release):
     rel = ds.open(release)
-    with pytest.raises(ds.UnknownDeviceError, match="cpu, gpu"):
+    with pytest.raises(ds.DeviceNotInReleaseError, match="cpu, gpu"):
         rel.latency(0, "tpu")
-    with pytest.raises(ds.UnknownDeviceError):
+    with pytest.raises(ds.DeviceNotInReleaseError):
         rel.latency(0)  # two devices: must name one
     with pytest.raises(ds.UnknownSectionError):
         rel.to_pandas("base/9")

@@ -149,7 +149,7 @@ def test_predictor_file_round_trip(tmp_path):
     assert np.allclose(a.latency_ms, b.latency_ms, rtol=1e-7) and np.allclose(a.hi_ms, b.hi_ms, rtol=1e-6)
     assert (q.device, q.family, q.cv, q.training["models"]) == (p.device, p.family, p.cv, 300)
     doc = json.loads(path.read_text())
-    assert doc["format"] == "blox-lat-predictor" and doc["schema_version"] == pr.SCHEMA_VERSION
+    assert doc["format"] == "blox-lat-predictor" and doc["schema_version"] == pr.PREDICTOR_SCHEMA
     assert set(doc) >= {"space", "device", "setting", "protocol", "training", "cv", "model", "interval"}
     with pytest.raises(pr.PredictError, match="exists"):
         p.save(path)
@@ -330,7 +330,7 @@ def test_bad_predictor_files_and_device(tmp_path, cli_run):
     code, err = cli_run("predict", "show", str(other))
     assert code == 2 and "another search space" in err
     newer = tmp_path / "newer.json"
-    newer.write_text(json.dumps({**doc, "schema_version": pr.SCHEMA_VERSION + 1}))
+    newer.write_text(json.dumps({**doc, "schema_version": pr.PREDICTOR_SCHEMA + 1}))
     code, err = cli_run("predict", "all", str(newer), "--out", str(tmp_path / "x.parquet"))
     assert code == 2 and "schema" in err and "upgrade" in err
     (tmp_path / "junk.json").write_text("{")
@@ -419,5 +419,5 @@ def test_real_cpu_campaign_fit_all_and_release(tmp_path):
 
     got = predicted_latency(_Rel(), 24519, "cpu")
     assert got["source"] == "pred/cpu" and got["pred_ms"] == pytest.approx(float(p.predict([24519]).latency_ms[0]))
-    with pytest.raises(dataset.UnknownDeviceError):
+    with pytest.raises(dataset.DeviceNotInReleaseError):
         predicted_latency(_Rel(), 0, "sd888")

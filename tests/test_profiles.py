@@ -12,7 +12,7 @@ from blox_lat.cli.main import cli
 from blox_lat.devices import (
     DeviceProfile,
     ProfileError,
-    UnknownDeviceError,
+    UnknownProfileError,
     config_dir,
     get_device,
     list_devices,
@@ -114,7 +114,7 @@ def test_bad_files_raise_typed_errors(tmp_path, text, match):
 
 
 def test_unknown_device_lists_known_ones():
-    with pytest.raises(UnknownDeviceError, match="known devices are .*cpu"):
+    with pytest.raises(UnknownProfileError, match="known devices are .*cpu"):
         get_device("nope")
 
 

@@ -182,3 +182,7 @@ def test_enumeration_order_is_the_odometer():
     assert raw.codes[72].tolist() == [0, 1, 0]
     assert int((raw.triples < 0).sum()) == 123_201
     assert json.loads(sp.resolve(0).vector_text) == [[[0], [0, 1, 0, 0]]] * 3
+
+
+def test_num_models_constant_matches_the_enumerated_space():
+    assert sp.NUM_MODELS == sp.space_table().num_models == 91_125

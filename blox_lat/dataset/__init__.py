@@ -21,6 +21,7 @@ from blox_lat.dataset._errors import (
     ChecksumError,
     CorruptSectionError,
     DatasetError,
+    DeviceNotInReleaseError,
     DuplicateKeyError,
     InputError,
     OutputError,
@@ -30,16 +31,15 @@ from blox_lat.dataset._errors import (
     SchemaVersionError,
     SearchSpaceMismatchError,
     SectionMissingError,
-    UnknownDeviceError,
     UnknownSectionError,
 )
 from blox_lat.dataset._pred import pred_table, predicted_latency
 from blox_lat.dataset._release import DiffReport, Release, VerifyReport, diff, info, open_release, verify
-from blox_lat.dataset._schema import KINDS, SCHEMA_VERSION, Column, check_device_name, search_space_record
+from blox_lat.dataset._schema import KINDS, RELEASE_SCHEMA, Column, check_device_name, search_space_record
 
 __all__ = [
     "KINDS",
-    "SCHEMA_VERSION",
+    "RELEASE_SCHEMA",
     "BuildResult",
     "ChecksumError",
     "Column",
@@ -56,7 +56,7 @@ __all__ = [
     "SchemaVersionError",
     "SearchSpaceMismatchError",
     "SectionMissingError",
-    "UnknownDeviceError",
+    "DeviceNotInReleaseError",
     "UnknownSectionError",
     "VerifyReport",
     "build",

@@ -71,7 +71,7 @@ from blox_lat.dataset._schema import (
     FORMAT,
     LOSS_DECIMALS,
     MANIFEST,
-    SCHEMA_VERSION,
+    RELEASE_SCHEMA,
     columns_of,
     key_column,
     manifest_digest,
@@ -79,11 +79,11 @@ from blox_lat.dataset._schema import (
     section_file,
     validate_section_name,
 )
+from blox_lat.space import NUM_MODELS
 
 __all__ = ["BuildResult", "build"]
 
 _VERSION_RE = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
-NUM_MODELS = 91125
 PARALLEL_MIN_FILES = 2000  # below this, parse JSON inputs in-process
 PARALLEL_MIN_JOURNAL_BYTES = 16 << 20  # or when the journals are at least this big
 COLUMNS = True  # read plain training records and journals as columns (False: as records, as before)
@@ -354,7 +354,7 @@ def _make_table(name: str, rows: list[dict], metadata: dict, epochs: int | None 
 def _table(name: str, arrays: list, metadata: dict):
     import pyarrow as pa
 
-    meta = {"section": name, "schema_version": SCHEMA_VERSION, "metadata": metadata}
+    meta = {"section": name, "schema_version": RELEASE_SCHEMA, "metadata": metadata}
     return pa.Table.from_arrays(arrays, names=[c.name for c in columns_of(name)]).replace_schema_metadata(
         {b"blox_lat": json.dumps(meta, sort_keys=True).encode()})
 
@@ -716,7 +716,7 @@ def _static_table(c: _Collector, hashes: list[str]):
         [pa.array(hashes, pa.string()), pa.array(np.arange(NUM_MODELS, dtype=np.int32)),
          pa.FixedSizeListArray.from_arrays(pa.array(vec.reshape(-1)), 15), pa.array(params), pa.array(flops)],
         names=[col.name for col in columns_of("static")],
-    ).replace_schema_metadata({b"blox_lat": json.dumps({"section": "static", "schema_version": SCHEMA_VERSION,
+    ).replace_schema_metadata({b"blox_lat": json.dumps({"section": "static", "schema_version": RELEASE_SCHEMA,
                                                          "metadata": {}}, sort_keys=True).encode()})
 
 
@@ -795,7 +795,7 @@ def _write_release(out: Path, version: str, tables: dict, metadata: dict, listed
                 p = tmp / "blox" / rel
                 blox_files.append({"file": f"blox/{rel}", "bytes": p.stat().st_size, "sha256": _sha256(p)})
         manifest = {
-            "format": FORMAT, "schema_version": SCHEMA_VERSION, "dataset_version": version,
+            "format": FORMAT, "schema_version": RELEASE_SCHEMA, "dataset_version": version,
             "search_space": search_space_record(), "sections": sections, "blox_files": blox_files,
             "provenance": {"builder": f"blox-lat {__version__}", "git_commit": _git_commit(), "inputs": inputs,
                            "duplicates_rule": "bench: ok>noisy>failed then latest recorded_at; training: identical or error"},

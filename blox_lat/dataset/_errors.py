@@ -17,7 +17,7 @@ __all__ = [
     "SchemaVersionError",
     "SearchSpaceMismatchError",
     "SectionMissingError",
-    "UnknownDeviceError",
+    "DeviceNotInReleaseError",
     "UnknownSectionError",
 ]
 
@@ -74,5 +74,5 @@ class UnknownSectionError(DatasetError, LookupError):
     """The release has no section of that name."""
 
 
-class UnknownDeviceError(UnknownSectionError):
+class DeviceNotInReleaseError(UnknownSectionError):
     """The release has no benchmark section for that device."""

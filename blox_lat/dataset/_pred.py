@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from blox_lat.dataset._schema import _KEY, SCHEMA_VERSION, Column
+from blox_lat.dataset._schema import _KEY, RELEASE_SCHEMA, Column
 
 __all__ = ["PRED_COLUMNS", "PRED_KIND_COLUMNS", "pred_table", "predicted_latency"]
 
@@ -52,7 +52,7 @@ def pred_table(predictor: Any, level: float = 0.9):
               pa.array(p.latency_ms), pa.array(p.lo_ms), pa.array(p.hi_ms), pa.array(measured),
               pa.DictionaryArray.from_arrays(np.zeros(n, dtype=np.int8), pa.array([method])).cast(pa.string())]
     name = f"pred/{predictor.device}"
-    schema_meta = {"section": name, "schema_version": SCHEMA_VERSION, "metadata": meta}
+    schema_meta = {"section": name, "schema_version": RELEASE_SCHEMA, "metadata": meta}
     table = pa.Table.from_arrays(arrays, names=[c.name for c in PRED_KIND_COLUMNS]).replace_schema_metadata(
         {b"blox_lat": json.dumps(schema_meta, sort_keys=True).encode()})
     return table, meta
@@ -69,12 +69,12 @@ def section_metadata(predictor: Any, level: float) -> dict:
 
 def predicted_latency(release: Any, arch: Any, device: str) -> dict:
     """A model's prediction from a release's ``pred/<device>`` section (never its measurement)."""
-    from blox_lat.dataset._errors import UnknownDeviceError
+    from blox_lat.dataset._errors import DeviceNotInReleaseError
 
     name = f"pred/{device}"
     if name not in release.manifest["sections"]:
         have = sorted(n.split("/", 1)[1] for n in release.manifest["sections"] if n.startswith("pred/"))
-        raise UnknownDeviceError(f"release {release.version} has no predictions for device {device!r}; "
+        raise DeviceNotInReleaseError(f"release {release.version} has no predictions for device {device!r}; "
                                  f"it has: {', '.join(have) or 'none'}")
     sec = release.section(name)
     row = release._index(arch)

@@ -24,27 +24,27 @@ from blox_lat.dataset._errors import (
     ChecksumError,
     CorruptSectionError,
     DatasetError,
+    DeviceNotInReleaseError,
     DuplicateKeyError,
     ReleaseNotFoundError,
     SchemaVersionError,
     SearchSpaceMismatchError,
     SectionMissingError,
-    UnknownDeviceError,
     UnknownSectionError,
 )
 from blox_lat.dataset._schema import (
     FORMAT,
     MANIFEST,
     MANIFEST_DIGEST_SINCE,
-    SCHEMA_VERSION,
+    RELEASE_SCHEMA,
     manifest_digest,
     search_space_record,
     validate_section_name,
 )
+from blox_lat.space import NUM_MODELS
 
 __all__ = ["DiffReport", "Release", "VerifyReport", "diff", "info", "open_release", "verify"]
 
-NUM_MODELS = 91125
 
 
 def _read_manifest(path: Path, check_digest: bool = True) -> dict:
@@ -61,8 +61,8 @@ def _read_manifest(path: Path, check_digest: bool = True) -> dict:
     schema = manifest.get("schema_version")
     if not isinstance(schema, int) or schema < 1:
         raise SchemaVersionError(f"{manifest_path} has no valid schema_version")
-    if schema > SCHEMA_VERSION:
-        raise SchemaVersionError(f"{path} uses schema {schema}, newer than this blox-lat reads ({SCHEMA_VERSION}); upgrade blox-lat")
+    if schema > RELEASE_SCHEMA:
+        raise SchemaVersionError(f"{path} uses schema {schema}, newer than this blox-lat reads ({RELEASE_SCHEMA}); upgrade blox-lat")
     space = manifest.get("search_space")
     expected = search_space_record()
     if space != expected:
@@ -389,12 +389,12 @@ class Release:
         if device is None:
             devices = self.devices
             if len(devices) != 1:
-                raise UnknownDeviceError(f"release {self.version} has {len(devices)} devices ({', '.join(devices) or 'none'}); "
+                raise DeviceNotInReleaseError(f"release {self.version} has {len(devices)} devices ({', '.join(devices) or 'none'}); "
                                          "name one with device=...")
             device = devices[0]
         name = f"bench/{device}"
         if name not in self.manifest["sections"]:
-            raise UnknownDeviceError(f"release {self.version} has no measurements for device {device!r}; "
+            raise DeviceNotInReleaseError(f"release {self.version} has no measurements for device {device!r}; "
                                      f"it has: {', '.join(self.devices) or 'none'}")
         return self.section(name)
 

@@ -1,6 +1,6 @@
 """Release schema: section kinds, their columns (types and units) and section names.
 
-Schema history (``SCHEMA_VERSION``):
+Schema history (``RELEASE_SCHEMA``):
 
 1. first version.
 2. per-epoch columns (``acc_epochs``, ``loss_epochs``) are stored as one fixed-size binary cell
@@ -58,7 +58,7 @@ __all__ = [
     "KINDS",
     "MANIFEST",
     "MANIFEST_DIGEST_SINCE",
-    "SCHEMA_VERSION",
+    "RELEASE_SCHEMA",
     "Column",
     "check_device_name",
     "columns_of",
@@ -70,7 +70,7 @@ __all__ = [
     "validate_section_name",
 ]
 
-SCHEMA_VERSION = 4
+RELEASE_SCHEMA = 4
 #: the first schema whose manifest must carry ``manifest_sha256``
 MANIFEST_DIGEST_SINCE = 3
 FORMAT = "blox-lat-dataset"

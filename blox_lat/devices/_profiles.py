@@ -46,7 +46,7 @@ __all__ = [
     "DeviceProfile",
     "ProfileError",
     "ProfileRegistry",
-    "UnknownDeviceError",
+    "UnknownProfileError",
     "config_dir",
     "get_device",
     "list_devices",
@@ -121,7 +121,7 @@ class ProfileError(BloxLatError, ValueError):
     """A device profile (built-in or TOML) is malformed; the message names the file and key."""
 
 
-class UnknownDeviceError(BloxLatError, LookupError):
+class UnknownProfileError(BloxLatError, LookupError):
     """No profile has this name."""
 
 
@@ -269,7 +269,7 @@ class ProfileRegistry:
         try:
             return self._profiles[name]
         except KeyError:
-            raise UnknownDeviceError(
+            raise UnknownProfileError(
                 f"unknown device {name!r}: known devices are {', '.join(self.names())} "
                 "(add your own in a TOML file, see 'blox-lat devices --help')"
             ) from None

@@ -37,7 +37,7 @@ from blox_lat.harness._events import (
     SetResumed,
 )
 from blox_lat.harness._factory import get_runner
-from blox_lat.harness._journal import JOURNAL_NAME, SCHEMA_VERSION, Journal, JournalError, read_journal
+from blox_lat.harness._journal import JOURNAL_NAME, JOURNAL_SCHEMA, Journal, JournalError, read_journal
 from blox_lat.harness._protocol import (
     LOCAL_INTERLEAVE,
     Measurement,
@@ -86,7 +86,7 @@ __all__ = [
     "JOURNAL_NAME",
     "AnchorError",
     "AnchorsRecord",
-    "SCHEMA_VERSION",
+    "JOURNAL_SCHEMA",
     "Campaign",
     "CampaignConflictError",
     "CampaignEvent",

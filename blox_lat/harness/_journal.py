@@ -26,9 +26,9 @@ from typing import Any
 
 from blox_lat import _json as fast_json
 from blox_lat.errors import BloxLatError
-from blox_lat.harness._records import SCHEMA_VERSION
+from blox_lat.harness._records import JOURNAL_SCHEMA
 
-__all__ = ["JOURNAL_NAME", "SCHEMA_VERSION", "Journal", "JournalError", "check_measurement_line", "read_journal",
+__all__ = ["JOURNAL_NAME", "JOURNAL_SCHEMA", "Journal", "JournalError", "check_measurement_line", "read_journal",
            "read_journal_lines"]
 
 JOURNAL_NAME = "journal.jsonl"
@@ -80,9 +80,9 @@ def read_journal_lines(path: str | os.PathLike[str], *, kind: str | None = None
         if not isinstance(schema, int) or isinstance(schema, bool):
             raise JournalError(f"{path}:{number}: journal line has schema {schema!r}, not an integer "
                                "(not a blox-lat journal line); remove that line")
-        if schema > SCHEMA_VERSION:
+        if schema > JOURNAL_SCHEMA:
             raise JournalError(f"{path}:{number}: schema {record['schema']} is newer than this "
-                               f"blox-lat understands ({SCHEMA_VERSION}); upgrade blox-lat")
+                               f"blox-lat understands ({JOURNAL_SCHEMA}); upgrade blox-lat")
         if kind is None or record.get("kind") == kind:
             yield number, record
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["ANCHORS", "BASE_SCHEMA", "ENVIRONMENT", "LEVEL_SCHEMA", "MEASUREMENT", "SCHEMA_VERSION",
+__all__ = ["ANCHORS", "BASE_SCHEMA", "ENVIRONMENT", "LEVEL_SCHEMA", "MEASUREMENT", "JOURNAL_SCHEMA",
            "AnchorsRecord", "EnvironmentRecord", "MeasurementRecord"]
 
 #: the newest journal schema this blox-lat reads (history in :mod:`blox_lat.harness._journal`)
-SCHEMA_VERSION = 2
+JOURNAL_SCHEMA = 2
 #: the schema of lines that carry nothing newer (every line of a campaign without anchors)
 BASE_SCHEMA = 1
 #: the schema of lines that carry anchors or levels

@@ -27,7 +27,7 @@ from blox_lat.predict._errors import (
     TooFewModelsError,
 )
 from blox_lat.predict._fit import FAMILIES, accuracy, fit, spearman
-from blox_lat.predict._model import SCHEMA_VERSION, Predictions, Predictor, load
+from blox_lat.predict._model import PREDICTOR_SCHEMA, Predictions, Predictor, load
 from blox_lat.predict._output import pred_section, write_predictions
 from blox_lat.predict._pieces import (
     all_pieces,
@@ -44,7 +44,7 @@ from blox_lat.predict._transfer import transfer
 
 __all__ = [
     "FAMILIES",
-    "SCHEMA_VERSION",
+    "PREDICTOR_SCHEMA",
     "DeviceMismatchError",
     "MixedInputError",
     "PiecesError",

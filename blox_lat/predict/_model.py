@@ -44,7 +44,7 @@ from blox_lat.predict._features import (
 
 FORMAT = "blox-lat-predictor"
 #: predictor file schema; history in docs/predict.md ("File format")
-SCHEMA_VERSION = 1
+PREDICTOR_SCHEMA = 1
 
 
 def space_id() -> dict:
@@ -155,7 +155,7 @@ class Predictor:
     # -- file -----------------------------------------------------------------------------
     def to_dict(self) -> dict:
         return {
-            "format": FORMAT, "schema_version": SCHEMA_VERSION, "space": self.space or space_id(),
+            "format": FORMAT, "schema_version": PREDICTOR_SCHEMA, "space": self.space or space_id(),
             "device": self.device, "setting": self.setting, "protocol": self.protocol, "latency": self.latency,
             "method": self.method, "family": self.family, "training": self.training, "cv": self.cv,
             "interval": {"kind": "split-conformal, log space, leverage-scaled", "scores": _r(self.scores),
@@ -241,9 +241,9 @@ def load(path: str | os.PathLike[str]) -> Predictor:
         found = doc.get("format") if isinstance(doc, dict) else None
         raise PredictorFileError(f"{path} is not a blox-lat predictor file (format {found!r})")
     schema = doc.get("schema_version")
-    if not isinstance(schema, int) or isinstance(schema, bool) or not 1 <= schema <= SCHEMA_VERSION:
+    if not isinstance(schema, int) or isinstance(schema, bool) or not 1 <= schema <= PREDICTOR_SCHEMA:
         raise PredictorFileError(f"{path}: predictor schema {schema!r} is not one this blox-lat reads "
-                                 f"(1..{SCHEMA_VERSION}); upgrade blox-lat or refit")
+                                 f"(1..{PREDICTOR_SCHEMA}); upgrade blox-lat or refit")
     if doc.get("space") != space_id():
         raise PredictorFileError(f"{path} was fitted for another search space ({doc.get('space')}); "
                                  "it cannot predict Blox models")

@@ -29,7 +29,7 @@ from blox_lat.report._stats import fit_block_costs, kendall, pareto_front, spear
 
 __all__ = ["Part", "ReportResult", "build_report", "save_figures", "static_costs"]
 
-SCHEMA_VERSION = 1
+REPORT_SCHEMA = 1
 _LIST_LIMIT = 50  # rows of a list shown on the page; report.json has them all
 
 
@@ -436,7 +436,7 @@ def build_report(sources: list[str | os.PathLike[str]] | list[Source], out: str 
     if not srcs:
         raise SourceError("no source given: name at least one campaign folder or release")
     parts = ReportBuilder(srcs, devices).parts()
-    meta = {"schema": SCHEMA_VERSION, "generator": f"blox-lat {__version__}",
+    meta = {"schema": REPORT_SCHEMA, "generator": f"blox-lat {__version__}",
             "created_at": utc_now(zulu=True),
             "sources": [{"path": s.path, "kind": s.kind, "schema": s.schema, "version": s.version,
                          "devices": list(s.devices)} for s in srcs]}

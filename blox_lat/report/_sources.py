@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from blox_lat.report._errors import SourceError, SourceMismatchError
+from blox_lat.space import NUM_MODELS
 
 __all__ = ["AccuracyMetric", "DeviceData", "Source", "load_source", "load_sources"]
 
-NUM_MODELS = 91125
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,7 @@ def _journal_records(path: Path) -> Iterator[dict[str, Any]]:
     Replacing ``"samples_ms":[...]`` by ``"samples_ms":0`` in the bytes first keeps each line
     valid JSON."""
     from blox_lat import _json as fast_json
-    from blox_lat.harness import SCHEMA_VERSION, JournalError, read_journal
+    from blox_lat.harness import JOURNAL_SCHEMA, JournalError, read_journal
 
     journal = path / "journal.jsonl" if path.is_dir() else path
     try:
@@ -135,7 +135,7 @@ def _journal_records(path: Path) -> Iterator[dict[str, Any]]:
             record = fast_json.loads(line)
         except ValueError:
             record = None
-        if not isinstance(record, dict) or int(record.get("schema", 0) or 0) > SCHEMA_VERSION:
+        if not isinstance(record, dict) or int(record.get("schema", 0) or 0) > JOURNAL_SCHEMA:
             yield from read_journal(journal)  # the reference reader names the damaged line
             raise JournalError(f"{journal}: unreadable journal line")  # pragma: no cover
         yield record

@@ -13,7 +13,7 @@ from blox_lat.space._flops import _params_of_blocks as params_of_blocks
 from blox_lat.space._flops import flops, macs, op_macs, params
 from blox_lat.space._graph import reference_hash
 from blox_lat.space._selector import parse_shard, sample, select, shard
-from blox_lat.space._table import NUM_BLOCKS, load_hash_file, space_table
+from blox_lat.space._table import NUM_BLOCKS, NUM_MODELS, load_hash_file, space_table
 from blox_lat.space._vector import CONFIGS_PER_STAGE, OPS, format_vector, parse_vector, stage_digits
 
 #: the PyTorch building blocks, importable from here without importing torch with the package
@@ -22,6 +22,7 @@ _TORCH_NAMES = ("STEM_CHANNELS", "Cell", "ConvBnRelu", "Reduction", "Residual", 
 __all__ = [
     "CONFIGS_PER_STAGE",
     "NUM_BLOCKS",
+    "NUM_MODELS",
     "STEM_CHANNELS",
     "Cell",
     "ConvBnRelu",

@@ -20,6 +20,7 @@ from blox_lat.space._vector import CONFIGS_PER_STAGE, NUM_RAW, NUM_STAGES
 
 NUM_BLOCKS = 45
 NUM_TRIPLES = NUM_BLOCKS**NUM_STAGES
+NUM_MODELS = NUM_TRIPLES  # every block triple is one unique model; space_table() checks it
 HASH_FILE = "hashes.bin"
 
 
