@@ -39,6 +39,7 @@ from blox_lat.harness._events import (
 from blox_lat.harness._factory import get_runner
 from blox_lat.harness._journal import JOURNAL_NAME, JOURNAL_SCHEMA, Journal, JournalError, read_journal
 from blox_lat.harness._protocol import (
+    DEFAULT_CV_THRESHOLD,
     LOCAL_INTERLEAVE,
     Measurement,
     MeasurementError,
@@ -83,6 +84,7 @@ from blox_lat.harness._timing import (
 
 __all__ = [
     "DEFAULT_ANCHORS",
+    "DEFAULT_CV_THRESHOLD",
     "JOURNAL_NAME",
     "AnchorError",
     "AnchorsRecord",

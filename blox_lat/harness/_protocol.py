@@ -21,6 +21,7 @@ from typing import Any
 from blox_lat.errors import BloxLatError
 
 __all__ = [
+    "DEFAULT_CV_THRESHOLD",
     "Measurement",
     "MeasurementError",
     "TimingProtocol",
@@ -31,6 +32,8 @@ __all__ = [
 
 #: Version of the statistic and of :class:`TimingProtocol`'s meaning; stored with each campaign.
 PROTOCOL_VERSION = 1
+#: coefficient of variation above which a measurement is flagged noisy (``cv>0.1``)
+DEFAULT_CV_THRESHOLD = 0.10
 #: models timed together by default where the worker is local (``blox-lat measure --interleave
 #: auto``), one group per round, no re-warm runs: every model of a set then samples the shared
 #: host's fast and slow spells at 100 moments spread over the whole set, so ranks within a set
@@ -129,7 +132,7 @@ class TimingProtocol:
     runs_per_group: int = 10
     warmup_min_runs: int = 10
     warmup_min_s: float = 0.5
-    cv_threshold: float = 0.10
+    cv_threshold: float = DEFAULT_CV_THRESHOLD
     version: int = PROTOCOL_VERSION
     interleave: int = 1
     rounds: int = 1
@@ -222,7 +225,7 @@ class Measurement:
     warmup_runs: int
     started_at: str
     finished_at: str
-    cv_threshold: float = 0.10
+    cv_threshold: float = DEFAULT_CV_THRESHOLD
     latency_ms: float = field(init=False)
     median_ms: float = field(init=False)
     mean_ms: float = field(init=False)
@@ -280,7 +283,7 @@ class Measurement:
         warmup_runs: int,
         started_at: str,
         finished_at: str,
-        cv_threshold: float = 0.10,
+        cv_threshold: float = DEFAULT_CV_THRESHOLD,
     ) -> Measurement:
         """Build from integer nanosecond timings (what runners produce)."""
         return cls(
@@ -335,7 +338,7 @@ class Measurement:
                 warmup_runs=int(data["warmup_runs"]),
                 started_at=str(data["started_at"]),
                 finished_at=str(data["finished_at"]),
-                cv_threshold=float(data.get("cv_threshold", 0.10)),
+                cv_threshold=float(data.get("cv_threshold", DEFAULT_CV_THRESHOLD)),
             )
         except KeyError as exc:
             raise MeasurementError(f"measurement record lacks field {exc}") from None
