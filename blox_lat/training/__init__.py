@@ -22,7 +22,7 @@ from blox_lat.training._blocks import Teacher, assemble_student, load_teacher, m
 from blox_lat.training._data import CIFAR100_MEAN, CIFAR100_STD, ENV_VAR, CifarData, find_cifar100, load_cifar100
 from blox_lat.training._errors import CheckpointError, DataError, TrainingError
 from blox_lat.training._loop import SETTINGS, TrainConfig, default_config, evaluate, resolve_device
-from blox_lat.training._records import RECORD_SCHEMA, load_torch
+from blox_lat.training._records import TRAINING_RECORD_SCHEMA, load_torch
 from blox_lat.training._runs import RunResult, candidate_blocks, distill_blocks, train_models
 from blox_lat.training._runs import _folder as records_folder
 
@@ -30,7 +30,7 @@ __all__ = [
     "CIFAR100_MEAN",
     "CIFAR100_STD",
     "ENV_VAR",
-    "RECORD_SCHEMA",
+    "TRAINING_RECORD_SCHEMA",
     "SETTINGS",
     "CheckpointError",
     "CifarData",

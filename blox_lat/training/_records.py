@@ -35,9 +35,9 @@ from typing import Any
 from blox_lat._fs import atomic_write
 from blox_lat.training._errors import CheckpointError
 
-__all__ = ["RECORD_SCHEMA", "atomic_write_json", "environment", "load_torch", "read_json", "save_torch"]
+__all__ = ["TRAINING_RECORD_SCHEMA", "atomic_write_json", "environment", "load_torch", "read_json", "save_torch"]
 
-RECORD_SCHEMA = 1
+TRAINING_RECORD_SCHEMA = 1
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:

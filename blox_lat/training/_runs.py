@@ -38,7 +38,7 @@ from blox_lat.training._loop import (
     parse_fraction,
     topk_correct,
 )
-from blox_lat.training._records import RECORD_SCHEMA, atomic_write_json, environment, read_json, save_torch
+from blox_lat.training._records import TRAINING_RECORD_SCHEMA, atomic_write_json, environment, read_json, save_torch
 
 __all__ = ["RunResult", "candidate_blocks", "distill_blocks", "train_models"]
 
@@ -242,7 +242,7 @@ def _train_one(arch, data: CifarData, cfg: TrainConfig, folder: Path, device: st
     epoch_fn = _epoch_fn(model, optimizer, data, x, y, cfg, device, augment, tmodel, stem, progress)
 
     kind = "training-lowfi" if cfg.fraction is not None else "training"
-    base = {"schema": RECORD_SCHEMA, "setting": cfg.setting, "model_hash": arch.hash, "model_index": arch.index,
+    base = {"schema": TRAINING_RECORD_SCHEMA, "setting": cfg.setting, "model_hash": arch.hash, "model_index": arch.index,
             "model_name": arch.name, "seed": cfg.seed, "teacher": teacher.model_hash if teacher is not None else None,
             "teacher_seed": teacher.seed if teacher is not None else None, "epochs": cfg.epochs,
             "fraction": cfg.fraction, "config": cfg.to_dict(), "data": _data_info(data, cfg, n),
@@ -392,7 +392,7 @@ def _distill_one(stage: int, block: int, data: CifarData, cfg: TrainConfig, fold
                                                   "state_dict": {k: v.detach().cpu() for k, v in cell.state_dict().items()}})
     metrics = dict(loop.metrics)
     initial = metrics.pop("val_mse_initial", [None])[0]
-    record = {"schema": RECORD_SCHEMA, "kind": "distill-block", "teacher": teacher.model_hash, "teacher_seed": teacher.seed,
+    record = {"schema": TRAINING_RECORD_SCHEMA, "kind": "distill-block", "teacher": teacher.model_hash, "teacher_seed": teacher.seed,
               "epochs": cfg.epochs, "seed": cfg.seed, "stage": stage, "block_id": block, "block_name": info.name,
               "init": cfg.init, "fraction": cfg.fraction,
               "distill_loss": metrics["distill_loss"][-1], "val_mse_initial": initial, "val_mse": metrics["val_mse"][-1],
