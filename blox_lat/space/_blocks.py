@@ -48,11 +48,6 @@ class Block:
     ops: tuple[str, ...]
     digits: StageDigits
 
-    @property
-    def uses_op0(self) -> bool:
-        """Whether the canonical configuration instantiates its first operation node."""
-        return not (self.digits[2:] == (0, 1, 0))
-
 
 def block_key(digits: StageDigits) -> tuple[str, tuple[int, ...]] | None:
     """Structural key of a stage configuration: equal keys give isomorphic stage graphs."""

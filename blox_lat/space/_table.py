@@ -24,11 +24,6 @@ NUM_MODELS = NUM_TRIPLES  # every block triple is one unique model; space_table(
 HASH_FILE = "hashes.bin"
 
 
-def triple_id(blocks: tuple[int, int, int]) -> int:
-    """Dense id of a block triple (stage 0 least significant)."""
-    return blocks[0] + NUM_BLOCKS * (blocks[1] + NUM_BLOCKS * blocks[2])
-
-
 @dataclass(frozen=True)
 class RawEnumeration:
     """All 373,248 raw vectors as stage codes and their block triples (-1 where invalid)."""

@@ -44,11 +44,6 @@ def stage_is_valid(digits: StageDigits) -> bool:
     return bool(digits[2] or digits[3] or digits[4])
 
 
-def raw_position(codes: tuple[int, int, int]) -> int:
-    """Position of a raw vector (given its three stage codes) in the reference enumeration."""
-    return codes[0] + CONFIGS_PER_STAGE * (codes[1] + CONFIGS_PER_STAGE * codes[2])
-
-
 def raw_codes(position: int) -> tuple[int, int, int]:
     """Stage codes of the raw vector at ``position`` in the reference enumeration."""
     if not 0 <= position < NUM_RAW:
