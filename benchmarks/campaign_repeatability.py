@@ -10,6 +10,8 @@ Targets (issue 15): corrected Spearman >= 0.95 at --runs 100 (>= 0.99 at 1000), 
 
     python benchmarks/campaign_repeatability.py [--models 128] [--seed 15] [--runs 100]
         [--interleave 32] [--anchors 3] [--work DIR]
+    python benchmarks/campaign_repeatability.py --from A B [--runs 100]   # two existing campaigns,
+        # e.g. benchmarks/data/predictor/cpu-a.journal.jsonl.gz and cpu-b.journal.jsonl.gz
 
 Resumable: both campaigns live in ``--work`` (default
 ``/tmp/blox-lat-campaign-repeatability/<models>-<seed>-<runs>-<interleave>-<anchors>``); rerun
@@ -109,18 +111,70 @@ def _span_s(out: Path) -> float | None:
     return round((max(stamps) - min(stamps)).total_seconds(), 1) if stamps else None
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--models", type=int, default=128, help="random models measured in both campaigns")
-    ap.add_argument("--seed", type=int, default=15, help="which random models, and campaign B's order")
-    ap.add_argument("--runs", type=int, default=100)
-    ap.add_argument("--interleave", type=int, default=32, help="set size (blox-lat measure --interleave)")
-    ap.add_argument("--anchors", type=int, default=3, help="anchors per set (0: none, raw figures only)")
-    ap.add_argument("--store", default="/tmp/blox-lat-bench-store")
-    ap.add_argument("--affinity", default=None, help="pin the measuring worker (blox-lat measure --affinity)")
-    ap.add_argument("--work", type=Path, default=None, help="where both campaigns live (resumable)")
-    add_arguments(ap)
-    args = ap.parse_args()
+def _figures(a_dir: Path, b_dir: Path, target_runs: int) -> dict[str, Any]:
+    """Raw and level-corrected test-retest figures of the models both campaigns measured."""
+    a, b = _read(a_dir), _read(b_dir)
+    common = sorted(set(a["records"]) & set(b["records"]))
+    raw_a = [a["records"][h]["measurement"]["latency_ms"] for h in common]
+    raw_b = [b["records"][h]["measurement"]["latency_ms"] for h in common]
+    figures: dict[str, Any] = {
+        "models": len(common),
+        "campaign_s": {"A": _span_s(a_dir), "B": _span_s(b_dir)},
+        "latency_range_ms": [round(min(raw_a), 3), round(max(raw_a), 3)] if raw_a else None,
+        "raw": {"spearman": round(spearman(raw_a, raw_b), 4), "abs_rel_diff": _rel(raw_a, raw_b)},
+    }
+    leveled = [h for h in common if a["records"][h].get("level") and b["records"][h].get("level")]
+    if leveled:
+        figures.update(_corrected(a, b, leveled, target_runs, len(common)))
+    figures["cv_median"] = round(statistics.median(
+        c["records"][h]["measurement"]["cv"] for c in (a, b) for h in common), 4) if common else None
+    figures["pairs_ms"] = [[round(x, 4), round(y, 4)] for x, y in zip(raw_a, raw_b)]
+    if not math.isfinite(figures["raw"]["spearman"]):
+        figures["raw"]["spearman"] = None
+    return figures
+
+
+def _corrected(a: dict[str, Any], b: dict[str, Any], leveled: list[str], target_runs: int, common: int) -> dict[str, Any]:
+    """The corrected figures, the per-set levels and the anchors' cost."""
+    reference = _common_reference(a, b)
+    cor_a, cor_b = _on_reference(a, leveled, reference), _on_reference(b, leveled, reference)
+    own = spearman([a["records"][h]["latency_corrected_ms"] for h in leveled],
+                   [b["records"][h]["latency_corrected_ms"] for h in leveled])
+    share = [_anchor_share(c) for c in (a, b)]
+    rho = spearman(cor_a, cor_b)
+    target = 0.99 if target_runs >= 1000 else 0.95
+    return {
+        # on one reference (each anchor's median over both campaigns); spearman_own_reference:
+        # the journals' own corrected latencies (each campaign relative to its first set)
+        "corrected": {"models": len(leveled), "spearman": round(rho, 4), "abs_rel_diff": _rel(cor_a, cor_b),
+                      "spearman_own_reference": round(own, 4)},
+        "levels": {k: [round(s["level"], 4) for s in c["sets"]] for k, c in (("A", a), ("B", b))},
+        "level_range": {k: [round(min(s["level"] for s in c["sets"]), 4), round(max(s["level"] for s in c["sets"]), 4)]
+                        for k, c in (("A", a), ("B", b))},
+        "anchor_share": [round(s, 4) for s in share if s is not None],
+        "anchors_cv_median": round(statistics.median(x["cv"] for c in (a, b) for s in c["sets"]
+                                                     for x in s["anchors"]), 4),
+        "target": f"corrected spearman >= {target} and anchors <= 10 % of the timed runs",
+        "meets_target": bool(rho >= target and max(share) <= 0.10) if common >= 128 else None,
+    }
+
+
+def _from_journals(args: argparse.Namespace) -> dict[str, Any]:
+    """Figures of two existing campaigns (folders or .jsonl[.gz] journals), e.g. the committed
+    predictor data (cpu-a and its re-measurement cpu-b)."""
+    import tempfile
+
+    from _journals import journal_folder
+
+    with tempfile.TemporaryDirectory() as tmp:
+        a_dir, b_dir = (journal_folder(Path(p), Path(tmp)) for p in args.from_journals)
+        figures = _figures(a_dir, b_dir, args.runs)
+    return {"source": [str(p) for p in args.from_journals], "runs": args.runs, **figures,
+            "cpu_probe_s": [cpu_probe_s()]}
+
+
+def _measured(args: argparse.Namespace) -> dict[str, Any]:
+    """Measure both campaigns (or resume them) and return their figures."""
     from blox_lat import space as sp
 
     work = args.work or Path("/tmp/blox-lat-campaign-repeatability") / (
@@ -134,48 +188,28 @@ def main() -> None:
     for name, order in (("A", first), ("B", second)):
         summaries[name] = _campaign(name, order, work, args)
         probes.append(cpu_probe_s())
-    a, b = _read(work / "A"), _read(work / "B")
-    common = sorted(set(a["records"]) & set(b["records"]))
-    raw_a = [a["records"][h]["measurement"]["latency_ms"] for h in common]
-    raw_b = [b["records"][h]["measurement"]["latency_ms"] for h in common]
-    figures: dict[str, Any] = {
-        "models": len(common), "runs": args.runs, "interleave": args.interleave, "anchors": args.anchors,
-        "work": str(work), "cpu_probe_s": probes,
-        "wall_s_this_call": {k: round(s["wall_s"], 1) for k, s in summaries.items()},
-        "campaign_s": {k: _span_s(work / k) for k in summaries},
-        "latency_range_ms": [round(min(raw_a), 3), round(max(raw_a), 3)] if raw_a else None,
-        "raw": {"spearman": round(spearman(raw_a, raw_b), 4), "abs_rel_diff": _rel(raw_a, raw_b)},
-    }
-    leveled = [h for h in common if a["records"][h].get("level") and b["records"][h].get("level")]
-    if leveled:
-        reference = _common_reference(a, b)
-        cor_a, cor_b = _on_reference(a, leveled, reference), _on_reference(b, leveled, reference)
-        own = spearman([a["records"][h]["latency_corrected_ms"] for h in leveled],
-                       [b["records"][h]["latency_corrected_ms"] for h in leveled])
-        share = [_anchor_share(c) for c in (a, b)]
-        rho = spearman(cor_a, cor_b)
-        figures.update({
-            # on one reference (each anchor's median over both campaigns); spearman_own_reference:
-            # the journals' own corrected latencies (each campaign relative to its first set)
-            "corrected": {"models": len(leveled), "spearman": round(rho, 4), "abs_rel_diff": _rel(cor_a, cor_b),
-                          "spearman_own_reference": round(own, 4)},
-            "levels": {k: [round(s["level"], 4) for s in c["sets"]] for k, c in (("A", a), ("B", b))},
-            "level_range": {k: [round(min(s["level"] for s in c["sets"]), 4), round(max(s["level"] for s in c["sets"]), 4)]
-                            for k, c in (("A", a), ("B", b))},
-            "anchor_share": [round(s, 4) for s in share if s is not None],
-            "anchors_cv_median": round(statistics.median(x["cv"] for c in (a, b) for s in c["sets"]
-                                                         for x in s["anchors"]), 4),
-        })
-        target = 0.99 if args.runs >= 1000 else 0.95
-        figures["target"] = f"corrected spearman >= {target} and anchors <= 10 % of the timed runs"
-        figures["meets_target"] = bool(rho >= target and max(share) <= 0.10) if len(common) >= 128 else None
-    figures["cv_median"] = round(statistics.median(
-        c["records"][h]["measurement"]["cv"] for c in (a, b) for h in common), 4) if common else None
-    figures["pairs_ms"] = [[round(x, 4), round(y, 4)] for x, y in zip(raw_a, raw_b)]
-    if not math.isfinite(figures["raw"]["spearman"]):
-        figures["raw"]["spearman"] = None
-    save("campaign_repeatability", figures, args)
+    return {"runs": args.runs, "interleave": args.interleave, "anchors": args.anchors, "work": str(work),
+            "cpu_probe_s": probes, "wall_s_this_call": {k: round(s["wall_s"], 1) for k, s in summaries.items()},
+            **_figures(work / "A", work / "B", args.runs)}
 
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--models", type=int, default=128, help="random models measured in both campaigns")
+    ap.add_argument("--seed", type=int, default=15, help="which random models, and campaign B's order")
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--interleave", type=int, default=32, help="set size (blox-lat measure --interleave)")
+    ap.add_argument("--anchors", type=int, default=3, help="anchors per set (0: none, raw figures only)")
+    ap.add_argument("--store", default="/tmp/blox-lat-bench-store")
+    ap.add_argument("--affinity", default=None, help="pin the measuring worker (blox-lat measure --affinity)")
+    ap.add_argument("--work", type=Path, default=None, help="where both campaigns live (resumable)")
+    ap.add_argument("--from", dest="from_journals", nargs=2, type=Path, default=None, metavar=("A", "B"),
+                    help="measure nothing: compare two existing campaigns (folders or .jsonl[.gz]); "
+                         "--runs then only says which target applies")
+    add_arguments(ap)
+    args = ap.parse_args()
+    figures = _from_journals(args) if args.from_journals else _measured(args)
+    save("campaign_repeatability", figures, args)
 
 if __name__ == "__main__":
     main()

@@ -25,30 +25,17 @@ Each figure is given for raw latencies and, when every record carries one, level
 from __future__ import annotations
 
 import argparse
-import gzip
-import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _journals import journal_folder
 from _probe import cpu_probe_s
 from _results import ROOT, add_arguments, save
 
 DATA = ROOT / "benchmarks" / "data" / "predictor"
 SIZES = (135, 300, 911)
-
-
-def _open(path: Path, tmp: Path) -> Path:
-    """A folder holding ``path`` as journal.jsonl (decompressed when it ends in .gz)."""
-    folder = tmp / path.name.replace(".", "_")
-    folder.mkdir()
-    if path.suffix == ".gz":
-        with gzip.open(path, "rb") as fi, open(folder / "journal.jsonl", "wb") as fo:
-            shutil.copyfileobj(fi, fo)
-    else:
-        shutil.copy(path if path.is_file() else path / "journal.jsonl", folder / "journal.jsonl")
-    return folder
 
 
 def _agreement(a: np.ndarray, b: np.ndarray) -> dict:
@@ -224,11 +211,11 @@ def main() -> None:
         if args.synthetic is not None:
             cpu_src, retest_src, int8_src = synthetic(tmp, args.synthetic, args.synthetic_interaction)
         else:
-            cpu_src = [_open(p, tmp) for p in (args.journal or [DATA / "cpu-a.journal.jsonl.gz"])]
+            cpu_src = [journal_folder(p, tmp) for p in (args.journal or [DATA / "cpu-a.journal.jsonl.gz"])]
             if args.pieces is None and (DATA / "cpu.pieces.json").exists():
                 args.pieces = DATA / "cpu.pieces.json"
-            retest_src = [_open(p, tmp) for p in (args.retest or [DATA / "cpu-b.journal.jsonl.gz"])]
-            int8_src = [_open(p, tmp) for p in (args.int8 or [DATA / "cpu-int8.journal.jsonl.gz"])]
+            retest_src = [journal_folder(p, tmp) for p in (args.retest or [DATA / "cpu-b.journal.jsonl.gz"])]
+            int8_src = [journal_folder(p, tmp) for p in (args.int8 or [DATA / "cpu-int8.journal.jsonl.gz"])]
         figures: dict = {"source": "synthetic" if args.synthetic is not None else [str(p) for p in args.journal or [DATA]],
                          "synthetic_noise": args.synthetic,
                          "synthetic_interaction": args.synthetic_interaction if args.synthetic is not None else None}
