@@ -125,10 +125,6 @@ class UnknownProfileError(BloxLatError, LookupError):
     """No profile has this name."""
 
 
-def _freeze(mapping: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(dict(mapping))
-
-
 @dataclass(frozen=True)
 class DeviceProfile:
     """One device setting. Two measurements are comparable iff their profiles are equal."""
@@ -170,7 +166,7 @@ class DeviceProfile:
             value = getattr(self, key)
             if not isinstance(value, Mapping):
                 raise ProfileError(f"{where}: {key} must be a table, got {type(value).__name__}")
-            object.__setattr__(self, key, _freeze(value))
+            object.__setattr__(self, key, MappingProxyType(dict(value)))
         problem = check_options(self.runtime, self.options)
         if problem:
             raise ProfileError(f"{where}: {problem}")
@@ -281,10 +277,6 @@ class ProfileRegistry:
         return len(self._profiles)
 
 
-def builtin_profiles() -> list[DeviceProfile]:
-    return _parse_toml(BUILTIN_PROFILES_TOML, "builtin")
-
-
 def config_dir(environ: Mapping[str, str] | None = None) -> Path:
     """Where user device files live (read when :func:`load_profiles` is called, not at import)."""
     env = os.environ if environ is None else environ
@@ -313,7 +305,7 @@ def load_profiles(
 
     ``config=None`` uses :func:`config_dir`; a path uses that directory; ``False`` skips it.
     """
-    registry = ProfileRegistry(builtin_profiles())
+    registry = ProfileRegistry(_parse_toml(BUILTIN_PROFILES_TOML, "builtin"))
     if config is not False:
         directory = config_dir() if config is None or config is True else Path(config)
         for path in _config_files(directory):

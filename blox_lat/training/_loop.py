@@ -4,7 +4,6 @@ checkpointed epoch loop (resume after a kill, identical results on the same devi
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, replace
 from fractions import Fraction
 from pathlib import Path
@@ -255,7 +254,3 @@ class EpochLoop:
             self.path.parent.rmdir()
         except OSError:
             pass
-
-
-def now() -> float:
-    return time.perf_counter()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -34,7 +35,6 @@ from blox_lat.training._loop import (
     kd_loss,
     make_optimizer,
     make_scheduler,
-    now,
     parse_fraction,
     topk_correct,
 )
@@ -170,7 +170,7 @@ def _epoch_fn(model, optimizer, data: CifarData, x, y, cfg: TrainConfig, device:
         order = batch_order(n, cfg.seed, epoch).to(device)
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
         c1 = c5 = 0
-        start = now()
+        start = time.perf_counter()
         for b in range(batches):
             idx = order[b * bs:(b + 1) * bs]
             xb, yb = x[idx], y[idx]
@@ -195,7 +195,7 @@ def _epoch_fn(model, optimizer, data: CifarData, x, y, cfg: TrainConfig, device:
             progress({"event": "batch", "name": stem, "epoch": epoch, "batch": b + 1, "batches": batches,
                       "loss": avg, "acc": 100.0 * c1 / seen})
         _sync(device)
-        seconds = now() - start
+        seconds = time.perf_counter() - start
         val = evaluate(model, data.val_x, data.val_y, device=device)
         values = {"train_top1": 100.0 * c1 / n, "train_top5": 100.0 * c5 / n, "train_loss": float(loss_sum) / n,
                   "val_top1": val["top1"], "val_top5": val["top5"], "val_loss": val["loss"]}
@@ -324,7 +324,7 @@ def _distill_epoch_fn(cell, tmodel, optimizer, data: CifarData, x, stage: int, c
         cell.train()
         order = batch_order(n, cfg.seed, epoch).to(device)
         loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        start = now()
+        start = time.perf_counter()
         for b in range(batches):
             xb = normalize(x[order[b * bs:(b + 1) * bs]])
             with torch.no_grad():
@@ -338,7 +338,7 @@ def _distill_epoch_fn(cell, tmodel, optimizer, data: CifarData, x, stage: int, c
             progress({"event": "batch", "name": stem, "epoch": epoch, "batch": b + 1, "batches": batches, "loss": avg,
                       "acc": None})
         _sync(device)
-        seconds = now() - start
+        seconds = time.perf_counter() - start
         values = {"distill_loss": float(loss_sum) / n, "val_mse": _stage_mse(cell, tmodel, data.val_x, stage, device)}
         progress({"event": "epoch", "name": stem, "epoch": epoch, "epochs": cfg.epochs, **values})
         return values, seconds
