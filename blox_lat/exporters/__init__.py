@@ -10,7 +10,8 @@ torch, onnx and onnxruntime are imported only when an export runs.
 from blox_lat.exporters._compose import _onnx_piece as onnx_piece
 from blox_lat.exporters._errors import ExportError, SnpeNotFoundError, SnpeToolError, VerificationError
 from blox_lat.exporters._export import check_toolchain, export
-from blox_lat.exporters._formats import ExportFormat, get_format, list_formats
+from blox_lat.exporters._format import ExportFormat, ExportJob, ExportOption
+from blox_lat.exporters._formats import get_format, list_formats, register_format, unregister_format
 from blox_lat.exporters._snpe import _FIX as SNPE_FIX
 from blox_lat.exporters._snpe import BIN_SUBDIR as SNPE_HOST_BIN_SUBDIR
 from blox_lat.exporters._snpe import _sdk_version as snpe_sdk_version
@@ -28,6 +29,8 @@ __all__ = [
     "ExportError",
     "ExportFailure",
     "ExportFormat",
+    "ExportJob",
+    "ExportOption",
     "SnpeNotFoundError",
     "SnpeToolError",
     "VerificationError",
@@ -36,7 +39,9 @@ __all__ = [
     "get_format",
     "list_formats",
     "onnx_piece",
+    "register_format",
     "stream_artifacts",
     "snpe_sdk_version",
     "snpe_tool_env",
+    "unregister_format",
 ]
