@@ -188,6 +188,14 @@ def _same_release(a, b):
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
 
 
+def _records_only(monkeypatch) -> None:
+    """Read every training record and journal measurement as a record (add_record), none as columns."""
+    from blox_lat.dataset import _readers
+
+    monkeypatch.setattr(_readers, "_plain_normal", lambda record, matrix: None)
+    monkeypatch.setattr(_readers, "_to_columns", lambda part, records, *cols: _readers.keep_as_records(part, records))
+
+
 def test_column_reader_gives_identical_release(inputs, tmp_path, monkeypatch):
     """Plain records and journals are read as columns; every record through add_record gives the same bytes."""
     from blox_lat.dataset import _build
@@ -206,9 +214,9 @@ def test_column_reader_gives_identical_release(inputs, tmp_path, monkeypatch):
     rec["measurement"]["noisy"] = True
     c2.write_text("\n".join([*lines, json.dumps(rec)]) + "\n")
     sources = [inputs / "train", tmp_path / "odd", inputs / "cpu", inputs / "gpu", c1.parent, c2.parent]
-    monkeypatch.setattr(_build, "COLUMNS", False)
-    per_record = ds.build(sources, tmp_path / "per-record", "1.0.0", static=False, jobs=1, blox_format=True)
-    monkeypatch.setattr(_build, "COLUMNS", True)
+    with monkeypatch.context() as m:
+        _records_only(m)
+        per_record = ds.build(sources, tmp_path / "per-record", "1.0.0", static=False, jobs=1, blox_format=True)
     serial = ds.build(sources, tmp_path / "serial", "1.0.0", static=False, jobs=1, blox_format=True)
     monkeypatch.setattr(_build, "PARALLEL_MIN_FILES", 1)
     parallel = ds.build(sources, tmp_path / "parallel", "1.0.0", static=False, jobs=2, blox_format=True)
@@ -221,7 +229,8 @@ def test_column_reader_gives_identical_release(inputs, tmp_path, monkeypatch):
 def test_column_reader_same_errors(tmp_path, monkeypatch, columns, jobs):
     from blox_lat.dataset import _build
 
-    monkeypatch.setattr(_build, "COLUMNS", columns)
+    if not columns:
+        _records_only(monkeypatch)
     if jobs > 1:  # every input through worker processes
         monkeypatch.setattr(_build, "PARALLEL_MIN_FILES", 1)
         monkeypatch.setattr(_build, "PARALLEL_MIN_JOURNAL_BYTES", 0)

@@ -86,7 +86,6 @@ __all__ = ["BuildResult", "build"]
 _VERSION_RE = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)")
 PARALLEL_MIN_FILES = 2000  # below this, parse JSON inputs in-process
 PARALLEL_MIN_JOURNAL_BYTES = 16 << 20  # or when the journals are at least this big
-COLUMNS = True  # read plain training records and journals as columns (False: as records, as before)
 _METRICS_BASE = ("val_top1",)
 _EXT_LISTS = ("train_top1", "train_loss", "train_top5", "val_loss", "val_top5")
 
@@ -573,10 +572,10 @@ def _iter_json(files: list[InputFile], jobs: int, pool: Any = None):
     """Read JSON inputs (:func:`read_json_files`) in input order, in parallel when a ``pool`` is given."""
     items = [(f.file, f.label) for f in files]
     if pool is None or jobs <= 1 or len(items) < PARALLEL_MIN_FILES:
-        return iter(read_json_files(items, COLUMNS))
+        return iter(read_json_files(items))
     size = max(500, len(items) // (jobs * 8))
     chunks = [items[i : i + size] for i in range(0, len(items), size)]
-    parts = pool.map(read_json_files, chunks, [COLUMNS] * len(chunks))
+    parts = pool.map(read_json_files, chunks)
     return (entry for part in parts for entry in part)
 
 
@@ -662,7 +661,7 @@ def _build(sources: list[str | os.PathLike[str]], out: Path, version: str, *, al
 
             pool = stack.enter_context(ProcessPoolExecutor(max_workers=jobs, initializer=gc.disable))
         # journals first: they are the longest tasks, and the parent needs them last
-        parts = {id(f): pool.submit(read_journal_part, f.file, f.label, COLUMNS) for f in journals} if pool else {}
+        parts = {id(f): pool.submit(read_journal_part, f.file, f.label) for f in journals} if pool else {}
         for label, sha, record, ref in _iter_json(json_files, jobs, pool):
             if ref is not None:
                 c.add_ref(ref, label)
@@ -676,7 +675,7 @@ def _build(sources: list[str | os.PathLike[str]], out: Path, version: str, *, al
             if f.kind == "json":
                 continue
             elif f.kind == "journal":
-                part = parts[id(f)].result() if id(f) in parts else read_journal_part(f.file, f.label, COLUMNS)
+                part = parts[id(f)].result() if id(f) in parts else read_journal_part(f.file, f.label)
                 c.add_journal(f, part)
                 measured.extend(part.digests)
             else:

@@ -19,11 +19,11 @@ from typing import Any
 from blox_lat import _json as fast_json
 from blox_lat._fs import sha256_file
 from blox_lat.dataset._errors import InputError
+from blox_lat.training import TRAINING_RECORD_SCHEMA
 
 __all__ = ["InputFile", "discover", "load_record", "sha256_file"]
 
 RECORD_KINDS = ("training", "distill-block")
-RECORD_SCHEMA = 1
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ def load_record(data: bytes, label: str) -> dict[str, Any] | None:
     schema = record.get("schema")
     if not isinstance(schema, int) or schema < 1:
         raise InputError(f"{label}: training record without a valid 'schema' number")
-    if schema > RECORD_SCHEMA:
-        raise InputError(f"{label}: record schema {schema} is newer than this blox-lat reads ({RECORD_SCHEMA}); upgrade blox-lat")
+    if schema > TRAINING_RECORD_SCHEMA:
+        raise InputError(f"{label}: record schema {schema} is newer than this blox-lat reads ({TRAINING_RECORD_SCHEMA}); "
+                         "upgrade blox-lat")
     return record

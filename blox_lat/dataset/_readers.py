@@ -190,19 +190,18 @@ def _order(lists: tuple[str, ...]) -> list[int] | None:
     return [lists.index(m) for m in METRICS] if set(METRICS) <= set(lists) else None
 
 
-def read_json_files(items: list[tuple[str, str]], columns: bool = True) -> list[tuple[str, str, dict | None, Ref | None]]:
+def read_json_files(items: list[tuple[str, str]]) -> list[tuple[str, str, dict | None, Ref | None]]:
     """(path, label) -> (label, sha256, record, ref) in input order.
 
     ``ref`` points into a :class:`TrainingBlock` for plain ``normal`` records (``record`` is
     then ``None``); otherwise ``record`` is the parsed record (metrics lists as float64
-    arrays) or ``None`` for JSON that is not a record. ``columns=False`` hands back every
-    record parsed. Runs in worker processes for large inputs.
+    arrays) or ``None`` for JSON that is not a record. Runs in worker processes for large inputs.
     """
     out: list[list] = []
     pending: dict[int, list[tuple[int, tuple]]] = {}  # epochs -> (position in out, plain fields)
     for path, label in items:
         data, record, stacked, matrix, lists = _parse(path, label)
-        plain = _plain_normal(record, matrix) if columns and record is not None else None
+        plain = _plain_normal(record, matrix) if record is not None else None
         if plain is not None:
             pending.setdefault(plain[2], []).append((len(out), plain, matrix))
             record = None
@@ -311,12 +310,12 @@ class JournalPart:
         return MeasRef(self, i) if rec is None else rec
 
 
-def read_journal_part(path: str, label: str, columns: bool = True) -> JournalPart:
+def read_journal_part(path: str, label: str) -> JournalPart:
     """Read a measurement journal, checking each record as the collector always has.
 
-    With ``columns`` the measurements' rows are built here as Arrow columns; a record whose
-    row cannot be built (odd values) is kept as a record, and so is every record if a
-    column cannot be converted, so that the parent meets exactly the old errors.
+    The measurements' rows are built here as Arrow columns; a record whose row cannot be built
+    (odd values) is kept as a record, and so is every record if a column cannot be converted,
+    so that the parent meets the errors the record itself raises.
     """
     import json
 
@@ -368,10 +367,7 @@ def read_journal_part(path: str, label: str, columns: bool = True) -> JournalPar
         part.digests.append(hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest())
         records.append(record)
     part.sha256 = sha256_file(path)
-    if columns:
-        _to_columns(part, records, columns_of("bench/x"), columns_of("bench-raw/x"))
-    else:
-        part.records = {i: {**rec, "_index": part.meas[i][2]} for i, rec in enumerate(records)}
+    _to_columns(part, records, columns_of("bench/x"), columns_of("bench-raw/x"))
     return part
 
 
@@ -401,5 +397,10 @@ def _to_columns(part: JournalPart, records: list[dict], bench_cols, raw_cols) ->
         part.columns = {c.name: arrow_column(c, list(by_name[c.name]), None) for c in bench_cols if c.name not in _OWN}
         part.raw_columns = {c.name: arrow_column(c, list(raw_by_name[c.name]), None) for c in raw_cols if c.name not in _OWN}
     except Exception:  # noqa: BLE001 - a value Arrow refuses: leave every record to the parent
-        part.records = {i: {**rec, "_index": part.meas[i][2]} for i, rec in enumerate(records)}
-        part.rows, part.raws, part.protocols, part.columns, part.raw_columns = [], [], [], {}, {}
+        keep_as_records(part, records)
+
+
+def keep_as_records(part: JournalPart, records: list[dict]) -> None:
+    """Hand every measurement of ``part`` to the parent as its record (no Arrow rows)."""
+    part.records = {i: {**rec, "_index": part.meas[i][2]} for i, rec in enumerate(records)}
+    part.rows, part.raws, part.protocols, part.columns, part.raw_columns = [], [], [], {}, {}
