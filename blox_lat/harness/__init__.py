@@ -79,7 +79,9 @@ from blox_lat.harness._timing import (
     get_runtime,
     list_runtimes,
     parse_cpus,
+    register_runtime,
     time_callable,
+    unregister_runtime,
 )
 
 __all__ = [
@@ -142,9 +144,11 @@ __all__ = [
     "list_runtimes",
     "protocol_latency",
     "read_journal",
+    "register_runtime",
     "run_campaign",
     "parse_cpus",
     "set_level",
     "time_callable",
+    "unregister_runtime",
     "trimmed_mean",
 ]

@@ -26,8 +26,10 @@ from blox_lat._fs import atomic_write, sha256_file
 __all__ = ["RunnerBundle", "runner_bundle"]
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # .../blox_lat
-#: modules copied verbatim; the worker imports only these
-_MODULES = ("errors.py", "_fs.py", "harness/_timing.py", "harness/_worker.py")
+#: modules copied verbatim; the worker imports only these. Every ``harness/_runtime*.py`` (the
+#: runtime registry and each runtime's module) goes too, so a new runtime needs no entry here.
+_MODULES = ("errors.py", "_fs.py", "harness/_timing.py", "harness/_worker.py",
+            *sorted(p.relative_to(_PACKAGE).as_posix() for p in (_PACKAGE / "harness").glob("_runtime*.py")))
 #: light package stubs replace the real __init__ files (which import the whole harness)
 _STUBS = {
     "blox_lat/__init__.py": '"""blox-lat device runner bundle (see blox_lat.harness._bundle)."""\n',

@@ -5,9 +5,8 @@ Every inference is timed inside the process that runs the model, with
 bound method is looked up once, garbage collection is off while groups run. A warm-up of at
 least ``warmup_min_runs`` runs *and* ``warmup_min_s`` seconds precedes the first group.
 
-Runtimes are a small registry (:func:`list_runtimes` / :func:`get_runtime`); each loader turns
-an artifact path plus the profile's options into a zero-argument callable that runs one
-inference (and, for CUDA, waits for it).
+Runtimes come from the registry in ``_runtimes`` (re-exported here): :func:`load_callable`
+asks the named runtime's loader for a zero-argument callable that runs one inference.
 """
 
 from __future__ import annotations
@@ -20,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from blox_lat._fs import utc_now
-from blox_lat.errors import BloxLatError
+from blox_lat.harness._runtime import RuntimeSpec, RuntimeUnavailableError
+from blox_lat.harness._runtimes import get_runtime, list_runtimes, register_runtime, unregister_runtime
 
 __all__ = [
     "RawRun",
@@ -29,13 +29,11 @@ __all__ = [
     "get_runtime",
     "list_runtimes",
     "load_callable",
+    "register_runtime",
     "time_callable",
     "time_interleaved",
+    "unregister_runtime",
 ]
-
-
-class RuntimeUnavailableError(BloxLatError):
-    """The runtime a profile names cannot run here (missing package, no GPU, unknown name)."""
 
 
 @dataclass(frozen=True)
@@ -189,65 +187,7 @@ def time_interleaved(
             for s, w, st, fin in zip(samples, warm, started, finished)]
 
 
-# -- runtimes ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RuntimeSpec:
-    """A runtime the harness can drive: its formats and its option names (with defaults)."""
-
-    name: str
-    formats: tuple[str, ...]
-    options: dict[str, Any]
-    description: str
-    local: bool  # can run inside a blox-lat worker process (vs an external tool such as SNPE)
-
-
-_RUNTIMES: dict[str, RuntimeSpec] = {
-    spec.name: spec
-    for spec in (
-        RuntimeSpec(
-            name="onnxruntime",
-            formats=("onnx", "onnx-int8"),
-            options={"threads": 1, "inter_op_threads": 1, "graph_optimization": "all"},
-            description="onnxruntime CPUExecutionProvider, sequential execution",
-            local=True,
-        ),
-        RuntimeSpec(
-            name="torchscript",
-            formats=("torchscript",),
-            options={"threads": 1, "device": "cpu"},
-            description="torch.jit.load + optimize_for_inference; device 'cpu' or 'cuda'",
-            local=True,
-        ),
-        RuntimeSpec(
-            name="snpe",
-            formats=("dlc",),
-            options={"runtime": "dsp", "perf_profile": "burst", "htp_soc": "sm8350"},
-            description="Qualcomm SNPE snpe-net-run on the device (remote only)",
-            local=False,
-        ),
-    )
-}
-
-
-def list_runtimes() -> list[str]:
-    return sorted(_RUNTIMES)
-
-
-def get_runtime(name: str) -> RuntimeSpec:
-    try:
-        return _RUNTIMES[name]
-    except KeyError:
-        raise RuntimeUnavailableError(
-            f"unknown runtime {name!r}: choose one of {', '.join(list_runtimes())}"
-        ) from None
-
-
-def _input_array(batch: int, input_size: int):
-    import numpy as np
-
-    return np.random.default_rng(0).standard_normal((batch, 3, input_size, input_size)).astype(np.float32)
+# -- loading and measuring ----------------------------------------------------------------
 
 
 def parse_cpus(text: str) -> list[int]:
@@ -281,84 +221,16 @@ def _set_affinity(cpus: Sequence[int] | None) -> list[int] | None:
     return sorted(os.sched_getaffinity(0))
 
 
-def _load_onnxruntime(path: str, options: dict[str, Any], batch: int, input_size: int):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = int(options.get("threads", 1))
-    so.inter_op_num_threads = int(options.get("inter_op_threads", 1))
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    levels = {
-        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }
-    level = str(options.get("graph_optimization", "all"))
-    if level not in levels:
-        raise RuntimeUnavailableError(
-            f"graph_optimization {level!r} unknown: use one of {', '.join(levels)}"
-        )
-    so.graph_optimization_level = levels[level]
-    session = ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
-    feed = {session.get_inputs()[0].name: _input_array(batch, input_size)}
-    run = session.run
-
-    def run_once() -> Any:
-        return run(None, feed)
-
-    facts = {"runtime": "onnxruntime", "onnxruntime": ort.__version__, "threads": so.intra_op_num_threads}
-    return run_once, facts
-
-
-def _load_torchscript(path: str, options: dict[str, Any], batch: int, input_size: int):
-    import torch
-
-    device = str(options.get("device", "cpu"))
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeUnavailableError(
-            f"profile asks for torchscript on {device!r} but torch.cuda.is_available() is False "
-            "here: run it on a CUDA host or use the 'cpu-torchscript' device"
-        )
-    torch.set_num_threads(int(options.get("threads", 1)))
-    module = torch.jit.load(path, map_location=device)
-    module.eval()
-    module = torch.jit.optimize_for_inference(module)
-    x = torch.from_numpy(_input_array(batch, input_size)).to(device)
-    torch.set_grad_enabled(False)
-    if device.startswith("cuda"):
-        sync = torch.cuda.synchronize
-
-        def run_once() -> Any:
-            out = module(x)
-            sync()
-            return out
-
-    else:
-
-        def run_once() -> Any:
-            return module(x)
-
-    facts = {"runtime": "torchscript", "torch": torch.__version__, "device": device,
-             "threads": torch.get_num_threads()}
-    if device.startswith("cuda"):
-        facts["gpu"] = torch.cuda.get_device_name(torch.device(device))
-    return run_once, facts
-
-
-_LOADERS = {"onnxruntime": _load_onnxruntime, "torchscript": _load_torchscript}
-
-
 def load_callable(
     runtime: str, path: str, options: dict[str, Any], *, batch: int, input_size: int
 ) -> tuple[Callable[[], Any], dict[str, Any]]:
     """A zero-argument callable running one inference of the artifact at ``path``, and facts."""
     spec = get_runtime(runtime)
-    if not spec.local:
+    if spec.load is None:
         raise RuntimeUnavailableError(
             f"runtime {runtime!r} runs through its own device tools, not in a blox-lat worker"
         )
-    return _LOADERS[runtime](path, options, batch, input_size)
+    return spec.load(path, options, batch, input_size)
 
 
 def measure_request(request: dict[str, Any]) -> RawRun:
