@@ -1,9 +1,9 @@
 """What a profile's ``options`` and ``connection`` values may be, checked when a profile loads.
 
-A bad value used to pass ``devices validate`` and surface only in the worker, as every model of
-a campaign failing (``threads = "lots"``), or not at all (``port = 99999`` wrapped round to
-another port). Each check returns an error text, or None when the value is fine; the profile
-loader adds the file and device. The harness reads these options (``harness._timing`` loaders,
+Checked here, so that a bad value fails ``devices validate`` instead of every model of a
+campaign in the worker (``threads = "lots"``), and ``port = 99999`` is refused rather than
+wrapped round to another port. Each check returns an error text, or None when the value is fine; the profile
+loader adds the file and device. The harness reads these options (``harness._runtime_*`` loaders,
 ``harness._snpe_runner``, the thermal wait in ``harness._runners``); a new option is added here
 and there together.
 """
