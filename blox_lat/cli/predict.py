@@ -16,6 +16,10 @@ _LATENCY = click.option("--latency", type=click.Choice(["auto", "raw", "correcte
                                                 "(auto: corrected when every record has it).")
 
 
+#: the families of blox_lat.predict.FAMILIES (spelled out so that --help needs no numpy)
+FAMILY_NAMES = ("additive", "additive-log", "interact", "structured", "structured-log", "structured-interact")
+
+
 @click.group()
 def predict() -> None:
     """Predict every model's latency from a small measured sample (see docs/predict.md).
@@ -46,7 +50,7 @@ def _summary_pairs(p) -> list[tuple[str, object]]:
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Predictor file to write (JSON).")
 @_DEVICE
-@click.option("--family", type=click.Choice(["auto", "additive", "additive-log", "interact"]), default="auto",
+@click.option("--family", type=click.Choice(["auto", *FAMILY_NAMES]), default="auto",
               show_default=True, help="Model family; auto picks by cross-validation.")
 @_LATENCY
 @click.option("--folds", default=5, show_default=True, type=int, help="Cross-validation folds.")

@@ -1,10 +1,12 @@
 """What the predictor sees of a model: its block triple, one-hot, and per-stage block descriptors.
 
 A Blox model is stem + three (cell, reduction) stages + head at fixed shapes, so everything a
-latency model can know about it is its block triple ``(b0, b1, b2)``. Two views:
+latency model can know about it is its block triple ``(b0, b1, b2)``. Three views:
 
 - the one-hot design: an intercept plus 3 x 45 indicators (column ``1 + 45 * stage + block``),
   which the additive table is fitted on;
+- block structure (``structure()``, 45 x 12): the operation at each position and the connection
+  shape, which the ``structured`` families' feature model is fitted on (per stage);
 - block descriptors (``descriptors(stage)``, 45 x 7): the block's operations (conv, mbconv,
   bconv counts), its connection pattern (prev, input, skip: together with the op count they
   fix the shape) and its log MACs at that stage's width (parameters follow MACs at a fixed
@@ -71,6 +73,43 @@ def descriptors(stage: int) -> np.ndarray:
     d = np.asarray(rows)
     std = d.std(axis=0)
     return (d - d.mean(axis=0)) / np.where(std > 0, std, 1.0)
+
+
+SHAPES = ("single", "seq", "par", "dense", "res", "full")
+#: names of the :func:`structure` columns
+STRUCTURE_COLUMNS = tuple(f"first:{op}" for op in ("conv", "mbconv", "bconv")) + tuple(
+    f"second:{op}" for op in ("conv", "mbconv", "bconv")) + tuple(f"shape:{sh}" for sh in SHAPES)
+
+
+@lru_cache(maxsize=1)
+def structure() -> np.ndarray:
+    """(45, 12) 0/1 structure of every block: the operation at each of its two positions (3 + 3
+    indicators, none where a position is unused) and its connection shape (6).
+
+    The ``structured`` families fit one coefficient per column and stage (36 in all), so a block
+    seen seldom or never still gets what its operations and shape cost at that stage.
+    """
+    from blox_lat.space import OPS, list_blocks
+
+    rows = []
+    for block in list_blocks():
+        op0, op1, prev, use_input, skip = block.digits
+        first = [float(bool(prev or skip) and op0 == k) for k in range(len(OPS))]
+        second = [float(bool(prev or use_input) and op1 == k) for k in range(len(OPS))]
+        rows.append(first + second + [float(block.shape == sh) for sh in SHAPES])
+    return np.asarray(rows)
+
+
+def structure_design(blocks: np.ndarray) -> np.ndarray:
+    """(n, 3 * 12) each stage's block structure, side by side."""
+    blocks = np.asarray(blocks, dtype=np.int64)
+    return np.hstack([structure()[blocks[:, s]] for s in range(NUM_STAGES)])
+
+
+def structure_costs(coef: np.ndarray) -> np.ndarray:
+    """(3, 45) per-(stage, block) costs of structure coefficients (3 x 12)."""
+    coef = np.asarray(coef, dtype=float).reshape(NUM_STAGES, -1)
+    return np.stack([structure() @ coef[s] for s in range(NUM_STAGES)])
 
 
 def descriptor_dim() -> int:

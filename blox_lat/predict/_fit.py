@@ -10,10 +10,18 @@ Families (all reduce to the tables of :mod:`._model`):
 - ``interact``: ``additive-log`` plus pairwise interaction terms: the products of the per-stage
   block descriptors (shape, ops, connection pattern, log MACs, log params) of each stage pair,
   penalised separately (``rho``). For devices where blocks do not add up (large batches, DSPs).
+- ``structured``, ``structured-log``, ``structured-interact``: the same three, with each
+  per-(stage, block) cost split into a feature model (36 coefficients: per stage, what each
+  operation costs at each of a block's two positions and what each connection shape costs,
+  :func:`._features.structure`) plus a residual table. The table's ridge penalty shrinks it
+  toward zero and so the costs toward the feature model; the penalty is chosen by leave-one-out,
+  and the features' is the table's over ``kappa**2`` (``kappa`` chosen alike). With few models
+  the features carry the costs (a block seen twice is priced like its operations and shape);
+  with many the table takes over.
 
 Every penalty is chosen by exact leave-one-out error on the whole training set; the family is
-chosen by K-fold cross-validated MAPE, and a family with more terms must beat the best additive
-one by ``MIN_GAIN`` (relative) to be chosen. The out-of-fold log-ratios become the conformal
+chosen by K-fold cross-validated MAPE, and a family with interaction terms must beat the best
+one without them by ``MIN_GAIN`` (relative) to be chosen. The out-of-fold log-ratios become the conformal
 scores of the interval.
 """
 
@@ -33,11 +41,14 @@ from blox_lat.predict._features import (
     NUM_BLOCKS,
     NUM_STAGES,
     ONEHOT_DIM,
+    STRUCTURE_COLUMNS,
     blocks_of,
     cross,
     gram_inverse,
     onehot,
     pair_tables,
+    structure_costs,
+    structure_design,
     uncovered,
 )
 from blox_lat.predict._model import (
@@ -49,51 +60,91 @@ from blox_lat.predict._model import (
 )
 from blox_lat.predict._ridge import fit_ridge, single_blas_thread, solve_ridge
 
-FAMILIES = ("additive", "additive-log", "interact")
-#: fewest distinct models each family is fitted from (the interaction terms need ~2 per pair)
-MIN_MODELS = {"additive": NUM_BLOCKS, "additive-log": NUM_BLOCKS, "interact": 2 * NUM_STAGES * NUM_BLOCKS}
+
+@dataclass(frozen=True)
+class _Family:
+    space: str  # "ms" (an additive table in ms, fitted for relative error) or "log"
+    structured: bool = False  # the table is shrunk toward a feature model of block structure
+    interactions: bool = False  # pairwise terms of stage descriptors
+    min_models: int = NUM_BLOCKS
+
+
+_FAMILIES = {
+    "additive": _Family("ms"),
+    "additive-log": _Family("log"),
+    "interact": _Family("log", interactions=True, min_models=2 * NUM_STAGES * NUM_BLOCKS),
+    "structured": _Family("ms", structured=True),
+    "structured-log": _Family("log", structured=True),
+    "structured-interact": _Family("log", structured=True, interactions=True, min_models=NUM_STAGES * NUM_BLOCKS),
+}
+FAMILIES = tuple(_FAMILIES)
+#: fewest distinct models each family is fitted from (interaction terms need more; the
+#: structured interaction family less, since the feature model carries the seldom-seen blocks)
+MIN_MODELS = {name: fam.min_models for name, fam in _FAMILIES.items()}
 MIN_GAIN = 0.02
 RHO_GRID = (0.03, 0.1, 0.3)
+#: weight of the structure features against the table: the feature model's penalty is the
+#: table's divided by kappa squared, so the table is a residual shrunk toward the features
+KAPPA_GRID = (1.0, 3.0, 10.0)
 
 
 @dataclass(frozen=True)
 class _Hyper:
     lam: float
     rho: float = 0.0
+    kappa: float = 0.0
 
 
-def _design(family: str, blocks: np.ndarray, rho: float) -> np.ndarray:
-    x = onehot(blocks)
-    return np.hstack([x, rho * cross(blocks)]) if family == "interact" else x
+def _design(family: str, blocks: np.ndarray, hyper: _Hyper) -> np.ndarray:
+    spec = _FAMILIES[family]
+    parts = [onehot(blocks)]
+    if spec.structured:
+        parts.append(hyper.kappa * structure_design(blocks))
+    if spec.interactions:
+        parts.append(hyper.rho * cross(blocks))
+    return np.hstack(parts) if len(parts) > 1 else parts[0]
 
 
 def _target(family: str, y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    return (y, 1.0 / y**2) if family == "additive" else (np.log(y), None)
+    return (y, 1.0 / y**2) if _FAMILIES[family].space == "ms" else (np.log(y), None)
 
 
 def _to_model(family: str, coef: np.ndarray, hyper: _Hyper) -> dict:
-    model: dict[str, Any] = {"space": "ms" if family == "additive" else "log", "intercept": float(coef[0]),
-                             "costs": coef[1:ONEHOT_DIM].reshape(NUM_STAGES, NUM_BLOCKS)}
-    if family == "interact":
-        model["pairs"] = np.stack(pair_tables(hyper.rho * coef[ONEHOT_DIM:]))
+    spec = _FAMILIES[family]
+    costs = coef[1:ONEHOT_DIM].reshape(NUM_STAGES, NUM_BLOCKS)
+    model: dict[str, Any] = {"space": spec.space, "intercept": float(coef[0])}
+    rest = coef[ONEHOT_DIM:]
+    if spec.structured:
+        n_struct = NUM_STAGES * len(STRUCTURE_COLUMNS)
+        beta = hyper.kappa * rest[:n_struct]
+        costs = costs + structure_costs(beta)
+        model["structure"] = {"columns": list(STRUCTURE_COLUMNS), "coef": beta.reshape(NUM_STAGES, -1)}
+        rest = rest[n_struct:]
+    model["costs"] = costs
+    if spec.interactions:
+        model["pairs"] = np.stack(pair_tables(hyper.rho * rest))
     return model
 
 
 def choose_hyper(family: str, blocks: np.ndarray, y: np.ndarray) -> tuple[_Hyper, dict]:
-    """Penalty (and interaction weight) by leave-one-out; returns them and the whole-set model."""
+    """Penalties (table, structure and interaction weights) by leave-one-out; returns them and
+    the whole-set model."""
+    spec = _FAMILIES[family]
     t, w = _target(family, y)
     best: tuple[float, _Hyper, np.ndarray] | None = None
-    for rho in (RHO_GRID if family == "interact" else (0.0,)):
-        r = fit_ridge(_design(family, blocks, rho), t, w)
-        if best is None or r.loo_mse < best[0]:
-            best = (r.loo_mse, _Hyper(r.lam, rho), r.coef)
+    for rho in (RHO_GRID if spec.interactions else (0.0,)):
+        for kappa in (KAPPA_GRID if spec.structured else (0.0,)):
+            r = fit_ridge(_design(family, blocks, _Hyper(0.0, rho, kappa)), t, w,
+                          scale_cols=ONEHOT_DIM if spec.structured else None)
+            if best is None or r.loo_mse < best[0]:
+                best = (r.loo_mse, _Hyper(r.lam, rho, kappa), r.coef)
     _mse, hyper, coef = best  # type: ignore[misc]
     return hyper, _to_model(family, coef, hyper)
 
 
 def fit_fixed(family: str, blocks: np.ndarray, y: np.ndarray, hyper: _Hyper) -> dict:
     t, w = _target(family, y)
-    return _to_model(family, solve_ridge(_design(family, blocks, hyper.rho), t, w, hyper.lam), hyper)
+    return _to_model(family, solve_ridge(_design(family, blocks, hyper), t, w, hyper.lam), hyper)
 
 
 # -- figures --------------------------------------------------------------------------------
@@ -174,8 +225,10 @@ def check_enough(family: str, data: TrainingSet, allow_uncovered: bool = False) 
             f"family needs every pair and at least {need} models: measure at least {max(more, 1)} more ({hint}); "
             f"uncovered: {_names(missing)} (or pass --allow-uncovered: those blocks get the stage's average cost "
             "and wider intervals)")
+    fewer = [f for f in FAMILIES if MIN_MODELS[f] <= len(data)]
     raise TooFewModelsError(f"the {family} family needs at least {need} models and {len(data)} were measured: "
-                            f"measure at least {more} more ({hint}) or choose --family additive")
+                            f"measure at least {more} more ({hint}) or choose --family "
+                            f"{' or '.join(fewer) if fewer else 'auto'}")
 
 
 # -- fit ------------------------------------------------------------------------------------
@@ -212,10 +265,10 @@ def _fit(data: TrainingSet, family: str, folds: int, seed: int, allow_uncovered:
         scores = np.log(y / pred) / spr
         results[fam] = {"model": model, "hyper": hyper, "scores": scores,
                         "cv": {**accuracy(y, pred), "coverage90_pct": cross_coverage(scores, fold),
-                               "lambda": hyper.lam, **({"rho": hyper.rho} if fam == "interact" else {})}}
+                               **_hyper_record(fam, hyper)}}
     chosen = _choose(results)
     cv = {"folds": folds, "seed": seed, "chosen": chosen, "rule": f"lowest CV MAPE; a family with interaction "
-          f"terms must beat the best additive one by {MIN_GAIN:.0%}", "families": {f: r["cv"] for f, r in results.items()},
+          f"terms must beat the best one without them by {MIN_GAIN:.0%}", "families": {f: r["cv"] for f, r in results.items()},
           "fit_s": round(time.perf_counter() - t0, 3)}
     r = results[chosen]
     return Predictor(data.device, data.setting, data.protocol, data.latency, chosen, r["model"],
@@ -223,12 +276,20 @@ def _fit(data: TrainingSet, family: str, folds: int, seed: int, allow_uncovered:
                      cv, "fit", _provenance(), space_id())
 
 
+def _hyper_record(family: str, hyper: _Hyper) -> dict:
+    spec = _FAMILIES[family]
+    return {"lambda": hyper.lam, **({"kappa": hyper.kappa} if spec.structured else {}),
+            **({"rho": hyper.rho} if spec.interactions else {})}
+
+
 def _choose(results: dict[str, dict]) -> str:
+    """Lowest CV MAPE; a family with interaction terms must beat the best one without by MIN_GAIN."""
     mape = {f: r["cv"]["mape_pct"] for f, r in results.items()}
-    simple = [f for f in mape if f != "interact"]
+    simple = [f for f in mape if not _FAMILIES[f].interactions]
     best_simple = min(simple, key=mape.get) if simple else None
-    if "interact" in mape and (best_simple is None or mape["interact"] < mape[best_simple] * (1 - MIN_GAIN)):
-        return "interact"
+    best_inter = min((f for f in mape if _FAMILIES[f].interactions), key=mape.get, default=None)
+    if best_inter is not None and (best_simple is None or mape[best_inter] < mape[best_simple] * (1 - MIN_GAIN)):
+        return best_inter
     return best_simple  # type: ignore[return-value]
 
 

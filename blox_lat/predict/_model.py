@@ -7,12 +7,15 @@ Every family reduces to the same form, evaluated by lookups on a model's block t
     latency_ms = exp(z)            (space "log")
 
 ``pairs`` (interactions) and ``prior`` (transfer: another fitted model of the same form) are
-optional. The interval is split-conformal in log space: ``scores`` are the cross-validated
-log-ratios ``log(measured / predicted)`` divided by the model's spread ``sqrt(1 + h(x))``, where
+optional. ``structure`` (the ``structured`` families) records the feature model's coefficients
+for the reader; its costs are already part of ``costs``, so prediction never reads it.
+
+The interval is split-conformal in log space: ``scores`` are the cross-validated log-ratios
+``log(measured / predicted)`` divided by the model's spread ``sqrt(1 + h(x))``, where
 ``h(x) = x' G^-1 x`` is the leverage of the model's one-hot design against the training set's
-(``ginv``, recomputed from the training models' indices when a file is read); the interval at level ``1 - a``
-is ``pred * exp(q_lo * spread)`` to
-``pred * exp(q_hi * spread)`` with ``q`` the conformal quantiles of the scores.
+(``ginv``, recomputed from the training models' indices when a file is read); the interval at
+level ``1 - a`` is ``pred * exp(q_lo * spread)`` to ``pred * exp(q_hi * spread)`` with ``q`` the
+conformal quantiles of the scores.
 """
 
 from __future__ import annotations
@@ -189,6 +192,8 @@ def _round_model(model: dict) -> dict:
             out[k] = _round_model(v)
         elif isinstance(v, (np.ndarray, list)) and k in ("costs", "pairs"):
             out[k] = _r(np.asarray(v))
+        elif k == "structure" and isinstance(v, dict):  # informative: its costs are already in ``costs``
+            out[k] = {**v, "coef": _r(np.asarray(v["coef"]))}
         elif isinstance(v, (np.floating, float)):
             out[k] = float(v)
         else:

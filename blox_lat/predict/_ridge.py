@@ -32,14 +32,19 @@ def _prepare(x: np.ndarray, y: np.ndarray, w: np.ndarray | None):
 
 
 def fit_ridge(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, lam: float | None = None,
-              grid: tuple[float, ...] = LAMBDA_GRID) -> RidgeFit:
-    """Fit ``y ~ x @ coef`` (column 0 the intercept); ``lam`` None picks it by leave-one-out."""
+              grid: tuple[float, ...] = LAMBDA_GRID, scale_cols: int | None = None) -> RidgeFit:
+    """Fit ``y ~ x @ coef`` (column 0 the intercept); ``lam`` None picks it by leave-one-out.
+
+    ``grid`` is relative to the mean squared norm of the penalised columns, or of columns
+    ``1 .. scale_cols - 1`` only (e.g. the one-hot table, when scaled feature columns follow it).
+    """
     xs, ys, _sw = _prepare(x, y, w)
     u, s, vt = np.linalg.svd(xs, full_matrices=False)
     keep = s > s[0] * 1e-10
     u, s, vt = u[:, keep], s[keep], vt[keep]
     # penalties are relative to the mean squared norm of the penalised columns (not the scaled intercept)
-    scale = float(np.sum(xs[:, 1:] ** 2) / max(xs.shape[1] - 1, 1)) or 1.0
+    ref = xs[:, 1:scale_cols]
+    scale = float(np.sum(ref**2) / max(ref.shape[1], 1)) or 1.0
     uty = u.T @ ys
 
     def loo_mse(lam_abs: float) -> float:
