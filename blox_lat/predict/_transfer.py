@@ -4,8 +4,10 @@ predictor as the prior.
     log latency_new = a + b * log prior(x) + sum_s delta[s][b_s]
 
 ``a`` and ``b`` recalibrate the prior in log space (``b > 0`` keeps its ranking: a rank-preserving
-map); ``delta`` is a per-(stage, block) residual table shrunk toward zero (ridge, penalty by
-leave-one-out, never below ``MIN_SHRINK`` so that 50 samples cannot undo the prior's 135 costs).
+map); ``delta`` is a per-(stage, block) residual table shrunk toward a feature model of block structure
+(as in the ``structured`` families: what each operation and shape now costs more or less), the
+table's ridge penalty by leave-one-out, never below ``MIN_SHRINK`` so that 50 samples cannot undo
+the prior's 135 costs.
 Intervals are conformal on the cross-validated residuals of the samples.
 """
 
@@ -24,8 +26,11 @@ from blox_lat.predict._features import (
     blocks_of,
     gram_inverse,
     onehot,
+    structure_costs,
+    structure_design,
 )
 from blox_lat.predict._fit import (
+    KAPPA_GRID,
     _provenance,
     accuracy,
     cross_coverage,
@@ -51,8 +56,11 @@ def _fit_transfer(prior: dict, blocks: np.ndarray, y: np.ndarray) -> dict:
         b = 1.0
         a = float(np.mean(ly - lp))
     resid = ly - (a + b * lp)
-    r = fit_ridge(onehot(blocks), resid, None, grid=SHRINK_GRID)
-    delta = r.coef[1:ONEHOT_DIM].reshape(NUM_STAGES, NUM_BLOCKS)
+    # the residual table, shrunk toward a feature model of block structure (see _fit: structured)
+    r, kappa = min(((fit_ridge(np.hstack([onehot(blocks), kappa * structure_design(blocks)]), resid, None,
+                               grid=SHRINK_GRID, scale_cols=ONEHOT_DIM), kappa) for kappa in KAPPA_GRID),
+                   key=lambda pair: pair[0].loo_mse)
+    delta = r.coef[1:ONEHOT_DIM].reshape(NUM_STAGES, NUM_BLOCKS) + structure_costs(kappa * r.coef[ONEHOT_DIM:])
     return {"space": "log", "intercept": float(a + r.coef[0]), "costs": delta, "prior": prior,
             "prior_scale": float(b)}
 
