@@ -11,9 +11,11 @@ and there together.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SNPE_PERF_PROFILES", "SNPE_RUNTIMES", "check_options", "check_port"]
+__all__ = ["RUNTIME_FORMATS", "RUNTIME_OPTIONS", "RUNTIME_RULES", "SNPE_PERF_PROFILES", "SNPE_RUNTIMES", "RuntimeRules",
+           "check_options", "check_port"]
 
 #: ``snpe-net-run --perf_profile`` values (the SNPE runner passes the option through)
 SNPE_PERF_PROFILES = frozenset({
@@ -72,13 +74,28 @@ def _text(name: str, value: Any) -> str | None:
 #: options every runtime accepts: the thermal wait of remote devices (``harness._runners``)
 _COMMON: dict[str, _Check] = {"thermal_max_c": _positive_number, "thermal_timeout_s": _positive_number}
 
-RUNTIME_OPTIONS: dict[str, dict[str, _Check]] = {
-    "onnxruntime": {"threads": _positive_int, "inter_op_threads": _positive_int,
-                    "graph_optimization": _one_of(GRAPH_OPTIMIZATIONS), "affinity": _cpus, **_COMMON},
-    "torchscript": {"threads": _positive_int, "device": _torch_device, "affinity": _cpus, **_COMMON},
-    "snpe": {"runtime": _one_of(SNPE_RUNTIMES), "perf_profile": _one_of(SNPE_PERF_PROFILES),
-             "htp_soc": _text, **_COMMON},
+@dataclass(frozen=True)
+class RuntimeRules:
+    """What a device profile may say about one runtime: the artifact formats it runs and the
+    options it takes (each with its check). The harness's runtime registry must agree
+    (tests/test_registries.py), so a new runtime adds one entry here and one module there."""
+
+    formats: tuple[str, ...]
+    options: dict[str, _Check]
+
+
+RUNTIME_RULES: dict[str, RuntimeRules] = {
+    "onnxruntime": RuntimeRules(("onnx", "onnx-int8"), {
+        "threads": _positive_int, "inter_op_threads": _positive_int,
+        "graph_optimization": _one_of(GRAPH_OPTIMIZATIONS), "affinity": _cpus, **_COMMON}),
+    "torchscript": RuntimeRules(("torchscript",), {
+        "threads": _positive_int, "device": _torch_device, "affinity": _cpus, **_COMMON}),
+    "snpe": RuntimeRules(("dlc",), {
+        "runtime": _one_of(SNPE_RUNTIMES), "perf_profile": _one_of(SNPE_PERF_PROFILES), "htp_soc": _text, **_COMMON}),
 }
+#: runtime -> artifact formats it can run / options it takes (views of RUNTIME_RULES)
+RUNTIME_FORMATS: dict[str, tuple[str, ...]] = {name: r.formats for name, r in RUNTIME_RULES.items()}
+RUNTIME_OPTIONS: dict[str, dict[str, _Check]] = {name: r.options for name, r in RUNTIME_RULES.items()}
 
 
 def check_options(runtime: str, options: Mapping[str, Any]) -> str | None:

@@ -37,7 +37,7 @@ from typing import Any
 
 import tomllib
 
-from blox_lat.devices._options import check_options, check_port
+from blox_lat.devices._options import RUNTIME_FORMATS, check_options, check_port
 from blox_lat.errors import BloxLatError
 
 __all__ = [
@@ -56,12 +56,6 @@ __all__ = [
 DEFAULT_DEVICE = "cpu"
 
 TRANSPORTS = ("local", "ssh", "adb")
-#: runtime -> artifact formats it can run
-RUNTIME_FORMATS = {
-    "onnxruntime": ("onnx", "onnx-int8"),
-    "torchscript": ("torchscript",),
-    "snpe": ("dlc",),
-}
 PRECISIONS = ("fp32", "fp16", "int8")
 
 BUILTIN_PROFILES_TOML = """
