@@ -1,8 +1,8 @@
 """blox-lat: trustworthy on-device latency numbers for the Blox macro search space.
 
-Subpackages, one stage of the flow each (arrows point one way):
-``space`` -> ``exporters`` -> ``devices`` / ``harness`` -> ``dataset``; ``training`` feeds
-``dataset``; ``cli`` sits on top and owns no logic.
+Subpackages, one stage of the flow each, imports pointing down only (``.importlinter``):
+``space`` <- ``devices`` | ``exporters`` | ``training`` <- ``harness`` <- ``dataset`` <-
+``cluster`` | ``predict`` | ``report`` <- ``cli`` (no logic). docs/architecture.md has the map.
 """
 
 __version__ = "0.1.0"
