@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -149,8 +150,12 @@ def test_a_resume_with_other_anchors_is_refused_with_the_flag(anchored, store, t
     run_campaign(sp.select("0:1"), get_device("cpu"), protocol, tmp_path / "plain", store=store)
     with pytest.raises(CampaignConflictError, match="rerun with --anchors 0"):
         run_campaign(sp.select("0:2"), get_device("cpu"), protocol, tmp_path / "plain", store=store, anchors=2)
-    with pytest.raises(CampaignSetupError, match="interleaved"):
-        run_campaign(sp.select("0:3"), get_device("cpu"), TimingProtocol(), tmp_path / "x", anchors=2)
+    farm = [get_device("cpu"), dataclasses.replace(get_device("cpu"), name="cpu-b")]
+    with pytest.raises(CampaignSetupError, match="one device"):  # each farm member has its own level
+        run_campaign(sp.select("0:3"), farm, TimingProtocol(), tmp_path / "x", anchors=2)
+    with pytest.raises(CampaignSetupError, match="anchor-every"):
+        run_campaign(sp.select("0:3"), get_device("cpu"), TimingProtocol(), tmp_path / "x", anchors=2, anchor_every=0)
+    assert not (tmp_path / "x").exists()
 
 
 def test_the_partial_set_file_keeps_the_anchors_rounds(tmp_path):
@@ -180,3 +185,99 @@ def test_releases_carry_levels_for_anchored_campaigns_and_nulls_otherwise(anchor
     assert old.latency(0, corrected=True) is None and old.latency(0) is not None
     golden = ds.open(GOLDEN / "release-1.0.0")  # schema 1: no such columns, read as null
     assert golden.latency(0, "cpu", corrected=True) is None
+
+
+SERIAL = TimingProtocol(groups=4, runs_per_group=5, warmup_min_runs=2, warmup_min_s=0.0)
+
+
+def _true_ms(models, anchors) -> dict[str, float]:
+    """True latencies 8 % apart, in an order that puts fast and slow models in every segment of 4."""
+    order = [0, 3, 6, 9, 1, 4, 7, 10, 2, 5, 8, 11]
+    true_ms = {m.hash: 2.0 * 1.08 ** rank for m, rank in zip(models, order)}
+    true_ms.update({a.hash: 2.4 + 1.2 * i for i, a in enumerate(anchors)})
+    return true_ms
+
+
+def _fake_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(FAKE), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_serial_anchors_every_n_models_recover_the_true_ranks(tmp_path):
+    models, anchors = sp.select("0:12"), choose_anchors(2)
+    true_ms = _true_ms(models, anchors)
+    levels, level_file = [1.0, 1.5, 0.7], tmp_path / "level"
+    level_file.write_text("1.0")
+
+    def on_event(event):  # the host's level moves after every 4th model
+        if isinstance(event, ModelDone) and event.position % 4 == 0 and event.position < 12:
+            level_file.write_text(str(levels[event.position // 4]))
+
+    with LocalWorkerRunner(env=_fake_env(), timeout_s=60) as runner:
+        summary = run_campaign(models, get_device("cpu"), SERIAL, tmp_path / "c", runner=runner, anchors=anchors,
+                               anchor_every=4, artifacts=_fake_source(tmp_path, true_ms, level_file),
+                               on_event=on_event)
+    assert (summary.measured, summary.failed) == (12, 0)
+    runs = [AnchorsRecord.from_dict(r) for r in read_journal(tmp_path / "c", kind="anchors")]
+    assert [(r.trigger, r.members, round(r.level, 1)) for r in runs] == [("start", 0, 1.0), ("every", 0, 1.5),
+                                                                         ("every", 0, 0.7)]
+    env = next(read_journal(tmp_path / "c", kind="environment"))
+    assert env["anchor_every"] == 4 and env["schema"] == 2
+    records = [MeasurementRecord.from_dict(r) for r in read_journal(tmp_path / "c", kind="measurement")]
+    assert [r.set_id for r in records] == [run.set_id for run in runs for _ in range(4)]
+    truth = [true_ms[r.model_hash] for r in records]
+    assert _spearman([r.latency_ms for r in records], truth) < 0.8
+    assert _spearman([r.latency_corrected_ms for r in records], truth) >= 0.97
+
+
+class _Thermometer:
+    """A device whose thermal zone reads hot while ``hot`` is set (a transport for ThermalGuard)."""
+
+    kind = "adb"
+
+    def __init__(self):
+        self.hot = False
+
+    def run(self, argv, timeout_s=None, **kw):
+        from blox_lat.devices._transport import CommandResult
+
+        out = f"T thermal_zone0 cpu {80000 if self.hot else 30000}\n"
+        return CommandResult(argv=tuple(argv), exit_status=0, stdout=out, stderr="", duration_s=0.0)
+
+
+def test_a_thermal_wait_is_followed_by_an_anchor_run(tmp_path):
+    from blox_lat.harness import ThermalGuard
+    from blox_lat.harness._events import AnchorsTimed, ThermalWaited
+
+    models, anchors = sp.select("0:8"), choose_anchors(2)
+    true_ms = _true_ms(models, anchors)
+    level_file, device = tmp_path / "level", _Thermometer()
+    level_file.write_text("1.6")  # hot and throttled until it has cooled down
+    heard = []
+
+    def cooled(seconds):  # the guard's wait: the device cools down, and its level changes
+        device.hot = False
+        level_file.write_text("1.0")
+
+    def on_event(event):
+        heard.append(event)
+        if isinstance(event, ModelDone) and event.position == 3:
+            device.hot = True
+
+    inner = LocalWorkerRunner(env=_fake_env(), timeout_s=60)
+    inner.transport = device
+    runner = ThermalGuard(inner, max_c=45.0, timeout_s=60, poll_s=1.0, sleep=cooled)
+    try:
+        summary = run_campaign(models, get_device("cpu"), SERIAL, tmp_path / "c", runner=runner, anchors=anchors,
+                               artifacts=_fake_source(tmp_path, true_ms, level_file), on_event=on_event)
+    finally:
+        runner.close()
+    assert (summary.measured, summary.failed) == (8, 0)
+    runs = [AnchorsRecord.from_dict(r) for r in read_journal(tmp_path / "c", kind="anchors")]
+    assert [r.trigger for r in runs] == ["start", "thermal-wait"]
+    assert runs[1].level == pytest.approx(1.0 / 1.6, rel=0.1)
+    kinds = [type(e) for e in heard if isinstance(e, (ModelDone, ThermalWaited, AnchorsTimed))]
+    assert kinds == [AnchorsTimed] + [ModelDone] * 3 + [ThermalWaited, AnchorsTimed] + [ModelDone] * 5
+    records = [MeasurementRecord.from_dict(r) for r in read_journal(tmp_path / "c", kind="measurement")]
+    assert [r.set_id for r in records] == [runs[0].set_id] * 3 + [runs[1].set_id] * 5
+    truth = [true_ms[r.model_hash] for r in records]
+    assert _spearman([r.latency_corrected_ms for r in records], truth) >= 0.95

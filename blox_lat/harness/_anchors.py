@@ -11,6 +11,10 @@ that a level shift scales every model alike; docs/protocol.md says how far that 
 Anchors are chosen from the space alone (no measurement), so that every campaign of a device
 setting with the same K gets the same anchors: the models at evenly spaced FLOPs quantiles of
 a fixed sample of the space, spanning its latency range.
+
+A device that measures one model at a time (remote devices) times the anchors on their own: at
+the start of a run, every ``DEFAULT_ANCHOR_EVERY`` models and right after a thermal wait; each
+model then carries the level of the latest anchor run before it.
 """
 
 from __future__ import annotations
@@ -22,12 +26,16 @@ from typing import Any
 
 from blox_lat.errors import BloxLatError
 
-__all__ = ["DEFAULT_ANCHORS", "AnchorError", "SetLevel", "choose_anchors", "set_level"]
+__all__ = ["DEFAULT_ANCHORS", "DEFAULT_ANCHOR_EVERY", "AnchorError", "SetLevel", "choose_anchors", "set_level"]
 
 #: anchors per set by default (``blox-lat measure --anchors auto`` on an interleaving device):
 #: 3 anchors in a set of 32 cost 3/35 of the set's time (under the 10 % budget) and the
 #: geometric mean of three spreads one anchor's own noise over three
 DEFAULT_ANCHORS = 3
+#: on a device that measures one model at a time, the anchors run again after this many models
+#: (``--anchor-every``): an anchor costs about one model (the anchors span the latency range), so
+#: K anchors every N models cost K / (N + K) of the campaign: 3 every 30 is 9.1 %, under 10 %
+DEFAULT_ANCHOR_EVERY = 30
 #: every this many models of the space is a candidate anchor (a fixed, deterministic sample)
 _STRIDE = 97
 

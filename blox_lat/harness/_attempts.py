@@ -24,7 +24,7 @@ from blox_lat.harness._timing import RawRun
 if TYPE_CHECKING:
     from blox_lat.devices import DeviceProfile
 
-__all__ = ["Outcome", "measure_set_with_retries", "measure_with_retries"]
+__all__ = ["Outcome", "measure_set_with_retries", "measure_with_retries", "time_alone"]
 
 #: why a model failed when its device stayed unreachable
 DEVICE_LOST = "device lost (the link stayed down through every reconnect attempt)"
@@ -65,6 +65,13 @@ def _timed(runner: Runner, artifact: Any, profile: DeviceProfile, protocol: Timi
     except ConnectionLostError as exc:  # a runner without its own reconnect logic
         raise DeviceLostError(str(exc)) from exc
     return measurement_of(raw, protocol)
+
+
+def time_alone(runner: Runner, artifacts: Sequence[Any], profile: DeviceProfile,
+               protocol: TimingProtocol) -> list[Measurement]:
+    """Each artifact timed once, one after the other (anchors on a device that measures one
+    model at a time); the first failure raises."""
+    return [_timed(runner, a, profile, protocol) for a in artifacts]
 
 
 def measure_with_retries(runner: Runner, artifact: Any, profile: DeviceProfile, protocol: TimingProtocol,

@@ -23,9 +23,12 @@ file. Rules:
 - Ctrl-C (KeyboardInterrupt) stops after closing the worker; the summary says ``interrupted``.
 - Anchors: with ``anchors`` every interleaved set also times the same anchor models
   (:mod:`blox_lat.harness._anchors`); each timed attempt of a set journals an ``anchors`` line
-  with its level, relative to the campaign's first anchored set, and each record carries the
-  level of the attempt that timed it and its level-corrected latency. A directory keeps its
-  anchors: resuming with others is refused.
+  with its level, relative to the campaign's first anchor run, and each record carries the
+  level of the attempt that timed it and its level-corrected latency. A device that measures
+  one model at a time times the anchors on their own at the start of a run, every
+  ``anchor_every`` models and right after a thermal wait (:class:`~blox_lat.harness.ThermalGuard`),
+  each run journaled as an ``anchors`` line at once; every model carries the level of the latest
+  run before it. A directory keeps its anchors: resuming with others is refused.
 
 :class:`Campaign` runs these steps, one method each; the work queue is
 :mod:`~blox_lat.harness._workqueue`, re-measurement :mod:`~blox_lat.harness._attempts`, the
@@ -46,15 +49,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blox_lat.errors import BloxLatError
-from blox_lat.harness._anchors import AnchorError, choose_anchors, set_level
-from blox_lat.harness._attempts import Outcome, measure_set_with_retries, measure_with_retries
+from blox_lat.harness._anchors import DEFAULT_ANCHOR_EVERY, AnchorError, choose_anchors, set_level
+from blox_lat.harness._attempts import Outcome, measure_set_with_retries, measure_with_retries, time_alone
 from blox_lat.harness._environment import collect_environment
 from blox_lat.harness._events import (
+    AnchorsTimed,
     CampaignStarted,
     DeviceLost,
     EventSink,
     ModelDone,
     SetDiscarded,
+    ThermalWaited,
 )
 from blox_lat.harness._factory import get_runner
 from blox_lat.harness._journal import JOURNAL_NAME, Journal, check_measurement_line, read_journal_lines
@@ -78,6 +83,7 @@ from blox_lat.harness._rules import (
     full_identity,
 )
 from blox_lat.harness._runners import (
+    CoolsDown,
     DeviceLostError,
     MeasuresMany,
     ModelFailedError,
@@ -279,7 +285,9 @@ class Campaign:
     and leaves its model to the others. Interleaving (``protocol.interleave > 1``) runs on one
     local device only; elsewhere it is refused (:class:`~blox_lat.harness.InterleaveError`).
     ``anchors`` (a count for :func:`~blox_lat.harness.choose_anchors`, or the anchor models)
-    are timed in every interleaved set and give each record a level (see the module docstring).
+    are timed in every interleaved set, or on a device measuring one model at a time every
+    ``anchor_every`` models and after each thermal wait, and give each record a level (see the
+    module docstring); a farm takes none (each member would need its own reference).
 
     ``overlap_exports`` (default: only for remote transports) exports the next ``lookahead``
     artifacts while the device measures. On a local device the exporter would compete with the
@@ -296,7 +304,7 @@ class Campaign:
                  timeout_s: float = 600.0, affinity: Sequence[int] | None = None,
                  overlap_exports: bool | None = None, export_chunk: int = 16, on_event: EventSink | None = None,
                  connection: dict[str, Any] | None = None, record_as: str | None = None,
-                 anchors: int | Sequence[Any] | None = None) -> None:
+                 anchors: int | Sequence[Any] | None = None, anchor_every: int | None = None) -> None:
         self.archs = archs
         self.profiles: list[DeviceProfile] = _as_list(profile)
         self.protocol = protocol or TimingProtocol()
@@ -311,6 +319,10 @@ class Campaign:
         self.anchors: list[Any] = self._anchor_archs(anchors)
         self._anchor_items: list[tuple[str, Any]] | None = None
         self._reference: list[float] | None = None
+        self.anchor_every = DEFAULT_ANCHOR_EVERY if anchor_every is None else anchor_every
+        self._level: AnchorsRecord | None = None  # the latest anchor run of a serial campaign
+        self._anchor_runs = 0
+        self._since_anchors = 0
         self._check_setup()
         self.members: list[_Member] = []
         self.campaign_id, self.env_id = "", ""
@@ -348,9 +360,11 @@ class Campaign:
             raise CampaignSetupError(f"max attempts must be >= 1, got {self.max_attempts}")
         check_farm(self.profiles)
         check_interleave(self.protocol.interleave, self.profiles)
-        if self.anchors and self.protocol.interleave < 2:
-            raise CampaignSetupError("anchors are timed with interleaved sets (--interleave K > 1, a local device); "
-                                     "use --anchors 0 here")
+        if self.anchors and self.farm:
+            raise CampaignSetupError("anchors run on one device (each device of a farm has its own level): "
+                                     "use --anchors 0, or one campaign per device")
+        if not isinstance(self.anchor_every, int) or isinstance(self.anchor_every, bool) or self.anchor_every < 1:
+            raise CampaignSetupError(f"--anchor-every must be an integer >= 1, got {self.anchor_every!r}")
         if len({a.hash for a in self.anchors}) != len(self.anchors):
             raise CampaignSetupError("an anchor model is named twice: name each anchor once")
         if self.out.exists() and not self.out.is_dir():
@@ -468,6 +482,8 @@ class Campaign:
         schema = None
         if self.anchors:
             extra["anchors"] = [{"model_hash": a.hash, "model_index": a.index} for a in self.anchors]
+            if not self._interleaving():
+                extra["anchor_every"] = self.anchor_every
             schema = LEVEL_SCHEMA
         return EnvironmentRecord.from_dict(collect_environment(
             device=self.device, device_facts={**facts, "runner": runner.describe()}, campaign_id=self.campaign_id,
@@ -481,10 +497,14 @@ class Campaign:
         lead = self.members[0]
         if self.farm:
             self._run_farm()
-        elif self.protocol.interleave > 1 and isinstance(lead.runner, MeasuresMany):
+        elif self._interleaving():
             self._run_interleaved(lead)
         else:
             self._run_serial(lead)
+
+    def _interleaving(self) -> bool:
+        """Whether this campaign times sets (one device whose runner times several models)."""
+        return not self.farm and self.protocol.interleave > 1 and isinstance(self.members[0].runner, MeasuresMany)
 
     def _open_stream(self) -> Iterable[Any]:
         """The artifacts of the models to measure, in order, exported ahead or chunk by chunk."""
@@ -508,11 +528,46 @@ class Campaign:
                 if upcoming is not None and _exported(upcoming[1]):
                     member.runner.prefetch(upcoming[1])
             try:
-                self._measure_one(member, pair)
+                level = self._ready(member) if self.anchors and _exported(pair[1]) else None
+                self._measure_one(member, pair, level=level)
+                self._since_anchors += 1
             except _Lost:
                 return
             finally:
                 queue.finished()
+
+    def _ready(self, member: _Member) -> AnchorsRecord | None:
+        """Before a model on a device measuring one model at a time: time the anchors when due
+        (a run's first model, every ``anchor_every`` models), let the device cool down, and after
+        a wait time them again, so that the model follows the anchors of its thermal state (if
+        the anchors themselves heat the device past its limit three times running, the model
+        goes on with the latest level). Returns the level the model carries."""
+        trigger = "start" if not self._anchor_runs else "every" if self._since_anchors >= self.anchor_every else None
+        for _ in range(3):
+            if trigger is not None:
+                self._level = self._time_anchors(member, trigger)
+            wait = member.runner.cool_down() if isinstance(member.runner, CoolsDown) else None
+            if wait is None or not wait.waited:
+                break
+            self._emit(ThermalWaited(device=member.profile.name, waited_s=wait.waited_s, cool=wait.cool))
+            trigger = "thermal-wait"
+        return self._level
+
+    def _time_anchors(self, member: _Member, trigger: str) -> AnchorsRecord | None:
+        """Time the anchors alone and journal their ``anchors`` line at once; None (no level for
+        the models up to the next run) when one of them fails."""
+        self._anchor_runs += 1
+        self._since_anchors = 0
+        try:
+            measured = time_alone(member.runner, [item for _, item in self._anchor_pairs()], member.profile,
+                                  self.protocol)
+        except ModelFailedError:
+            self._emit(AnchorsTimed(trigger=trigger, level=None))
+            return None
+        record = self._anchors_record(member, 1, 0, measured, trigger)
+        self._journal_line(record.to_dict())
+        self._emit(AnchorsTimed(trigger=trigger, level=record.level))
+        return record
 
     def _run_interleaved(self, member: _Member) -> None:
         """Take ``protocol.interleave`` models at a time and time them together (first the
@@ -612,9 +667,10 @@ class Campaign:
         if errors:
             raise errors[0]
 
-    def _anchors_record(self, member: _Member, attempt: int, timed: int, measured: list[Measurement]) -> AnchorsRecord:
-        """The ``anchors`` line of one timed attempt of a set; the campaign's first becomes the
-        reference (level 1)."""
+    def _anchors_record(self, member: _Member, attempt: int, timed: int, measured: list[Measurement],
+                        trigger: str | None = None) -> AnchorsRecord:
+        """The ``anchors`` line of one timed attempt of a set, or of one anchor run of a serial
+        campaign (``trigger``); the campaign's first becomes the reference (level 1)."""
         assert member.env is not None
         latencies = [m.latency_ms for m in measured]
         if self._reference is None:
@@ -624,7 +680,7 @@ class Campaign:
         return AnchorsRecord(set_id=uuid.uuid4().hex[:16], attempt=attempt, device=self.device,
                              campaign_id=self.campaign_id, env_id=member.env.env_id, anchors=summary,
                              reference_ms=list(self._reference), level=set_level(latencies, self._reference),
-                             members=timed, recorded_at=_now())
+                             members=timed, recorded_at=_now(), trigger=trigger)
 
     def _measure_one(self, member: _Member, pair: Pair, outcome: Outcome | None = None,
                      level: AnchorsRecord | None = None) -> None:
@@ -723,6 +779,6 @@ def run_campaign(archs: Sequence[Any], profile: DeviceProfile | Sequence[DeviceP
 
     ``Campaign(archs, profile, protocol, out_dir, **options).run()``: see :class:`Campaign`
     for the options (runner, artifacts, store, lookahead, max_attempts, skip_failed, timeout_s,
-    affinity, overlap_exports, export_chunk, on_event, connection, record_as).
+    affinity, overlap_exports, export_chunk, on_event, connection, record_as, anchors, anchor_every).
     """
     return Campaign(archs, profile, protocol, out_dir, **options).run()

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from blox_lat.harness._records import MeasurementRecord
 
 __all__ = [
+    "AnchorsTimed",
     "CampaignEvent",
     "CampaignStarted",
     "DeviceLost",
@@ -24,6 +25,7 @@ __all__ = [
     "SetDiscarded",
     "SetProgress",
     "SetResumed",
+    "ThermalWaited",
 ]
 
 
@@ -120,3 +122,24 @@ class ModelDone(CampaignEvent):
     record: MeasurementRecord
     position: int
     todo: int
+
+
+@dataclass(frozen=True)
+class ThermalWaited(CampaignEvent):
+    """``device`` was at or above its thermal limit before a model: the campaign waited
+    ``waited_s`` (``cool``: it got below the limit) and times the anchors next."""
+
+    kind: ClassVar[str] = "thermal-wait"
+    device: str
+    waited_s: float
+    cool: bool
+
+
+@dataclass(frozen=True)
+class AnchorsTimed(CampaignEvent):
+    """A device that measures one model at a time timed its anchors (``trigger``: ``start``,
+    ``every`` N models or ``thermal-wait``); ``level`` is None when an anchor failed."""
+
+    kind: ClassVar[str] = "anchors"
+    trigger: str
+    level: float | None

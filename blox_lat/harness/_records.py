@@ -14,7 +14,8 @@ always has (and older blox-lat reads it):
 - ``measurement``: ``level``, ``latency_corrected_ms`` and ``set_id`` (the set, and attempt,
   whose anchors gave the level); absent (read as null) when the model was not timed with anchors.
 - ``environment``: ``anchors`` (the anchor models' hashes and indices) in ``extra``.
-- ``anchors`` (:class:`AnchorsRecord`): one per timed attempt of an anchored set.
+- ``anchors`` (:class:`AnchorsRecord`): one per timed attempt of an anchored set, or per anchor
+  run of a campaign that measures one model at a time (with a ``trigger``).
 """
 
 from __future__ import annotations
@@ -109,7 +110,11 @@ class AnchorsRecord:
     """The anchors of one timed attempt of a set: ``set_id`` (what its records point at), the
     set's ``attempt``, each anchor's hash, index and protocol ``latency_ms`` and ``cv`` (anchor
     order), the ``reference_ms`` latencies they are compared with (the campaign's first anchored
-    set) and the resulting ``level``. Anchors are not model results: no ``measurement`` line."""
+    set) and the resulting ``level``. Anchors are not model results: no ``measurement`` line.
+
+    On a device that measures one model at a time the anchors are timed on their own: such a
+    line has ``members`` 0 and a ``trigger`` (``start``, ``every``, ``thermal-wait``), and the
+    models measured after it, up to the next such line, carry its level and ``set_id``."""
 
     kind: ClassVar[str] = ANCHORS
     set_id: str
@@ -123,6 +128,7 @@ class AnchorsRecord:
     members: int
     recorded_at: str
     schema: int = LEVEL_SCHEMA
+    trigger: str | None = None
 
     @property
     def latencies_ms(self) -> list[float]:
@@ -136,7 +142,8 @@ class AnchorsRecord:
         return {"schema": self.schema, "kind": self.kind, "set_id": self.set_id, "attempt": self.attempt,
                 "device": self.device, "campaign_id": self.campaign_id, "env_id": self.env_id,
                 "anchors": self.anchors, "reference_ms": self.reference_ms, "level": self.level,
-                "members": self.members, "recorded_at": self.recorded_at}
+                "members": self.members, "recorded_at": self.recorded_at,
+                **({"trigger": self.trigger} if self.trigger is not None else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AnchorsRecord:
@@ -144,7 +151,7 @@ class AnchorsRecord:
         return cls(set_id=get("set_id"), attempt=get("attempt"), device=get("device"), campaign_id=get("campaign_id"),
                    env_id=get("env_id"), anchors=list(get("anchors") or []), reference_ms=list(get("reference_ms") or []),
                    level=get("level"), members=get("members"), recorded_at=get("recorded_at"),
-                   schema=get("schema", LEVEL_SCHEMA))
+                   schema=get("schema", LEVEL_SCHEMA), trigger=get("trigger"))
 
 
 #: the host facts every environment line starts with, in order (``collect_environment``)

@@ -25,6 +25,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Protocol, runtime_checkable
 
@@ -33,6 +34,7 @@ from blox_lat.harness._protocol import TimingProtocol
 from blox_lat.harness._timing import RawRun, get_runtime
 
 __all__ = [
+    "CoolsDown",
     "LocalWorkerRunner",
     "MeasuresMany",
     "ModelFailedError",
@@ -47,6 +49,7 @@ __all__ = [
     "WorkerCrashedError",
     "DeviceLostError",
     "ThermalGuard",
+    "ThermalWait",
     "build_request",
 ]
 
@@ -573,9 +576,31 @@ class TransportRunner:
         self.transport.close()
 
 
+@dataclass(frozen=True)
+class ThermalWait:
+    """One cool-down before a model: the temperatures it ended with, how long it took, whether
+    the device ended ``cool`` and whether it had to wait at all (``waited``: the first reading
+    was at or above the limit). A wait changes the device's level: anchors are timed after it."""
+
+    temperatures_c: dict[str, float]
+    hottest_c: float | None
+    waited_s: float
+    cool: bool
+    waited: bool
+
+
+@runtime_checkable
+class CoolsDown(Protocol):
+    """Waits for the device to cool down on request; the next ``measure`` then does not wait again."""
+
+    def cool_down(self) -> ThermalWait | None: ...
+
+
 class ThermalGuard:
     """Wrap a remote runner: before each model wait until the device is below ``max_c``
-    (at most ``timeout_s``), and record the temperatures before and after in the run's facts."""
+    (at most ``timeout_s``), and record the temperatures before and after in the run's facts.
+    A campaign may call :meth:`cool_down` itself (to time anchors right after a wait); the next
+    :meth:`measure` then uses that wait instead of its own."""
 
     def __init__(self, runner: Any, *, max_c: float, timeout_s: float = 300.0, poll_s: float = 5.0,
                  sleep: Any = None) -> None:
@@ -586,23 +611,42 @@ class ThermalGuard:
         self.timeout_s = float(timeout_s)
         self.poll_s = float(poll_s)
         self._sleep = sleep or time.sleep
+        self._fresh: tuple[ThermalWait | None] | None = None  # a cool_down the next measure uses
 
-    def measure(self, artifact: Any, profile: Any, protocol: TimingProtocol) -> RawRun:
-        from blox_lat.devices import TransportError, read_temperatures, wait_until_cool
+    def cool_down(self) -> ThermalWait | None:
+        """Wait until the device is below ``max_c`` (None when its temperatures cannot be read:
+        the runner's own reconnect logic decides whether the device is gone)."""
+        from blox_lat.devices import TransportError, wait_until_cool
+
+        slept: list[float] = []
+
+        def sleep(seconds: float) -> None:
+            slept.append(seconds)
+            self._sleep(seconds)
 
         try:
-            before = wait_until_cool(self.transport, self.max_c, self.timeout_s, self.poll_s, sleep=self._sleep)
+            got = wait_until_cool(self.transport, self.max_c, self.timeout_s, self.poll_s, sleep=sleep)
         except TransportError:
-            before = None  # the runner's own reconnect logic decides whether the device is gone
+            wait = None
+        else:
+            wait = ThermalWait(got["temperatures_c"], got["hottest_c"], got["waited_s"], got["cool"], bool(slept))
+        self._fresh = (wait,)
+        return wait
+
+    def measure(self, artifact: Any, profile: Any, protocol: TimingProtocol) -> RawRun:
+        from blox_lat.devices import TransportError, read_temperatures
+
+        (before,) = self._fresh if self._fresh is not None else (self.cool_down(),)
+        self._fresh = None
         raw = self.runner.measure(artifact, profile, protocol)
         try:
             after = read_temperatures(self.transport)
         except TransportError:
             after = None
         facts = {**raw.facts, "thermal": {
-            "max_c": self.max_c, "before_c": None if before is None else before["temperatures_c"],
-            "cooldown_s": None if before is None else before["waited_s"],
-            "cool": None if before is None else before["cool"], "after_c": after}}
+            "max_c": self.max_c, "before_c": None if before is None else before.temperatures_c,
+            "cooldown_s": None if before is None else before.waited_s,
+            "cool": None if before is None else before.cool, "after_c": after}}
         return RawRun(raw.samples_ns, raw.warmup_runs, raw.started_at, raw.finished_at, facts)
 
     def prefetch(self, artifact: Any) -> None:
