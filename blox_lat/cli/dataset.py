@@ -23,16 +23,27 @@ def dataset() -> None:
 @click.option("--no-static", is_flag=True, help="Leave out the static section (params, FLOPs, vectors of all 91,125 models).")
 @click.option("--jobs", type=click.IntRange(1, 64), default=None,
               help="Processes reading training records and journals (default: CPU count).")
+@click.option("--pred", "preds", multiple=True, metavar="PREDICTOR.json",
+              help="Add the predictor's pred/<device> section: predicted latency of every model, kept apart "
+                   "from the measured bench/<device> (repeatable, one per device).")
+@click.option("--pred-level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.9,
+              show_default=True, help="Interval level of the --pred sections.")
 @json_option()
-def build(sources, out, version, blox_format, allow_pickle, no_raw, no_static, jobs, as_json) -> None:
+def build(sources, out, version, blox_format, allow_pickle, no_raw, no_static, jobs, preds, pred_level,
+          as_json) -> None:
     """Build release VERSION at OUT from journals, training records and Blox files.
 
     Example: blox-lat dataset build --from runs/cpu --from records --out releases/1.0.0 --version 1.0.0
     """
     from blox_lat import dataset as ds
 
+    predictions = []
+    if preds:
+        from blox_lat import predict
+
+        predictions = [predict.pred_section(p, level=pred_level) for p in preds]
     result = ds.build(list(sources), out, version, allow_pickle=allow_pickle, blox_format=blox_format, raw=not no_raw,
-                      static=not no_static, jobs=jobs)
+                      static=not no_static, jobs=jobs, predictions=predictions)
     if as_json:
         emit_json(result.to_dict())
         return
@@ -108,28 +119,67 @@ def info(release, as_json) -> None:
               help="Release directory (or $BLOX_LAT_RELEASE).")
 @click.option("--device", default=None, help="Only this device's latency (default: every device).")
 @click.option("--seed", default=None, help="Training seed (default: the smallest).")
+@click.option("--corrected", is_flag=True,
+              help="Level-corrected latencies only: a model measured without anchor models (or a release "
+                   "older than schema 4) gives null, never its raw latency; so does a prediction of raw latency.")
 @json_option()
-def query(name, release, device, seed, as_json) -> None:
-    """Everything RELEASE knows about model NAME (index, hash, vector or block string)."""
+def query(name, release, device, seed, corrected, as_json) -> None:
+    """Everything RELEASE knows about model NAME (index, hash, vector or block string).
+
+    Each latency says its source: measured (bench/<device>) or predicted (pred/<device>),
+    and which latency it is (raw or corrected); the two are never merged into one value.
+    """
     from blox_lat import dataset as ds
 
     rel = ds.open(release)
-    if device is not None:
-        rel.latency(name, device)  # unknown device -> typed error
+    if device is not None and device not in rel.devices and device not in rel.predicted_devices:
+        known = sorted({*rel.devices, *rel.predicted_devices})
+        raise ds.DeviceNotInReleaseError(f"release {rel.version} has no measurements or predictions for device "
+                                         f"{device!r}; it has: {', '.join(known) or 'none'}")
     data = rel.full_info(name, seed=seed)
     if device is not None:
         data["sections"] = {k: v for k, v in data["sections"].items()
-                            if not k.startswith(("bench/", "bench-raw/")) or k.split("/", 1)[1] == device}
+                            if not k.startswith(("bench/", "bench-raw/", "pred/")) or k.split("/", 1)[1] == device}
+    data["latency"] = _latencies(rel, data["model_index"], device, corrected)
     if as_json:
         emit_json(data)
         return
     pairs = [("index", data["model_index"]), ("hash", data["model_hash"]), ("name", data["name"])]
+    pairs += [(f"latency {e['device']} ({e['source']}, {e['latency']})", _latency_text(e)) for e in data["latency"]]
     for section, values in data["sections"].items():
         for key, value in values.items():
             if isinstance(value, list) and len(value) > 6:
                 value = f"[{len(value)} values, last {value[-1]}]"
             pairs.append((f"{section}.{key}", value))
     emit_pairs(pairs)
+
+
+def _latencies(rel, index: int, device: str | None, corrected: bool) -> list[dict]:
+    """One entry per measured and per predicted latency of the model, each naming its source."""
+    wanted = "corrected" if corrected else "raw"
+    out = []
+    for d in rel.devices if device is None else [d for d in rel.devices if d == device]:
+        out.append({"device": d, "source": "measured", "section": f"bench/{d}", "latency": wanted,
+                    "latency_ms": rel.latency(index, d, corrected=corrected)})
+    for d in rel.predicted_devices if device is None else [d for d in rel.predicted_devices if d == device]:
+        p = rel.prediction(index, d)
+        predicts = p["latency"] if p else None
+        ok = p is not None and (not corrected or predicts == "corrected")
+        out.append({"device": d, "source": "predicted", "section": f"pred/{d}", "latency": predicts,
+                    "latency_ms": p["pred_ms"] if ok else None, "lo_ms": p["lo_ms"] if ok else None,
+                    "hi_ms": p["hi_ms"] if ok else None, "level": p["level"] if p else None,
+                    "in_training_set": p["measured"] if p else None, "method": p["method"] if p else None})
+    return out
+
+
+def _latency_text(entry: dict) -> str:
+    if entry["latency_ms"] is None:
+        return "null"
+    text = f"{entry['latency_ms']:.4f} ms"
+    if entry["source"] == "predicted":
+        text += (f", {entry['level']:.0%} interval {entry['lo_ms']:.4f}-{entry['hi_ms']:.4f} ms "
+                 f"({entry['method']}{', in the training set' if entry['in_training_set'] else ''})")
+    return text
 
 
 @dataset.command("export-blox")

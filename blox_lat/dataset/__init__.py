@@ -1,9 +1,12 @@
 """Versioned benchmark releases: build from journals and training records, open, query, verify.
 
 - :func:`build` (``blox-lat dataset build``): measurement journals, training records and Blox
-  release CSV files -> Parquet sections + ``dataset.json`` (deterministic, immutable).
-- :func:`open` -> :class:`Release`: ``latency(arch, device)``, ``val_acc(arch, epoch)``,
-  ``test_acc``, ``params``, ``flops``, ``full_info``, ``to_pandas(section)``; lazy sections.
+  release CSV files, plus prediction sections (:func:`pred_table`) -> Parquet sections +
+  ``dataset.json`` (deterministic, immutable).
+- :func:`open` -> :class:`Release`: ``latency(arch, device)`` (measured, ``bench/<device>``),
+  ``predicted_latency`` / ``prediction`` (``pred/<device>``, never a measurement),
+  ``val_acc(arch, epoch)``, ``test_acc``, ``params``, ``flops``, ``full_info``,
+  ``to_pandas(section)``; lazy sections.
 - :func:`verify`, :func:`diff`, :func:`info`; :func:`export_blox` writes the Blox reference
   layout and :func:`read_blox_file` reads it.
 
@@ -33,7 +36,7 @@ from blox_lat.dataset._errors import (
     SectionMissingError,
     UnknownSectionError,
 )
-from blox_lat.dataset._pred import pred_table, predicted_latency
+from blox_lat.dataset._pred import pred_table
 from blox_lat.dataset._release import DiffReport, Release, VerifyReport, diff, info, open_release, verify
 from blox_lat.dataset._schema import KINDS, RELEASE_SCHEMA, Column, check_device_name, search_space_record
 
@@ -67,7 +70,6 @@ __all__ = [
     "list_sections",
     "open",
     "pred_table",
-    "predicted_latency",
     "read_blox_file",
     "search_space_record",
     "verify",

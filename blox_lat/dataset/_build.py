@@ -23,6 +23,9 @@ Rules (also in the README):
   sections as records, ``blox-bench-{device}`` a latency-only bench section (journal
   measurements win over it), ``blox-info`` replaces the computed static values of its models.
 - ``static`` holds all 91,125 models (computed from the space).
+- ``pred/<device>``: predictions made by the caller (``predictions=``), checked (every model in
+  index order, ``lo_ms <= pred_ms <= hi_ms``, the device named in the metadata), one per device,
+  fitted on the device setting of that device's ``bench/<device>``; kept apart from it.
 - Output: Parquet (zstd) per section, rows sorted by model index, plus the manifest; the same
   inputs give byte-identical files (no timestamps; provenance = builder version, git commit,
   inputs with sha256; the journals' measurements as one digest over their records, so a release
@@ -45,13 +48,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from blox_lat.dataset._columns import arrow_column, epoch_array, epoch_matrix
 from blox_lat.dataset._errors import DuplicateKeyError, InputError, OutputError, ReleaseExistsError
 from blox_lat.dataset._inputs import InputFile, discover, sha256_file
+from blox_lat.dataset._pred import check_pred_section
 from blox_lat.dataset._readers import (
     METRICS,
     JournalPart,
@@ -625,10 +629,16 @@ def build(
     raw: bool = True,
     static: bool = True,
     jobs: int | None = None,
+    predictions: Sequence[tuple[str, Any, dict]] = (),
 ) -> BuildResult:
-    """Build release ``version`` at ``out`` from journals, training records and Blox files."""
+    """Build release ``version`` at ``out`` from journals, training records and Blox files.
+
+    ``predictions``: ``pred/<device>`` sections as ``(name, table, metadata)``, made by the
+    caller (``blox_lat.predict.pred_section``); kept apart from the measured ``bench/<device>``.
+    """
 
     check_version(version)
+    preds = _check_predictions(predictions)
     out = Path(out)
     if out.exists():
         raise ReleaseExistsError(f"{out} already exists; releases are immutable, so build a new version into a new directory")
@@ -638,11 +648,44 @@ def build(
     remove_stale(p for p in out.parent.glob(".*.partial-*") if p.is_dir())  # killed builds' temporary folders
     with _gc_paused():
         return _build(sources, out, version, allow_pickle=allow_pickle, blox_format=blox_format, raw=raw,
-                      static=static, jobs=jobs)
+                      static=static, jobs=jobs, predictions=preds)
+
+
+def _check_predictions(predictions: Sequence[tuple[str, Any, dict]]) -> list[tuple[str, Any, dict]]:
+    """Each prediction section checked (:func:`check_pred_section`); one per device."""
+    if isinstance(predictions, (str, bytes)) or not isinstance(predictions, Sequence):
+        raise InputError("predictions must be a list of (name, table, metadata) sections (blox_lat.predict.pred_section)")
+    out: list[tuple[str, Any, dict]] = []
+    for item in predictions:
+        if not isinstance(item, tuple) or len(item) != 3:
+            raise InputError("a prediction section is a (name, table, metadata) tuple (blox_lat.predict.pred_section)")
+        name, table, meta = check_pred_section(*item, _hashes())
+        if any(name == other for other, _t, _m in out):
+            raise InputError(f"two predictors for {name}; a release holds one prediction section per device")
+        out.append((name, table, meta))
+    return out
+
+
+def _add_predictions(tables: dict, metadata: dict, predictions: list[tuple[str, Any, dict]]) -> None:
+    """Add the checked ``pred/<device>`` sections; a predictor of another device setting than the
+    release's measurements of that device is refused."""
+    for name, table, meta in predictions:
+        if name in tables:
+            raise InputError(f"{name} is already a section of this release; give one predictor per device")
+        device = name.split("/", 1)[1]
+        measured = (metadata.get(f"bench/{device}") or {}).get("profile")
+        fitted = meta.get("profile")
+        if measured is not None and fitted is not None and fitted != measured:
+            raise InputError(f"{name}: the predictor was fitted on another setting of {device!r} ({json.dumps(fitted, sort_keys=True)}) "
+                             f"than bench/{device} was measured with ({json.dumps(measured, sort_keys=True)}); "
+                             "fit it on these measurements, or record the other setting under another device name")
+        tables[name] = table
+        metadata[name] = meta
 
 
 def _build(sources: list[str | os.PathLike[str]], out: Path, version: str, *, allow_pickle: bool,
-           blox_format: bool, raw: bool, static: bool, jobs: int | None) -> BuildResult:
+           blox_format: bool, raw: bool, static: bool, jobs: int | None,
+           predictions: list[tuple[str, Any, dict]]) -> BuildResult:
     files = discover(sources)
     c = _Collector(allow_pickle=allow_pickle)
     per_source: dict[str, list[tuple[str, str]]] = {}
@@ -691,6 +734,7 @@ def _build(sources: list[str | os.PathLike[str]], out: Path, version: str, *, al
     if static:
         tables["static"] = _static_table(c, hashes)
     _add_tables(c, tables, metadata, hashes, raw)
+    _add_predictions(tables, metadata, predictions)
     if journals:
         listed.append(_journal_provenance(measured))
     return _write_release(out, version, tables, metadata, listed, per_source, used, blox_format)

@@ -357,6 +357,11 @@ class Release:
         return self._names("bench")
 
     @property
+    def predicted_devices(self) -> list[str]:
+        """Devices with a ``pred/<device>`` section (predictions, not measurements)."""
+        return self._names("pred")
+
+    @property
     def seeds(self) -> list[str]:
         return self._names("base")
 
@@ -394,8 +399,9 @@ class Release:
             device = devices[0]
         name = f"bench/{device}"
         if name not in self.manifest["sections"]:
-            raise DeviceNotInReleaseError(f"release {self.version} has no measurements for device {device!r}; "
-                                     f"it has: {', '.join(self.devices) or 'none'}")
+            hint = " (its predictions: predicted_latency)" if device in self.predicted_devices else ""
+            raise DeviceNotInReleaseError(f"release {self.version} has no measurements for device {device!r}{hint}; "
+                                          f"it has: {', '.join(self.devices) or 'none'}")
         return self.section(name)
 
     def _seed_section(self, kind: str, seed: Any) -> Section:
@@ -421,15 +427,37 @@ class Release:
         return self.section(name)
 
     def latency(self, arch: Any, device: str | None = None, corrected: bool = False) -> float | None:
-        """The protocol latency in ms on ``device`` (the only device when omitted); with
-        ``corrected``, the level-corrected latency (None where the model was measured without
-        anchors, and in releases older than schema 4)."""
+        """The measured protocol latency in ms on ``device`` (the only measured device when
+        omitted), from ``bench/<device>``; with ``corrected``, the level-corrected latency (None
+        where the model was measured without anchors, and in releases older than schema 4).
+        Never a prediction: that is :meth:`predicted_latency`."""
         sec = self._bench(device)
         row = sec.rows[self._index(arch)]
         column = "latency_corrected_ms" if corrected else "latency_ms"
         if row < 0 or column not in {c["name"] for c in self.manifest["sections"][sec.name]["columns"]}:
             return None
         return sec.column_list(column)[row]
+
+    def prediction(self, arch: Any, device: str | None = None) -> dict | None:
+        """The model's prediction on ``device`` (the only predicted device when omitted), from
+        ``pred/<device>``: ``pred_ms``, ``lo_ms``/``hi_ms`` (interval at ``level``), ``measured``
+        (in the training set), ``method``, ``latency`` (raw or corrected: what was predicted)
+        and ``source: "predicted"``. Never a measurement: that is :meth:`latency`."""
+        from blox_lat.dataset._pred import no_predictions, prediction_row
+
+        devices = self.predicted_devices
+        if device is None and len(devices) == 1:
+            device = devices[0]
+        if device is None or device not in devices:
+            raise no_predictions(self, device)
+        sec = self.section(f"pred/{device}")
+        row = sec.rows[self._index(arch)]
+        return None if row < 0 else prediction_row(sec, row)
+
+    def predicted_latency(self, arch: Any, device: str | None = None) -> float | None:
+        """The predicted latency in ms (``pred/<device>``), never a measured one; see :meth:`prediction`."""
+        p = self.prediction(arch, device)
+        return None if p is None else p["pred_ms"]
 
     def val_acc(self, arch: Any, epoch: int | None = None, best: bool = True, seed: Any = None) -> float | None:
         """Top-1 validation accuracy (%): the best over epochs 1..epoch, or at ``epoch`` if not ``best``.

@@ -16,6 +16,9 @@ Schema history (``RELEASE_SCHEMA``):
    timed the model (from its anchor models) and the protocol latency divided by it; null for
    models measured without anchors. Releases of schema 1-3 have no such columns: the API reads
    them as null (``latency(..., corrected=True)`` is None).
+5. ``pred/<device>`` sections: a predictor's latency for every model (``pred_ms``, its interval
+   ``lo_ms``/``hi_ms``, ``measured``, ``method``), the predictor's description as metadata. A
+   new optional kind; the other sections are schema 4's, and releases of schema 1-4 keep loading.
 
 Every model-keyed section has one row per model, keyed by ``model_hash`` with ``model_index``
 alongside, rows sorted by ``model_index``. Missing values are nulls, never -1.
@@ -39,6 +42,9 @@ section                     content
                             their sums (DONNA score: ``loss_sum``; LANA: ``delta_sum``)
 ``finetune/<teacher>/<E>``  the ``base`` and ``ext`` metrics of the fine-tuned student
 ``measure-env/<device>``    the measurement campaigns' environment records (key ``env_id``)
+``pred/<device>``           predicted latency (ms) and its interval, whether the model was in
+                            the training set, and the method; never a measurement (the
+                            predictor's description is the section metadata)
 =========================== ===========================================================
 
 Accuracies are percentages rounded to 3 decimals and stored as float32 (exact at that
@@ -70,7 +76,7 @@ __all__ = [
     "validate_section_name",
 ]
 
-RELEASE_SCHEMA = 4
+RELEASE_SCHEMA = 5
 #: the first schema whose manifest must carry ``manifest_sha256``
 MANIFEST_DIGEST_SINCE = 3
 FORMAT = "blox-lat-dataset"
@@ -193,6 +199,14 @@ _STATIC = [
     Column("flops", "i64", "FLOPs", "floating point operations, 2 x MACs"),
 ]
 
+_PRED = [
+    Column("pred_ms", "f64", "ms", "predicted latency (not a measurement)"),
+    Column("lo_ms", "f64", "ms", "lower end of the calibrated interval (level in the metadata)"),
+    Column("hi_ms", "f64", "ms", "upper end of the calibrated interval"),
+    Column("measured", "bool", None, "the model was in the predictor's training set"),
+    Column("method", "str", None, "fit | pieces | transfer, with the family: e.g. fit/additive"),
+]
+
 KINDS: dict[str, list[Column]] = {
     "static": _KEY + _STATIC,
     "bench": _KEY + _BENCH,
@@ -203,11 +217,12 @@ KINDS: dict[str, list[Column]] = {
     "distill": _KEY + _DISTILL,
     "finetune": _KEY + _FINETUNE,
     "measure-env": _MEASURE_ENV,
+    "pred": _KEY + _PRED,
 }
 
 #: number of name parts after the kind
 _ARITY = {"static": 0, "bench": 1, "bench-raw": 1, "base": 1, "ext": 1, "env": 1,
-          "distill": 2, "finetune": 2, "measure-env": 1}
+          "distill": 2, "finetune": 2, "measure-env": 1, "pred": 1}
 
 _PART_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 
@@ -251,7 +266,7 @@ def manifest_digest(manifest: dict) -> str:
 
 
 def _templates() -> list[str]:
-    names = {"bench": "<device>", "bench-raw": "<device>", "measure-env": "<device>",
+    names = {"bench": "<device>", "bench-raw": "<device>", "measure-env": "<device>", "pred": "<device>",
              "base": "<seed>", "ext": "<seed>", "env": "<seed>",
              "distill": "<teacher>/<epochs>", "finetune": "<teacher>/<epochs>"}
     return [k if k not in names else f"{k}/{names[k]}" for k in KINDS]
