@@ -62,6 +62,8 @@ def test_measure_shard(tmp_path, store):
         (["0", "--affinity", "x"], "--affinity"),
         (["0", "--shard", "3/2"], "error:"),
         (["0", "--device-file", "/nonexistent.toml"], "cannot read device file"),
+        (["0", "--anchor-every", "0"], "--anchor-every"),
+        (["0", "--device", "cpu", "--device", "cpu", "--anchors", "2"], "one device"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_leaves_no_campaign(tmp_path, args, message):
@@ -95,3 +97,27 @@ def test_console_script_subprocess(tmp_path, store):
     bad = subprocess.run([exe, "measure", "3", "--runs", "7", "--out", str(tmp_path / "x")],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.startswith("blox-lat: error:")
+
+
+def test_cv_threshold_default_is_the_librarys():
+    from blox_lat.cli import measure as m
+    from blox_lat.harness import DEFAULT_CV_THRESHOLD
+
+    assert float(m.CV_THRESHOLD_SHOWN) == DEFAULT_CV_THRESHOLD == m._cv_threshold()
+    assert f"[default: {m.CV_THRESHOLD_SHOWN}]" in CliRunner().invoke(cli, ["measure", "--help"]).output
+
+
+def test_serial_anchors_from_the_cli_and_auto_off_for_the_plain_local_protocol(tmp_path, store):
+    base = ["0:3", "--runs", "10", "--runs-per-group", "5", "--warmup-runs", "2", "--warmup-s", "0", "--interleave",
+            "1", "--store", str(store), "--json"]
+    plain = _invoke(*base, "--out", str(tmp_path / "plain"))
+    assert plain.exit_code == 0, plain.output
+    assert not list(read_journal(tmp_path / "plain", kind="anchors"))  # auto: 0 for the plain local protocol
+    anchored = _invoke(*base, "--anchors", "2", "--anchor-every", "2", "--out", str(tmp_path / "a"))
+    assert anchored.exit_code == 0, anchored.output
+    runs = list(read_journal(tmp_path / "a", kind="anchors"))
+    assert [r["trigger"] for r in runs] == ["start", "every"]
+    records = list(read_journal(tmp_path / "a", kind="measurement"))
+    assert [r["set_id"] for r in records] == [runs[0]["set_id"]] * 2 + [runs[1]["set_id"]]
+    other = _invoke(*base, "--anchors", "3", "--out", str(tmp_path / "a"))
+    assert other.exit_code == 2 and "rerun with --anchors 2" in other.output

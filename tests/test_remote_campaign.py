@@ -7,24 +7,40 @@ middle of a campaign, an ADB device of a farm disappears, keys and host keys are
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import stat
 import sys
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
 from peers.adbd import AdbDeviceEmulator
 from peers.sshd import SshServer, sshd_available
 
+from blox_lat import dataset as ds
 from blox_lat import space as sp
 from blox_lat.cli.main import cli
 from blox_lat.devices import DeviceProfile, RetryPolicy, load_profiles
 from blox_lat.devices._adb import AdbTransport
 from blox_lat.devices._ssh import SshTransport
-from blox_lat.harness import TimingProtocol, TransportRunner, read_journal, run_campaign
+from blox_lat.harness import (
+    AnchorsRecord,
+    CampaignConflictError,
+    MeasurementRecord,
+    ModelDone,
+    TimingProtocol,
+    TransportRunner,
+    choose_anchors,
+    read_journal,
+    run_campaign,
+)
 
 FAST = TimingProtocol(groups=3, runs_per_group=5, warmup_min_runs=5, warmup_min_s=0.0)
+FAKE = Path(__file__).parent / "fakelevel"
 NASTY_DIR = "remote dir; rm -rf x"
 needs_sshd = pytest.mark.skipif(sshd_available() is not None, reason=str(sshd_available()))
 
@@ -113,6 +129,9 @@ def test_measure_cli_over_ssh_and_one_line_key_errors(tmp_path, store):
         assert ok.exit_code == 0, ok.output
         data = json.loads(ok.output)
         assert data["measured"] == 2 and all(r["latency_ms"] > 0 for r in data["results"])
+        runs = list(read_journal(tmp_path / "ok", kind="anchors"))  # --anchors auto: 3 on a remote device
+        assert [(r["trigger"], len(r["anchors"])) for r in runs] == [("start", 3)]
+        assert all(r["set_id"] == runs[0]["set_id"] and r["level"] == 1.0 for r in _measurements(tmp_path / "ok"))
 
         cases = [
             (["--connect", f"key={srv.wrong_key}"], "authorized_keys"),
@@ -147,7 +166,9 @@ def test_campaign_over_adb_emulator(tmp_path, store, adb_key):
     records = _measurements(tmp_path / "run")
     assert sorted(r["model_index"] for r in records) == [0, 1, 2]
     assert all(r["status"] == "ok" and len(r["measurement"]["samples_ms"]) == 15 for r in records)
-    assert sum(p.suffix == ".onnx" for p in emu.map_path(workdir).iterdir()) == 3
+    assert sum(p.suffix == ".onnx" for p in emu.map_path(workdir).iterdir()) == 3 + 3  # and the 3 anchors
+    runs = list(read_journal(tmp_path / "run", kind="anchors"))  # one run: the rerun had nothing to measure
+    assert [r["trigger"] for r in runs] == ["start"] and all(r["level"] == 1.0 for r in records)
 
 
 def test_unauthorised_adb_key_is_one_line_exit_2(tmp_path, store, adb_key):
@@ -247,3 +268,74 @@ def test_served_worker_over_ssh_survives_hangs_and_crashes(tmp_path, store):
             assert len(runner.measure(artifact, get_device("cpu"), FAST).samples_ns) == 15
         finally:
             runner.close()
+
+
+def _spearman(a: list[float], b: list[float]) -> float:
+    def ranks(v: list[float]) -> list[int]:
+        r = [0] * len(v)
+        for pos, i in enumerate(sorted(range(len(v)), key=v.__getitem__)):
+            r[i] = pos
+        return r
+
+    n = len(a)
+    return 1 - 6 * sum((x - y) ** 2 for x, y in zip(ranks(a), ranks(b))) / (n * (n * n - 1))
+
+
+def _level_models(tmp: Path, true_ms: dict[str, float], level_file: Path):
+    """Artifacts of the fake-level runtime (tests/fakelevel): each sleeps level x its true latency."""
+    def source(archs, profile):
+        for a in archs:
+            path = tmp / f"{a.hash}.level.json"
+            path.write_text(json.dumps({"true_ms": true_ms[a.hash], "level_file": str(level_file)}))
+            yield SimpleNamespace(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), format="onnx",
+                                  bytes=path.stat().st_size, model_hash=a.hash)
+
+    return source
+
+
+def _python_with_fake_runtime(tmp: Path) -> str:
+    """The device's python: this interpreter with the fake-level runtime on its path."""
+    wrapper = tmp / "python-fakelevel"
+    wrapper.write_text(f"#!/bin/sh\nPYTHONPATH={json.dumps(str(FAKE))} exec {json.dumps(sys.executable)} \"$@\"\n")
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
+    return str(wrapper)
+
+
+@needs_sshd
+def test_serial_anchors_over_real_sshd_recover_ranks_and_resume_keeps_them(tmp_path):
+    models, anchors = sp.select("0:9"), choose_anchors(2)
+    order = [0, 3, 6, 1, 4, 7, 2, 5, 8]  # every segment of 3 holds a fast, a middle and a slow model
+    true_ms = {m.hash: 2.0 * 1.1 ** rank for m, rank in zip(models, order)}
+    true_ms.update({anchors[0].hash: 2.4, anchors[1].hash: 3.6})
+    levels, level_file = [1.0, 1.6, 0.6], tmp_path / "level"
+    level_file.write_text("1.0")
+
+    def on_event(event):  # the device's level moves after every 3rd model
+        if isinstance(event, ModelDone) and event.position % 3 == 0 and event.position < 9:
+            level_file.write_text(str(levels[event.position // 3]))
+
+    source = _level_models(tmp_path, true_ms, level_file)
+    with SshServer(tmp_path / "sshd") as srv:
+        profile = load_profiles([_ssh_toml(srv, tmp_path)], config=False).get("loop-ssh")
+
+        def runner():
+            transport = SshTransport(srv.host, srv.port, srv.user, srv.client_key, srv.known_hosts)
+            return contextlib.closing(TransportRunner(transport, workdir=str(tmp_path / "remote"), timeout_s=60,
+                                                      python=_python_with_fake_runtime(tmp_path)))
+
+        with runner() as r:
+            summary = run_campaign(models, profile, FAST, tmp_path / "c", runner=r, artifacts=source,
+                                   anchors=anchors, anchor_every=3, on_event=on_event)
+        assert (summary.measured, summary.failed) == (9, 0)
+        with pytest.raises(CampaignConflictError, match="rerun with --anchors 2"), runner() as r:
+            run_campaign(sp.select("0:10"), profile, FAST, tmp_path / "c", runner=r, artifacts=source, anchors=3)
+    runs = [AnchorsRecord.from_dict(x) for x in read_journal(tmp_path / "c", kind="anchors")]
+    assert [(x.trigger, round(x.level, 1)) for x in runs] == [("start", 1.0), ("every", 1.6), ("every", 0.6)]
+    records = [MeasurementRecord.from_dict(x) for x in read_journal(tmp_path / "c", kind="measurement")]
+    assert [x.set_id for x in records] == [run.set_id for run in runs for _ in range(3)]
+    truth = [true_ms[x.model_hash] for x in records]
+    assert _spearman([x.latency_ms for x in records], truth) < 0.6
+    assert _spearman([x.latency_corrected_ms for x in records], truth) >= 0.95
+    bench = ds.open(ds.build([tmp_path / "c"], tmp_path / "rel", "1.0.0", static=False).path).to_pandas("bench/loop-ssh")
+    by_index = {x.model_index: x for x in records}
+    assert list(bench["level"]) == [by_index[i].level for i in bench["model_index"]]

@@ -138,6 +138,17 @@ def _handlers() -> dict[type, Callable[[_Progress, Any], None]]:
             DeviceLost: _Progress._device_lost, SetProgress: _Progress._set_progress, ModelDone: _Progress._model_done}
 
 
+#: ``--cv-threshold``'s default as --help shows it (a test holds it to the library's constant)
+CV_THRESHOLD_SHOWN = "0.1"
+
+
+def _cv_threshold() -> float:
+    """The library's noise threshold, read when the command runs: --help imports no harness."""
+    from blox_lat.harness import DEFAULT_CV_THRESHOLD
+
+    return DEFAULT_CV_THRESHOLD
+
+
 def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
@@ -170,8 +181,12 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
               help="Untimed runs of a model before each of its later rounds when interleaving.")
 @click.option("--anchors", "anchors", default="auto", show_default=True, metavar="K|auto",
               help="Also time K anchor models (the same for every set and campaign) in every "
-                   "interleaved set; each record then carries its set's level and a level-corrected "
-                   "latency. auto: 3 when interleaving, else 0; 0 disables them.")
+                   "interleaved set, or on a remote device every --anchor-every models and after "
+                   "each thermal wait; each record then carries its level and a level-corrected "
+                   "latency. auto: 3 when interleaving or remote, else 0; 0 disables them.")
+@click.option("--anchor-every", "anchor_every", default="auto", show_default=True, metavar="N|auto",
+              help="Where models are measured one at a time, time the anchors again after N models. "
+                   "auto: 30, so that 3 anchors cost under 10 % of the campaign.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
               help="Campaign directory holding journal.jsonl  [default: runs/DEVICE]")
 @click.option("--shard", default=None, metavar="K/N", help="Only the K-th of N deterministic slices.")
@@ -179,8 +194,9 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
               help="Artifact store directory  [default: the exporters' ./artifacts]")
 @click.option("--max-attempts", type=int, default=3, show_default=True,
               help="Measurements per model when the result is noisy (cv above the threshold).")
-@click.option("--cv-threshold", type=float, default=0.10, show_default=True,
-              help="Coefficient of variation above which a measurement is flagged noisy.")
+@click.option("--cv-threshold", type=float, default=lambda: _cv_threshold(),
+              help=f"Coefficient of variation above which a measurement is flagged noisy.  "
+                   f"[default: {CV_THRESHOLD_SHOWN}]")
 @click.option("--skip-failed", is_flag=True, help="Do not retry models that failed in an earlier run.")
 @click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
               help="Seconds one model may take before its worker is killed and it fails.")
@@ -190,14 +206,12 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
               help="Export while measuring (default: only on remote devices; a local CPU would be shared).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @json_option("Print the summary and per-model results as JSON.")
-def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ...],
-            record_as: str | None, device_files: tuple[str, ...], runs: int,
-            runs_per_group: int, warmup_runs: int, warmup_s: float, interleave: str, rounds: int | None,
-            rewarm_runs: int, anchors: str,
-            out_dir: str | None,
-            shard: str | None, store_dir: str | None, max_attempts: int, cv_threshold: float,
-            skip_failed: bool, timeout_s: float, affinity: str | None, lookahead: int,
-            overlap_exports: bool | None, quiet: bool, as_json: bool) -> None:
+def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ...], record_as: str | None,
+            device_files: tuple[str, ...], runs: int, runs_per_group: int, warmup_runs: int, warmup_s: float,
+            interleave: str, rounds: int | None, rewarm_runs: int, anchors: str, anchor_every: str,
+            out_dir: str | None, shard: str | None, store_dir: str | None, max_attempts: int, cv_threshold: float,
+            skip_failed: bool, timeout_s: float, affinity: str | None, lookahead: int, overlap_exports: bool | None,
+            quiet: bool, as_json: bool) -> None:
     """Measure the models named by SELECTOR on a device and append them to a journal.
 
     SELECTOR is what 'blox-lat space list' takes: 0:10, random:20:1, @file, names. The paper's
@@ -219,10 +233,26 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
       130  interrupted: rerun the same command to resume
     """
     from blox_lat import space as sp
-    from blox_lat.devices import load_profiles
-    from blox_lat.harness import TimingProtocol, run_campaign
 
     cpus = _parse_affinity(affinity)
+    _check_limits(record_as, timeout_s, lookahead)
+    profiles, connection = _devices(device_names, device_files, connect)
+    protocol = _protocol(profiles, runs, runs_per_group, warmup_runs, warmup_s, cv_threshold, interleave, rounds,
+                         rewarm_runs)
+    n_anchors = _anchors(anchors, protocol.interleave, profiles)
+    archs = sp.shard(sp.select(selector), shard)
+    _check_affinity(cpus, profiles)
+    out = check_out_dir(out_dir or f"runs/{record_as or profiles[0].name}")  # before any work
+    options = {"store": _store(store_dir), "lookahead": lookahead, "max_attempts": max_attempts,
+               "skip_failed": skip_failed, "timeout_s": timeout_s, "affinity": cpus,
+               "overlap_exports": overlap_exports, "connection": connection or None, "record_as": record_as,
+               "anchors": n_anchors or None, "anchor_every": _anchor_every(anchor_every)}
+    summary = _run(archs, profiles[0] if len(profiles) == 1 else profiles, protocol, out, options, quiet or as_json)
+    _report(summary, as_json)
+    _exit(summary, as_json)
+
+
+def _check_limits(record_as: str | None, timeout_s: float, lookahead: int) -> None:
     if record_as is not None:  # it names runs/NAME and bench/NAME: no '/', no '..'
         from blox_lat.dataset import check_device_name
 
@@ -231,7 +261,12 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
         raise click.BadParameter("must be > 0", param_hint="--timeout")
     if lookahead < 1:
         raise click.BadParameter("must be >= 1", param_hint="--lookahead")
-    from blox_lat.devices import parse_connect_options
+
+
+def _devices(device_names: tuple[str, ...], device_files: tuple[str, ...],
+             connect: tuple[str, ...]) -> tuple[list[Any], dict[str, Any]]:
+    """The device profiles (one, or a farm) and the ``--connect`` overrides."""
+    from blox_lat.devices import load_profiles, parse_connect_options
 
     registry = load_profiles(device_files)
     profiles = [registry.get(name) for name in (device_names or ("cpu",))]
@@ -239,39 +274,49 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     if connection and len(profiles) > 1:
         raise click.UsageError("--connect applies to one device; give each farm member its "
                                "connection in a device file")
-    profile = profiles[0] if len(profiles) == 1 else profiles
+    return profiles, connection
+
+
+def _protocol(profiles: list[Any], runs: int, runs_per_group: int, warmup_runs: int, warmup_s: float,
+              cv_threshold: float, interleave: str, rounds: int | None, rewarm_runs: int) -> Any:
+    """The timing protocol the options describe (interleaving checked against the devices)."""
+    from blox_lat.harness import TimingProtocol
+
     k = _interleave(interleave, profiles)
     if rounds is not None and k == 1 and rounds != 1:
         raise click.UsageError("--rounds needs --interleave K with K > 1 (or auto on a local device)")
     if runs < 1 or runs_per_group < 1:
         raise click.BadParameter("must be >= 1", param_hint="--runs / --runs-per-group")
     groups = max(1, runs // runs_per_group)
-    protocol = TimingProtocol.from_total(runs, runs_per_group, warmup_min_runs=warmup_runs,
-                                         warmup_min_s=warmup_s, cv_threshold=cv_threshold, interleave=k,
-                                         rounds=(rounds if rounds is not None else groups) if k > 1 else 1,
-                                         rewarm_runs=rewarm_runs)
-    n_anchors = _anchors(anchors, k)
-    archs = sp.shard(sp.select(selector), shard)
-    _check_affinity(cpus, profiles)
-    out = check_out_dir(out_dir or f"runs/{record_as or profiles[0].name}")  # before any work
-    store = None
-    if store_dir is not None:
-        from blox_lat.exporters import ArtifactStore
+    return TimingProtocol.from_total(runs, runs_per_group, warmup_min_runs=warmup_runs, warmup_min_s=warmup_s,
+                                     cv_threshold=cv_threshold, interleave=k,
+                                     rounds=(rounds if rounds is not None else groups) if k > 1 else 1,
+                                     rewarm_runs=rewarm_runs)
 
-        store = ArtifactStore(store_dir)
-    progress = _Progress(quiet or as_json)
+
+def _store(store_dir: str | None) -> Any:
+    if store_dir is None:
+        return None
+    from blox_lat.exporters import ArtifactStore
+
+    return ArtifactStore(store_dir)
+
+
+def _run(archs: Any, profile: Any, protocol: Any, out: Any, options: dict[str, Any], quiet: bool) -> Any:
+    """The campaign, with its progress shown and SIGTERM stopping it like Ctrl-C."""
+    from blox_lat.harness import run_campaign
+
+    progress = _Progress(quiet)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        summary = run_campaign(
-            archs, profile, protocol, out, store=store,
-            lookahead=lookahead, max_attempts=max_attempts, skip_failed=skip_failed,
-            timeout_s=timeout_s, affinity=cpus, overlap_exports=overlap_exports, on_event=progress,
-            connection=connection or None, record_as=record_as, anchors=n_anchors or None,
-        )
+        return run_campaign(archs, profile, protocol, out, on_event=progress, **options)
     finally:
         progress.stop()
         signal.signal(signal.SIGTERM, previous)
-    _report(summary, as_json)
+
+
+def _exit(summary: Any, as_json: bool) -> None:
+    """The exit status of the documented table (0, 1 or 130), with its line on stderr."""
     if summary.interrupted:
         click.echo("blox-lat: interrupted; rerun the same command to resume", err=True)
         sys.exit(130)
@@ -282,7 +327,6 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
                    "a rerun retries them (--skip-failed to skip)", err=True)
     if summary.failed or summary.remaining:
         sys.exit(1)
-
 
 
 def _interleave(value: str, profiles: list[Any]) -> int:
@@ -300,16 +344,28 @@ def _interleave(value: str, profiles: list[Any]) -> int:
     return int(value)
 
 
-def _anchors(value: str, interleave: int) -> int:
-    """``--anchors``: an integer, or auto (``DEFAULT_ANCHORS`` when interleaving, else 0)."""
+def _anchors(value: str, interleave: int, profiles: list[Any]) -> int:
+    """``--anchors``: an integer, or auto: ``DEFAULT_ANCHORS`` on one device that interleaves or
+    is remote (it measures one model at a time), 0 for the plain local protocol and for farms."""
     from blox_lat.harness import DEFAULT_ANCHORS
 
     if value == "auto":
-        return DEFAULT_ANCHORS if interleave > 1 else 0
+        one = len(profiles) == 1
+        return DEFAULT_ANCHORS if one and (interleave > 1 or profiles[0].transport != "local") else 0
     if not value.isdigit() or int(value) > 16:
         raise click.BadParameter(f"{value!r} is not auto or an integer in 0..16", param_hint="--anchors")
-    if int(value) and interleave < 2:
-        raise click.UsageError("--anchors K > 0 needs interleaving (--interleave K > 1 on a local device)")
+    if int(value) and len(profiles) > 1:
+        raise click.UsageError("--anchors K > 0 runs on one device (each device of a farm has its own level); "
+                               "use --anchors 0 or one campaign per device")
+    return int(value)
+
+
+def _anchor_every(value: str) -> int | None:
+    """``--anchor-every``: an integer >= 1, or auto (None: the library's default)."""
+    if value == "auto":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter(f"{value!r} is not auto or an integer >= 1", param_hint="--anchor-every")
     return int(value)
 
 
