@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -89,3 +90,29 @@ def test_help_lists_every_command():
     for name in ("build", "verify", "diff", "info", "query", "export-blox"):
         assert name in res.output
         assert run("dataset", name, "--help").exit_code == 0
+
+
+def test_query_corrected_reads_the_level_corrected_value_or_null(tmp_path):
+    """--corrected: the corrected latency of an anchored model, null for one without anchors (never raw)."""
+    journal = syn.write_journal(tmp_path / "cpu", "cpu", [0, 1], samples=20)
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    rec = next(r for r in lines if r.get("model_index") == 1)
+    rec.update(schema=2, level=0.8, latency_corrected_ms=rec["measurement"]["latency_ms"] / 0.8, set_id="set-1")
+    journal.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    out = tmp_path / "rel"
+    assert run("dataset", "build", "--from", tmp_path / "cpu", "--out", out, "--version", "1.0.0", "--no-static").exit_code == 0
+
+    def latency(index, *flags):
+        res = run("dataset", "query", index, "--release", out, "--json", *flags)
+        assert res.exit_code == 0, res.output
+        (entry,) = json.loads(res.output)["latency"]
+        assert entry["source"] == "measured" and entry["section"] == "bench/cpu"
+        return entry["latency"], entry["latency_ms"]
+
+    raw = rec["measurement"]["latency_ms"]
+    assert latency(1) == ("raw", raw)
+    assert latency(1, "--corrected") == ("corrected", raw / 0.8)
+    assert latency(0, "--corrected") == ("corrected", None)
+    assert latency(0)[1] is not None
+    text = run("dataset", "query", 0, "--release", out, "--corrected").output
+    assert re.search(r"^latency cpu \(measured, corrected\) +null$", text, re.M), text
