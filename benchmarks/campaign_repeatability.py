@@ -56,7 +56,7 @@ def _campaign(name: str, indices: list[int], work: Path, args: argparse.Namespac
     cmd = [sys.executable, "-m", "blox_lat", "measure", f"@{selector}", "--runs", str(args.runs),
            "--interleave", str(args.interleave), "--anchors", str(args.anchors), "--out", str(work / name),
            "--store", args.store, "--quiet", "--json",
-           *(["--affinity", args.affinity] if args.affinity else [])]
+           *(["--affinity", args.affinity] if args.affinity else []), *getattr(args, "measure_arg", [])]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode not in (0, 1):
         sys.exit(f"campaign_repeatability: {' '.join(cmd)} failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -203,6 +203,7 @@ def main() -> None:
     ap.add_argument("--store", default="/tmp/blox-lat-bench-store")
     ap.add_argument("--affinity", default=None, help="pin the measuring worker (blox-lat measure --affinity)")
     ap.add_argument("--work", type=Path, default=None, help="where both campaigns live (resumable)")
+    ap.add_argument("--measure-arg", action="append", default=[], help="extra flag for blox-lat measure (repeat)")
     ap.add_argument("--from", dest="from_journals", nargs=2, type=Path, default=None, metavar=("A", "B"),
                     help="measure nothing: compare two existing campaigns (folders or .jsonl[.gz]); "
                          "--runs then only says which target applies")
