@@ -244,3 +244,77 @@ def test_a_set_killed_while_remeasuring_its_noisy_models_resumes_that_attempt(tm
     for record in read_journal(tmp_path, kind="measurement"):
         assert len(record["measurement"]["samples_ms"]) == proto.total_runs
         assert record["measurement"]["noisy"] is False
+
+
+def _wait_for(proc, ready, what: str, limit_s: float = 240) -> None:
+    deadline = time.monotonic() + limit_s
+    while not ready():
+        assert proc.poll() is None, f"the campaign ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} within {limit_s} s"
+        time.sleep(0.02)
+
+
+def _journal_lines(out: Path, kind: str) -> list[dict]:
+    path = out / "journal.jsonl"
+    if not path.exists():
+        return []
+    lines = []
+    for line in path.read_text().splitlines():
+        try:
+            lines.append(json.loads(line))
+        except json.JSONDecodeError:  # a line being written
+            break
+    return [r for r in lines if r.get("kind") == kind]
+
+
+def test_sigkill_of_an_anchored_campaign_keeps_its_anchors_and_reference(tmp_path, store):
+    """Kill an anchored interleaved campaign mid-set twice (in its first set, then in its second,
+    after the reference was journaled); every resume times the same anchors against the same
+    reference, and every model lands once with the level of the set attempt that timed it."""
+    from blox_lat.harness import AnchorsRecord, choose_anchors
+
+    out = tmp_path / "runs"
+    argv = [sys.executable, "-m", "blox_lat", "measure", "0:4", "--interleave", "2", "--anchors", "2", "--runs", "200",
+            "--runs-per-group", "10", "--warmup-runs", "2", "--warmup-s", "0", "--max-attempts", "1", "--out", str(out),
+            "--store", str(store.root), "--quiet"]
+    anchors = tuple(a.hash for a in choose_anchors(2))
+    first_set = tuple(a.hash for a in sp.select("0:2"))
+
+    def kept(models: tuple[str, ...], rounds: int) -> bool:
+        state = load_partial_set(out) if (out / SET_NAME).exists() else None
+        return state is not None and state.models == models and state.rounds_kept() >= rounds
+
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(proc, lambda: kept(first_set, 3), "three rounds of the first set")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = load_partial_set(out)
+    assert state.anchors == anchors and state.attempts[0].members == first_set + anchors
+    assert not _journal_lines(out, "anchors")  # no reference yet: the first set is unfinished
+    refused = subprocess.run([*argv[:8], "3", *argv[9:]], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "rerun with --anchors 2" in refused.stderr
+
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    second_set = tuple(a.hash for a in sp.select("2:4"))
+    _wait_for(proc, lambda: bool(_journal_lines(out, "anchors")) and kept(second_set, 2), "the second set")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    reference = AnchorsRecord.from_dict(_journal_lines(out, "anchors")[0])
+    assert reference.level == 1.0 and reference.reference_ms == reference.latencies_ms
+
+    done = subprocess.run(argv[:-1] + ["--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["remaining"] == 0
+    envs = _journal_lines(out, "environment")
+    assert len(envs) == 3 and all([a["model_hash"] for a in e["anchors"]] == list(anchors) for e in envs)
+    runs = {r["set_id"]: AnchorsRecord.from_dict(r) for r in _journal_lines(out, "anchors")}
+    assert len(runs) == 2 and all(r.hashes == list(anchors) for r in runs.values())
+    assert all(r.reference_ms == reference.reference_ms for r in runs.values())  # one reference after resumes
+    measured = _journal_lines(out, "measurement")
+    assert Counter(r["model_hash"] for r in measured) == Counter(a.hash for a in sp.select("0:4"))
+    for record in measured:
+        assert record["status"] == "ok" and len(record["measurement"]["samples_ms"]) == 200
+        run = runs[record["set_id"]]
+        assert record["level"] == run.level
+        assert record["latency_corrected_ms"] == record["measurement"]["latency_ms"] / run.level
+    assert [runs[r["set_id"]].level == 1.0 for r in measured] == [True, True, False, False]
