@@ -455,7 +455,6 @@ def test_real_cpu_campaign_fit_all_and_release(tmp_path):
     assert res.exit_code == 0, res.output
     # the release path: bench/cpu in, pred/cpu table out, queried as a prediction
     from blox_lat import dataset
-    from blox_lat.dataset._pred import predicted_latency
     from blox_lat.predict import pred_section
 
     rel_path = tmp_path / "rel"
@@ -467,18 +466,10 @@ def test_real_cpu_campaign_fit_all_and_release(tmp_path):
     name, table, meta = pred_section(tmp_path / "cpu.json")
     assert name == "pred/cpu" and table.num_rows == 91125 and meta["kind"] == "prediction"
 
-    class _Rel:  # a release that holds the pred/cpu section (until dataset build writes it)
-        version = "test"
-        def __init__(self):
-            self.manifest = {"sections": {"pred/cpu": {"metadata": meta}}}
-
-        def section(self, _name):
-            return type("S", (), {"table": table, "entry": {"metadata": meta}})()
-
-        def _index(self, arch):
-            return sp.resolve(arch).index
-
-    got = predicted_latency(_Rel(), 24519, "cpu")
-    assert got["source"] == "pred/cpu" and got["pred_ms"] == pytest.approx(float(p.predict([24519]).latency_ms[0]))
+    rel = dataset.open(dataset.build([tmp_path / "runs" / "cpu"], tmp_path / "rel2", "1.0.0", jobs=1,
+                                     predictions=[(name, table, meta)]).path)
+    got = rel.prediction(24519, "cpu")
+    assert got["source"] == "predicted" and got["section"] == "pred/cpu"
+    assert got["pred_ms"] == pytest.approx(float(p.predict([24519]).latency_ms[0]))
     with pytest.raises(dataset.DeviceNotInReleaseError):
-        predicted_latency(_Rel(), 0, "sd888")
+        rel.prediction(0, "sd888")
