@@ -3,7 +3,7 @@
 - Every ``blox-lat`` command in a fenced ``bash`` block of the README parses with the real CLI
   (its arguments and options are checked by click, the command is not run).
 - Every relative link in README.md, CHANGELOG.md and docs/*.md names an existing file.
-- README.md stays a user guide: at most 16 KB.
+- README.md stays a user guide: at most 15 KiB.
 - docs/benchmarks.md is exactly what ``benchmarks/make_docs.py`` generates from
   ``benchmarks/results/*.json``, so it cannot be edited by hand.
 """
@@ -84,7 +84,7 @@ def test_relative_links_resolve(doc):
 
 
 def test_readme_is_short():
-    assert README.stat().st_size <= 16 * 1024, "README.md is a user guide: move details to docs/"
+    assert README.stat().st_size <= 15 * 1024, "README.md is a user guide: move details to docs/"
 
 
 def test_benchmarks_page_is_generated():
