@@ -121,3 +121,19 @@ def test_serial_anchors_from_the_cli_and_auto_off_for_the_plain_local_protocol(t
     assert [r["set_id"] for r in records] == [runs[0]["set_id"]] * 2 + [runs[1]["set_id"]]
     other = _invoke(*base, "--anchors", "3", "--out", str(tmp_path / "a"))
     assert other.exit_code == 2 and "rerun with --anchors 2" in other.output
+
+
+def test_progress_shows_thermal_waits_and_anchor_runs(capsys):
+    from blox_lat.cli.measure import _Progress
+    from blox_lat.harness import AnchorsTimed, ThermalWaited
+
+    progress = _Progress(quiet=False)
+    progress(ThermalWaited(device="sd888", waited_s=42.4, cool=True))
+    progress(AnchorsTimed(trigger="thermal-wait", level=0.8123))
+    progress(AnchorsTimed(trigger="every", level=None))
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["  device sd888 waited 42 s for its thermal limit (cooled down)",
+                   "  anchors timed (thermal-wait): level 0.812",
+                   "  anchors timed (every): no level (an anchor failed)"]
+    _Progress(quiet=True)(AnchorsTimed(trigger="start", level=1.0))
+    assert capsys.readouterr().err == ""

@@ -16,7 +16,16 @@ from blox_lat.cli._output import check_out_dir, emit_json, emit_pairs, emit_tabl
 from blox_lat.cli.devices import device_file_option
 
 if TYPE_CHECKING:  # the harness is imported when a command runs: 'blox-lat --help' stays instant
-    from blox_lat.harness import CampaignEvent, CampaignStarted, DeviceLost, ModelDone, Remeasuring, SetProgress
+    from blox_lat.harness import (
+        AnchorsTimed,
+        CampaignEvent,
+        CampaignStarted,
+        DeviceLost,
+        ModelDone,
+        Remeasuring,
+        SetProgress,
+        ThermalWaited,
+    )
 
 _MAX_TABLE_ROWS = 40
 
@@ -93,6 +102,14 @@ class _Progress:
     def _device_lost(self, event: DeviceLost) -> None:
         self._say(f"  device {event.device} lost ({event.reason}); its model goes to the others")
 
+    def _thermal_waited(self, event: ThermalWaited) -> None:
+        state = "cooled down" if event.cool else "still hot, going on"
+        self._say(f"  device {event.device} waited {event.waited_s:.0f} s for its thermal limit ({state})")
+
+    def _anchors_timed(self, event: AnchorsTimed) -> None:
+        level = f"level {event.level:.3f}" if event.level is not None else "no level (an anchor failed)"
+        self._say(f"  anchors timed ({event.trigger}): {level}")
+
     def _set_progress(self, event: SetProgress) -> None:
         # a set of models timed together finishes all at once, minutes apart: move the bar
         # (and its rate and ETA) through the set's rounds in between
@@ -132,10 +149,19 @@ class _Progress:
 @functools.cache
 def _handlers() -> dict[type, Callable[[_Progress, Any], None]]:
     """Which :class:`_Progress` method shows which campaign event (others are not shown)."""
-    from blox_lat.harness import CampaignStarted, DeviceLost, ModelDone, Remeasuring, SetProgress
+    from blox_lat.harness import (
+        AnchorsTimed,
+        CampaignStarted,
+        DeviceLost,
+        ModelDone,
+        Remeasuring,
+        SetProgress,
+        ThermalWaited,
+    )
 
     return {CampaignStarted: _Progress._started, Remeasuring: _Progress._remeasuring,
-            DeviceLost: _Progress._device_lost, SetProgress: _Progress._set_progress, ModelDone: _Progress._model_done}
+            DeviceLost: _Progress._device_lost, SetProgress: _Progress._set_progress, ModelDone: _Progress._model_done,
+            ThermalWaited: _Progress._thermal_waited, AnchorsTimed: _Progress._anchors_timed}
 
 
 #: ``--cv-threshold``'s default as --help shows it (a test holds it to the library's constant)
@@ -347,11 +373,10 @@ def _interleave(value: str, profiles: list[Any]) -> int:
 def _anchors(value: str, interleave: int, profiles: list[Any]) -> int:
     """``--anchors``: an integer, or auto: ``DEFAULT_ANCHORS`` on one device that interleaves or
     is remote (it measures one model at a time), 0 for the plain local protocol and for farms."""
-    from blox_lat.harness import DEFAULT_ANCHORS
+    from blox_lat.harness import default_anchors
 
     if value == "auto":
-        one = len(profiles) == 1
-        return DEFAULT_ANCHORS if one and (interleave > 1 or profiles[0].transport != "local") else 0
+        return default_anchors(interleave, profiles)
     if not value.isdigit() or int(value) > 16:
         raise click.BadParameter(f"{value!r} is not auto or an integer in 0..16", param_hint="--anchors")
     if int(value) and len(profiles) > 1:

@@ -15,7 +15,7 @@
   :func:`choose_anchors`, :func:`set_level`).
 """
 
-from blox_lat.harness._anchors import DEFAULT_ANCHORS, AnchorError, choose_anchors, set_level
+from blox_lat.harness._anchors import DEFAULT_ANCHOR_EVERY, DEFAULT_ANCHORS, AnchorError, choose_anchors, set_level
 from blox_lat.harness._campaign import (
     Campaign,
     CampaignLockedError,
@@ -26,6 +26,7 @@ from blox_lat.harness._campaign import (
 from blox_lat.harness._check import CheckStep, check_device
 from blox_lat.harness._environment import collect_environment
 from blox_lat.harness._events import (
+    AnchorsTimed,
     CampaignEvent,
     CampaignStarted,
     DeviceLost,
@@ -35,6 +36,7 @@ from blox_lat.harness._events import (
     SetFailed,
     SetProgress,
     SetResumed,
+    ThermalWaited,
 )
 from blox_lat.harness._factory import get_runner
 from blox_lat.harness._journal import JOURNAL_NAME, JOURNAL_SCHEMA, Journal, JournalError, read_journal
@@ -54,9 +56,11 @@ from blox_lat.harness._rules import (
     CampaignSetupError,
     InterleaveError,
     check_interleave,
+    default_anchors,
     default_interleave,
 )
 from blox_lat.harness._runners import (
+    CoolsDown,
     DeviceLostError,
     LocalWorkerRunner,
     MeasuresMany,
@@ -69,6 +73,7 @@ from blox_lat.harness._runners import (
     Runner,
     RunnerUnavailableError,
     ThermalGuard,
+    ThermalWait,
     TransportRunner,
     WorkerCrashedError,
 )
@@ -85,7 +90,13 @@ from blox_lat.harness._timing import (
 )
 
 __all__ = [
+    "DEFAULT_ANCHOR_EVERY",
     "DEFAULT_ANCHORS",
+    "AnchorsTimed",
+    "CoolsDown",
+    "ThermalWait",
+    "ThermalWaited",
+    "default_anchors",
     "DEFAULT_CV_THRESHOLD",
     "JOURNAL_NAME",
     "AnchorError",

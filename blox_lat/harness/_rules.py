@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from blox_lat.devices import DeviceProfile
 
 __all__ = ["CampaignConflictError", "CampaignSetupError", "InterleaveError", "check_anchors", "check_farm",
-           "check_identity", "check_interleave", "default_interleave", "full_identity", "setting"]
+           "check_identity", "check_interleave", "default_anchors", "default_interleave", "full_identity", "setting"]
 
 
 class CampaignConflictError(BloxLatError):
@@ -60,6 +60,17 @@ def _one_local(profiles: Sequence[DeviceProfile]) -> bool:
 def default_interleave(profiles: Sequence[DeviceProfile]) -> int:
     """How many models to time together by default: ``LOCAL_INTERLEAVE`` on one local device, else 1."""
     return LOCAL_INTERLEAVE if _one_local(profiles) else 1
+
+
+def default_anchors(interleave: int, profiles: Sequence[DeviceProfile]) -> int:
+    """How many anchor models by default: ``DEFAULT_ANCHORS`` on one device that interleaves or
+    is remote (it measures one model at a time), 0 for the plain local protocol and for farms
+    (each device of a farm has its own level)."""
+    from blox_lat.harness._anchors import DEFAULT_ANCHORS
+
+    if len(profiles) != 1:
+        return 0
+    return DEFAULT_ANCHORS if interleave > 1 or profiles[0].transport != "local" else 0
 
 
 def check_interleave(interleave: int, profiles: Sequence[DeviceProfile]) -> None:
