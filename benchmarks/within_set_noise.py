@@ -10,7 +10,9 @@ different cost compare at one budget. Settings (``--runs`` timed runs per model 
 
 - ``default``: sets of 32, groups of 10, one group per round, 3 anchors, up to 3 attempts;
 - ``sets-8``: sets of 8;  ``groups-5`` / ``groups-25``: 5 or 25 runs per group;
-- ``anchors-5``: 5 anchors;  ``one-attempt``: no re-measurement of noisy models (max-attempts 1).
+- ``anchors-5``: 5 anchors;  ``one-attempt``: no re-measurement of noisy models (max-attempts 1);
+- ``sets-8-anchors-1``, ``sets-16-anchors-2``: smaller sets with fewer anchors (the anchors'
+  share stays near 10 %), and ``sets-8-anchors-1-one-attempt``.
 
     python benchmarks/within_set_noise.py [--models 64] [--runs 100] [--affinity 1] [--only NAME ...]
 
@@ -36,6 +38,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "groups-25": {"measure_arg": ["--runs-per-group", "25"]},
     "anchors-5": {"anchors": 5},
     "one-attempt": {"measure_arg": ["--max-attempts", "1"]},
+    "sets-8-anchors-1": {"interleave": 8, "anchors": 1},
+    "sets-16-anchors-2": {"interleave": 16, "anchors": 2},
+    "sets-8-anchors-1-one-attempt": {"interleave": 8, "anchors": 1, "measure_arg": ["--max-attempts", "1"]},
 }
 
 
