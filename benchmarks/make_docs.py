@@ -61,6 +61,21 @@ BENCHMARKS: dict[str, dict[str, Any]] = {
         "columns": ["models", "artifact_mb_median", "ssh.overhead_ms_per_model", "ssh.first_model_overhead_ms",
                     "adb.overhead_ms_per_model", "adb.first_model_overhead_ms"],
     },
+    "campaign_repeatability": {
+        "about": "the same random models in two campaigns (other orders, so other sets): test-retest "
+                 "of raw and level-corrected latencies, the anchors' share of the timed runs",
+        "target": "corrected Spearman >= 0.95 at --runs 100, >= 0.99 at 1000; anchors <= 10 %",
+        "columns": ["models", "runs", "raw.spearman", "raw.abs_rel_diff.median", "corrected.spearman",
+                    "corrected.abs_rel_diff.median", "anchor_share", "cv_median", "meets_target"],
+    },
+    "within_set_noise": {
+        "about": "protocol settings at --runs 100, each measured in two campaigns: corrected test-retest "
+                 "and cost (noise_at_default_time scales the median difference to the default's time)",
+        "target": "choose the defaults: lowest noise at the default's time with anchors <= 10 %",
+        "rows_from": "settings", "row_label": "setting",
+        "columns": ["campaign_s", "raw_spearman", "raw_median_rel_diff", "corrected_spearman",
+                    "corrected_median_rel_diff", "noise_at_default_time", "anchor_share", "remeasured_share"],
+    },
     "dataset_speed": {
         "about": "full-size synthetic release: build, cold load, per-query cost",
         "target": "build <= 30 s; cold load <= 0.5 s; queries <= 10 us",
@@ -115,6 +130,17 @@ def load(folder: Path) -> tuple[dict[str, list[tuple[str, dict]]], list[dict]]:
     return runs, historical
 
 
+def sub_rows(spec: dict[str, Any], figures: dict[str, Any]) -> list[tuple[str | None, dict[str, Any]]]:
+    """The rows one result file gives: itself, or (``rows_from``) one row per entry of a nested
+    dict (a key naming it) or per listed key."""
+    source = spec.get("rows_from")
+    if source is None:
+        return [(None, figures)]
+    if isinstance(source, str):
+        return [(k, v) for k, v in (figures.get(source) or {}).items() if isinstance(v, dict)]
+    return [(k, figures[k]) for k in source if isinstance(figures.get(k), dict)]
+
+
 def render_runs(name: str, files: list[tuple[str, dict]]) -> list[str]:
     spec = BENCHMARKS.get(name, {})
     columns = spec.get("columns") or sorted({k for _, d in files for k, v in d["figures"].items()
@@ -128,13 +154,16 @@ def render_runs(name: str, files: list[tuple[str, dict]]) -> list[str]:
         host = doc.get("host", {})
         commit = (doc.get("git") or {}).get("commit") or "-"
         dirty = "+" if (doc.get("git") or {}).get("dirty") else ""
-        rows.append([f"[{doc['date'][:10]}](../benchmarks/results/{fname})", f"`{commit[:10]}`{dirty}",
-                     probe_text(doc.get("cpu_probe_s")), *(cell(lookup(doc["figures"], c)) for c in columns)])
+        lead = [f"[{doc['date'][:10]}](../benchmarks/results/{fname})", f"`{commit[:10]}`{dirty}",
+                probe_text(doc.get("cpu_probe_s"))]
+        for label, figures in sub_rows(spec, doc["figures"]):
+            rows.append([*lead, *([label] if label is not None else []), *(cell(lookup(figures, c)) for c in columns)])
         hosts.append(f"- {fname}: {host.get('cpu_model') or '?'}, {host.get('cpu_count') or '?'} CPUs, "
                      f"load {cell(host.get('load_avg'))}, Python {host.get('python') or '?'}, "
                      f"torch {cell((host.get('versions') or {}).get('torch'))}, "
                      f"onnxruntime {cell((host.get('versions') or {}).get('onnxruntime'))}")
-    out += table(["date (file)", "commit", "CPU probe", *columns], rows)
+    label = [spec["row_label"]] if "rows_from" in spec else []
+    out += table(["date (file)", "commit", "CPU probe", *label, *columns], rows)
     out += ["", "Hosts:", "", *hosts, ""]
     return out
 
