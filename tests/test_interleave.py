@@ -343,3 +343,31 @@ def test_a_runner_interrupted_mid_set_kills_its_worker_and_starts_afresh(store):
     started = time.monotonic()
     runner.close()  # not the 5 s grace an idle worker gets to exit by itself
     assert busy.returncode == -signal.SIGKILL and time.monotonic() - started < 4.0
+
+
+def test_interleaved_sets_time_noisy_models_once_by_default(tmp_path):
+    """Re-timing a set's noisy models cost more than it gained (benchmarks/within_set_noise.py):
+    by default an interleaved campaign flags them and moves on; a plain one still retries."""
+    from types import SimpleNamespace
+
+    from blox_lat.harness import default_max_attempts
+
+    clean, noisy = [2.0] * 20, [2.0] * 18 + [9.0, 9.0]
+    runner = SetRunner({0: [clean], 1: [noisy, noisy, clean], 2: [noisy, clean], 3: [clean]})
+
+    def source(todo, profile):
+        for a in todo:
+            yield SimpleNamespace(path=Path("/nonexistent"), index=a.index, sha256="0" * 64, format="onnx", bytes=0,
+                                  model_hash=a.hash)
+
+    protocol = TimingProtocol(groups=2, runs_per_group=10, interleave=4, rounds=2)
+    summary = run_campaign(sp.select("0:4"), get_device("cpu"), protocol, tmp_path / "c", runner=runner,
+                           artifacts=source)
+    assert runner.sets == [[0, 1, 2, 3]] and runner.alone == []
+    records = {r["model_index"]: r for r in read_journal(tmp_path / "c", kind="measurement")}
+    assert {i: r["attempts"] for i, r in records.items()} == {0: 1, 1: 1, 2: 1, 3: 1}
+    assert records[1]["measurement"]["noisy"] and records[2]["measurement"]["noisy"]
+    assert summary.remeasured == 0 and summary.noisy == 2
+    env = next(read_journal(tmp_path / "c", kind="environment"))
+    assert env["max_attempts"] == 1
+    assert (default_max_attempts(4), default_max_attempts(1)) == (1, 3)

@@ -63,6 +63,8 @@ def test_measure_shard(tmp_path, store):
         (["0", "--shard", "3/2"], "error:"),
         (["0", "--device-file", "/nonexistent.toml"], "cannot read device file"),
         (["0", "--anchor-every", "0"], "--anchor-every"),
+        (["0", "--max-attempts", "0"], "--max-attempts"),
+        (["0", "--max-attempts", "many"], "--max-attempts"),
         (["0", "--device", "cpu", "--device", "cpu", "--anchors", "2"], "one device"),
     ],
 )

@@ -218,8 +218,10 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 @click.option("--shard", default=None, metavar="K/N", help="Only the K-th of N deterministic slices.")
 @click.option("--store", "store_dir", type=click.Path(file_okay=False), default=None,
               help="Artifact store directory  [default: the exporters' ./artifacts]")
-@click.option("--max-attempts", type=int, default=3, show_default=True,
-              help="Measurements per model when the result is noisy (cv above the threshold).")
+@click.option("--max-attempts", default="auto", show_default=True, metavar="N|auto",
+              help="Measurements per model when the result is noisy (cv above the threshold). "
+                   "auto: 1 when interleaving (re-timing a set's noisy models cost more than it "
+                   "gained, see docs/protocol.md), else 3.")
 @click.option("--cv-threshold", type=float, default=lambda: _cv_threshold(),
               help=f"Coefficient of variation above which a measurement is flagged noisy.  "
                    f"[default: {CV_THRESHOLD_SHOWN}]")
@@ -235,7 +237,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ...], record_as: str | None,
             device_files: tuple[str, ...], runs: int, runs_per_group: int, warmup_runs: int, warmup_s: float,
             interleave: str, rounds: int | None, rewarm_runs: int, anchors: str, anchor_every: str,
-            out_dir: str | None, shard: str | None, store_dir: str | None, max_attempts: int, cv_threshold: float,
+            out_dir: str | None, shard: str | None, store_dir: str | None, max_attempts: str, cv_threshold: float,
             skip_failed: bool, timeout_s: float, affinity: str | None, lookahead: int, overlap_exports: bool | None,
             quiet: bool, as_json: bool) -> None:
     """Measure the models named by SELECTOR on a device and append them to a journal.
@@ -269,7 +271,7 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     archs = sp.shard(sp.select(selector), shard)
     _check_affinity(cpus, profiles)
     out = check_out_dir(out_dir or f"runs/{record_as or profiles[0].name}")  # before any work
-    options = {"store": _store(store_dir), "lookahead": lookahead, "max_attempts": max_attempts,
+    options = {"store": _store(store_dir), "lookahead": lookahead, "max_attempts": _max_attempts(max_attempts),
                "skip_failed": skip_failed, "timeout_s": timeout_s, "affinity": cpus,
                "overlap_exports": overlap_exports, "connection": connection or None, "record_as": record_as,
                "anchors": n_anchors or None, "anchor_every": _anchor_every(anchor_every)}
@@ -382,6 +384,15 @@ def _anchors(value: str, interleave: int, profiles: list[Any]) -> int:
     if int(value) and len(profiles) > 1:
         raise click.UsageError("--anchors K > 0 runs on one device (each device of a farm has its own level); "
                                "use --anchors 0 or one campaign per device")
+    return int(value)
+
+
+def _max_attempts(value: str) -> int | None:
+    """``--max-attempts``: an integer >= 1, or auto (None: the library's default for the protocol)."""
+    if value == "auto":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise click.BadParameter(f"{value!r} is not auto or an integer >= 1", param_hint="--max-attempts")
     return int(value)
 
 

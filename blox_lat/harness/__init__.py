@@ -58,6 +58,7 @@ from blox_lat.harness._rules import (
     check_interleave,
     default_anchors,
     default_interleave,
+    default_max_attempts,
 )
 from blox_lat.harness._runners import (
     CoolsDown,
@@ -97,6 +98,7 @@ __all__ = [
     "ThermalWait",
     "ThermalWaited",
     "default_anchors",
+    "default_max_attempts",
     "DEFAULT_CV_THRESHOLD",
     "JOURNAL_NAME",
     "AnchorError",

@@ -80,6 +80,7 @@ from blox_lat.harness._rules import (
     check_farm,
     check_identity,
     check_interleave,
+    default_max_attempts,
     full_identity,
 )
 from blox_lat.harness._runners import (
@@ -288,6 +289,8 @@ class Campaign:
     are timed in every interleaved set, or on a device measuring one model at a time every
     ``anchor_every`` models and after each thermal wait, and give each record a level (see the
     module docstring); a farm takes none (each member would need its own reference).
+    ``max_attempts`` (default :func:`~blox_lat.harness.default_max_attempts`: 1 when
+    interleaving, else 3) bounds the measurements of a noisy model.
 
     ``overlap_exports`` (default: only for remote transports) exports the next ``lookahead``
     artifacts while the device measures. On a local device the exporter would compete with the
@@ -300,7 +303,7 @@ class Campaign:
     def __init__(self, archs: Sequence[Any], profile: DeviceProfile | Sequence[DeviceProfile],
                  protocol: TimingProtocol | None = None, out_dir: str | os.PathLike[str] = "runs/cpu", *,
                  runner: Runner | Sequence[Runner] | None = None, artifacts: ArtifactSource | None = None,
-                 store: Any = None, lookahead: int = 4, max_attempts: int = 3, skip_failed: bool = False,
+                 store: Any = None, lookahead: int = 4, max_attempts: int | None = None, skip_failed: bool = False,
                  timeout_s: float = 600.0, affinity: Sequence[int] | None = None,
                  overlap_exports: bool | None = None, export_chunk: int = 16, on_event: EventSink | None = None,
                  connection: dict[str, Any] | None = None, record_as: str | None = None,
@@ -310,7 +313,8 @@ class Campaign:
         self.protocol = protocol or TimingProtocol()
         self.out = Path(out_dir)
         self.device = record_as or self.profiles[0].name
-        self.max_attempts, self.skip_failed = max_attempts, skip_failed
+        self.max_attempts = default_max_attempts(self.protocol.interleave) if max_attempts is None else max_attempts
+        self.skip_failed = skip_failed
         self._given_runners = None if runner is None else _as_list(runner)
         self._runner_options = {"timeout_s": timeout_s, "affinity": affinity, "connection": connection}
         self._artifacts, self._store, self._lookahead = artifacts, store, lookahead

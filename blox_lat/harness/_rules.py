@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from blox_lat.devices import DeviceProfile
 
 __all__ = ["CampaignConflictError", "CampaignSetupError", "InterleaveError", "check_anchors", "check_farm",
-           "check_identity", "check_interleave", "default_anchors", "default_interleave", "full_identity", "setting"]
+           "check_identity", "check_interleave", "default_anchors", "default_interleave", "default_max_attempts",
+           "full_identity", "setting"]
 
 
 class CampaignConflictError(BloxLatError):
@@ -71,6 +72,17 @@ def default_anchors(interleave: int, profiles: Sequence[DeviceProfile]) -> int:
     if len(profiles) != 1:
         return 0
     return DEFAULT_ANCHORS if interleave > 1 or profiles[0].transport != "local" else 0
+
+
+#: attempts per noisy model by default: sets of models timed together, and models timed alone
+INTERLEAVED_MAX_ATTEMPTS, SERIAL_MAX_ATTEMPTS = 1, 3
+
+
+def default_max_attempts(interleave: int) -> int:
+    """Measurements of a noisy model (cv above the threshold) by default: one when interleaving,
+    where re-timing a set's noisy models took 2.4x the campaign's time and agreed worse with a
+    second campaign (``benchmarks/within_set_noise.py``, docs/protocol.md); else three."""
+    return INTERLEAVED_MAX_ATTEMPTS if interleave > 1 else SERIAL_MAX_ATTEMPTS
 
 
 def check_interleave(interleave: int, profiles: Sequence[DeviceProfile]) -> None:
