@@ -188,6 +188,42 @@ def test_releases_carry_levels_for_anchored_campaigns_and_nulls_otherwise(anchor
     assert golden.latency(0, "cpu", corrected=True) is None
 
 
+def _second_campaign(journal: Path, out: Path, slower: float) -> None:
+    """``journal`` as another campaign measured an hour later on a host ``slower`` times as slow
+    at its first anchor run: its own reference is that much higher, its levels (relative to it)
+    unchanged."""
+    out.mkdir()
+    lines = []
+    for line in (json.loads(t) for t in journal.read_text().splitlines()):
+        line["campaign_id"] = "b" * 16
+        if "recorded_at" in line:
+            line["recorded_at"] = "2099" + line["recorded_at"][4:]
+        if line["kind"] == "anchors":
+            line["reference_ms"] = [x * slower for x in line["reference_ms"]]
+        lines.append(json.dumps(line))
+    (out / "journal.jsonl").write_text("\n".join(lines) + "\n")
+
+
+def test_a_release_puts_campaigns_with_the_same_anchors_on_one_reference(anchored, tmp_path):
+    """Each campaign's levels are relative to its own first anchor run; a release rescales them
+    to the earliest campaign's reference, so corrected latencies of two campaigns compare."""
+    second = tmp_path / "b"
+    _second_campaign(anchored / "journal.jsonl", second, slower=1.25)
+    alone = ds.open(ds.build([anchored], tmp_path / "a", "1.0.0", static=False).path)
+    both = ds.open(ds.build([anchored, second], tmp_path / "ab", "1.0.0", static=False).path)
+    records = {r["model_index"]: r for r in read_journal(second, kind="measurement")}
+    bench = both.to_pandas("bench/cpu")
+    assert set(bench["campaign_id"]) == {"b" * 16}  # the later records win the duplicates rule
+    for i, level in zip(bench["model_index"], bench["level"]):
+        assert level == pytest.approx(records[i]["level"] * 1.25)
+        assert both.latency(int(i), corrected=True) == pytest.approx(records[i]["measurement"]["latency_ms"] / level)
+        assert both.latency(int(i), corrected=True) == pytest.approx(alone.latency(int(i), corrected=True) / 1.25)
+    meta = both.section("bench/cpu").entry["metadata"]["level_reference"]
+    first = next(read_journal(anchored, kind="anchors"))
+    assert meta["campaign_id"] == first["campaign_id"] and meta["reference_ms"] == first["reference_ms"]
+    assert meta["campaigns"] == sorted([first["campaign_id"], "b" * 16]) and meta["other_anchors"] == []
+
+
 SERIAL = TimingProtocol(groups=4, runs_per_group=5, warmup_min_runs=2, warmup_min_s=0.0)
 
 

@@ -149,6 +149,8 @@ class _Collector:
     rows: dict[str, dict[int, tuple[dict, str]]] = field(default_factory=dict)  # section -> index -> (row, label)
     distill: dict[tuple[str, int], dict[tuple[int, int], tuple[tuple, str]]] = field(default_factory=dict)
     static_override: dict[int, tuple[int, int, list[int]]] = field(default_factory=dict)
+    #: device -> campaign_id -> (anchor hashes, reference_ms, first recorded_at) of anchored campaigns
+    anchor_refs: dict[str, dict[str, tuple]] = field(default_factory=dict)
     order: int = 0
 
     # -- measurements -------------------------------------------------------------------
@@ -163,6 +165,10 @@ class _Collector:
                 self.envs[key] = (f.label, record)
         for device, setting in part.settings:
             self.profiles.setdefault(device, {}).setdefault(setting, f.label)
+        for (device, campaign), ref in part.anchor_refs.items():
+            known = self.anchor_refs.setdefault(device, {})
+            if campaign not in known or ref[2] < known[campaign][2]:
+                known[campaign] = ref
         meas = self.meas
         for i, (device, h, _index, key) in enumerate(part.meas):
             entry = ((*key[:4], base + key[4]), part.record(i))
@@ -467,11 +473,55 @@ def _bench_tables(c: _Collector) -> dict[str, tuple[Any, Any, dict]]:
                 "duplicates_rule": "ok>noisy>failed, then latest recorded_at"}
         if profile is None:
             meta["source"] = "blox-release"
-        bench = _gather(f"bench/{device}", chosen, meta, raw=False)
+        factors, meta["level_reference"] = _reference_factors(c.anchor_refs.get(device, {}))
+        if meta["level_reference"] is None:
+            del meta["level_reference"]
+        bench = _on_reference(_gather(f"bench/{device}", chosen, meta, raw=False), factors)
         with_raw = [x for x in chosen if (x[3].part.raws[x[3].i] >= 0 if isinstance(x[3], MeasRef) else x[5] is not None)]
         out[device] = (bench, _gather(f"bench-raw/{device}", with_raw, {"device": device}, raw=True) if with_raw else None,
                        meta)
     return out
+
+
+def _reference_factors(refs: dict[str, tuple]) -> tuple[dict[str, float], dict | None]:
+    """Put a device's anchored campaigns on one reference: the earliest campaign's (by its first
+    ``anchors`` line). Each campaign's levels are relative to its own first anchor run, so they
+    are multiplied by that run's level on the common reference (``set_level`` of the two
+    references). Returns campaign_id -> factor (campaigns with other anchors are absent: their
+    levels cannot be compared, and the release gives them none) and the section metadata."""
+    if not refs:
+        return {}, None
+    from blox_lat.harness import set_level
+
+    first = min(refs, key=lambda c: (refs[c][2], c))
+    hashes, base, _ = refs[first]
+    factors = {c: set_level(list(ref), list(base)) for c, (h, ref, _) in refs.items() if h == hashes}
+    return factors, {"campaign_id": first, "anchors": list(hashes), "reference_ms": list(base),
+                     "campaigns": sorted(factors), "other_anchors": sorted(set(refs) - set(factors))}
+
+
+def _on_reference(table: Any, factors: dict[str, float]) -> Any:
+    """``level`` and ``latency_corrected_ms`` of rows from other campaigns than the reference
+    campaign, rescaled by their campaign's factor; rows of campaigns with other anchors get nulls."""
+    import pyarrow as pa
+
+    names = table.column_names
+    if not factors or "level" not in names:
+        return table
+    campaigns = table.column("campaign_id").to_pylist()
+    levels = table.column("level").to_pylist()
+    corrected = table.column("latency_corrected_ms").to_pylist()
+    latency = table.column("latency_ms").to_pylist()
+    for i, (camp, level) in enumerate(zip(campaigns, levels)):
+        factor = factors.get(camp)
+        if level is None or factor == 1.0:
+            continue
+        levels[i] = None if factor is None else level * factor
+        corrected[i] = None if factor is None else latency[i] / levels[i]
+    for name, values in (("level", levels), ("latency_corrected_ms", corrected)):
+        at = names.index(name)
+        table = table.set_column(at, table.schema.field(at), pa.array(values, type=table.schema.field(at).type))
+    return table
 
 
 def _gather(section: str, chosen: list[tuple], metadata: dict, raw: bool):

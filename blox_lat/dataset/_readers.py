@@ -290,7 +290,7 @@ class JournalPart:
     """
 
     __slots__ = ("label", "sha256", "count", "envs", "settings", "meas", "digests", "records", "rows", "columns", "raws",
-                 "raw_columns", "protocols")
+                 "raw_columns", "protocols", "anchor_refs")
 
     def __init__(self, label: str) -> None:
         self.label, self.sha256, self.count = label, "", 0
@@ -303,11 +303,29 @@ class JournalPart:
         self.columns: dict[str, Any] = {}
         self.raws: list[int] = []
         self.raw_columns: dict[str, Any] = {}
+        #: (device, campaign_id) -> (anchor hashes, reference_ms, first recorded_at) of anchored campaigns
+        self.anchor_refs: dict[tuple[str, str], tuple[tuple[str, ...], tuple[float, ...], str]] = {}
         self.protocols: list[Any] = []
 
     def record(self, i: int) -> dict | MeasRef:
         rec = self.records.get(i)
         return MeasRef(self, i) if rec is None else rec
+
+
+def _note_reference(part: JournalPart, device: str, line: dict, label: str) -> None:
+    """Keep each anchored campaign's reference (its anchors and their reference latencies), the
+    first time one of its ``anchors`` lines is seen; ``dataset build`` puts campaigns on one."""
+    campaign = line.get("campaign_id")
+    if not isinstance(campaign, str) or (device, campaign) in part.anchor_refs:
+        return
+    try:
+        hashes = tuple(str(a["model_hash"]) for a in line["anchors"])
+        reference = tuple(float(x) for x in line["reference_ms"])
+    except (KeyError, TypeError, ValueError):
+        raise InputError(f"{label}: an anchors line of campaign {campaign} has no anchors or reference_ms") from None
+    if len(hashes) != len(reference) or not all(x > 0 and math.isfinite(x) for x in reference):
+        raise InputError(f"{label}: campaign {campaign}'s anchors line has a bad reference_ms {list(reference)}")
+    part.anchor_refs[(device, campaign)] = (hashes, reference, str(line.get("recorded_at") or ""))
 
 
 def read_journal_part(path: str, label: str) -> JournalPart:
@@ -322,7 +340,7 @@ def read_journal_part(path: str, label: str) -> JournalPart:
     import orjson
 
     from blox_lat.dataset._schema import columns_of, validate_section_name
-    from blox_lat.harness import EnvironmentRecord, MeasurementRecord, read_journal
+    from blox_lat.harness import AnchorsRecord, EnvironmentRecord, MeasurementRecord, read_journal
     from blox_lat.space import space_table
 
     index_of = space_table().index_of_hash
@@ -342,6 +360,9 @@ def read_journal_part(path: str, label: str) -> JournalPart:
             devices.add(device)
         if record.get("kind") == EnvironmentRecord.kind:
             part.envs.append((device, need(record, "env_id", str, label), record))
+            continue
+        if record.get("kind") == AnchorsRecord.kind:
+            _note_reference(part, device, record, label)
             continue
         if record.get("kind") != MeasurementRecord.kind:
             continue
