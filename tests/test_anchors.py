@@ -224,6 +224,19 @@ def test_a_release_puts_campaigns_with_the_same_anchors_on_one_reference(anchore
     assert meta["campaigns"] == sorted([first["campaign_id"], "b" * 16]) and meta["other_anchors"] == []
 
 
+def test_a_fit_from_two_campaigns_puts_them_on_one_reference(anchored, tmp_path):
+    """``predict fit`` from campaign folders rescales corrected latencies as a release does."""
+    from blox_lat import predict as pr
+
+    second = tmp_path / "b"
+    _second_campaign(anchored / "journal.jsonl", second, slower=1.25)
+    data = pr.load_measurements([anchored, second], latency="corrected")
+    first = next(read_journal(anchored, kind="anchors"))["campaign_id"]
+    assert data.latency == "corrected" and len(data.repeats) == 3
+    for values in data.repeats.values():
+        assert values[first] / values["b" * 16] == pytest.approx(1.25)
+
+
 SERIAL = TimingProtocol(groups=4, runs_per_group=5, warmup_min_runs=2, warmup_min_s=0.0)
 
 

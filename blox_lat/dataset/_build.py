@@ -149,8 +149,8 @@ class _Collector:
     rows: dict[str, dict[int, tuple[dict, str]]] = field(default_factory=dict)  # section -> index -> (row, label)
     distill: dict[tuple[str, int], dict[tuple[int, int], tuple[tuple, str]]] = field(default_factory=dict)
     static_override: dict[int, tuple[int, int, list[int]]] = field(default_factory=dict)
-    #: device -> campaign_id -> (anchor hashes, reference_ms, first recorded_at) of anchored campaigns
-    anchor_refs: dict[str, dict[str, tuple]] = field(default_factory=dict)
+    #: device -> campaign_id -> its CampaignReference (anchored campaigns)
+    anchor_refs: dict[str, dict[str, Any]] = field(default_factory=dict)
     order: int = 0
 
     # -- measurements -------------------------------------------------------------------
@@ -167,7 +167,7 @@ class _Collector:
             self.profiles.setdefault(device, {}).setdefault(setting, f.label)
         for (device, campaign), ref in part.anchor_refs.items():
             known = self.anchor_refs.setdefault(device, {})
-            if campaign not in known or ref[2] < known[campaign][2]:
+            if campaign not in known or ref.recorded_at < known[campaign].recorded_at:
                 known[campaign] = ref
         meas = self.meas
         for i, (device, h, _index, key) in enumerate(part.meas):
@@ -483,21 +483,18 @@ def _bench_tables(c: _Collector) -> dict[str, tuple[Any, Any, dict]]:
     return out
 
 
-def _reference_factors(refs: dict[str, tuple]) -> tuple[dict[str, float], dict | None]:
-    """Put a device's anchored campaigns on one reference: the earliest campaign's (by its first
-    ``anchors`` line). Each campaign's levels are relative to its own first anchor run, so they
-    are multiplied by that run's level on the common reference (``set_level`` of the two
-    references). Returns campaign_id -> factor (campaigns with other anchors are absent: their
-    levels cannot be compared, and the release gives them none) and the section metadata."""
-    if not refs:
-        return {}, None
-    from blox_lat.harness import set_level
+def _reference_factors(refs: dict[str, Any]) -> tuple[dict[str, float], dict | None]:
+    """campaign_id -> the factor that puts its levels on the device's common reference (the
+    earliest anchored campaign's, :func:`~blox_lat.harness.common_reference`), and the section
+    metadata naming it; campaigns with other anchors have no factor and get null levels."""
+    from blox_lat.harness import common_reference
 
-    first = min(refs, key=lambda c: (refs[c][2], c))
-    hashes, base, _ = refs[first]
-    factors = {c: set_level(list(ref), list(base)) for c, (h, ref, _) in refs.items() if h == hashes}
-    return factors, {"campaign_id": first, "anchors": list(hashes), "reference_ms": list(base),
-                     "campaigns": sorted(factors), "other_anchors": sorted(set(refs) - set(factors))}
+    first, factors = common_reference(list(refs.values()))
+    if first is None:
+        return {}, None
+    return factors, {"campaign_id": first.campaign_id, "anchors": list(first.anchors),
+                     "reference_ms": list(first.reference_ms), "campaigns": sorted(factors),
+                     "other_anchors": sorted(set(refs) - set(factors))}
 
 
 def _on_reference(table: Any, factors: dict[str, float]) -> Any:

@@ -303,8 +303,8 @@ class JournalPart:
         self.columns: dict[str, Any] = {}
         self.raws: list[int] = []
         self.raw_columns: dict[str, Any] = {}
-        #: (device, campaign_id) -> (anchor hashes, reference_ms, first recorded_at) of anchored campaigns
-        self.anchor_refs: dict[tuple[str, str], tuple[tuple[str, ...], tuple[float, ...], str]] = {}
+        #: (device, campaign_id) -> the reference of each anchored campaign
+        self.anchor_refs: dict[tuple[str, Any], Any] = {}
         self.protocols: list[Any] = []
 
     def record(self, i: int) -> dict | MeasRef:
@@ -313,19 +313,17 @@ class JournalPart:
 
 
 def _note_reference(part: JournalPart, device: str, line: dict, label: str) -> None:
-    """Keep each anchored campaign's reference (its anchors and their reference latencies), the
-    first time one of its ``anchors`` lines is seen; ``dataset build`` puts campaigns on one."""
-    campaign = line.get("campaign_id")
-    if not isinstance(campaign, str) or (device, campaign) in part.anchor_refs:
+    """Keep each anchored campaign's reference (:class:`~blox_lat.harness.CampaignReference`)
+    the first time one of its ``anchors`` lines is seen; ``dataset build`` puts campaigns on one."""
+    from blox_lat.harness import AnchorError, CampaignReference
+
+    if (device, line.get("campaign_id")) in part.anchor_refs:
         return
     try:
-        hashes = tuple(str(a["model_hash"]) for a in line["anchors"])
-        reference = tuple(float(x) for x in line["reference_ms"])
-    except (KeyError, TypeError, ValueError):
-        raise InputError(f"{label}: an anchors line of campaign {campaign} has no anchors or reference_ms") from None
-    if len(hashes) != len(reference) or not all(x > 0 and math.isfinite(x) for x in reference):
-        raise InputError(f"{label}: campaign {campaign}'s anchors line has a bad reference_ms {list(reference)}")
-    part.anchor_refs[(device, campaign)] = (hashes, reference, str(line.get("recorded_at") or ""))
+        ref = CampaignReference.of_line(line)
+    except AnchorError as exc:
+        raise InputError(f"{label}: {exc}") from None
+    part.anchor_refs[(device, ref.campaign_id)] = ref
 
 
 def read_journal_part(path: str, label: str) -> JournalPart:

@@ -15,7 +15,15 @@
   :func:`choose_anchors`, :func:`set_level`).
 """
 
-from blox_lat.harness._anchors import DEFAULT_ANCHOR_EVERY, DEFAULT_ANCHORS, AnchorError, choose_anchors, set_level
+from blox_lat.harness._anchors import (
+    DEFAULT_ANCHOR_EVERY,
+    DEFAULT_ANCHORS,
+    AnchorError,
+    CampaignReference,
+    choose_anchors,
+    common_reference,
+    set_level,
+)
 from blox_lat.harness._campaign import (
     Campaign,
     CampaignLockedError,
@@ -94,6 +102,8 @@ __all__ = [
     "DEFAULT_ANCHOR_EVERY",
     "DEFAULT_ANCHORS",
     "AnchorsTimed",
+    "CampaignReference",
+    "common_reference",
     "CoolsDown",
     "ThermalWait",
     "ThermalWaited",

@@ -26,7 +26,8 @@ from typing import Any
 
 from blox_lat.errors import BloxLatError
 
-__all__ = ["DEFAULT_ANCHORS", "DEFAULT_ANCHOR_EVERY", "AnchorError", "SetLevel", "choose_anchors", "set_level"]
+__all__ = ["DEFAULT_ANCHORS", "DEFAULT_ANCHOR_EVERY", "AnchorError", "CampaignReference", "SetLevel", "choose_anchors",
+           "common_reference", "set_level"]
 
 #: anchors per set by default (``blox-lat measure --anchors auto`` on an interleaving device):
 #: 3 anchors in a set of 32 cost 3/35 of the set's time (under the 10 % budget) and the
@@ -76,3 +77,38 @@ def set_level(latencies_ms: Sequence[float], reference_ms: Sequence[float]) -> f
     if any(not (v > 0) for v in (*latencies_ms, *reference_ms)):
         raise AnchorError("anchor latencies must be positive")
     return math.exp(math.fsum(math.log(a / r) for a, r in zip(latencies_ms, reference_ms)) / len(latencies_ms))
+
+
+@dataclass(frozen=True)
+class CampaignReference:
+    """An anchored campaign's reference: its anchors, their reference latencies (its first anchor
+    run) and when that run was recorded (from the first ``anchors`` line of its journal)."""
+
+    campaign_id: str
+    anchors: tuple[str, ...]
+    reference_ms: tuple[float, ...]
+    recorded_at: str
+
+    @classmethod
+    def of_line(cls, line: dict[str, Any]) -> CampaignReference:
+        """The reference an ``anchors`` journal line states; :class:`AnchorError` if it cannot."""
+        try:
+            ref = cls(str(line["campaign_id"]), tuple(str(a["model_hash"]) for a in line["anchors"]),
+                      tuple(float(x) for x in line["reference_ms"]), str(line.get("recorded_at") or ""))
+        except (KeyError, TypeError, ValueError):
+            raise AnchorError("an anchors line without campaign_id, anchors or reference_ms") from None
+        if len(ref.anchors) != len(ref.reference_ms) or not all(x > 0 and math.isfinite(x) for x in ref.reference_ms):
+            raise AnchorError(f"an anchors line with a bad reference_ms {list(ref.reference_ms)}")
+        return ref
+
+
+def common_reference(refs: Sequence[CampaignReference]) -> tuple[CampaignReference | None, dict[str, float]]:
+    """Put campaigns of one device setting on one reference, the earliest campaign's: each
+    campaign's levels (relative to its own first anchor run) times its factor, the level of that
+    run on the common reference. Campaigns timed with other anchors get no factor (their levels
+    cannot be compared). Returns the reference campaign (None without any) and the factors."""
+    if not refs:
+        return None, {}
+    first = min(refs, key=lambda r: (r.recorded_at, r.campaign_id))
+    return first, {r.campaign_id: set_level(r.reference_ms, first.reference_ms)
+                   for r in refs if r.anchors == first.anchors}

@@ -120,6 +120,7 @@ class _Collector:
         self.protocol: dict | None = None
         self.first: str = ""
         self.values: dict[tuple[int, str], tuple[str, float, float | None]] = {}
+        self.references: dict[str, Any] = {}  # campaign -> its CampaignReference (anchored journals)
 
     def check(self, device: str, setting: dict, protocol: dict | None, where: str) -> None:
         if self.want is not None and device != self.want:
@@ -146,9 +147,40 @@ class _Collector:
             self.values[key] = (recorded_at, raw, corrected)
 
 
+def _read_references(path: Path, c: _Collector) -> None:
+    """Each anchored campaign's reference, from its first ``anchors`` line."""
+    from blox_lat.harness import AnchorError, CampaignReference, read_journal
+
+    for line in read_journal(path, kind="anchors"):
+        if c.want is not None and line.get("device") != c.want:
+            continue
+        try:
+            ref = CampaignReference.of_line(line)
+        except AnchorError as exc:
+            raise PredictError(f"{path}: {exc}; a damaged journal line") from None
+        old = c.references.get(ref.campaign_id)
+        if old is None or ref.recorded_at < old.recorded_at:
+            c.references[ref.campaign_id] = ref
+
+
+def _on_common_reference(c: _Collector) -> None:
+    """Corrected latencies of campaigns read from journals, on one reference (the earliest
+    anchored campaign's, as ``dataset build`` does); other anchors: no corrected latency."""
+    from blox_lat.harness import common_reference
+
+    first, factors = common_reference(list(c.references.values()))
+    if first is None or all(f == 1.0 for f in factors.values()) and len(factors) == len(c.references):
+        return
+    for key, (at, raw, corr) in list(c.values.items()):
+        if key[1] in c.references and corr is not None:
+            factor = factors.get(key[1])
+            c.values[key] = (at, raw, None if factor is None else corr / factor)
+
+
 def _read_journal(path: Path, c: _Collector) -> None:
     from blox_lat.harness import MeasurementRecord, read_journal
 
+    _read_references(path, c)
     for number, line in enumerate(read_journal(path, kind="measurement"), 1):
         rec = MeasurementRecord.from_dict(line)
         if not rec.ok or not isinstance(rec.measurement, dict):
@@ -214,6 +246,7 @@ def load(sources: list[str | os.PathLike[str]], *, device: str | None = None, la
     if c.device is None or not c.values:
         which = f" of device {device!r}" if device else ""
         raise PredictError(f"no ok measurements{which} in {', '.join(map(str, sources))}")
+    _on_common_reference(c)
     has_corr = all(v[2] is not None for v in c.values.values())
     if latency == "corrected" and not has_corr:
         raise PredictError("--latency corrected: some measurements carry no level-corrected latency "
