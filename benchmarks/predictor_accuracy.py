@@ -94,6 +94,21 @@ def sizes(data, repeats: int) -> dict:
     return out
 
 
+def _retest(cpu_src: list[Path], retest_src: list[Path], kind: str):
+    """The re-measurement's latencies on the first campaign's level reference: both loaded
+    together (so corrected latencies share one reference), the retest campaigns' values kept."""
+    from types import SimpleNamespace
+
+    from blox_lat import predict as pr
+
+    own = set(pr.load_measurements(retest_src, device="cpu", latency=kind).campaigns)
+    both = pr.load_measurements([*cpu_src, *retest_src], device="cpu", latency=kind)
+    values = {i: np.exp(np.mean(np.log([v for c, v in per.items() if c in own])))
+              for i, per in both.repeats.items() if own & set(per)}
+    idx = np.array(sorted(values), dtype=np.int64)
+    return SimpleNamespace(indices=idx, latency_ms=np.array([values[i] for i in idx]))
+
+
 def vs_retest(data, retest) -> dict | None:
     from blox_lat import predict as pr
 
@@ -108,7 +123,9 @@ def vs_retest(data, retest) -> dict | None:
     return {"models": len(both), "test_retest": _agreement(a, b), "family": p.family,
             "trained_on": len(train), "predicted_vs_first": _agreement(a, pred),
             "predicted_vs_second": _agreement(b, pred),
-            "predicting_beats_remeasuring": bool(_agreement(a, pred)["spearman"] >= _agreement(a, b)["spearman"])}
+            # the issue's goal: Spearman >= test-retest Spearman and MAPE <= test-retest MAPE
+            "predicting_beats_remeasuring": bool(_agreement(a, pred)["spearman"] >= _agreement(a, b)["spearman"]
+                                                 and _agreement(a, pred)["mape_pct"] <= _agreement(a, b)["mape_pct"])}
 
 
 def transfer(cpu, int8, samples: int = 50, seed: int = 0) -> dict | None:
@@ -254,7 +271,7 @@ def main() -> None:
             except pr.PredictError as exc:
                 figures[kind] = {"skipped": str(exc)}
                 continue
-            retest = pr.load_measurements(retest_src, device="cpu", latency=kind)
+            retest = _retest(cpu_src, retest_src, kind)
             try:
                 int8 = pr.load_measurements(int8_src, device="cpu-int8", latency=kind)
             except pr.PredictError:
