@@ -128,7 +128,20 @@ def vs_retest(data, retest) -> dict | None:
                                                  and _agreement(a, pred)["mape_pct"] <= _agreement(a, b)["mape_pct"])}
 
 
-def transfer(cpu, int8, samples: int = 50, seed: int = 0) -> dict | None:
+def transfer(cpu, int8, samples: int = 50, repeats: int = 5) -> dict | None:
+    """:func:`transfer_once` over ``repeats`` random splits: mean figures and each split's gap
+    between the transfer's Spearman and the many-model int8 fit's."""
+    runs = [transfer_once(cpu, int8, samples, seed) for seed in range(repeats)]
+    if runs[0] is None:
+        return None
+    gaps = [round(r["int8_fit"]["spearman"] - r["transfer"]["spearman"], 4) for r in runs if r["int8_fit"]]
+    return {"samples": samples, "test_models": runs[0]["test_models"], "int8_fit_models": runs[0]["int8_fit_models"],
+            "splits": repeats, "transfer": _mean([r["transfer"] for r in runs]),
+            "int8_fit": _mean([r["int8_fit"] for r in runs if r["int8_fit"]]),
+            "spearman_gap": gaps, "prior_used": [r["prior_used"] for r in runs]}
+
+
+def transfer_once(cpu, int8, samples: int = 50, seed: int = 0) -> dict | None:
     from blox_lat import predict as pr
 
     if int8 is None or len(int8) < samples + 40:
@@ -147,7 +160,7 @@ def transfer(cpu, int8, samples: int = 50, seed: int = 0) -> dict | None:
     return {"samples": samples, "test_models": len(test),
             "transfer": {**_agreement(test.latency_ms, res.latency_ms), "coverage90_pct": _coverage(test.latency_ms, res)},
             "int8_fit": _agreement(test.latency_ms, full.predict(test.indices).latency_ms) if full else None,
-            "int8_fit_models": len(fit_pool)}
+            "int8_fit_models": len(fit_pool), "prior_used": t.provenance.get("prior_used", True)}
 
 
 def pieces(path: Path | None, data, whole: int = 20) -> dict | None:
@@ -277,7 +290,7 @@ def main() -> None:
             except pr.PredictError:
                 int8 = None
             figures[kind] = {"models": len(cpu), "vs_retest": vs_retest(cpu, retest), "sizes": sizes(cpu, args.repeats),
-                             "transfer": transfer(cpu, int8), "pieces": pieces(args.pieces, cpu),
+                             "transfer": transfer(cpu, int8, repeats=args.repeats), "pieces": pieces(args.pieces, cpu),
                              "timing": timing(cpu)}
     probes.append(cpu_probe_s())
     figures["cpu_probe_s"] = probes

@@ -289,6 +289,25 @@ def test_transfer_from_prior_beats_a_small_fit():
     assert np.allclose(q.predict(hi[:20]).latency_ms, res.latency_ms[:20], rtol=1e-6)
 
 
+def test_transfer_drops_a_prior_that_ranks_the_new_device_worse_than_structure():
+    """fp32 and int8 on one CPU rank models alike at Spearman ~0.5: with such a prior, 50
+    samples fitted on block structure alone predict better, and cross-validation says so."""
+    idx, y = _sample(900, truth_seed=7)  # a prior with independent, structureless block costs
+    prior = pr.fit(pr.from_arrays(idx, y, device="cpu"))
+    _c, latency = _structured_truth(seed=3)
+    rng = np.random.default_rng(11)
+    few = rng.choice(91125, 50, replace=False)
+    data = pr.from_arrays(few, latency(few) * rng.lognormal(0, NOISE, 50), device="cpu-int8")
+    t = pr.transfer(prior, data)
+    assert t.method == "transfer" and t.cv["chosen"].startswith("structured") and t.provenance["prior_used"] is False
+    assert t.cv["families"]["structured"]["rmse_log"] < t.cv["families"]["transfer"]["rmse_log"]
+    hi = np.setdiff1d(rng.choice(91125, 3000, replace=False), few)
+    from blox_lat.predict._transfer import _transfer
+
+    with_prior = _transfer(prior, data, 5, 0).predict(hi).latency_ms
+    assert pr.accuracy(latency(hi), t.predict(hi).latency_ms)["spearman"] > pr.accuracy(latency(hi), with_prior)["spearman"]
+
+
 # -- pieces -----------------------------------------------------------------------------------
 def test_pieces_predict_whole_models_after_calibration():
     rng = np.random.default_rng(0)
