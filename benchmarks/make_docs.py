@@ -76,6 +76,21 @@ BENCHMARKS: dict[str, dict[str, Any]] = {
         "columns": ["campaign_s", "raw_spearman", "raw_median_rel_diff", "corrected_spearman",
                     "corrected_median_rel_diff", "noise_at_default_time", "anchor_share", "remeasured_share"],
     },
+    "predictor_accuracy": {
+        "about": "latency predictor on the committed data (benchmarks/data/predictor: 1,000 cpu models, 256 "
+                 "measured twice, 300 cpu-int8, block pieces), per latency kind: held-out agreement beside "
+                 "test-retest, training sizes, transfer (mean of splits) and pieces",
+        "target": "predicted >= test-retest (Spearman and MAPE); 135-model plan within 0.02 of 911; pieces + 20 "
+                  "within 0.05; int8 transfer from 50 within 0.03; 90 % intervals cover 85-95 %; fit <= 10 s, "
+                  "predict all <= 1 s",
+        "rows_from": ["raw", "corrected"], "row_label": "latency",
+        "columns": ["vs_retest.test_retest.spearman", "vs_retest.predicted_vs_first.spearman",
+                    "vs_retest.test_retest.mape_pct", "vs_retest.predicted_vs_first.mape_pct",
+                    "vs_retest.predicting_beats_remeasuring", "sizes.135.auto.spearman", "sizes.911.auto.spearman",
+                    "sizes.911.auto.within10_pct", "sizes.911.auto.coverage90_pct", "pieces.pieces.spearman",
+                    "transfer.transfer.spearman", "transfer.int8_fit.spearman", "timing.fit_s",
+                    "timing.predict_all_s"],
+    },
     "dataset_speed": {
         "about": "full-size synthetic release: build, cold load, per-query cost",
         "target": "build <= 30 s; cold load <= 0.5 s; queries <= 10 us",
