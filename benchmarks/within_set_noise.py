@@ -11,8 +11,11 @@ different cost compare at one budget. Settings (``--runs`` timed runs per model 
 - ``default``: sets of 32, groups of 10, one group per round, 3 anchors, up to 3 attempts;
 - ``sets-8``: sets of 8;  ``groups-5`` / ``groups-25``: 5 or 25 runs per group;
 - ``anchors-5``: 5 anchors;  ``one-attempt``: no re-measurement of noisy models (max-attempts 1);
-- ``sets-8-anchors-1``, ``sets-16-anchors-2``: smaller sets with fewer anchors (the anchors'
-  share stays near 10 %), and ``sets-8-anchors-1-one-attempt``.
+- ``sets-8-anchors-1``, ``sets-10-anchors-1``, ``sets-16-anchors-2``: smaller sets with fewer
+  anchors (the anchors' share stays near 10 %), and ``sets-8-anchors-1-one-attempt``.
+
+"default" is whatever ``blox-lat measure`` does without flags at the commit measured (the
+result file names it): ``--max-attempts auto`` made it one attempt in sets.
 
     python benchmarks/within_set_noise.py [--models 64] [--runs 100] [--affinity 1] [--only NAME ...]
 
@@ -40,6 +43,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "one-attempt": {"measure_arg": ["--max-attempts", "1"]},
     "sets-8-anchors-1": {"interleave": 8, "anchors": 1},
     "sets-16-anchors-2": {"interleave": 16, "anchors": 2},
+    "sets-10-anchors-1": {"interleave": 10, "anchors": 1},
     "sets-8-anchors-1-one-attempt": {"interleave": 8, "anchors": 1, "measure_arg": ["--max-attempts", "1"]},
 }
 
