@@ -122,11 +122,19 @@ def _utc(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
+def _round_s(out: Path) -> float:
+    """The median time of the partial set's kept rounds (0 before one is kept)."""
+    state = load_partial_set(out)
+    rows = state.attempts[0].done if state is not None and state.attempts else []
+    spans = [_utc(row[-1].finished_at) - _utc(row[0].started_at) for row in rows]
+    return statistics.median(spans) if spans else 0.0
+
+
 def test_sigkill_mid_set_loses_at_most_the_round_in_progress(tmp_path, store):
     """Kill the real CLI at varied moments of an interleaved set; resume; every model once with
     exactly the protocol's samples, and each kill lost less than one round of timing."""
     out = tmp_path / "runs"
-    runs, per_group = 60, 2  # 30 rounds of one group per model
+    runs, per_group = 80, 2  # 40 rounds of one group per model
     argv = [sys.executable, "-m", "blox_lat", "measure", "0:4", "--runs", str(runs), "--runs-per-group",
             str(per_group), "--warmup-runs", "2", "--warmup-s", "0", "--max-attempts", "1", "--out", str(out),
             "--store", str(store.root), "--quiet"]
@@ -136,13 +144,13 @@ def test_sigkill_mid_set_loses_at_most_the_round_in_progress(tmp_path, store):
     figures = []
     for _ in range(3):
         before = load_partial_set(out).rounds_kept() if path.exists() else 0
-        target = before + rng.randint(1, 8)
+        target = min(before + rng.randint(1, 8), runs // per_group - 8)  # the set must not end before the kill
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 240
         while (not path.exists() or load_partial_set(out) is None or load_partial_set(out).rounds_kept() < target) \
                 and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.4))  # anywhere inside the next round(s)
+        time.sleep(rng.uniform(0.0, 2.0) * _round_s(out))  # anywhere inside the next two rounds
         killed_at = time.time()
         proc.send_signal(signal.SIGKILL)
         proc.wait()
