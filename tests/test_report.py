@@ -76,8 +76,18 @@ def test_every_figure_exists_and_is_embedded(built):
     page = (out / "report.html").read_text()
     assert page.count('src="data:image/png;base64,') == len(names)
     assert "http://" not in page and "https://" not in page  # nothing fetched from a network
-    # no data for these yet: a sentence says why
+    # the synthetic release has no anchors and no predictions: a sentence says why
     assert "no anchor data" in page and "No pred/&lt;device&gt; section" in page
+
+
+def test_the_campaigns_anchor_runs_draw_the_level_figure(campaign, built):
+    """The real campaign timed anchors in its set: their levels, in time order, make a figure."""
+    _out, doc = built
+    assert "anchor-level-cpu" in {n for part in doc["parts"].values() for n in part["figures"]}
+    levels = rp.load_source(campaign).devices["cpu"].anchor_levels
+    journal = [r["level"] for r in read_journal(campaign, kind="anchors")]
+    assert journal and list(levels[:, 1]) == journal and levels[0, 1] == 1.0
+    assert np.all(np.diff(levels[:, 0]) >= 0)
 
 
 def _release_latencies(release: Path, device: str) -> dict[int, float]:
@@ -378,3 +388,24 @@ def test_help_texts():
         res = runner.invoke(cli, [command, "--help"])
         assert res.exit_code == 0 and len(res.output) > 200
     assert "report" in runner.invoke(cli, ["--help"]).output
+
+
+def test_a_release_with_predictions_gets_the_predicted_vs_measured_figure(tmp_path):
+    from blox_lat import predict as pr
+
+    models = list(range(0, 9000, 50))
+    syn.write_journal(tmp_path / "cpu", "cpu", models, samples=30, rng_seed=5)
+    predictor = pr.fit(pr.load_measurements([tmp_path / "cpu"]), allow_uncovered=True)
+    name, table, meta = pr.pred_section(predictor.save(tmp_path / "cpu.predictor.json"))
+    release = ds.build([tmp_path / "cpu"], tmp_path / "rel", "1.0.0", predictions=[(name, table, meta)]).path
+    source = rp.load_source(release)
+    assert set(source.predictions) == {"cpu"}
+    pred = source.predictions["cpu"]
+    assert len(pred["index"]) == 91125 and np.all(pred["low_ms"] <= pred["latency_ms"])
+    assert pred["latency_ms"][models[7]] == pytest.approx(float(predictor.predict([models[7]]).latency_ms[0]))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["report", str(release), "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    part = json.loads((out / "report.json").read_text())["parts"]["predictions"]
+    assert "predictions-cpu" in part["figures"] and part["numbers"]["cpu"]["models"] == len(models)
+    assert 0.5 <= part["numbers"]["cpu"]["coverage"] <= 1.0

@@ -3,9 +3,9 @@ read into typed, array-backed records that the figures and the comparison share.
 
 :class:`DeviceData` is one device's measurements as parallel numpy arrays (one row per model
 measured ``ok``) plus what failed and why; :class:`Source` is one folder: its devices, and for a
-release its static costs (params, FLOPs) and accuracy metrics over all 91,125 models. Anchor
-levels and ``pred/<device>`` sections plug in through :attr:`DeviceData.anchor_levels` and
-:attr:`Source.predictions`; they stay empty until the harness and the dataset write them.
+release its static costs (params, FLOPs) and accuracy metrics over all 91,125 models. A
+campaign's ``anchors`` lines fill :attr:`DeviceData.anchor_levels` (the device's level through
+the campaign) and a release's ``pred/<device>`` sections :attr:`Source.predictions`.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ class Source:
     params: np.ndarray | None = None
     flops: np.ndarray | None = None
     accuracy: tuple[AccuracyMetric, ...] = ()
-    predictions: dict[str, Any] = field(default_factory=dict)  # pred/<device>, once releases have it
+    predictions: dict[str, Any] = field(default_factory=dict)  # device -> its pred/<device> section's arrays
     version: str | None = None
 
 
@@ -172,10 +172,14 @@ def _read_campaign(path: Path) -> Source:
     failed: dict[int, str] = {}
     device: str | None = None
     protocol = profile = None
+    levels: list[tuple[Any, float]] = []  # (recorded_at, level) of each anchor run
     for record in _journal_records(path):
         kind = record.get("kind")
         if kind == "environment":
             envs.append(record)
+            continue
+        if kind == "anchors" and isinstance(record.get("level"), (int, float)):
+            levels.append((record.get("recorded_at"), float(record["level"])))
             continue
         if kind != "measurement":
             continue
@@ -210,9 +214,18 @@ def _read_campaign(path: Path) -> Source:
         latency_ms=np.asarray(columns[0], dtype=np.float64), cv=np.asarray(columns[1], dtype=np.float64),
         noisy=np.asarray(columns[2], dtype=bool), attempts=np.asarray(columns[3], dtype=np.int64),
         recorded_s=_stamps(list(columns[4])), failed=failed, protocol=protocol, profile=profile,
-        environments=tuple(envs), group_means=_pad(list(columns[5])),
+        environments=tuple(envs), group_means=_pad(list(columns[5])), anchor_levels=_anchor_levels(levels),
     )
     return Source(path=str(path), kind="campaign", schema=1, devices={data.device: data})
+
+
+def _anchor_levels(levels: list[tuple[Any, float]]) -> np.ndarray | None:
+    """(seconds, level) of the journal's anchor runs in time order; None without any."""
+    if not levels:
+        return None
+    table = np.stack([_stamps([t for t, _ in levels]), np.array([v for _, v in levels])], axis=1)
+    table = table[np.isfinite(table[:, 0])]
+    return table[np.argsort(table[:, 0], kind="stable")] if len(table) else None
 
 
 def _column(sec: Any, name: str) -> np.ndarray:
@@ -267,7 +280,21 @@ def _load_release(path: Path, raw: bool) -> Source:
         params[idx] = _column(sec, "params")
         flops[idx] = _column(sec, "flops")
     return Source(path=str(path), kind="release", schema=int(rel.schema_version), devices=devices,
-                  params=params, flops=flops, accuracy=tuple(_accuracies(rel)), version=rel.version)
+                  params=params, flops=flops, accuracy=tuple(_accuracies(rel)), version=rel.version,
+                  predictions=_predictions(rel))
+
+
+def _predictions(rel: Any) -> dict[str, Any]:
+    """device -> the release's ``pred/<device>`` section as arrays (index, latency_ms, low_ms,
+    high_ms), what the report compares with the measured ``bench/<device>``."""
+    out: dict[str, Any] = {}
+    for device in rel.predicted_devices:
+        sec = rel.section(f"pred/{device}")
+        out[device] = {"index": _column(sec, "model_index").astype(np.int64),
+                       "latency_ms": _column(sec, "pred_ms").astype(np.float64),
+                       "low_ms": _column(sec, "lo_ms").astype(np.float64),
+                       "high_ms": _column(sec, "hi_ms").astype(np.float64)}
+    return out
 
 
 def _accuracies(rel: Any) -> list[AccuracyMetric]:
