@@ -487,6 +487,11 @@ def test_real_cpu_campaign_fit_all_and_release(tmp_path):
 
     rel = dataset.open(dataset.build([tmp_path / "runs" / "cpu"], tmp_path / "rel2", "1.0.0", jobs=1,
                                      predictions=[(name, table, meta)]).path)
+    import hashlib
+
+    digest = hashlib.sha256((tmp_path / "cpu.json").read_bytes()).hexdigest()
+    assert meta["predictor_sha256"] == digest
+    assert rel.section("pred/cpu").entry["metadata"]["predictor_sha256"] == digest
     got = rel.prediction(24519, "cpu")
     assert got["source"] == "predicted" and got["section"] == "pred/cpu"
     assert got["pred_ms"] == pytest.approx(float(p.predict([24519]).latency_ms[0]))

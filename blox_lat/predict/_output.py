@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from blox_lat._fs import atomic_write
+from blox_lat._fs import atomic_write, sha256_file
 from blox_lat.predict._errors import PredictError
 from blox_lat.predict._model import Predictor, load
 
@@ -26,9 +26,10 @@ def write_predictions(predictor: Predictor, path: str | os.PathLike[str], *, lev
 
 
 def pred_section(path: str | os.PathLike[str], level: float = 0.9) -> tuple[str, Any, dict]:
-    """``(section name, table, metadata)`` of a predictor file, for ``dataset build --pred FILE``."""
+    """``(section name, table, metadata)`` of a predictor file, for ``dataset build --pred FILE``;
+    the metadata names the file's sha256, so a release says which predictor it holds."""
     from blox_lat.dataset import pred_table
 
     predictor = load(path)
     table, meta = pred_table(predictor, level)
-    return f"pred/{predictor.device}", table, meta
+    return f"pred/{predictor.device}", table, {**meta, "predictor_sha256": sha256_file(path)}
