@@ -28,7 +28,7 @@ __all__ = ["RunnerBundle", "runner_bundle"]
 _PACKAGE = Path(__file__).resolve().parents[1]  # .../blox_lat
 #: modules copied verbatim; the worker imports only these. Every ``harness/_runtime*.py`` (the
 #: runtime registry and each runtime's module) goes too, so a new runtime needs no entry here.
-_MODULES = ("errors.py", "_fs.py", "harness/_timing.py", "harness/_worker.py",
+_MODULES = ("errors.py", "_fs.py", "_registry.py", "harness/_timing.py", "harness/_worker.py",
             *sorted(p.relative_to(_PACKAGE).as_posix() for p in (_PACKAGE / "harness").glob("_runtime*.py")))
 #: light package stubs replace the real __init__ files (which import the whole harness)
 _STUBS = {
