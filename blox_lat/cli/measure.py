@@ -271,10 +271,10 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     archs = sp.shard(sp.select(selector), shard)
     _check_affinity(cpus, profiles)
     out = check_out_dir(out_dir or f"runs/{record_as or profiles[0].name}")  # before any work
-    options = {"store": _store(store_dir), "lookahead": lookahead, "max_attempts": _max_attempts(max_attempts),
+    options = {"store": _store(store_dir), "lookahead": lookahead, "max_attempts": _auto_or_int(max_attempts, "--max-attempts", 1),
                "skip_failed": skip_failed, "timeout_s": timeout_s, "affinity": cpus,
                "overlap_exports": overlap_exports, "connection": connection or None, "record_as": record_as,
-               "anchors": n_anchors or None, "anchor_every": _anchor_every(anchor_every)}
+               "anchors": n_anchors or None, "anchor_every": _auto_or_int(anchor_every, "--anchor-every", 1)}
     summary = _run(archs, profiles[0] if len(profiles) == 1 else profiles, protocol, out, options, quiet or as_json)
     _report(summary, as_json)
     _exit(summary, as_json)
@@ -361,15 +361,14 @@ def _interleave(value: str, profiles: list[Any]) -> int:
     """``--interleave``: an integer, or auto (``LOCAL_INTERLEAVE`` where the worker is local, else 1)."""
     from blox_lat.harness import InterleaveError, check_interleave, default_interleave
 
-    if value == "auto":
+    interleave = _auto_or_int(value, "--interleave", 1, 64)
+    if interleave is None:
         return default_interleave(profiles)
-    if not value.isdigit() or not 1 <= int(value) <= 64:
-        raise click.BadParameter(f"{value!r} is not auto or an integer in 1..64", param_hint="--interleave")
     try:  # the library's rule (a notebook gets the same refusal), as a usage error
-        check_interleave(int(value), profiles)
+        check_interleave(interleave, profiles)
     except InterleaveError as exc:
         raise click.UsageError(str(exc)) from None
-    return int(value)
+    return interleave
 
 
 def _anchors(value: str, interleave: int, profiles: list[Any]) -> int:
@@ -377,31 +376,22 @@ def _anchors(value: str, interleave: int, profiles: list[Any]) -> int:
     is remote (it measures one model at a time), 0 for the plain local protocol and for farms."""
     from blox_lat.harness import default_anchors
 
-    if value == "auto":
+    anchors = _auto_or_int(value, "--anchors", 0, 16)
+    if anchors is None:
         return default_anchors(interleave, profiles)
-    if not value.isdigit() or int(value) > 16:
-        raise click.BadParameter(f"{value!r} is not auto or an integer in 0..16", param_hint="--anchors")
-    if int(value) and len(profiles) > 1:
+    if anchors and len(profiles) > 1:
         raise click.UsageError("--anchors K > 0 runs on one device (each device of a farm has its own level); "
                                "use --anchors 0 or one campaign per device")
-    return int(value)
+    return anchors
 
 
-def _max_attempts(value: str) -> int | None:
-    """``--max-attempts``: an integer >= 1, or auto (None: the library's default for the protocol)."""
+def _auto_or_int(value: str, option: str, low: int, high: int | None = None) -> int | None:
+    """An option that takes ``auto`` (None: the library's default) or an integer in ``low..high``."""
     if value == "auto":
         return None
-    if not value.isdigit() or int(value) < 1:
-        raise click.BadParameter(f"{value!r} is not auto or an integer >= 1", param_hint="--max-attempts")
-    return int(value)
-
-
-def _anchor_every(value: str) -> int | None:
-    """``--anchor-every``: an integer >= 1, or auto (None: the library's default)."""
-    if value == "auto":
-        return None
-    if not value.isdigit() or int(value) < 1:
-        raise click.BadParameter(f"{value!r} is not auto or an integer >= 1", param_hint="--anchor-every")
+    if not value.isdigit() or int(value) < low or (high is not None and int(value) > high):
+        bounds = f"in {low}..{high}" if high is not None else f">= {low}"
+        raise click.BadParameter(f"{value!r} is not auto or an integer {bounds}", param_hint=option)
     return int(value)
 
 
