@@ -171,7 +171,9 @@ class SetRunner:
         pass
 
 
-def test_noisy_models_are_remeasured_together(tmp_path):
+def _noisy_set(out: Path, **options):
+    """Four models timed as one set by a :class:`SetRunner`: models 1 and 2 are noisy at first
+    (1 twice, 2 once), then clean. Returns the runner and the campaign's summary."""
     from types import SimpleNamespace
 
     clean, noisy = [2.0] * 20, [2.0] * 18 + [9.0, 9.0]
@@ -183,8 +185,12 @@ def test_noisy_models_are_remeasured_together(tmp_path):
                                   model_hash=a.hash)
 
     protocol = TimingProtocol(groups=2, runs_per_group=10, interleave=4, rounds=2)
-    summary = run_campaign(sp.select("0:4"), get_device("cpu"), protocol, tmp_path / "c", runner=runner,
-                           artifacts=source, max_attempts=3)
+    return runner, run_campaign(sp.select("0:4"), get_device("cpu"), protocol, out, runner=runner,
+                                artifacts=source, **options)
+
+
+def test_noisy_models_are_remeasured_together(tmp_path):
+    runner, summary = _noisy_set(tmp_path / "c", max_attempts=3)
     assert runner.sets == [[0, 1, 2, 3], [1, 2]] and runner.alone == [1]  # the last one left runs alone
     attempts = {r["model_index"]: r["attempts"] for r in read_journal(tmp_path / "c", kind="measurement")}
     assert attempts == {0: 1, 1: 3, 2: 2, 3: 1}
@@ -348,21 +354,9 @@ def test_a_runner_interrupted_mid_set_kills_its_worker_and_starts_afresh(store):
 def test_interleaved_sets_time_noisy_models_once_by_default(tmp_path):
     """Re-timing a set's noisy models cost more than it gained (benchmarks/within_set_noise.py):
     by default an interleaved campaign flags them and moves on; a plain one still retries."""
-    from types import SimpleNamespace
-
     from blox_lat.harness import default_max_attempts
 
-    clean, noisy = [2.0] * 20, [2.0] * 18 + [9.0, 9.0]
-    runner = SetRunner({0: [clean], 1: [noisy, noisy, clean], 2: [noisy, clean], 3: [clean]})
-
-    def source(todo, profile):
-        for a in todo:
-            yield SimpleNamespace(path=Path("/nonexistent"), index=a.index, sha256="0" * 64, format="onnx", bytes=0,
-                                  model_hash=a.hash)
-
-    protocol = TimingProtocol(groups=2, runs_per_group=10, interleave=4, rounds=2)
-    summary = run_campaign(sp.select("0:4"), get_device("cpu"), protocol, tmp_path / "c", runner=runner,
-                           artifacts=source)
+    runner, summary = _noisy_set(tmp_path / "c")
     assert runner.sets == [[0, 1, 2, 3]] and runner.alone == []
     records = {r["model_index"]: r for r in read_journal(tmp_path / "c", kind="measurement")}
     assert {i: r["attempts"] for i, r in records.items()} == {0: 1, 1: 1, 2: 1, 3: 1}
