@@ -10,14 +10,13 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
+from level_runtime import FAKE, level_models, spearman
 
 from blox_lat import dataset as ds
 from blox_lat import space as sp
@@ -38,21 +37,7 @@ from blox_lat.harness import (
 )
 from blox_lat.harness._setlog import SetLog, load_partial_set
 
-FAKE = Path(__file__).parent / "fakelevel"
 GOLDEN = Path(__file__).parent / "golden" / "dataset"
-
-
-def _spearman(a: list[float], b: list[float]) -> float:
-    def ranks(v: list[float]) -> list[int]:
-        order = sorted(range(len(v)), key=v.__getitem__)
-        r = [0] * len(v)
-        for pos, i in enumerate(order):
-            r[i] = pos
-        return r
-
-    ra, rb = ranks(a), ranks(b)
-    n = len(a)
-    return 1 - 6 * sum((x - y) ** 2 for x, y in zip(ra, rb)) / (n * (n * n - 1))
 
 
 def test_anchors_are_deterministic_and_span_the_flops_range():
@@ -63,17 +48,6 @@ def test_anchors_are_deterministic_and_span_the_flops_range():
     assert choose_anchors(0) == []
     assert set_level([2.0, 8.0], [1.0, 4.0]) == pytest.approx(2.0)
     assert set_level([1.0, 4.0], [1.0, 1.0]) == pytest.approx(2.0)  # geometric mean
-
-
-def _fake_source(tmp: Path, true_ms: dict[str, float], level_file: Path):
-    def source(archs, profile):
-        for a in archs:
-            path = tmp / f"{a.hash}.level.json"
-            path.write_text(json.dumps({"true_ms": true_ms[a.hash], "level_file": str(level_file)}))
-            yield SimpleNamespace(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), format="onnx",
-                                  bytes=path.stat().st_size, model_hash=a.hash)
-
-    return source
 
 
 def test_the_correction_recovers_the_true_ranks_that_raw_latencies_lose(tmp_path):
@@ -95,7 +69,7 @@ def test_the_correction_recovers_the_true_ranks_that_raw_latencies_lose(tmp_path
     protocol = TimingProtocol(groups=6, runs_per_group=5, warmup_min_runs=2, warmup_min_s=0.0, interleave=4, rounds=6)
     with LocalWorkerRunner(env=env, timeout_s=60) as runner:
         summary = run_campaign(models, get_device("cpu"), protocol, tmp_path / "c", runner=runner,
-                               artifacts=_fake_source(tmp_path, true_ms, level_file), anchors=anchors,
+                               artifacts=level_models(tmp_path, true_ms, level_file), anchors=anchors,
                                on_event=on_event)
     assert (summary.measured, summary.failed) == (12, 0)
     records = [MeasurementRecord.from_dict(r) for r in read_journal(tmp_path / "c", kind="measurement")]
@@ -105,8 +79,8 @@ def test_the_correction_recovers_the_true_ranks_that_raw_latencies_lose(tmp_path
     truth = [true_ms[r.model_hash] for r in records]
     raw = [r.latency_ms for r in records]
     corrected = [r.latency_corrected_ms for r in records]
-    assert _spearman(raw, truth) < 0.8
-    assert _spearman(corrected, truth) >= 0.97
+    assert spearman(raw, truth) < 0.8
+    assert spearman(corrected, truth) >= 0.97
     for r in records:  # the protocol latency stays the primary value
         assert r.latency_corrected_ms == pytest.approx(r.latency_ms / r.level)
         assert r.set_id in {s.set_id for s in sets}
@@ -264,7 +238,7 @@ def test_serial_anchors_every_n_models_recover_the_true_ranks(tmp_path):
 
     with LocalWorkerRunner(env=_fake_env(), timeout_s=60) as runner:
         summary = run_campaign(models, get_device("cpu"), SERIAL, tmp_path / "c", runner=runner, anchors=anchors,
-                               anchor_every=4, artifacts=_fake_source(tmp_path, true_ms, level_file),
+                               anchor_every=4, artifacts=level_models(tmp_path, true_ms, level_file),
                                on_event=on_event)
     assert (summary.measured, summary.failed) == (12, 0)
     runs = [AnchorsRecord.from_dict(r) for r in read_journal(tmp_path / "c", kind="anchors")]
@@ -275,8 +249,8 @@ def test_serial_anchors_every_n_models_recover_the_true_ranks(tmp_path):
     records = [MeasurementRecord.from_dict(r) for r in read_journal(tmp_path / "c", kind="measurement")]
     assert [r.set_id for r in records] == [run.set_id for run in runs for _ in range(4)]
     truth = [true_ms[r.model_hash] for r in records]
-    assert _spearman([r.latency_ms for r in records], truth) < 0.8
-    assert _spearman([r.latency_corrected_ms for r in records], truth) >= 0.97
+    assert spearman([r.latency_ms for r in records], truth) < 0.8
+    assert spearman([r.latency_corrected_ms for r in records], truth) >= 0.97
 
 
 class _Thermometer:
@@ -318,7 +292,7 @@ def test_a_thermal_wait_is_followed_by_an_anchor_run(tmp_path):
     runner = ThermalGuard(inner, max_c=45.0, timeout_s=60, poll_s=1.0, sleep=cooled)
     try:
         summary = run_campaign(models, get_device("cpu"), SERIAL, tmp_path / "c", runner=runner, anchors=anchors,
-                               artifacts=_fake_source(tmp_path, true_ms, level_file), on_event=on_event)
+                               artifacts=level_models(tmp_path, true_ms, level_file), on_event=on_event)
     finally:
         runner.close()
     assert (summary.measured, summary.failed) == (8, 0)
@@ -330,4 +304,4 @@ def test_a_thermal_wait_is_followed_by_an_anchor_run(tmp_path):
     records = [MeasurementRecord.from_dict(r) for r in read_journal(tmp_path / "c", kind="measurement")]
     assert [r.set_id for r in records] == [runs[0].set_id] * 3 + [runs[1].set_id] * 5
     truth = [true_ms[r.model_hash] for r in records]
-    assert _spearman([r.latency_corrected_ms for r in records], truth) >= 0.95
+    assert spearman([r.latency_corrected_ms for r in records], truth) >= 0.95

@@ -8,16 +8,15 @@ middle of a campaign, an ADB device of a farm disappears, keys and host keys are
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import stat
 import sys
 import threading
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
+from level_runtime import FAKE, level_models, spearman
 from peers.adbd import AdbDeviceEmulator
 from peers.sshd import SshServer, sshd_available
 
@@ -40,7 +39,6 @@ from blox_lat.harness import (
 )
 
 FAST = TimingProtocol(groups=3, runs_per_group=5, warmup_min_runs=5, warmup_min_s=0.0)
-FAKE = Path(__file__).parent / "fakelevel"
 NASTY_DIR = "remote dir; rm -rf x"
 needs_sshd = pytest.mark.skipif(sshd_available() is not None, reason=str(sshd_available()))
 
@@ -270,29 +268,6 @@ def test_served_worker_over_ssh_survives_hangs_and_crashes(tmp_path, store):
             runner.close()
 
 
-def _spearman(a: list[float], b: list[float]) -> float:
-    def ranks(v: list[float]) -> list[int]:
-        r = [0] * len(v)
-        for pos, i in enumerate(sorted(range(len(v)), key=v.__getitem__)):
-            r[i] = pos
-        return r
-
-    n = len(a)
-    return 1 - 6 * sum((x - y) ** 2 for x, y in zip(ranks(a), ranks(b))) / (n * (n * n - 1))
-
-
-def _level_models(tmp: Path, true_ms: dict[str, float], level_file: Path):
-    """Artifacts of the fake-level runtime (tests/fakelevel): each sleeps level x its true latency."""
-    def source(archs, profile):
-        for a in archs:
-            path = tmp / f"{a.hash}.level.json"
-            path.write_text(json.dumps({"true_ms": true_ms[a.hash], "level_file": str(level_file)}))
-            yield SimpleNamespace(path=path, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), format="onnx",
-                                  bytes=path.stat().st_size, model_hash=a.hash)
-
-    return source
-
-
 def _python_with_fake_runtime(tmp: Path) -> str:
     """The device's python: this interpreter with the fake-level runtime on its path."""
     wrapper = tmp / "python-fakelevel"
@@ -314,7 +289,7 @@ def test_serial_anchors_over_real_sshd_recover_ranks_and_resume_keeps_them(tmp_p
         if isinstance(event, ModelDone) and event.position % 3 == 0 and event.position < 9:
             level_file.write_text(str(levels[event.position // 3]))
 
-    source = _level_models(tmp_path, true_ms, level_file)
+    source = level_models(tmp_path, true_ms, level_file)
     with SshServer(tmp_path / "sshd") as srv:
         profile = load_profiles([_ssh_toml(srv, tmp_path)], config=False).get("loop-ssh")
 
@@ -334,8 +309,8 @@ def test_serial_anchors_over_real_sshd_recover_ranks_and_resume_keeps_them(tmp_p
     records = [MeasurementRecord.from_dict(x) for x in read_journal(tmp_path / "c", kind="measurement")]
     assert [x.set_id for x in records] == [run.set_id for run in runs for _ in range(3)]
     truth = [true_ms[x.model_hash] for x in records]
-    assert _spearman([x.latency_ms for x in records], truth) < 0.6
-    assert _spearman([x.latency_corrected_ms for x in records], truth) >= 0.95
+    assert spearman([x.latency_ms for x in records], truth) < 0.6
+    assert spearman([x.latency_corrected_ms for x in records], truth) >= 0.95
     bench = ds.open(ds.build([tmp_path / "c"], tmp_path / "rel", "1.0.0", static=False).path).to_pandas("bench/loop-ssh")
     by_index = {x.model_index: x for x in records}
     assert list(bench["level"]) == [by_index[i].level for i in bench["model_index"]]
