@@ -499,25 +499,28 @@ def _reference_factors(refs: dict[str, Any]) -> tuple[dict[str, float], dict | N
 
 def _on_reference(table: Any, factors: dict[str, float]) -> Any:
     """``level`` and ``latency_corrected_ms`` of rows from other campaigns than the reference
-    campaign, rescaled by their campaign's factor; rows of campaigns with other anchors get nulls."""
+    campaign, rescaled by their campaign's factor; rows of campaigns with other anchors get nulls.
+    Rows of the reference campaign keep their journal values; a one-campaign table is returned
+    as it is."""
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     names = table.column_names
     if not factors or "level" not in names:
         return table
-    campaigns = table.column("campaign_id").to_pylist()
-    levels = table.column("level").to_pylist()
-    corrected = table.column("latency_corrected_ms").to_pylist()
-    latency = table.column("latency_ms").to_pylist()
-    for i, (camp, level) in enumerate(zip(campaigns, levels)):
-        factor = factors.get(camp)
-        if level is None or factor == 1.0:
-            continue
-        levels[i] = None if factor is None else level * factor
-        corrected[i] = None if factor is None else latency[i] / levels[i]
-    for name, values in (("level", levels), ("latency_corrected_ms", corrected)):
+    campaigns = table.column("campaign_id").combine_chunks().dictionary_encode()
+    per_campaign = pa.array([factors.get(c) for c in campaigns.dictionary.to_pylist()], pa.float64())
+    factor = per_campaign.take(campaigns.indices)  # null: another anchor set, or no campaign
+    levels = table.column("level").combine_chunks()
+    same = pc.equal(factor, 1.0)
+    if pc.all(pc.or_kleene(same, levels.is_null())).as_py():
+        return table
+    level = pc.if_else(same, levels, pc.multiply(levels, factor))
+    corrected = pc.if_else(same, table.column("latency_corrected_ms").combine_chunks(),
+                           pc.divide(table.column("latency_ms").combine_chunks(), level))
+    for name, values in (("level", level), ("latency_corrected_ms", corrected)):
         at = names.index(name)
-        table = table.set_column(at, table.schema.field(at), pa.array(values, type=table.schema.field(at).type))
+        table = table.set_column(at, table.schema.field(at), values.cast(table.schema.field(at).type))
     return table
 
 
