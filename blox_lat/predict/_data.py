@@ -147,20 +147,19 @@ class _Collector:
             self.values[key] = (recorded_at, raw, corrected)
 
 
-def _read_references(path: Path, c: _Collector) -> None:
-    """Each anchored campaign's reference, from its first ``anchors`` line."""
-    from blox_lat.harness import AnchorError, CampaignReference, read_journal
+def _note_reference(path: Path, line: dict, c: _Collector) -> None:
+    """Keep an anchored campaign's reference, from the first of its ``anchors`` lines."""
+    from blox_lat.harness import AnchorError, CampaignReference
 
-    for line in read_journal(path, kind="anchors"):
-        if c.want is not None and line.get("device") != c.want:
-            continue
-        try:
-            ref = CampaignReference.of_line(line)
-        except AnchorError as exc:
-            raise PredictError(f"{path}: {exc}; a damaged journal line") from None
-        old = c.references.get(ref.campaign_id)
-        if old is None or ref.recorded_at < old.recorded_at:
-            c.references[ref.campaign_id] = ref
+    if c.want is not None and line.get("device") != c.want:
+        return
+    try:
+        ref = CampaignReference.of_line(line)
+    except AnchorError as exc:
+        raise PredictError(f"{path}: {exc}; a damaged journal line") from None
+    old = c.references.get(ref.campaign_id)
+    if old is None or ref.recorded_at < old.recorded_at:
+        c.references[ref.campaign_id] = ref
 
 
 def _on_common_reference(c: _Collector) -> None:
@@ -178,10 +177,16 @@ def _on_common_reference(c: _Collector) -> None:
 
 
 def _read_journal(path: Path, c: _Collector) -> None:
-    from blox_lat.harness import MeasurementRecord, read_journal
+    from blox_lat.harness import AnchorsRecord, MeasurementRecord, read_journal
 
-    _read_references(path, c)
-    for number, line in enumerate(read_journal(path, kind="measurement"), 1):
+    number = 0
+    for line in read_journal(path):  # one pass: anchors lines give references, measurements values
+        if line.get("kind") == AnchorsRecord.kind:
+            _note_reference(path, line, c)
+            continue
+        if line.get("kind") != MeasurementRecord.kind:
+            continue
+        number += 1
         rec = MeasurementRecord.from_dict(line)
         if not rec.ok or not isinstance(rec.measurement, dict):
             continue
