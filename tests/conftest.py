@@ -1,11 +1,15 @@
-"""Shared fixtures: reference values from the Blox implementation."""
+"""Shared fixtures: reference values from the Blox implementation; a real one-node Slurm."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+from slurm_cluster import SlurmCluster
 
 REFERENCE_DIR = Path(__file__).resolve().parents[2] / "shared" / "blox-reference"
 _LOCAL_COPY = Path(__file__).resolve().parent / "data" / "blox-reference" / "sample.json"
@@ -20,3 +24,24 @@ def _reference_path() -> Path:
 @pytest.fixture(scope="session")
 def reference() -> dict:
     return json.loads(_reference_path().read_text())
+
+
+@pytest.fixture(scope="session")
+def slurm():
+    """A one-node Slurm on localhost for the session (tests skip first where it cannot run)."""
+    root = Path(tempfile.mkdtemp(prefix="blox-lat-slurm-"))  # not under pytest's 0700 folders: munge reads it
+    cluster = SlurmCluster(root)
+    old = os.environ.get("SLURM_CONF")
+    try:
+        cluster.start()
+        os.environ["SLURM_CONF"] = str(cluster.conf)
+        yield cluster
+    finally:
+        cluster.stop()
+        if old is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = old
+        left = cluster.daemons_left()
+        shutil.rmtree(root, ignore_errors=True)
+        assert not left, f"daemons left behind: {left}"

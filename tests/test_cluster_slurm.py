@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from slurm_cluster import SlurmCluster, slurm_missing
+from slurm_cluster import slurm_missing
 
 from blox_lat import cluster as cl
 from blox_lat import space as sp
@@ -32,26 +32,6 @@ BLOX_LAT = str(Path(sys.executable).with_name("blox-lat"))
 # shard 1 gets 23184, 22796 and shard 2 gets 23183, 22601 (trained in this order)
 TRAIN_MODELS = "23184,23183,22796,22601"
 MEASURE_MODELS = "23184,23183,22796,22601,53156,69356,72459,60626"
-
-
-@pytest.fixture(scope="session")
-def slurm():
-    root = Path(tempfile.mkdtemp(prefix="blox-lat-slurm-"))  # not under pytest's 0700 folders: munge reads it
-    cluster = SlurmCluster(root)
-    old = os.environ.get("SLURM_CONF")
-    try:
-        cluster.start()
-        os.environ["SLURM_CONF"] = str(cluster.conf)
-        yield cluster
-    finally:
-        cluster.stop()
-        if old is None:
-            os.environ.pop("SLURM_CONF", None)
-        else:
-            os.environ["SLURM_CONF"] = old
-        left = cluster.daemons_left()
-        shutil.rmtree(root, ignore_errors=True)
-        assert not left, f"daemons left behind: {left}"
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 import sys
 
 import click
@@ -36,9 +37,49 @@ def _split_job(words: tuple[str, ...]) -> tuple[tuple[str, ...], click.Command, 
 
 
 def _parse(job: tuple[str, ...], command: click.Command, args: list[str]) -> dict:
-    """The job's options as the command itself parses them (a bad option fails here, not on the cluster)."""
+    """The job's options as the command itself parses and checks them (a bad option fails
+    here, on the login node, not in every array task)."""
     with command.make_context(" ".join(["blox-lat", *job]), list(args)) as ctx:
-        return dict(ctx.params)
+        params = dict(ctx.params)
+    check = _PREFLIGHT.get(job)
+    if check is not None:
+        check(params)
+    return params
+
+
+#: an argument that becomes each task's own value ({shard}, {shards}, {node})
+_PER_TASK = re.compile(r"\{(?:shard|shards|node)\}")
+
+
+def _check_measure(params: dict) -> None:
+    """What ``measure`` checks before it measures: limits, devices, protocol, anchors, attempts."""
+    from blox_lat.cli import measure as m
+
+    m._parse_affinity(params["affinity"])
+    m._check_limits(params["record_as"], params["timeout_s"], params["lookahead"])
+    m._auto_or_int(params["max_attempts"], "--max-attempts", 1)
+    m._auto_or_int(params["anchor_every"], "--anchor-every", 1)
+    if any(_PER_TASK.search(f) for f in params["device_files"]):  # a node's own file: read on the node
+        from blox_lat.harness import TimingProtocol
+
+        TimingProtocol.from_total(params["runs"], params["runs_per_group"])
+        return
+    profiles, _ = m._devices(params["device_names"], params["device_files"], params["connect"])
+    protocol = m._protocol(profiles, params["runs"], params["runs_per_group"], params["warmup_runs"],
+                           params["warmup_s"], params["cv_threshold"], params["interleave"], params["rounds"],
+                           params["rewarm_runs"])
+    m._anchors(params["anchors"], protocol.interleave, profiles)
+
+
+def _check_train(params: dict) -> None:
+    """The teacher / fraction pairing ``train normal`` checks before it trains."""
+    from blox_lat.cli.train import check_teacher_fraction
+
+    check_teacher_fraction(params.get("teacher"), params.get("fraction"))
+
+
+#: JOB words -> the checks its command makes before any work, run on the job's parsed options
+_PREFLIGHT = {("measure",): _check_measure, ("train", "normal"): _check_train}
 
 
 def _selector_at(job, command, args: list[str], selector: str) -> int:
@@ -80,13 +121,15 @@ def slurm(job_args, shards, partition, gres, time_limit, account, cpus, extra_sb
     """
     from blox_lat import cluster as cl
 
+    for value in (*job_args, *setup):  # before anything reads them: a newline would end a script line
+        cl.check_script_text(value, "argument")
     job, command, args = _split_job(job_args)
     params = _parse(job, command, args)
     selector_at = _selector_at(job, command, args, params["selector"]) if job == ("export",) else None
-    sbatch = [f"--{name}={value}" for name, value in (("partition", partition), ("gres", gres), ("time", time_limit),
-                                                      ("account", account), ("cpus-per-task", cpus)) if value]
+    sbatch = cl.sbatch_options({"partition": partition, "gres": gres, "time": time_limit, "account": account,
+                                "cpus-per-task": cpus}, tuple(extra_sbatch))
     spec = cl.make_job(job, tuple(args), params, shards, selector_at=selector_at, python=python,
-                       sbatch=(*sbatch, *extra_sbatch), setup=setup)
+                       sbatch=sbatch, setup=setup)
     script = cl.write_script(spec)
     if dry_run:
         click.echo(script.read_text(), nl=False)

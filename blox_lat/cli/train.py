@@ -100,6 +100,14 @@ class _Progress:
             self.console.print(f"{e['name']}: failed: {e['reason']}")
 
 
+def check_teacher_fraction(teacher: str | None, fraction: str | None) -> None:
+    """A normal run takes --teacher and --fraction together (a low-fidelity KD run) or neither."""
+    if fraction and not teacher:
+        raise click.UsageError("--fraction trains with a KD loss: pass --teacher OUT/normal/weights/<hash>-<seed>.pt")
+    if teacher and not fraction:
+        raise click.UsageError("--teacher only applies to normal runs with --fraction")
+
+
 def _setup(selector, data, shard, device, allow_pickle):
     from blox_lat import training as tr
 
@@ -158,10 +166,7 @@ def normal(selector, data, out, shard, device, teacher, fraction, as_json, **kw)
     from blox_lat import training as tr
 
     started = time.perf_counter()
-    if fraction and not teacher:
-        raise click.UsageError("--fraction trains with a KD loss: pass --teacher OUT/normal/weights/<hash>-<seed>.pt")
-    if teacher and not fraction:
-        raise click.UsageError("--teacher only applies to normal runs with --fraction")
+    check_teacher_fraction(teacher, fraction)
     check_out_dir(out)  # before the data is read: a read-only --out used to fail after an epoch
     archs, device, dataset = _setup(selector, data, shard, device, kw.pop("allow_pickle"))
     cfg = _config("normal", fraction=fraction, **kw)

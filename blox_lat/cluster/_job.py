@@ -29,17 +29,31 @@ from typing import Any
 from blox_lat._fs import atomic_write, utc_now
 from blox_lat.errors import BloxLatError
 
-__all__ = ["JOBS", "JOB_SCHEMA", "ClusterError", "ClusterJob", "load_jobs", "make_job", "shard_units"]
+__all__ = ["JOBS", "JOB_SCHEMA", "ClusterError", "ClusterJob", "check_script_text", "load_jobs", "make_job",
+           "shard_units"]
 
 JOB_SCHEMA = 1
 SLURM_DIR = "slurm"
 #: the commands a cluster job runs, as ``blox-lat`` spells them
 JOBS = ("export", "train normal", "train distill", "train finetune", "measure")
 _TEACHER_NAME = re.compile(r"([0-9a-f]{32})-\d+\.pt")
+#: C0 and C1 control characters and DEL: a newline in a value would end a line of the script
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class ClusterError(BloxLatError):
     """A cluster job cannot be written, submitted or read; the message says what to change."""
+
+
+def check_script_text(value: str, what: str) -> None:
+    """Refuse a value bound for a generated script that holds a control character: a newline
+    would end a comment or ``#SBATCH`` line and start a command of its own."""
+    if not isinstance(value, str):
+        raise ClusterError(f"{what} {value!r} is not text")
+    bad = _CONTROL.search(value)
+    if bad:
+        raise ClusterError(f"{what} {value!r} holds the control character {bad.group()!r}; a job script takes "
+                           "printable text only: remove it")
 
 
 def index_ranges(indices: list[int]) -> list[list[int]]:
@@ -78,6 +92,10 @@ class ClusterJob:
             raise ClusterError(f"cannot run {' '.join(self.command)!r} on a cluster; use one of: {', '.join(JOBS)}")
         if not isinstance(self.shards, int) or self.shards < 1:
             raise ClusterError(f"--shards must be a positive integer, got {self.shards!r}")
+        for what, values in (("argument", self.args), ("--out", (self.out,)), ("working folder", (self.cwd,)),
+                             ("--python", (self.python,)), ("sbatch option", self.sbatch), ("--setup line", self.setup)):
+            for value in values:
+                check_script_text(value, what)
 
     @property
     def name(self) -> str:
@@ -121,10 +139,16 @@ class ClusterJob:
         if int(data.get("schema", 0)) > JOB_SCHEMA:
             raise ClusterError(f"{where}: schema {data['schema']} is newer than this blox-lat reads ({JOB_SCHEMA}); "
                                "upgrade blox-lat")
-        return cls(command=tuple(data["command"]), args=tuple(data["args"]), shards=int(data["shards"]),
-                   out=data["out"], cwd=data["cwd"], models=tuple(tuple(r) for r in data["models"]),
-                   units=dict(data["units"]), python=data["python"], sbatch=tuple(data.get("sbatch", ())),
-                   setup=tuple(data.get("setup", ())), submissions=tuple(data.get("submissions", ())))
+        try:
+            return cls(command=tuple(data["command"]), args=tuple(data["args"]), shards=int(data["shards"]),
+                       out=data["out"], cwd=data["cwd"], models=tuple(tuple(r) for r in data["models"]),
+                       units=dict(data["units"]), python=data["python"], sbatch=tuple(data.get("sbatch", ())),
+                       setup=tuple(data.get("setup", ())), submissions=tuple(data.get("submissions", ())))
+        except ClusterError as exc:
+            raise ClusterError(f"{where}: {exc}") from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ClusterError(f"{where} is damaged ({type(exc).__name__}: {exc}); write it again with "
+                               "'blox-lat cluster slurm ... --dry-run'") from None
 
     def with_submission(self, job_id: str, array: str) -> ClusterJob:
         return replace(self, submissions=(*self.submissions, {"job_id": job_id, "array": array, "at": utc_now()}))

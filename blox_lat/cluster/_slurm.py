@@ -21,13 +21,47 @@ from pathlib import Path
 from typing import Any
 
 from blox_lat._fs import atomic_write
-from blox_lat.cluster._job import ClusterError, ClusterJob
+from blox_lat.cluster._job import ClusterError, ClusterJob, check_script_text
 
-__all__ = ["SchedulerView", "render_script", "squeue", "submit", "write_script"]
+__all__ = ["SchedulerView", "render_script", "sbatch_options", "squeue", "submit", "write_script"]
 
 _PLACEHOLDERS = {"shard": "${SLURM_ARRAY_TASK_ID}", "shards": None, "node": "${SLURMD_NODENAME}"}
 _PLACEHOLDER_RE = re.compile(r"\{(shard|shards|node)\}")
 _JOB_ID_RE = re.compile(r"(\d+)(?:;\S+)?")
+#: what sbatch takes for --time: M, M:S, H:M:S, D-H, D-H:M, D-H:M:S, or no limit
+_TIME_RE = re.compile(r"(?:\d+(?::\d+){0,2}|\d+-\d+(?::\d+){0,2}|UNLIMITED|INFINITE)", re.IGNORECASE)
+#: partition and account names (sbatch takes a comma-separated list of partitions)
+_NAME_RE = re.compile(r"[A-Za-z0-9_.+-]+(?:,[A-Za-z0-9_.+-]+)*")
+#: --gres=name[:type][:count][,...]
+_GRES_RE = re.compile(r"[A-Za-z0-9_.+-]+(?::[A-Za-z0-9_.+-]+)*(?:,[A-Za-z0-9_.+-]+(?::[A-Za-z0-9_.+-]+)*)*")
+#: an extra sbatch option: --long-name or --long-name=VALUE (the value is quoted in the script)
+_EXTRA_RE = re.compile(r"--[a-z][a-z0-9-]*(?:=.*)?", re.DOTALL)
+_CHECKS = {"partition": (_NAME_RE, "a partition name or a comma-separated list of them"),
+           "account": (_NAME_RE, "an account name"),
+           "gres": (_GRES_RE, "NAME[:TYPE][:COUNT], e.g. gpu:1"),
+           "time": (_TIME_RE, "MINUTES, H:M:S, D-H, D-H:M:S or UNLIMITED, e.g. 2-00:00:00")}
+
+
+def sbatch_options(named: dict[str, object], extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """``#SBATCH`` options from named values (``partition``, ``gres``, ``time``, ``account``,
+    ``cpus-per-task``; None: left out) and extra ``--name[=value]`` words, each checked against
+    what sbatch accepts before it is written into a script."""
+    options = []
+    for name, value in named.items():
+        if value is None:
+            continue
+        text = str(value)
+        check = _CHECKS.get(name)
+        if check is not None and not check[0].fullmatch(text):
+            raise ClusterError(f"--{name} {text!r} is not what sbatch takes: give {check[1]}")
+        options.append(f"--{name}={text}")
+    for word in extra:
+        check_script_text(word, "--extra-sbatch")
+        if not _EXTRA_RE.fullmatch(word):
+            raise ClusterError(f"--extra-sbatch {word!r} is not an sbatch option: give --NAME or --NAME=VALUE, "
+                               "e.g. --extra-sbatch=--mem=16G")
+        options.append(word)
+    return tuple(options)
 
 
 def _word(arg: str, shards: int) -> str:
@@ -70,12 +104,12 @@ def render_script(job: ClusterJob) -> str:
         f"#   blox-lat cluster status {shlex.quote(job.out)}",
         f"#SBATCH --job-name=blox-lat-{job.name}",
         f"#SBATCH --array=1-{job.shards}",
-        f"#SBATCH --output={log}",
+        f"#SBATCH {shlex.quote(f'--output={log}')}",  # sbatch reads #SBATCH words with shell quoting
         "#SBATCH --open-mode=append",
-        f"#SBATCH --chdir={job.cwd}",
+        f"#SBATCH {shlex.quote(f'--chdir={job.cwd}')}",
         "#SBATCH --ntasks=1",
         "#SBATCH --requeue",
-        *(f"#SBATCH {opt}" for opt in job.sbatch),
+        *(f"#SBATCH {shlex.quote(opt)}" for opt in job.sbatch),
         "set -euo pipefail",
         ('echo "== $(date -u +%FT%TZ) job ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID} on $(hostname),'
          ' restart ${SLURM_RESTART_COUNT:-0}"'),
