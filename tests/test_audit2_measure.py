@@ -95,14 +95,12 @@ def _number(lines: list[dict], kind: str, nth: int = 0) -> int:
 
 # --- 1. a file name too long for the file system -----------------------------------------------
 
-@_pending(1)
 def test_an_out_name_too_long_for_the_file_system_is_one_line(folder):
     line = _refused(folder, ["measure", "0:1", "--runs", "10", "--out", str(folder / ("x" * 300))], "too long")
     assert "--out" in line
     assert list(folder.iterdir()) == []
 
 
-@_pending(1)
 def test_an_out_path_under_a_name_too_long_is_one_line(folder):
     _refused(folder, ["measure", "0:1", "--runs", "10", "--out", str(folder / ("y" * 300) / "camp")], "too long")
 

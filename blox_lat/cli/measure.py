@@ -270,7 +270,7 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     n_anchors = _anchors(anchors, protocol.interleave, profiles)
     archs = sp.shard(sp.select(selector), shard)
     _check_affinity(cpus, profiles)
-    out = check_out_dir(out_dir or f"runs/{record_as or profiles[0].name}")  # before any work
+    out = _out_dir(out_dir or f"runs/{record_as or profiles[0].name}")  # before any work
     options = {"store": _store(store_dir), "lookahead": lookahead, "max_attempts": _auto_or_int(max_attempts, "--max-attempts", 1),
                "skip_failed": skip_failed, "timeout_s": timeout_s, "affinity": cpus,
                "overlap_exports": overlap_exports, "connection": connection or None, "record_as": record_as,
@@ -289,6 +289,14 @@ def _check_limits(record_as: str | None, timeout_s: float, lookahead: int) -> No
         raise click.BadParameter("must be > 0", param_hint="--timeout")
     if lookahead < 1:
         raise click.BadParameter("must be >= 1", param_hint="--lookahead")
+
+
+def _out_dir(path: str) -> Any:
+    """The campaign folder, checked as the library checks it (a name the file system cannot
+    hold...), then for being writable, before any work."""
+    from blox_lat.harness import check_campaign_dir
+
+    return check_out_dir(check_campaign_dir(path))
 
 
 def _devices(device_names: tuple[str, ...], device_files: tuple[str, ...],

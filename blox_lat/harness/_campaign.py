@@ -77,6 +77,7 @@ from blox_lat.harness._rules import (
     CampaignConflictError,
     CampaignSetupError,
     check_anchors,
+    check_campaign_dir,
     check_farm,
     check_identity,
     check_interleave,
@@ -371,8 +372,7 @@ class Campaign:
             raise CampaignSetupError(f"--anchor-every must be an integer >= 1, got {self.anchor_every!r}")
         if len({a.hash for a in self.anchors}) != len(self.anchors):
             raise CampaignSetupError("an anchor model is named twice: name each anchor once")
-        if self.out.exists() and not self.out.is_dir():
-            raise CampaignSetupError(f"--out {self.out} is a file; give a directory for the campaign")
+        check_campaign_dir(self.out)
 
     def _open_runners(self) -> None:
         """The given runners, or one per device (before touching the disk: an unusable device

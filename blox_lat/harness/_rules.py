@@ -1,11 +1,14 @@
 """What a campaign refuses, checked before it touches a device or the disk, for the CLI and a
 notebook alike: a farm whose devices measure differently or share a name, interleaving anywhere
-but on one local device, and a campaign directory recorded with another device setting or
-protocol or other anchor models (with the exact ``blox-lat measure`` flags that would resume it).
+but on one local device, a campaign directory the file system cannot hold (a name too long) or
+that is no folder, and a campaign directory recorded with another device setting or protocol or
+other anchor models (with the exact ``blox-lat measure`` flags that would resume it).
 """
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,8 +20,8 @@ from blox_lat.harness._records import EnvironmentRecord
 if TYPE_CHECKING:
     from blox_lat.devices import DeviceProfile
 
-__all__ = ["CampaignConflictError", "CampaignSetupError", "InterleaveError", "check_anchors", "check_farm",
-           "check_identity", "check_interleave", "default_anchors", "default_interleave", "default_max_attempts",
+__all__ = ["CampaignConflictError", "CampaignSetupError", "InterleaveError", "check_anchors", "check_campaign_dir",
+           "check_farm", "check_identity", "check_interleave", "default_anchors", "default_interleave", "default_max_attempts",
            "full_identity", "setting"]
 
 
@@ -52,6 +55,24 @@ def check_farm(profiles: Sequence[DeviceProfile]) -> None:
                 f"({setting(lead.to_dict())} vs {setting(member.to_dict())}): a farm needs one "
                 "setting; run separate campaigns"
             )
+
+
+def check_campaign_dir(out_dir: str | os.PathLike[str]) -> Path:
+    """The campaign directory ``out_dir``, refused (:class:`CampaignSetupError`) when the file
+    system cannot look it up (a name longer than it takes: ENAMETOOLONG) or it is a file. A
+    directory that does not exist yet is fine: the campaign creates it."""
+    out = Path(out_dir)
+    try:
+        os.lstat(out)
+    except (FileNotFoundError, NotADirectoryError):
+        return out  # the campaign creates it (a parent that is a file is refused there, by name)
+    except OSError as exc:
+        fix = ("give a shorter path (a name takes at most 255 bytes)" if exc.errno == errno.ENAMETOOLONG
+               else "give another campaign folder")
+        raise CampaignSetupError(f"--out {out}: {exc.strerror or type(exc).__name__}; {fix}") from None
+    if not out.is_dir():
+        raise CampaignSetupError(f"--out {out} is a file; give a directory for the campaign")
+    return out
 
 
 def _one_local(profiles: Sequence[DeviceProfile]) -> bool:
