@@ -107,7 +107,6 @@ def test_an_out_path_under_a_name_too_long_is_one_line(folder):
 
 # --- 2. --skip-failed on a campaign whose models all failed --------------------------------------
 
-@_pending(2)
 def test_skip_failed_on_a_campaign_of_failures_says_so_and_exits_1(folder, store):
     args = ["measure", "0", "--runs", "10", "--interleave", "1", "--anchors", "0", "--timeout", "0.001",
             "--out", str(folder / "camp"), "--store", str(store)]

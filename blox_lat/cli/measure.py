@@ -256,7 +256,8 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     \b
     Exit status, as for the other commands:
       0    every model measured (now or in an earlier run)
-      1    some model failed or is still unmeasured (a lost device): a rerun retries it
+      1    some model failed, or is still unmeasured (a lost device), or was skipped
+           (--skip-failed) because it failed before: a rerun retries it
       2    bad input: one line on stderr, nothing was run
       130  interrupted: rerun the same command to resume
     """
@@ -361,7 +362,10 @@ def _exit(summary: Any, as_json: bool) -> None:
     if summary.failed and not as_json:
         click.echo(f"{summary.failed} model(s) failed; see 'reason' in {summary.journal}; "
                    "a rerun retries them (--skip-failed to skip)", err=True)
-    if summary.failed or summary.remaining:
+    if summary.skipped_failed and not as_json:
+        click.echo(f"{summary.skipped_failed} model(s) skipped: they failed in an earlier run (see 'reason' in "
+                   f"{summary.journal}); rerun without --skip-failed to retry them", err=True)
+    if summary.failed or summary.remaining or summary.skipped_failed:  # a skipped model is a failed one
         sys.exit(1)
 
 
@@ -439,13 +443,14 @@ def _report(summary: Any, as_json: bool) -> None:
         ("measured now", summary.measured),
         ("already measured", summary.already_done),
         ("failed", summary.failed),
+        ("skipped (failed before)", summary.skipped_failed),
         ("noisy (kept, flagged)", summary.noisy),
         ("re-measured", summary.remeasured),
         ("remaining", summary.remaining),
         ("wall time", f"{summary.wall_s:.1f} s"),
     ]
     if latencies:
-        pairs.insert(7, ("median latency", f"{latencies[len(latencies) // 2]:.4f} ms"))
+        pairs.insert(8, ("median latency", f"{latencies[len(latencies) // 2]:.4f} ms"))
     emit_pairs(pairs)
 
 
