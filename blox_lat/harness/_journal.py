@@ -89,7 +89,9 @@ def read_journal_lines(path: str | os.PathLike[str], *, kind: str | None = None
 
 def check_measurement_line(record: dict[str, Any], path: Path, number: int) -> str:
     """The model hash of a ``measurement`` line; :class:`JournalError` naming the file and line
-    when it lacks what a campaign resumes on (a hash and an ``ok``/``failed`` status)."""
+    when it lacks what a campaign resumes on and ``dataset build`` reads (a hash, an
+    ``ok``/``failed`` status, a device name, and for ``ok`` a measurement): a line the dataset
+    rejects must not count as measured."""
     key = record.get("model_hash")
     if not isinstance(key, str) or not key:
         raise JournalError(f"{path}:{number}: measurement line has no model_hash string (a foreign or "
@@ -97,6 +99,14 @@ def check_measurement_line(record: dict[str, Any], path: Path, number: int) -> s
     if record.get("status") not in ("ok", "failed"):
         raise JournalError(f"{path}:{number}: measurement line has status {record.get('status')!r}, "
                            "not 'ok' or 'failed'; restore the file from a backup or remove that line")
+    device = record.get("device")
+    if not isinstance(device, str) or not device:
+        raise JournalError(f"{path}:{number}: measurement line has no device name (device {device!r}); "
+                           "restore the file from a backup or remove that line")
+    if record.get("status") == "ok" and not isinstance(record.get("measurement"), dict):
+        raise JournalError(f"{path}:{number}: measurement line is 'ok' but carries no measurement "
+                           f"(measurement {record.get('measurement')!r}); restore the file from a backup "
+                           "or remove that line")
     return key
 
 
