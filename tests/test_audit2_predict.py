@@ -208,7 +208,6 @@ CASES = [
 
 assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
 
-_OUT = "1: an unwritable or folder --out is a traceback"
 _SEED = "1: a negative --seed is numpy's ValueError"
 _LOAD = "1, 2: a predictor file's tables, family and bounds are not checked at load"
 _PIECES = "2: --pieces ',' measures nothing and exits 0"
@@ -216,10 +215,6 @@ _JOURNAL = "3: a bad journal latency is 'record N: no model_index or latency_ms'
 _COUNT = "3: 'plan -5' is 'No such option'"
 #: case or test -> the audit finding whose fix is in flight (xfail, strict: the fix lands, the entry goes)
 PENDING: dict[str, str] = {
-    **dict.fromkeys(["fit-out-unwritable", "plan-out-unwritable", "next-plan-out-unwritable", "all-out-unwritable",
-                     "transfer-out-unwritable", "pieces-fit-out-unwritable", "fit-out-is-a-folder-force",
-                     "all-out-is-a-folder-force", "plan-out-is-a-folder-force",
-                     "test_library_writers_name_the_path_they_cannot_write"], _OUT),
     **dict.fromkeys(["fit-seed-negative", "plan-seed-negative", "transfer-seed-negative",
                      "test_library_refuses_negative_seeds"], _SEED),
     **dict.fromkeys(["transfer-prior-nan", "transfer-prior-1e308", "transfer-prior-one-1e308", "all-predictor-nan",

@@ -64,6 +64,7 @@ def fit(sources: tuple[Path, ...], out: Path, device: str | None, family: str, l
     """Fit a predictor from campaign folders, journals or a release's bench/<device>."""
     from blox_lat import predict as pr
 
+    pr.check_out(out, overwrite=force)
     data = pr.load_measurements(list(sources), device=device, latency=latency)
     p = pr.fit(data, family=family, folds=folds, seed=seed, allow_uncovered=allow_uncovered)
     p.save(out, overwrite=force)
@@ -94,6 +95,7 @@ def plan(n: int | None, seed: int, next_n: int | None, sources: tuple[Path, ...]
 
     if (n is None) == (next_n is None):
         raise click.UsageError("give N (a balanced plan) or --next N --from SOURCE (least certain models)")
+    pr.check_out(out, overwrite=force)
     if n is not None:
         if sources:
             raise click.UsageError("--from goes with --next; a balanced plan needs no measurements")
@@ -136,6 +138,7 @@ def all_models(predictor: Path, out: Path, level: float, device: str | None, for
     """Write every model's predicted latency and interval (91,125 rows, Parquet)."""
     from blox_lat import predict as pr
 
+    pr.check_out(out, overwrite=force)
     p = pr.load(predictor)
     p.check_device(device)
     pr.write_predictions(p, out, level=level, overwrite=force)
@@ -194,8 +197,7 @@ def pieces_measure(device: str, out: Path, names: str | None, runs: int, runs_pe
     from blox_lat import predict as pr
     from blox_lat.harness import TimingProtocol
 
-    if out.exists() and not force:
-        raise click.UsageError(f"{out} exists; pick another name or pass --force")
+    pr.check_out(out, overwrite=force)
     protocol = TimingProtocol.from_total(runs, runs_per_group, warmup_min_runs=warmup_runs, warmup_min_s=warmup_s,
                                          interleave=interleave,
                                          **({"rounds": runs // runs_per_group} if interleave > 1 else {}))
@@ -216,6 +218,7 @@ def pieces_fit(pieces_file: Path, whole: tuple[Path, ...], out: Path, force: boo
     """Make a predictor from piece latencies (plus a few whole models)."""
     from blox_lat import predict as pr
 
+    pr.check_out(out, overwrite=force)
     doc = pr.load_pieces(pieces_file)
     data = pr.load_measurements(list(whole), device=doc["device"], latency="raw") if whole else None
     p = pr.from_pieces(doc, data)
@@ -237,6 +240,7 @@ def transfer(prior: Path, sources: tuple[Path, ...], out: Path, device: str | No
     """Fit a new device from a few samples, with PRIOR (another device's predictor) as the prior."""
     from blox_lat import predict as pr
 
+    pr.check_out(out, overwrite=force)
     p = pr.transfer(pr.load(prior), pr.load_measurements(list(sources), device=device, latency=latency), seed=seed)
     p.save(out, overwrite=force)
     emit_pairs(_summary_pairs(p))

@@ -11,7 +11,8 @@
   whole models from them plus a few whole-model measurements.
 - Transfer: :func:`transfer` fits a new device from a few samples with another device's
   predictor as the prior.
-- Output: :func:`write_predictions` (Parquet of all 91,125 models; the ``pred/<device>`` table).
+- Output: :func:`write_predictions` (Parquet of all 91,125 models; the ``pred/<device>`` table);
+  :func:`check_out` refuses an output path (exists, a folder, not writable) before any work.
 
 Method, trust and file format: docs/predict.md.
 """
@@ -26,6 +27,7 @@ from blox_lat.predict._errors import (
     PredictorFileError,
     TooFewModelsError,
 )
+from blox_lat.predict._files import check_out
 from blox_lat.predict._fit import FAMILIES, accuracy, fit, spearman
 from blox_lat.predict._model import PREDICTOR_SCHEMA, Predictions, Predictor, load
 from blox_lat.predict._output import pred_section, write_predictions
@@ -56,6 +58,7 @@ __all__ = [
     "TrainingSet",
     "accuracy",
     "all_pieces",
+    "check_out",
     "fit",
     "from_arrays",
     "from_pieces",

@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from blox_lat._fs import atomic_write
 from blox_lat.predict._errors import (
     DeviceMismatchError,
     PredictError,
@@ -44,6 +43,7 @@ from blox_lat.predict._features import (
     blocks_of,
     gram_inverse,
 )
+from blox_lat.predict._files import write_out
 
 FORMAT = "blox-lat-predictor"
 #: predictor file schema; history in docs/predict.md ("File format")
@@ -174,11 +174,8 @@ class Predictor:
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the JSON file (temp file + rename; refuses to replace one unless ``overwrite``)."""
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise PredictError(f"{path} exists; pick another name or pass --force to replace it")
         text = json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
-        return atomic_write(path, text + "\n")
+        return write_out(path, text + "\n", overwrite=overwrite)
 
 
 def _r(a: np.ndarray) -> list:

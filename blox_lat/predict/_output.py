@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from blox_lat._fs import atomic_write, sha256_file
-from blox_lat.predict._errors import PredictError
+from blox_lat._fs import sha256_file
+from blox_lat.predict._files import check_out, write_out
 from blox_lat.predict._model import Predictor, load
 
 
@@ -18,11 +18,9 @@ def write_predictions(predictor: Predictor, path: str | os.PathLike[str], *, lev
 
     from blox_lat.dataset import pred_table
 
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise PredictError(f"{path} exists; pick another name or pass --force to replace it")
+    check_out(path, overwrite=overwrite)
     table, _meta = pred_table(predictor, level)
-    return atomic_write(path, lambda fh: pq.write_table(table, fh, compression="lz4"))
+    return write_out(path, lambda fh: pq.write_table(table, fh, compression="lz4"), overwrite=overwrite)
 
 
 def pred_section(path: str | os.PathLike[str], level: float = 0.9) -> tuple[str, Any, dict]:

@@ -24,10 +24,11 @@ from typing import Any
 
 import numpy as np
 
-from blox_lat._fs import atomic_write, utc_now
+from blox_lat._fs import utc_now
 from blox_lat.predict._data import TrainingSet
 from blox_lat.predict._errors import PiecesError
 from blox_lat.predict._features import NUM_BLOCKS, NUM_STAGES, ONEHOT_DIM, blocks_of
+from blox_lat.predict._files import write_out
 from blox_lat.predict._fit import _provenance, accuracy
 from blox_lat.predict._model import Predictor, space_id
 
@@ -163,10 +164,7 @@ def measure_pieces(pieces: list[str] | None = None, *, device: str = "cpu", prot
 
 
 def save_pieces(doc: dict, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise PiecesError(f"{path} exists; pick another name or pass --force to replace it")
-    return atomic_write(path, json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    return write_out(path, json.dumps(doc, indent=1, sort_keys=True) + "\n", overwrite=overwrite)
 
 
 def load_pieces(path: str | os.PathLike[str]) -> dict:

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 
-from blox_lat._fs import atomic_write
 from blox_lat.predict._errors import PredictError
 from blox_lat.predict._features import (
     LEVERAGE_PRIOR,
@@ -31,6 +30,7 @@ from blox_lat.predict._features import (
     all_blocks,
     gram_inverse,
 )
+from blox_lat.predict._files import write_out
 from blox_lat.predict._model import spread
 
 
@@ -109,10 +109,6 @@ def write_plan(path: str | os.PathLike[str], indices: list[int], header: list[st
     """Write a selector file ``blox-lat measure @PATH`` accepts (refuses to replace one by default)."""
     from blox_lat import space as sp
 
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise PredictError(f"{path} exists; pick another name or pass --force to replace it")
     lines = [f"# {h}" for h in header]
     lines += [f"{i}  # {sp.from_index(int(i)).name}" for i in indices]
-    atomic_write(path, "\n".join(lines) + "\n")
-    return path
+    return write_out(path, "\n".join(lines) + "\n", overwrite=overwrite)
