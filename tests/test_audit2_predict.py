@@ -208,15 +208,12 @@ CASES = [
 
 assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
 
-_SEED = "1: a negative --seed is numpy's ValueError"
 _LOAD = "1, 2: a predictor file's tables, family and bounds are not checked at load"
 _PIECES = "2: --pieces ',' measures nothing and exits 0"
 _JOURNAL = "3: a bad journal latency is 'record N: no model_index or latency_ms'"
 _COUNT = "3: 'plan -5' is 'No such option'"
 #: case or test -> the audit finding whose fix is in flight (xfail, strict: the fix lands, the entry goes)
 PENDING: dict[str, str] = {
-    **dict.fromkeys(["fit-seed-negative", "plan-seed-negative", "transfer-seed-negative",
-                     "test_library_refuses_negative_seeds"], _SEED),
     **dict.fromkeys(["transfer-prior-nan", "transfer-prior-1e308", "transfer-prior-one-1e308", "all-predictor-nan",
                      "all-predictor-inf", "show-predictor-nan", "show-predictor-intercept-inf",
                      "show-predictor-scores-nan", "next-plan-predictor-nan", "show-family-unknown",

@@ -16,6 +16,23 @@ _LATENCY = click.option("--latency", type=click.Choice(["auto", "raw", "correcte
                                                 "(auto: corrected when every record has it).")
 
 
+class _Seed(click.ParamType):
+    """A random seed: an integer 0 or more (numpy refuses negative seeds)."""
+
+    name = "integer"
+
+    def convert(self, value, param, ctx):
+        try:
+            seed = int(value) if isinstance(value, int) and not isinstance(value, bool) else int(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a seed; give an integer 0 or more (e.g. 0)", param, ctx)
+        if seed < 0:
+            self.fail(f"{seed}: a seed must be 0 or more (a non-negative integer, e.g. 0)", param, ctx)
+        return seed
+
+
+SEED = _Seed()
+
 #: the families of blox_lat.predict.FAMILIES (spelled out so that --help needs no numpy)
 FAMILY_NAMES = ("additive", "additive-log", "interact", "structured", "structured-log", "structured-interact")
 
@@ -54,7 +71,7 @@ def _summary_pairs(p) -> list[tuple[str, object]]:
               show_default=True, help="Model family; auto picks by cross-validation.")
 @_LATENCY
 @click.option("--folds", default=5, show_default=True, type=int, help="Cross-validation folds.")
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fold assignment.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the fold assignment.")
 @click.option("--allow-uncovered", is_flag=True,
               help="Fit even if some (stage, block) pair was never measured (it gets the stage's average cost).")
 @_FORCE
@@ -77,7 +94,7 @@ def fit(sources: tuple[Path, ...], out: Path, device: str | None, family: str, l
 
 @predict.command()
 @click.argument("n", required=False, type=int)
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the design.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the design.")
 @click.option("--next", "next_n", type=int, default=None, metavar="N",
               help="Instead: the N unmeasured models whose predictions are least certain.")
 @click.option("--from", "sources", multiple=True, type=click.Path(path_type=Path),
@@ -233,7 +250,7 @@ def pieces_fit(pieces_file: Path, whole: tuple[Path, ...], out: Path, force: boo
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Predictor file to write.")
 @_DEVICE
 @_LATENCY
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the fold assignment.")
+@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the fold assignment.")
 @_FORCE
 def transfer(prior: Path, sources: tuple[Path, ...], out: Path, device: str | None, latency: str, seed: int,
              force: bool) -> None:

@@ -58,6 +58,7 @@ from blox_lat.predict._model import (
     space_id,
     spread,
 )
+from blox_lat.predict._plan import seeded
 from blox_lat.predict._ridge import fit_ridge, single_blas_thread, solve_ridge
 
 
@@ -175,7 +176,7 @@ def accuracy(measured: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
 
 
 def fold_ids(n: int, k: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).permutation(n) % k
+    return seeded(seed).permutation(n) % k
 
 
 def cross_validate(family: str, blocks: np.ndarray, y: np.ndarray, hyper: _Hyper, folds: np.ndarray,

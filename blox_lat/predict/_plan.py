@@ -34,6 +34,13 @@ from blox_lat.predict._files import write_out
 from blox_lat.predict._model import spread
 
 
+def seeded(seed: int) -> np.random.Generator:
+    """numpy's generator of ``seed``; :class:`PredictError` for a seed numpy refuses (negative)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise PredictError(f"seed {seed!r}: a seed must be an integer 0 or more (e.g. 0)")
+    return np.random.default_rng(int(seed))
+
+
 def _index_of(triples: np.ndarray) -> np.ndarray:
     from blox_lat.space import space_table
 
@@ -46,7 +53,7 @@ def balanced(n: int, seed: int = 0) -> list[int]:
     total = len(all_blocks())
     if not 1 <= n <= total:
         raise PredictError(f"a plan of {n} models: choose 1..{total}")
-    rng = np.random.default_rng(seed)
+    rng = seeded(seed)
     reps = -(-n // NUM_BLOCKS)
     cols = [np.concatenate([rng.permutation(NUM_BLOCKS) for _ in range(reps)])[:n] for _ in range(NUM_STAGES)]
     for s in range(1, NUM_STAGES):
@@ -77,7 +84,7 @@ def next_models(measured: np.ndarray, n: int, *, seed: int = 0, candidates: np.n
     if not 1 <= n <= int(allowed.sum()):
         raise PredictError(f"--next {n}: choose 1..{int(allowed.sum())} (the models not measured yet)")
     ginv = gram_inverse(blocks[measured]) if len(measured) else np.linalg.inv(_prior_gram())
-    jitter = np.random.default_rng(seed).random(total) * 1e-9  # ties broken reproducibly
+    jitter = seeded(seed).random(total) * 1e-9  # ties broken reproducibly
     picks: list[int] = []
     cols_all = _columns(blocks)
     for _ in range(n):
