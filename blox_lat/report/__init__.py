@@ -12,6 +12,7 @@
 
 from blox_lat.report._compare import Comparison, compare, compare_devices, protocol_differences
 from blox_lat.report._errors import (
+    OutputError,
     OutputExistsError,
     ProtocolMismatchError,
     ReportError,
@@ -45,6 +46,7 @@ __all__ = [
     "BlockFit",
     "Comparison",
     "DeviceData",
+    "OutputError",
     "OutputExistsError",
     "ProtocolMismatchError",
     "ReportError",

@@ -23,7 +23,7 @@ import numpy as np
 
 from blox_lat._fs import utc_now
 from blox_lat.report import _figures as F
-from blox_lat.report._errors import OutputExistsError, SourceError, SourceMismatchError
+from blox_lat.report._errors import OutputError, OutputExistsError, SourceError, SourceMismatchError
 from blox_lat.report._sources import DeviceData, Source, load_sources
 from blox_lat.report._stats import fit_block_costs, kendall, pareto_front, spearman
 
@@ -395,13 +395,28 @@ def save_figures(figures: list[tuple[str, Any]], folder: Path, jobs: int | None 
 
 
 def _prepare_out(out: Path, force: bool) -> Path:
+    """Check ``out`` and make the temporary folder the report is written into (beside it, so
+    that the final rename stays on one file system); a path nobody can write fails here, in
+    one line, before any source is read or any figure drawn."""
     if out.exists() and not force:
         raise OutputExistsError(f"{out} exists; give another --out or pass --force to replace it")
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"{out} is a file; give a folder for --out")
+    if out.parent.exists() and not out.parent.is_dir():
+        raise OutputError(f"{out.parent} is a file, so {out} cannot be a folder; give another --out")
     if not out.parent.is_dir():
         raise SourceError(f"the parent folder of {out} does not exist; create it first")
-    return out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
+    try:
+        tmp.mkdir()
+    except OSError as exc:
+        raise _output_error(out, exc) from None
+    return tmp
+
+
+def _output_error(out: Path, exc: OSError) -> OutputError:
+    return OutputError(f"cannot write the report to {out} ({exc.strerror or exc}); give an --out in a folder "
+                       "you can write to")
 
 
 def _install(tmp: Path, out: Path) -> None:
@@ -429,27 +444,30 @@ def build_report(sources: list[str | os.PathLike[str]] | list[Source], out: str 
     start = time.perf_counter()
     out = Path(out)
     tmp = _prepare_out(out, force)
-    loaded = [s if isinstance(s, Source) else None for s in sources]
-    paths = [s for s in sources if not isinstance(s, Source)]
-    loaded_paths = iter(load_sources(paths) if paths else [])
-    srcs = [s if s is not None else next(loaded_paths) for s in loaded]
-    if not srcs:
-        raise SourceError("no source given: name at least one campaign folder or release")
-    parts = ReportBuilder(srcs, devices).parts()
-    meta = {"schema": REPORT_SCHEMA, "generator": f"blox-lat {__version__}",
-            "created_at": utc_now(zulu=True),
-            "sources": [{"path": s.path, "kind": s.kind, "schema": s.schema, "version": s.version,
-                         "devices": list(s.devices)} for s in srcs]}
-    figures = [name for part in parts for name, _fig, _caption in part.figures]
     try:
-        (tmp / "figures").mkdir(parents=True)
-        save_figures([(name, fig) for part in parts for name, fig, _caption in part.figures], tmp / "figures", jobs)
-        images = {name: (tmp / "figures" / f"{name}.png").read_bytes() for name in figures}
-        document = {**meta, "parts": {p.key: {"title": p.title, "numbers": p.numbers, "notes": p.notes,
-                                              "figures": [n for n, _, _ in p.figures]} for p in parts}}
-        (tmp / "report.json").write_text(json.dumps(_r(document), indent=1, allow_nan=False) + "\n")
-        (tmp / "report.html").write_text(render_html(meta, parts, images), encoding="utf-8")
-        _install(tmp, out)
+        loaded = [s if isinstance(s, Source) else None for s in sources]
+        paths = [s for s in sources if not isinstance(s, Source)]
+        loaded_paths = iter(load_sources(paths) if paths else [])
+        srcs = [s if s is not None else next(loaded_paths) for s in loaded]
+        if not srcs:
+            raise SourceError("no source given: name at least one campaign folder or release")
+        parts = ReportBuilder(srcs, devices).parts()
+        meta = {"schema": REPORT_SCHEMA, "generator": f"blox-lat {__version__}",
+                "created_at": utc_now(zulu=True),
+                "sources": [{"path": s.path, "kind": s.kind, "schema": s.schema, "version": s.version,
+                             "devices": list(s.devices)} for s in srcs]}
+        figures = [name for part in parts for name, _fig, _caption in part.figures]
+        try:
+            (tmp / "figures").mkdir()
+            save_figures([(name, fig) for part in parts for name, fig, _caption in part.figures], tmp / "figures", jobs)
+            images = {name: (tmp / "figures" / f"{name}.png").read_bytes() for name in figures}
+            document = {**meta, "parts": {p.key: {"title": p.title, "numbers": p.numbers, "notes": p.notes,
+                                                  "figures": [n for n, _, _ in p.figures]} for p in parts}}
+            (tmp / "report.json").write_text(json.dumps(_r(document), indent=1, allow_nan=False) + "\n")
+            (tmp / "report.html").write_text(render_html(meta, parts, images), encoding="utf-8")
+            _install(tmp, out)
+        except OSError as exc:  # a full disk, a file system gone read-only meanwhile
+            raise _output_error(out, exc) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from blox_lat.errors import BloxLatError
 
-__all__ = ["OutputExistsError", "ProtocolMismatchError", "ReportError", "SourceError", "SourceMismatchError"]
+__all__ = ["OutputError", "OutputExistsError", "ProtocolMismatchError", "ReportError", "SourceError", "SourceMismatchError"]
 
 
 class ReportError(BloxLatError):
@@ -23,5 +23,9 @@ class ProtocolMismatchError(ReportError):
     """Two sources were measured with different protocols (see ``--allow-protocol-mismatch``)."""
 
 
-class OutputExistsError(ReportError, FileExistsError):
+class OutputError(ReportError):
+    """The output folder cannot be written (a read-only file system, no permission, a full disk)."""
+
+
+class OutputExistsError(OutputError, FileExistsError):
     """The output folder exists; a report never overwrites one unless asked to (``--force``)."""
