@@ -1,8 +1,10 @@
-"""Files on disk: atomic write, SHA-256 of a file, UTC timestamps (one helper each, for every stage).
+"""Files on disk: atomic write, folder replacement, SHA-256 of a file, UTC timestamps (one
+helper each, for every stage).
 
 An atomic write puts the bytes in a temporary file next to the target, flushes and fsyncs it,
 renames it over the target and fsyncs the folder, so a reader sees the old file or the whole new
-one and a crash after the call returns cannot lose the new name.
+one and a crash after the call returns cannot lose the new name. :func:`replace_dir` does the
+same for a whole folder built under a temporary name.
 """
 
 from __future__ import annotations
@@ -10,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import shutil
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["atomic_write", "fsync_dir", "sha256_file", "utc_now"]
+__all__ = ["atomic_write", "fsync_dir", "replace_dir", "sha256_file", "utc_now"]
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -62,6 +66,35 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str | Callable[[Bin
         raise
     fsync_dir(path.parent)
     return path
+
+
+def replace_dir(new: str | os.PathLike[str], target: str | os.PathLike[str]) -> Path:
+    """Move the folder ``new`` to ``target``, replacing the folder already there, if any.
+
+    The old folder is renamed aside (``.<name>.old-PID@HOST-<ns>``), ``new`` renamed into place,
+    then the old one removed; if ``new`` cannot move in, the old folder is put back. ``target``
+    must not be a symbolic link: resolve it first (``os.path.realpath``) and build ``new``
+    beside what it points to, since a rename cannot cross file systems and renaming the link
+    aside would replace the link, not its folder, and leave the link behind."""
+    from blox_lat._leftovers import owner_tag
+
+    new, target = Path(new), Path(target)
+    if target.is_symlink():
+        raise ValueError(f"{target} is a symbolic link; replace_dir wants the folder it points to")
+    old = None
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{owner_tag()}-{time.time_ns()}")
+        os.rename(target, old)
+    try:
+        os.rename(new, target)
+    except BaseException:
+        if old is not None:
+            os.rename(old, target)
+        raise
+    fsync_dir(target.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from blox_lat._fs import utc_now
+from blox_lat._fs import replace_dir, utc_now
 from blox_lat.report import _figures as F
 from blox_lat.report._errors import OutputError, OutputExistsError, SourceError, SourceMismatchError
 from blox_lat.report._sources import DeviceData, Source, load_sources
@@ -394,39 +394,33 @@ def save_figures(figures: list[tuple[str, Any]], folder: Path, jobs: int | None 
         _PENDING = []
 
 
-def _prepare_out(out: Path, force: bool) -> Path:
-    """Check ``out`` and make the temporary folder the report is written into (beside it, so
-    that the final rename stays on one file system); a path nobody can write fails here, in
-    one line, before any source is read or any figure drawn."""
-    if out.exists() and not force:
+def _prepare_out(out: Path, force: bool) -> tuple[Path, Path]:
+    """(the folder to replace, the temporary folder to write the report into).
+
+    A symbolic link ``out`` stands for the folder it points to (existing or not): that folder
+    is what gets replaced, and the temporary folder is made beside it, so that the final
+    rename stays on one file system. A path nobody can write fails here, in one line, before
+    any source is read or any figure drawn."""
+    target = Path(os.path.realpath(out)) if out.is_symlink() else out
+    if target.exists() and not force:
         raise OutputExistsError(f"{out} exists; give another --out or pass --force to replace it")
-    if out.exists() and not out.is_dir():
+    if target.exists() and not target.is_dir():
         raise OutputExistsError(f"{out} is a file; give a folder for --out")
-    if out.parent.exists() and not out.parent.is_dir():
-        raise OutputError(f"{out.parent} is a file, so {out} cannot be a folder; give another --out")
-    if not out.parent.is_dir():
-        raise SourceError(f"the parent folder of {out} does not exist; create it first")
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{time.time_ns()}"
+    if target.parent.exists() and not target.parent.is_dir():
+        raise OutputError(f"{target.parent} is a file, so {target} cannot be a folder; give another --out")
+    if not target.parent.is_dir():
+        raise SourceError(f"the parent folder of {target} does not exist; create it first")
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{time.time_ns()}"
     try:
         tmp.mkdir()
     except OSError as exc:
         raise _output_error(out, exc) from None
-    return tmp
+    return target, tmp
 
 
 def _output_error(out: Path, exc: OSError) -> OutputError:
     return OutputError(f"cannot write the report to {out} ({exc.strerror or exc}); give an --out in a folder "
                        "you can write to")
-
-
-def _install(tmp: Path, out: Path) -> None:
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def build_report(sources: list[str | os.PathLike[str]] | list[Source], out: str | os.PathLike[str], *,
@@ -435,15 +429,21 @@ def build_report(sources: list[str | os.PathLike[str]] | list[Source], out: str 
 
     ``sources`` are campaign folders or releases (paths) or already loaded :class:`Source`
     objects; ``devices`` limits the report to those device names. Raises a
-    :class:`~blox_lat.report.ReportError` (nothing written) for unusable input or an existing
-    ``out`` without ``force``. ``jobs`` processes draw the figures (default: up to 4 CPUs).
+    :class:`~blox_lat.report.ReportError` (nothing written) for unusable input, an ``out``
+    that cannot be written, or an existing ``out`` without ``force``. ``jobs`` processes draw
+    the figures (default: up to 4 CPUs).
+
+    An ``out`` that is a symbolic link is followed: the report replaces (with ``force``) or
+    creates the folder the link points to, and the link itself stays as it is, still pointing
+    there. Nothing else is left beside either: the report is written under a temporary name
+    and swapped in with :func:`blox_lat._fs.replace_dir`.
     """
     from blox_lat import __version__
     from blox_lat.report._html import render_html
 
     start = time.perf_counter()
     out = Path(out)
-    tmp = _prepare_out(out, force)
+    target, tmp = _prepare_out(out, force)
     try:
         loaded = [s if isinstance(s, Source) else None for s in sources]
         paths = [s for s in sources if not isinstance(s, Source)]
@@ -465,7 +465,7 @@ def build_report(sources: list[str | os.PathLike[str]] | list[Source], out: str 
                                                   "figures": [n for n, _, _ in p.figures]} for p in parts}}
             (tmp / "report.json").write_text(json.dumps(_r(document), indent=1, allow_nan=False) + "\n")
             (tmp / "report.html").write_text(render_html(meta, parts, images), encoding="utf-8")
-            _install(tmp, out)
+            replace_dir(tmp, target)
         except OSError as exc:  # a full disk, a file system gone read-only meanwhile
             raise _output_error(out, exc) from None
     except BaseException:
