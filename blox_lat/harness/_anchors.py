@@ -73,7 +73,8 @@ class SetLevel:
 def set_level(latencies_ms: Sequence[float], reference_ms: Sequence[float]) -> float:
     """The geometric mean of ``latency / reference`` over the anchors (1.0 for the reference set)."""
     if not latencies_ms or len(latencies_ms) != len(reference_ms):
-        raise AnchorError(f"{len(latencies_ms)} anchor latencies for {len(reference_ms)} references")
+        raise AnchorError(f"{len(latencies_ms)} anchor latencies for {len(reference_ms)} reference latencies: "
+                          "a level needs the same anchors (at least one) timed and in the reference")
     if any(not (v > 0) for v in (*latencies_ms, *reference_ms)):
         raise AnchorError("anchor latencies must be positive")
     return math.exp(math.fsum(math.log(a / r) for a, r in zip(latencies_ms, reference_ms)) / len(latencies_ms))
@@ -97,8 +98,15 @@ class CampaignReference:
                       tuple(float(x) for x in line["reference_ms"]), str(line.get("recorded_at") or ""))
         except (KeyError, TypeError, ValueError):
             raise AnchorError("an anchors line without campaign_id, anchors or reference_ms") from None
-        if len(ref.anchors) != len(ref.reference_ms) or not all(x > 0 and math.isfinite(x) for x in ref.reference_ms):
-            raise AnchorError(f"an anchors line with a bad reference_ms {list(ref.reference_ms)}")
+        if not ref.anchors:
+            raise AnchorError("an anchors line with no anchors and no reference_ms (no reference to compare "
+                              "a set's anchors with)")
+        if len(ref.anchors) != len(ref.reference_ms):
+            raise AnchorError(f"an anchors line with {len(ref.anchors)} anchors but {len(ref.reference_ms)} "
+                              "reference_ms values")
+        if not all(x > 0 and math.isfinite(x) for x in ref.reference_ms):
+            raise AnchorError(f"an anchors line with a bad reference_ms {list(ref.reference_ms)} (each a finite "
+                              "latency > 0)")
         return ref
 
 

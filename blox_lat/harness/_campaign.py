@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from blox_lat.errors import BloxLatError
-from blox_lat.harness._anchors import DEFAULT_ANCHOR_EVERY, AnchorError, choose_anchors, set_level
+from blox_lat.harness._anchors import DEFAULT_ANCHOR_EVERY, AnchorError, CampaignReference, choose_anchors, set_level
 from blox_lat.harness._attempts import Outcome, measure_set_with_retries, measure_with_retries, time_alone
 from blox_lat.harness._environment import collect_environment
 from blox_lat.harness._events import (
@@ -62,7 +62,13 @@ from blox_lat.harness._events import (
     ThermalWaited,
 )
 from blox_lat.harness._factory import get_runner
-from blox_lat.harness._journal import JOURNAL_NAME, Journal, check_measurement_line, read_journal_lines
+from blox_lat.harness._journal import (
+    JOURNAL_NAME,
+    Journal,
+    JournalError,
+    check_measurement_line,
+    read_journal_lines,
+)
 from blox_lat.harness._protocol import Measurement, TimingProtocol
 from blox_lat.harness._records import (
     ANCHORS,
@@ -206,13 +212,15 @@ def campaign_status(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
     first_env: dict[str, Any] | None = None
     last_env: dict[str, Any] | None = None
     first_anchors: dict[str, Any] | None = None
+    reference: tuple[CampaignReference, int] | None = None
     if path.exists():
         for number, record in read_journal_lines(path):
             if record.get("kind") == ENVIRONMENT:
                 first_env = first_env or record
                 last_env = record
-            elif record.get("kind") == ANCHORS:
-                first_anchors = first_anchors or record
+            elif record.get("kind") == ANCHORS and first_anchors is None:
+                first_anchors = record
+                reference = (check_reference_line(record, path, number), number)
             elif record.get("kind") == MEASUREMENT:
                 key = check_measurement_line(record, path, number)
                 if record.get("status") == "ok":
@@ -221,7 +229,17 @@ def campaign_status(out_dir: str | os.PathLike[str]) -> dict[str, Any]:
                 elif key not in done:
                     failed[key] = record
     return {"journal": path, "done": done, "failed": failed, "first_environment": first_env,
-            "last_environment": last_env, "first_anchors": first_anchors}
+            "last_environment": last_env, "first_anchors": first_anchors, "reference": reference}
+
+
+def check_reference_line(record: dict[str, Any], path: Path, number: int) -> CampaignReference:
+    """The reference a campaign's first ``anchors`` line states (the dataset reader's judgement
+    of it); :class:`JournalError` naming the file and line when it states none."""
+    try:
+        return CampaignReference.of_line(record)
+    except AnchorError as exc:
+        raise JournalError(f"{path}:{number}: the campaign's first anchors line, the reference of its levels, "
+                           f"is unusable: {exc}; restore the file from a backup or remove that line") from None
 
 
 def _carried_set(out: Path, todo: Sequence[Any], protocol: TimingProtocol, emit: EventSink) -> PartialSet | None:
@@ -429,8 +447,8 @@ class Campaign:
         first_env = EnvironmentRecord.from_dict(first) if first is not None else None
         check_identity(first_env, self.device, self.profiles[0], self.protocol, self.out)
         check_anchors(first_env, self.anchors, self.out)
-        if state["first_anchors"] is not None and self.anchors:
-            self._reference = [float(x) for x in AnchorsRecord.from_dict(state["first_anchors"]).latencies_ms]
+        if state["reference"] is not None and self.anchors:
+            self._reference = self._resumed_reference(*state["reference"])
         self.campaign_id = (first_env.campaign_id if first_env is not None else None) or uuid.uuid4().hex[:16]
         self._select(state["done"], state["failed"])
         if self._keeps_rounds():
@@ -443,6 +461,16 @@ class Campaign:
         self._emit(CampaignStarted(selected=len(self.unique), todo=len(self.todo), already_done=len(self.already),
                                    skipped_failed=len(self.skipped), env_id=self.env_id,
                                    devices=[p.name for p in self.profiles]))
+
+    def _resumed_reference(self, reference: CampaignReference, number: int) -> list[float]:
+        """The reference latencies of a resumed campaign (its first ``anchors`` line, at line
+        ``number``), refused before any work when they are not of this run's anchors."""
+        if list(reference.anchors) != [a.hash for a in self.anchors]:
+            raise JournalError(
+                f"{self.out / JOURNAL_NAME}:{number}: the campaign's first anchors line names "
+                f"{len(reference.anchors)} anchor(s) other than the {len(self.anchors)} of its environment line; "
+                "restore the file from a backup or remove that line")
+        return list(reference.reference_ms)
 
     def _select(self, done: dict[str, Any], failed_before: dict[str, Any]) -> None:
         """Each model once; those done are skipped, and those failed before with ``skip_failed``."""
