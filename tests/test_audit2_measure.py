@@ -199,12 +199,19 @@ def test_an_anchors_line_of_other_anchors_is_refused_up_front(folder, measured, 
 
 # --- 5. connection options the transport does not take -------------------------------------------
 
-@_pending(5)
 def test_a_connection_option_of_no_local_use_is_refused(folder):
     line = _refused(folder, ["measure", "0", "--runs", "10", "--connect", "colour=blue", "--out", str(folder / "c")],
                     "colour")
     assert "local" in line and "workdir" in line  # what the transport does take
     assert not (folder / "c").exists()
+
+
+def test_a_local_connection_python_is_the_worker_python(folder, store):
+    """The key the local transport does take is used, not ignored: its worker runs with it."""
+    line = _refused(folder, ["measure", "0", "--runs", "10", "--interleave", "1", "--anchors", "0", "--connect",
+                             "python=/nonexistent/python", "--out", str(folder / "c"), "--store", str(store)],
+                    "/nonexistent/python")
+    assert "worker" in line
 
 
 # --- 6. a campaign folder or journal that is a symbolic link -------------------------------------

@@ -48,10 +48,14 @@ def get_runner(profile: Any, *, timeout_s: float = DEFAULT_TIMEOUT_S,
                affinity: Sequence[int] | None = None, connection: dict[str, Any] | None = None) -> Runner:
     """The runner for a profile: a local worker, or a transport to the device it names.
 
-    ``connection`` overrides keys of the profile's connection table (``--connect KEY=VALUE``).
+    ``connection`` overrides keys of the profile's connection table (``--connect KEY=VALUE``);
+    a key the profile's transport does not take is refused (:class:`~blox_lat.devices.ProfileError`),
+    on a local device too, whose worker runs with the connection's ``python`` when one is given.
     Remote profiles whose ``options`` carry ``thermal_max_c`` wait for the device to cool down
     before each model (``thermal_timeout_s``, default 300 s).
     """
+    from blox_lat.devices import connection_settings, open_transport
+
     spec = get_runtime(profile.runtime)
     if profile.transport == "local":
         if not spec.local:
@@ -59,8 +63,9 @@ def get_runner(profile: Any, *, timeout_s: float = DEFAULT_TIMEOUT_S,
                 f"device {profile.name!r}: runtime {profile.runtime!r} cannot run locally; "
                 "use a profile with runtime 'onnxruntime' or 'torchscript'"
             )
-        return LocalWorkerRunner(timeout_s=timeout_s, affinity=affinity)
-    from blox_lat.devices import connection_settings, open_transport
+        connection_settings(profile, connection)  # a key the local transport does not take is refused
+        python = {**dict(profile.connection), **dict(connection or {})}.get("python")
+        return LocalWorkerRunner(timeout_s=timeout_s, affinity=affinity, **({"python": python} if python else {}))
 
     settings = connection_settings(profile, connection)
     transport = open_transport(profile, connection)
