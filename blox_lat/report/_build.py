@@ -14,6 +14,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -375,9 +376,30 @@ def _save(i: int) -> None:
     fig.savefig(folder / f"{name}.svg")
 
 
+def _quiet_worker() -> None:
+    """Pool initializer: Ctrl-C is the parent's to handle (it terminates the pool), so a
+    worker ignores SIGINT instead of printing ``Process ForkPoolWorker-N:`` and a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def _pool(jobs: int):
+    """A fork pool of ``jobs`` quiet workers. SIGINT stays blocked while they are forked, so
+    one that arrives before a worker's initializer ran cannot reach it (it waits in the parent
+    and interrupts it as soon as the pool exists)."""
+    import multiprocessing
+
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        return multiprocessing.get_context("fork").Pool(jobs, initializer=_quiet_worker)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
 def save_figures(figures: list[tuple[str, Any]], folder: Path, jobs: int | None = None) -> None:
     """Every figure as ``folder/NAME.png`` and ``.svg``; drawing dominates a report's time, so
-    with ``jobs`` > 1 forked workers (which inherit the figures, nothing is pickled) share it."""
+    with ``jobs`` > 1 forked workers (which inherit the figures, nothing is pickled) share it.
+    Ctrl-C stops the parent, which terminates the workers; they print nothing."""
     global _PENDING
     import multiprocessing
 
@@ -385,7 +407,7 @@ def save_figures(figures: list[tuple[str, Any]], folder: Path, jobs: int | None 
     _PENDING = [(name, fig, folder) for name, fig in figures]
     try:
         if jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
-            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            with _pool(jobs) as pool:  # leaving the block terminates the workers, also on Ctrl-C
                 pool.map(_save, range(len(_PENDING)), chunksize=1)
         else:
             for i in range(len(_PENDING)):
