@@ -216,7 +216,6 @@ def test_a_local_connection_python_is_the_worker_python(folder, store):
 
 # --- 6. a campaign folder or journal that is a symbolic link -------------------------------------
 
-@_pending(6)
 def test_an_out_folder_that_is_a_symlink_is_refused(folder, measured, store):
     camp = _copy(measured, folder)
     (folder / "link").symlink_to(camp)
@@ -225,7 +224,6 @@ def test_an_out_folder_that_is_a_symlink_is_refused(folder, measured, store):
     assert str(camp) in line  # the real path to give instead
 
 
-@_pending(6)
 def test_a_journal_that_is_a_symlink_is_refused(folder, measured, store):
     camp = _copy(measured, folder, "other")
     (folder / "camp").mkdir()
@@ -235,7 +233,6 @@ def test_a_journal_that_is_a_symlink_is_refused(folder, measured, store):
     assert str(camp) in line
 
 
-@_pending(6)
 def test_the_library_refuses_a_symlinked_campaign_folder_too(folder, measured):
     from blox_lat.devices import get_device
     from blox_lat.harness import CampaignSetupError, run_campaign

@@ -59,8 +59,12 @@ def check_farm(profiles: Sequence[DeviceProfile]) -> None:
 
 def check_campaign_dir(out_dir: str | os.PathLike[str]) -> Path:
     """The campaign directory ``out_dir``, refused (:class:`CampaignSetupError`) when the file
-    system cannot look it up (a name longer than it takes: ENAMETOOLONG) or it is a file. A
-    directory that does not exist yet is fine: the campaign creates it."""
+    system cannot look it up (a name longer than it takes: ENAMETOOLONG), it is a file, or it
+    or its journal is a symbolic link: a link would append to whatever campaign it points at,
+    silently, so the real path is asked for. A directory that does not exist yet is fine: the
+    campaign creates it."""
+    from blox_lat.harness._journal import JOURNAL_NAME
+
     out = Path(out_dir)
     try:
         os.lstat(out)
@@ -70,6 +74,13 @@ def check_campaign_dir(out_dir: str | os.PathLike[str]) -> Path:
         fix = ("give a shorter path (a name takes at most 255 bytes)" if exc.errno == errno.ENAMETOOLONG
                else "give another campaign folder")
         raise CampaignSetupError(f"--out {out}: {exc.strerror or type(exc).__name__}; {fix}") from None
+    why = "a campaign is resumed at its real path only (a link would append to the campaign it points at)"
+    if out.is_symlink():
+        raise CampaignSetupError(f"--out {out} is a symbolic link to {out.resolve()}: {why}; give --out {out.resolve()}")
+    if (out / JOURNAL_NAME).is_symlink():
+        real = (out / JOURNAL_NAME).resolve()
+        raise CampaignSetupError(f"--out {out}: its {JOURNAL_NAME} is a symbolic link to {real}: {why}; "
+                                 f"give --out {real.parent}, or remove the link")
     if not out.is_dir():
         raise CampaignSetupError(f"--out {out} is a file; give a directory for the campaign")
     return out
