@@ -250,7 +250,8 @@ class ReportBuilder:
             again = d.attempts > 1
             remeasured = [{**self._model(i), "attempts": int(a), "cv": _r(c, 4)}
                           for i, a, c in zip(d.index[again], d.attempts[again], d.cv[again])]
-            per_device[name] = {"median_cv": _r(float(np.nanmedian(d.cv)), 4), "cv_threshold": threshold,
+            cv = d.cv[np.isfinite(d.cv)]  # a release may lack the CV of some (or all) models
+            per_device[name] = {"median_cv": _r(float(np.median(cv)) if cv.size else None, 4), "cv_threshold": threshold,
                                 "noisy": noisy, "remeasured": remeasured}
             part.figures.append((f"noise-{_safe(name)}", F.noise_figure(d, threshold),
                                  f"{name}: coefficient of variation of every measurement; {len(noisy)} noisy, "

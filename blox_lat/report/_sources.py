@@ -216,7 +216,21 @@ def _read_campaign(path: Path) -> Source:
         recorded_s=_stamps(list(columns[4])), failed=failed, protocol=protocol, profile=profile,
         environments=tuple(envs), group_means=_pad(list(columns[5])), anchor_levels=_anchor_levels(levels),
     )
+    _check_latencies(data, "drop or re-measure that model's journal line")
     return Source(path=str(path), kind="campaign", schema=1, devices={data.device: data})
+
+
+def _check_latencies(data: DeviceData, fix: str) -> None:
+    """Refuse a latency that no measurement can give (zero, negative, NaN, infinite): it can
+    only come from an edited or damaged source, and every ratio, logarithm and log-scale axis
+    downstream would turn it into numpy warnings, bogus results or a crash."""
+    bad = ~(np.isfinite(data.latency_ms) & (data.latency_ms > 0))
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        more = f" (and {int(bad.sum()) - 1} more)" if bad.sum() > 1 else ""
+        raise SourceError(f"{data.source}: model {int(data.index[k])} on {data.device} has latency "
+                          f"{float(data.latency_ms[k])!r} ms{more}, but a measured latency is a positive finite "
+                          f"number; {fix}")
 
 
 def _anchor_levels(levels: list[tuple[Any, float]]) -> np.ndarray | None:
@@ -272,6 +286,7 @@ def _load_release(path: Path, raw: bool) -> Source:
             failed=failed, protocol=protocols[0] if len(protocols) == 1 else ({"protocols": protocols} if protocols else None),
             profile={"name": device, **(meta.get("profile") or {})}, environments=envs, group_means=group_means,
         )
+        _check_latencies(devices[device], "rebuild the release from campaigns without it")
     params = flops = None
     if "static" in rel.manifest["sections"]:
         sec = rel.section("static")
