@@ -208,18 +208,11 @@ CASES = [
 
 assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
 
-_LOAD = "1, 2: a predictor file's tables, family and bounds are not checked at load"
 _PIECES = "2: --pieces ',' measures nothing and exits 0"
 _JOURNAL = "3: a bad journal latency is 'record N: no model_index or latency_ms'"
 _COUNT = "3: 'plan -5' is 'No such option'"
 #: case or test -> the audit finding whose fix is in flight (xfail, strict: the fix lands, the entry goes)
 PENDING: dict[str, str] = {
-    **dict.fromkeys(["transfer-prior-nan", "transfer-prior-1e308", "transfer-prior-one-1e308", "all-predictor-nan",
-                     "all-predictor-inf", "show-predictor-nan", "show-predictor-intercept-inf",
-                     "show-predictor-scores-nan", "next-plan-predictor-nan", "show-family-unknown",
-                     "all-family-unknown", "show-bounds-negated", "all-bounds-negative-width",
-                     "show-bounds-not-the-scores", "test_dataset_pred_section_refuses_at_load_like_predict_all"],
-                    _LOAD),
     **dict.fromkeys(["pieces-measure-names-none", "pieces-measure-names-blanks",
                      "test_library_refuses_an_empty_piece_list"], _PIECES),
     **dict.fromkeys(["fit-latency-nan", "fit-latency-negative", "fit-latency-zero", "fit-latency-text",

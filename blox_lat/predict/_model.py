@@ -198,23 +198,142 @@ def _round_model(model: dict) -> dict:
     return out
 
 
-def _check_model(model: Any, where: str) -> dict:
-    if not isinstance(model, dict) or model.get("space") not in ("ms", "log"):
-        raise PredictorFileError(f"{where}: model has no space 'ms' or 'log'")
+_REFIT = "the file is damaged or was edited; refit it (blox-lat predict fit)"
+#: what ``method`` and ``latency`` may say (families: blox_lat.predict.FAMILIES and these two)
+METHODS = ("fit", "pieces", "transfer")
+LATENCIES = ("raw", "corrected")
+
+
+def known_families() -> tuple[str, ...]:
+    from blox_lat.predict._fit import FAMILIES
+
+    return (*FAMILIES, "transfer", "pieces")
+
+
+def _finite(where: str, name: str, value: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """``value`` as a float array of ``shape``, every entry finite, or :class:`PredictorFileError`
+    naming the field and the first bad entry (``model.costs[1][7] is nan``)."""
     try:
-        costs = np.asarray(model["costs"], dtype=float)
-        float(model["intercept"])
-        if costs.shape != (NUM_STAGES, NUM_BLOCKS):
-            raise ValueError("costs")
-        for table in model.get("pairs") if model.get("pairs") is not None else ():
-            if np.asarray(table, dtype=float).shape != (NUM_BLOCKS, NUM_BLOCKS):
-                raise ValueError("pairs")
-        if model.get("prior") is not None:
-            _check_model(model["prior"], where)
-            float(model["prior_scale"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PredictorFileError(f"{where}: malformed model tables ({exc}); refit the predictor") from None
+        a = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise PredictorFileError(f"{where}: {name} is not numbers; {_REFIT}") from None
+    if shape is not None and a.shape != shape:
+        want = " x ".join(map(str, shape)) or "one number"
+        raise PredictorFileError(f"{where}: {name} has shape {a.shape}, not {want}; {_REFIT}")
+    bad = np.argwhere(~np.isfinite(a))
+    if len(bad):
+        at = tuple(int(i) for i in bad[0])
+        raise PredictorFileError(f"{where}: {name}{''.join(f'[{i}]' for i in at)} is {float(a[at])}; "
+                                 f"a predictor's numbers must be finite: {_REFIT}")
+    return a
+
+
+def _tables(model: dict, name: str = "model"):
+    """``(field name, array)`` of every number of a model's tables (prior included)."""
+    yield f"{name}.intercept", np.asarray(model["intercept"], dtype=float)
+    yield f"{name}.costs", np.asarray(model["costs"], dtype=float)
+    for k, table in enumerate(model.get("pairs") if model.get("pairs") is not None else ()):
+        yield f"{name}.pairs[{k}]", np.asarray(table, dtype=float)
+    if model.get("prior") is not None:
+        yield f"{name}.prior_scale", np.asarray(model["prior_scale"], dtype=float)
+        yield from _tables(model["prior"], f"{name}.prior")
+
+
+def _check_model(model: Any, where: str, name: str = "model") -> dict:
+    """The model tables of a file: their space, shapes, and every number finite."""
+    if not isinstance(model, dict) or model.get("space") not in ("ms", "log"):
+        raise PredictorFileError(f"{where}: {name} has no space 'ms' or 'log'; {_REFIT}")
+    for key in ("intercept", "costs"):
+        if key not in model:
+            raise PredictorFileError(f"{where}: {name} has no {key}; {_REFIT}")
+    _finite(where, f"{name}.intercept", model["intercept"], ())
+    _finite(where, f"{name}.costs", model["costs"], (NUM_STAGES, NUM_BLOCKS))
+    pairs = model.get("pairs")
+    if pairs is not None:
+        if not isinstance(pairs, (list, np.ndarray)) or len(pairs) != len(PAIRS):
+            raise PredictorFileError(f"{where}: {name}.pairs must hold {len(PAIRS)} tables; {_REFIT}")
+        for k, table in enumerate(pairs):
+            _finite(where, f"{name}.pairs[{k}]", table, (NUM_BLOCKS, NUM_BLOCKS))
+    structure = model.get("structure")
+    if isinstance(structure, dict) and "coef" in structure:  # informative, but saved again by transfer
+        _finite(where, f"{name}.structure.coef", structure["coef"])
+    if model.get("prior") is not None:
+        _check_model(model["prior"], where, f"{name}.prior")
+        _finite(where, f"{name}.prior_scale", model.get("prior_scale"), ())
     return model
+
+
+def _check_labels(doc: dict, where: str) -> None:
+    """``family``, ``method`` and ``latency`` are ones this blox-lat knows."""
+    for key, known in (("family", known_families()), ("method", METHODS), ("latency", LATENCIES)):
+        value = doc.get(key, {"method": "fit", "latency": "raw"}.get(key))
+        if value not in known:
+            raise PredictorFileError(f"{where}: {key} {str(value)[:60]!r} is not one this blox-lat knows "
+                                     f"({', '.join(known)}); {_REFIT}, or upgrade blox-lat")
+
+
+def _check_bounds(interval: dict, scores: np.ndarray, where: str) -> None:
+    """``interval.bounds`` (written for readers; predictions use the scores) are well formed and
+    the ones the scores give."""
+    bounds = interval.get("bounds")
+    if bounds is None:
+        return
+    if not isinstance(bounds, dict):
+        raise PredictorFileError(f"{where}: interval.bounds must map each level to [lower, upper]; {_REFIT}")
+    for key, pair in bounds.items():
+        try:
+            level = float(key)
+            lo, hi = (float(v) for v in pair)
+            if not 0.0 < level < 1.0:
+                raise ValueError(key)
+        except (TypeError, ValueError):
+            raise PredictorFileError(f"{where}: interval.bounds[{key!r}] is {str(pair)[:60]}, not [lower, upper] "
+                                     f"of a level between 0 and 1; {_REFIT}") from None
+        if not (math.isfinite(lo) and math.isfinite(hi)) or lo > hi:
+            raise PredictorFileError(f"{where}: interval.bounds[{key!r}] is [{lo:.6g}, {hi:.6g}]: the lower bound "
+                                     f"must be finite and not above the upper one; {_REFIT}")
+        want = conformal_bounds(scores, level)
+        if not np.allclose((lo, hi), want, rtol=1e-6, atol=1e-6):
+            raise PredictorFileError(f"{where}: interval.bounds[{key!r}] is [{lo:.6g}, {hi:.6g}] but "
+                                     f"interval.scores give [{want[0]:.6g}, {want[1]:.6g}]; {_REFIT}")
+
+
+def _largest(model: dict) -> tuple[str, float]:
+    """The model's number of largest magnitude: ``("model.costs[1][7]", value)``."""
+    best = ("", 0.0)
+    for name, a in _tables(model):
+        at = np.unravel_index(np.argmax(np.abs(a)), a.shape)
+        if abs(float(a[at])) > abs(best[1]) or not best[0]:
+            best = (name + "".join(f"[{int(i)}]" for i in at), float(a[at]))
+    return best
+
+
+def _check_outputs(p: Predictor, where: str) -> None:
+    """Every model's prediction, and its interval at any level, finite and positive: numbers
+    that are finite one by one can still overflow (a cost of 1e308)."""
+    from blox_lat.predict._features import all_blocks
+
+    blocks = all_blocks()
+    s = p.scores
+    widest = (s[0] - 0.5 * (s[-1] - s[0]), s[-1] + 0.5 * (s[-1] - s[0]))  # conformal_bounds as level -> 1
+    with np.errstate(all="ignore"):
+        y = evaluate(p.model, blocks)
+        sp = spread(p.ginv, blocks)
+        lo, hi = y * np.exp(widest[0] * sp), y * np.exp(widest[1] * sp)
+        good_y = np.isfinite(y) & (y > 0)
+        good = good_y & np.isfinite(lo) & np.isfinite(hi) & (lo > 0)
+        k = int(np.argmin(good_y)) if not good_y.all() else int(np.argmin(good))
+        # log hi = log y + q * spread: blame the larger term, the tables' or the scores'
+        tables = not good_y[k] or abs(np.log(y[k])) >= max(map(abs, widest)) * sp[k]
+    if good.all():
+        return
+    if tables:
+        name, value = _largest(p.model)
+        raise PredictorFileError(f"{where}: the tables predict model #{k} at {y[k]:.6g} ms, not a finite positive "
+                                 f"latency with a finite interval; the largest of their numbers, {name} = "
+                                 f"{value:.6g}, is beyond any device's: {_REFIT}")
+    raise PredictorFileError(f"{where}: interval.scores ({s[0]:.6g} .. {s[-1]:.6g}) make model #{k}'s interval "
+                             f"{lo[k]:.6g} .. {hi[k]:.6g} ms, not finite and positive; {_REFIT}")
 
 
 def _leverage(record: dict, training: dict) -> np.ndarray:
@@ -231,7 +350,10 @@ def _leverage(record: dict, training: dict) -> np.ndarray:
 
 
 def load(path: str | os.PathLike[str]) -> Predictor:
-    """Read a predictor file; refuses another format, a newer schema or another search space."""
+    """Read a predictor file; refuses another format, a newer schema or another search space,
+    and a file whose numbers, labels or interval bounds are not ones blox-lat writes: every
+    consumer (``predict show/all/transfer/plan``, ``dataset build --pred``) reads it through here,
+    so a damaged file is refused once, naming the file and the field."""
     path = Path(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -249,15 +371,22 @@ def load(path: str | os.PathLike[str]) -> Predictor:
     if doc.get("space") != space_id():
         raise PredictorFileError(f"{path} was fitted for another search space ({doc.get('space')}); "
                                  "it cannot predict Blox models")
+    where = str(path)
     try:
-        scores = np.asarray(doc["interval"]["scores"], dtype=float)
+        _check_labels(doc, where)
+        scores = np.sort(_finite(where, "interval.scores", doc["interval"]["scores"]))
         if scores.ndim != 1 or not len(scores):
             raise ValueError("interval scores are missing")
+        _check_bounds(doc["interval"], scores, where)
         ginv = _leverage(doc["leverage"], doc.get("training") or {})
-        return Predictor(str(doc["device"]), dict(doc.get("setting") or {}), doc.get("protocol"),
-                         str(doc.get("latency", "raw")), str(doc["family"]),
-                         _check_model(doc["model"], str(path)), ginv, np.sort(scores),
-                         dict(doc.get("training") or {}), dict(doc.get("cv") or {}), str(doc.get("method", "fit")),
-                         dict(doc.get("provenance") or {}), dict(doc["space"]))
+        p = Predictor(str(doc["device"]), dict(doc.get("setting") or {}), doc.get("protocol"),
+                      str(doc.get("latency", "raw")), str(doc["family"]),
+                      _check_model(doc["model"], where), ginv, scores,
+                      dict(doc.get("training") or {}), dict(doc.get("cv") or {}), str(doc.get("method", "fit")),
+                      dict(doc.get("provenance") or {}), dict(doc["space"]))
+    except PredictorFileError:
+        raise
     except (KeyError, TypeError, ValueError) as exc:
         raise PredictorFileError(f"{path}: malformed predictor file ({exc}); refit it") from None
+    _check_outputs(p, where)
+    return p
