@@ -179,6 +179,8 @@ CASES = [
       "names no pieces"),
     C("pieces-measure-names-blanks", ("predict", "pieces", "measure", "--pieces", " , ,", "--out", "{d}/pieces.json"),
       "names no pieces"),
+    C("pieces-measure-names-empty", ("predict", "pieces", "measure", "--pieces", "", "--out", "{d}/pieces.json"),
+      "names no pieces"),
 
     # finding 3: messages
     C("fit-latency-nan", ("predict", "fit", "{d}/camp", "--out", "{d}/new.json"),
@@ -208,13 +210,10 @@ CASES = [
 
 assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
 
-_PIECES = "2: --pieces ',' measures nothing and exits 0"
 _JOURNAL = "3: a bad journal latency is 'record N: no model_index or latency_ms'"
 _COUNT = "3: 'plan -5' is 'No such option'"
 #: case or test -> the audit finding whose fix is in flight (xfail, strict: the fix lands, the entry goes)
 PENDING: dict[str, str] = {
-    **dict.fromkeys(["pieces-measure-names-none", "pieces-measure-names-blanks",
-                     "test_library_refuses_an_empty_piece_list"], _PIECES),
     **dict.fromkeys(["fit-latency-nan", "fit-latency-negative", "fit-latency-zero", "fit-latency-text",
                      "fit-latency-missing", "fit-model-index-missing", "fit-corrected-nan", "fit-corrected-negative"],
                     _JOURNAL),

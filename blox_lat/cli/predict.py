@@ -218,7 +218,7 @@ def pieces_measure(device: str, out: Path, names: str | None, runs: int, runs_pe
     protocol = TimingProtocol.from_total(runs, runs_per_group, warmup_min_runs=warmup_runs, warmup_min_s=warmup_s,
                                          interleave=interleave,
                                          **({"rounds": runs // runs_per_group} if interleave > 1 else {}))
-    chosen = [n.strip() for n in names.split(",") if n.strip()] if names else None
+    chosen = [n.strip() for n in names.split(",") if n.strip()] if names is not None else None
     doc = pr.measure_pieces(chosen, device=device, protocol=protocol,
                             on_piece=lambda name, r: click.echo(f"{name}: {r['latency_ms']:.4f} ms", err=True))
     pr.save_pieces(doc, out, overwrite=force)

@@ -123,6 +123,9 @@ def measure_pieces(pieces: list[str] | None = None, *, device: str = "cpu", prot
     from blox_lat.harness import Measurement, TimingProtocol, get_runner
 
     pieces = list(pieces) if pieces is not None else all_pieces()
+    if not pieces:
+        raise PiecesError("the piece list names no pieces; give names like stem,cell/0/3,reduction/1,head "
+                          "or leave --pieces out to time all 140")
     for p in pieces:
         _shapes(p)
     profile = get_device(device)
