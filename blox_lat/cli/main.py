@@ -4,6 +4,10 @@ Subcommand modules are imported only when used, so ``blox-lat --help`` stays ins
 missing heavy dependency only affects the command that needs it. Every user error (a
 :class:`~blox_lat.errors.BloxLatError` or a click usage error) becomes one line on stderr and
 exit status 2; anything else is a bug and keeps its traceback.
+
+Warnings (numpy's RuntimeWarnings and the like) are held while a command runs: one that
+fails on bad input or is interrupted shows only its one line, so nothing precedes the error;
+one that succeeds, exits with a status of its own or hits a bug shows them when it ends.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import warnings
 
 import click
 
@@ -59,8 +64,10 @@ class BloxGroup(click.Group):
 
     def main(self, args=None, prog_name=None, **kwargs):  # type: ignore[override]
         kwargs.pop("standalone_mode", None)
+        held: list[warnings.WarningMessage] = []
         try:
-            rv = super().main(args=args, prog_name=prog_name or "blox-lat", standalone_mode=False, **kwargs)
+            with warnings.catch_warnings(record=True) as held:
+                rv = super().main(args=args, prog_name=prog_name or "blox-lat", standalone_mode=False, **kwargs)
         except click.exceptions.Abort:
             click.echo("blox-lat: interrupted", err=True)
             sys.exit(130)
@@ -70,7 +77,17 @@ class BloxGroup(click.Group):
         except BloxLatError as exc:
             click.echo(f"blox-lat: error: {_one_line(str(exc))}", err=True)
             sys.exit(EXIT_USER_ERROR)
+        except BaseException:
+            _show(held)  # a bug's traceback (or a command's own exit status) keeps its context
+            raise
+        _show(held)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _show(held: list[warnings.WarningMessage]) -> None:
+    """Show the warnings held while a command ran, as they would have been shown then."""
+    for w in held:
+        warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
 
 
 def _stdout_closed() -> bool:
