@@ -210,13 +210,9 @@ CASES = [
 
 assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
 
-_JOURNAL = "3: a bad journal latency is 'record N: no model_index or latency_ms'"
 _COUNT = "3: 'plan -5' is 'No such option'"
 #: case or test -> the audit finding whose fix is in flight (xfail, strict: the fix lands, the entry goes)
 PENDING: dict[str, str] = {
-    **dict.fromkeys(["fit-latency-nan", "fit-latency-negative", "fit-latency-zero", "fit-latency-text",
-                     "fit-latency-missing", "fit-model-index-missing", "fit-corrected-nan", "fit-corrected-negative"],
-                    _JOURNAL),
     **dict.fromkeys(["plan-count-negative", "plan-count-negative-after-options"], _COUNT),
 }
 
@@ -327,3 +323,8 @@ def test_library_writers_name_the_path_they_cannot_write(folder: Path):
     (folder / "d").mkdir()
     with pytest.raises(pr.PredictError, match="is a directory"):
         p.save(folder / "d", overwrite=True)
+
+
+def test_a_training_set_from_arrays_names_the_bad_model():
+    with pytest.raises(pr.PredictError, match=r"latency of model 7 is nan; latencies must be finite positive"):
+        pr.from_arrays([3, 7, 9], [1.0, float("nan"), 2.0])

@@ -16,10 +16,11 @@ when every record has one, raw otherwise).
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -29,6 +30,8 @@ from blox_lat.predict._errors import MixedInputError, PredictError
 CORRECTED_KEYS = ("level_corrected_ms", "corrected_latency_ms", "latency_corrected_ms")
 _PLAIN = {"interleave": 1, "rounds": 1, "rewarm_runs": 0}
 LATENCY_KINDS = ("auto", "raw", "corrected")
+#: models in the space (model indices are 0..MODELS-1)
+MODELS = 91125
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,12 @@ class TrainingSet:
     def __post_init__(self) -> None:
         if len(self.indices) != len(self.latency_ms):
             raise PredictError("training set: indices and latencies differ in length")
-        if len(self.latency_ms) and not (np.isfinite(self.latency_ms).all() and (self.latency_ms > 0).all()):
-            raise PredictError("training set: latencies must be finite and positive")
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero(~(np.isfinite(self.latency_ms) & (self.latency_ms > 0)))
+        if len(bad):
+            k = int(bad[0])
+            raise PredictError(f"training set: the latency of model {int(self.indices[k])} is {self.latency_ms[k]}; "
+                               "latencies must be finite positive milliseconds")
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -100,13 +107,29 @@ def _journals(source: Path) -> list[Path]:
     return found
 
 
-def _corrected(record: dict) -> float | None:
+_DAMAGED = "a damaged or edited journal line: restore the file from a backup or remove that line"
+_DAMAGED_RELEASE = "a damaged release: 'blox-lat dataset verify' checks it; rebuild it from the journals"
+
+
+def _milliseconds(where: str, key: str, value: Any, damaged: str = _DAMAGED) -> float:
+    """``value`` if it is a finite positive number, else :class:`PredictError` saying what it is."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return float(value)
+    _refuse(where, f"{key} is {repr(value)[:40]}; must be a finite positive number of milliseconds", damaged)
+
+
+def _refuse(where: str, what: str, damaged: str = _DAMAGED) -> NoReturn:
+    raise PredictError(f"{where}: {what} ({damaged})")
+
+
+def _corrected(record: dict, where: str) -> float | None:
+    """The level-corrected latency of a measurement line, if it has one (checked like the raw one)."""
     m = record.get("measurement") or {}
     for key in CORRECTED_KEYS:
         for holder in (m, record):
             value = holder.get(key)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
+            if value is not None:
+                return _milliseconds(where, key, value)
     return None
 
 
@@ -147,7 +170,7 @@ class _Collector:
             self.values[key] = (recorded_at, raw, corrected)
 
 
-def _note_reference(path: Path, line: dict, c: _Collector) -> None:
+def _note_reference(where: str, line: dict, c: _Collector) -> None:
     """Keep an anchored campaign's reference, from the first of its ``anchors`` lines."""
     from blox_lat.harness import AnchorError, CampaignReference
 
@@ -156,7 +179,7 @@ def _note_reference(path: Path, line: dict, c: _Collector) -> None:
     try:
         ref = CampaignReference.of_line(line)
     except AnchorError as exc:
-        raise PredictError(f"{path}: {exc}; a damaged journal line") from None
+        raise PredictError(f"{where}: {exc} ({_DAMAGED})") from None
     old = c.references.get(ref.campaign_id)
     if old is None or ref.recorded_at < old.recorded_at:
         c.references[ref.campaign_id] = ref
@@ -177,28 +200,33 @@ def _on_common_reference(c: _Collector) -> None:
 
 
 def _read_journal(path: Path, c: _Collector) -> None:
-    from blox_lat.harness import AnchorsRecord, MeasurementRecord, read_journal
+    from blox_lat.harness import AnchorsRecord, MeasurementRecord
+    from blox_lat.harness._journal import read_journal_lines
 
-    number = 0
-    for line in read_journal(path):  # one pass: anchors lines give references, measurements values
+    # one pass: anchors lines give references, measurements values; errors name file:line
+    for number, line in read_journal_lines(path):
+        where = f"{path}:{number}"
         if line.get("kind") == AnchorsRecord.kind:
-            _note_reference(path, line, c)
+            _note_reference(where, line, c)
             continue
         if line.get("kind") != MeasurementRecord.kind:
             continue
-        number += 1
         rec = MeasurementRecord.from_dict(line)
         if not rec.ok or not isinstance(rec.measurement, dict):
             continue
         device = str(rec.device)
-        c.check(device, _setting(rec.profile), _identity(rec.protocol), f"{path} record {number}")
+        c.check(device, _setting(rec.profile), _identity(rec.protocol), where)
         if c.want is not None and device != c.want:
             continue
-        latency = rec.measurement.get("latency_ms")
-        if not isinstance(rec.model_index, int) or not isinstance(latency, (int, float)) or not latency > 0:
-            raise PredictError(f"{path} record {number}: no model_index or latency_ms; a damaged journal line")
-        c.add(rec.model_index, str(rec.campaign_id or path.parent.name), str(rec.recorded_at or ""),
-              float(latency), _corrected(line))
+        index = rec.model_index
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < MODELS:
+            _refuse(where, f"model_index is {repr(index)[:40]}; must be a model index 0..{MODELS - 1}"
+                    if "model_index" in line else "measurement line has no model_index")
+        if "latency_ms" not in rec.measurement:
+            _refuse(where, "ok measurement has no latency_ms")
+        latency = _milliseconds(where, "latency_ms", rec.measurement["latency_ms"])
+        c.add(index, str(rec.campaign_id or path.parent.name), str(rec.recorded_at or ""), latency,
+              _corrected(line, where))
 
 
 def _read_release(path: Path, device: str | None, c: _Collector) -> None:
@@ -227,9 +255,11 @@ def _read_release(path: Path, device: str | None, c: _Collector) -> None:
     corr_name = next((k for k in CORRECTED_KEYS if k in cols), None)
     corr = table.column(corr_name).to_pylist() if corr_name else [None] * len(raw)
     campaign = table.column("campaign_id").to_pylist() if "campaign_id" in cols else [None] * len(raw)
-    for i, st, r, cv, camp in zip(index, status, raw, corr, campaign):
-        if st == "ok" and r is not None and r > 0:
-            c.add(int(i), f"{path.name}:{camp}", "", float(r), cv)
+    for row, (i, st, r, cv, camp) in enumerate(zip(index, status, raw, corr, campaign)):
+        if st == "ok" and r is not None:
+            where = f"{path} bench/{device} row {row}"
+            c.add(int(i), f"{path.name}:{camp}", "", _milliseconds(where, "latency_ms", r, _DAMAGED_RELEASE),
+                  None if cv is None else _milliseconds(where, corr_name, cv, _DAMAGED_RELEASE))
 
 
 def load(sources: list[str | os.PathLike[str]], *, device: str | None = None, latency: str = "auto") -> TrainingSet:
