@@ -205,31 +205,21 @@ CASES = [
     C("plan-count-negative", ("predict", "plan", "-5", "--out", "{d}/plan.txt"),
       "re:-5.*must be a positive integer"),
     C("plan-count-negative-after-options", ("predict", "plan", "--seed", "3", "-12", "--out", "{d}/plan.txt"),
-      "re:-12.*must be a positive integer"),
+      "re:N -12: .*must be a positive integer"),
+    C("plan-unknown-option-stays-unknown", ("predict", "plan", "45", "-x", "--out", "{d}/plan.txt"),
+      "No such option"),
 ]
 
 assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
 
-_COUNT = "3: 'plan -5' is 'No such option'"
 #: case or test -> the audit finding whose fix is in flight (xfail, strict: the fix lands, the entry goes)
-PENDING: dict[str, str] = {
-    **dict.fromkeys(["plan-count-negative", "plan-count-negative-after-options"], _COUNT),
-}
+PENDING: dict[str, str] = {}
 
 
 def _pending(name: str) -> tuple:
     if name not in PENDING:
         return ()
     return (pytest.mark.xfail(strict=True, reason=f"issue 24 finding {PENDING[name]}"),)
-
-
-def _mark(name: str):
-    """The pending mark of a library test (none once its fix landed)."""
-    def decorate(test):
-        for mark in _pending(name):
-            test = mark(test)
-        return test
-    return decorate
 
 
 def _param(case: Case):
@@ -279,7 +269,6 @@ def test_predict_bad_input_console_script(case: Case, folder: Path):
 
 # --- the library: one validation at load, every consumer through it --------------------------
 
-@_mark("test_dataset_pred_section_refuses_at_load_like_predict_all")
 def test_dataset_pred_section_refuses_at_load_like_predict_all(folder: Path):
     """``dataset build --pred`` reads the file through the same loader and gets the same message."""
     _predictor(_cost(float("nan")))(folder)
@@ -298,7 +287,6 @@ def test_valid_predictors_of_every_method_still_load(folder: Path):
     assert pr.load(moved.save(folder / "t.json")).family == "transfer"
 
 
-@_mark("test_library_refuses_negative_seeds")
 def test_library_refuses_negative_seeds():
     data = pr.from_arrays(pr.plan_balanced(60, 0), [1.0 + i % 7 for i in range(60)])
     with pytest.raises(pr.PredictError, match="seed"):
@@ -307,13 +295,11 @@ def test_library_refuses_negative_seeds():
         pr.plan_balanced(45, seed=-3)
 
 
-@_mark("test_library_refuses_an_empty_piece_list")
 def test_library_refuses_an_empty_piece_list():
     with pytest.raises(pr.PiecesError, match="names no pieces"):
         pr.measure_pieces([], device="cpu")
 
 
-@_mark("test_library_writers_name_the_path_they_cannot_write")
 def test_library_writers_name_the_path_they_cannot_write(folder: Path):
     p = pr.load(GOLDEN)
     with pytest.raises(pr.PredictError, match="blox-lat-bad-input"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -32,6 +33,25 @@ class _Seed(click.ParamType):
 
 
 SEED = _Seed()
+
+class _CountCommand(click.Command):
+    """A command whose count argument may be written negative (``plan -5``): click would call
+    that an unknown option; say instead that the count must be a positive integer."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        given = list(args)  # click's parser consumes the list it is given
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption:
+            takes_value = {o for p in self.params if isinstance(p, click.Option) and not p.is_flag
+                           for o in (*p.opts, *p.secondary_opts)}
+            counts = [a for before, a in zip([None, *given], given)
+                      if re.fullmatch(r"-\d+", a) and before not in takes_value]
+            if not counts:
+                raise
+            raise click.UsageError(f"N {counts[0]}: the number of models must be a positive integer "
+                                   "(1..91125, e.g. 135)", ctx) from None
+
 
 #: the families of blox_lat.predict.FAMILIES (spelled out so that --help needs no numpy)
 FAMILY_NAMES = ("additive", "additive-log", "interact", "structured", "structured-log", "structured-interact")
@@ -92,7 +112,7 @@ def fit(sources: tuple[Path, ...], out: Path, device: str | None, family: str, l
         click.echo(f"wrote {out}")
 
 
-@predict.command()
+@predict.command(cls=_CountCommand)
 @click.argument("n", required=False, type=int)
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the design.")
 @click.option("--next", "next_n", type=int, default=None, metavar="N",
