@@ -6,6 +6,7 @@ import functools
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # the harness is imported when a command runs: 'blox-lat --he
         ModelDone,
         Remeasuring,
         SetProgress,
+        SetResumed,
         ThermalWaited,
     )
 
@@ -56,40 +58,104 @@ def _check_affinity(cpus: list[int] | None, profiles: list[Any]) -> None:
             param_hint="--affinity")
 
 
-#: without a terminal, a set's round is reported at most this often (seconds)
+#: without a terminal, a progress line (the set's round, the campaign's ETA) at least this often
+#: (seconds): when a round or model says nothing new in that time, a ticker thread says it
 NOTE_EVERY_S = 10.0
 
 
 class _Progress:
-    """Models done, rate, ETA and last latency: a rich bar on a terminal, plain lines otherwise."""
+    """Models done, rate, ETA and last latency: a rich bar on a terminal, plain lines otherwise.
 
-    def __init__(self, quiet: bool) -> None:
+    Progress is counted in rounds, across the whole campaign: a set of n models timed together
+    is n models' worth of work once its last round is done, and n x r / R after round r of R
+    (rounds that a killed run kept do not count as this run's work, re-measurements add
+    nothing); a model measured alone is one model's worth. The rate and the ETA come from that,
+    so a set's models, reported together when it ends, all show the same ETA, and without a
+    terminal a line comes every ``NOTE_EVERY_S`` seconds (:meth:`start` runs the ticker that
+    says it when nothing else did), flushed as it is written.
+    """
+
+    def __init__(self, quiet: bool, clock: Callable[[], float] = time.monotonic) -> None:
         self.quiet = quiet
+        self.clock = clock
         self.bar: Any = None
         self.task: Any = None
-        self.started = time.monotonic()
+        self.started = clock()
         self.todo = 0
         self.done = 0
-        self.shown = 0.0
-        self.noted = self.started
+        self.shown = 0.0  # models' worth of rounds done, never going back
+        self.kept = 0.0  # models' worth of rounds that a killed run kept (not timed by this run)
+        self.kept_rounds = 0  # of the set that goes on next (SetResumed)
+        self.progressed = self.started  # when ``shown`` last moved
+        self.timing: SetProgress | None = None  # the set being timed, as its latest round said
+        self.noted = self.started  # when the latest plain line was written
+        self.lock = threading.RLock()
+        self.stopping = threading.Event()
+        self.ticker: threading.Thread | None = None
 
     def __call__(self, event: CampaignEvent) -> None:
         if self.quiet:
             return
         handler = _handlers().get(type(event))
         if handler is not None:
-            handler(self, event)
+            with self.lock:  # the ticker and a farm's threads write too
+                handler(self, event)
+
+    def start(self) -> None:
+        """Without a terminal, start the ticker: a line whenever ``NOTE_EVERY_S`` passed without one."""
+        if not self.quiet and not sys.stderr.isatty():
+            self.ticker = threading.Thread(target=self._tick, name="measure-progress", daemon=True)
+            self.ticker.start()
+
+    def _tick(self) -> None:
+        while True:
+            with self.lock:
+                due = self.noted + NOTE_EVERY_S - self.clock()
+            if self.stopping.wait(max(due, 0.05)):
+                return
+            with self.lock:
+                if self.todo and self.clock() - self.noted >= NOTE_EVERY_S:
+                    self._note()
 
     def _say(self, message: str) -> None:
         if self.bar is not None:
             self.bar.console.print(message)
         else:
-            click.echo(message, err=True)
+            self.noted = self.clock()
+            click.echo(message, err=True)  # click flushes: a pipe gets each line as it is written
+
+    def _advance(self, shown: float) -> None:
+        if shown > self.shown:
+            self.shown, self.progressed = shown, self.clock()
+
+    def _rate(self) -> float:
+        """Models' worth of rounds per second, over this run's work so far (0.0 before any)."""
+        spent = self.progressed - self.started
+        return (self.shown - self.kept) / spent if spent > 0 and self.shown > self.kept else 0.0
+
+    def _eta(self) -> str:
+        """Seconds left at the campaign's rate, counting down since the latest progress."""
+        rate = self._rate()
+        if not rate:
+            return "not known yet"
+        left = (self.todo - self.shown) / rate - (self.clock() - self.progressed)
+        return f"{max(left, 0.0):.0f} s"
+
+    def _note(self) -> None:
+        """The plain progress line: where the set being timed is, and the campaign's ETA."""
+        timing = self.timing
+        if timing is not None:
+            again = ", re-measuring noisy ones" if timing.attempt > 1 else ""
+            where = f"{timing.models} models timed together{again}: round {timing.round}/{timing.rounds}"
+        else:
+            where = f"{self.done}/{self.todo} models measured"
+        share = 100 * self.shown / self.todo if self.todo else 100.0
+        self._say(f"  {where}; campaign {share:.0f} % of its rounds, ETA {self._eta()}")
 
     def _started(self, event: CampaignStarted) -> None:
         self.todo = event.todo
-        click.echo(f"{event.selected} selected, {event.already_done} already measured, "
-                   f"{event.skipped_failed} failed before (skipped), {event.todo} to measure", err=True)
+        self._say(f"{event.selected} selected, {event.already_done} already measured, "
+                  f"{event.skipped_failed} failed before (skipped), {event.todo} to measure")
         if sys.stderr.isatty() and self.todo:
             self.bar = progress_bar("measuring", "{task.fields[rate]}", trailing="{task.fields[last]}")
             self.bar.start()
@@ -110,38 +176,43 @@ class _Progress:
         level = f"level {event.level:.3f}" if event.level is not None else "no level (an anchor failed)"
         self._say(f"  anchors timed ({event.trigger}): {level}")
 
+    def _set_resumed(self, event: SetResumed) -> None:
+        if event.attempt == 1:
+            self.kept_rounds = event.rounds_kept
+
     def _set_progress(self, event: SetProgress) -> None:
         # a set of models timed together finishes all at once, minutes apart: move the bar
-        # (and its rate and ETA) through the set's rounds in between
-        # (never backwards: a re-measurement of a set's noisy models repeats rounds)
-        if event.round >= event.rounds:
-            return  # the set's models are reported next
+        # (and its rate and ETA) through the set's rounds in between (never backwards: a
+        # re-measurement of a set's noisy models repeats rounds, and adds no campaign progress)
+        if event.attempt == 1:
+            if self.kept_rounds:  # the rounds a killed run kept arrive with this one: not this run's work
+                self.kept += event.models * self.kept_rounds / event.rounds
+                self.kept_rounds = 0
+            self._advance(self.done + event.models * event.round / event.rounds)
+        self.timing = event
         if self.bar is not None:
-            self.shown = max(self.shown, self.done + event.models * event.round / event.rounds)
-            self.bar.update(self.task, completed=self.shown)
-        elif time.monotonic() - self.noted >= NOTE_EVERY_S:  # plain lines: a log, not a flood
-            self.noted = time.monotonic()
-            again = ", re-measuring noisy ones" if event.attempt > 1 else ""
-            click.echo(f"  {event.models} models timed together{again}: round "
-                       f"{event.round}/{event.rounds}", err=True)
+            if event.round < event.rounds:  # the set's models move the bar next
+                self.bar.update(self.task, completed=self.shown)
+        elif event.round < event.rounds and self.clock() - self.noted >= NOTE_EVERY_S:
+            self._note()  # plain lines: a log, not a flood
 
     def _model_done(self, event: ModelDone) -> None:
         record, pos = event.record, event.position
-        self.done = pos
-        self.shown = max(self.shown, pos)
-        elapsed = time.monotonic() - self.started
-        rate = pos / elapsed * 60 if elapsed > 0 else 0.0
-        eta = (self.todo - pos) * elapsed / pos if pos else 0.0
+        self.done, self.timing = pos, None
+        self._advance(pos)
         m = record.measurement
         last = f"{m['latency_ms']:.3f} ms" if m else f"FAILED ({record.reason})"
+        rate = f"{self._rate() * 60:.1f}/min"
         if self.bar is not None:
-            self.bar.update(self.task, completed=self.shown, rate=f"{rate:.1f}/min", last=f"#{record.model_index} {last}")
+            self.bar.update(self.task, completed=self.shown, rate=rate, last=f"#{record.model_index} {last}")
         else:
-            self.noted = time.monotonic()
-            click.echo(f"[{pos}/{self.todo}] #{record.model_index} {record.model_hash[:12]} "
-                       f"{last}  ({rate:.1f}/min, ETA {eta:.0f} s)", err=True)
+            self._say(f"[{pos}/{self.todo}] #{record.model_index} {record.model_hash[:12]} "
+                      f"{last}  ({rate}, ETA {self._eta()})")
 
     def stop(self) -> None:
+        self.stopping.set()
+        if self.ticker is not None:
+            self.ticker.join()
         if self.bar is not None:
             self.bar.stop()
 
@@ -156,12 +227,14 @@ def _handlers() -> dict[type, Callable[[_Progress, Any], None]]:
         ModelDone,
         Remeasuring,
         SetProgress,
+        SetResumed,
         ThermalWaited,
     )
 
     return {CampaignStarted: _Progress._started, Remeasuring: _Progress._remeasuring,
             DeviceLost: _Progress._device_lost, SetProgress: _Progress._set_progress, ModelDone: _Progress._model_done,
-            ThermalWaited: _Progress._thermal_waited, AnchorsTimed: _Progress._anchors_timed}
+            ThermalWaited: _Progress._thermal_waited, AnchorsTimed: _Progress._anchors_timed,
+            SetResumed: _Progress._set_resumed}
 
 
 #: ``--cv-threshold``'s default as --help shows it (a test holds it to the library's constant)
@@ -345,6 +418,7 @@ def _run(archs: Any, profile: Any, protocol: Any, out: Any, options: dict[str, A
 
     progress = _Progress(quiet)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    progress.start()
     try:
         return run_campaign(archs, profile, protocol, out, on_event=progress, **options)
     finally:
