@@ -276,11 +276,10 @@ def test_progress_shows_a_sets_rounds_and_never_goes_back(monkeypatch, capsys):
         record = {"model_index": pos, "model_hash": "ab" * 16, "measurement": {"latency_ms": 1.5}}
         progress(ModelDone(record=MeasurementRecord.from_dict(record), position=pos, todo=2))
     err = capsys.readouterr().err.splitlines()
-    assert err[1:] == [
-        "  2 models timed together: round 1/2",  # the last round is reported by the models themselves
-        "  1 models timed together, re-measuring noisy ones: round 1/2",
-        err[3], err[4],
-    ] and err[3].startswith("[1/2] #1") and err[4].startswith("[2/2] #2")
+    assert len(err) == 5, err
+    assert err[1].startswith("  2 models timed together: round 1/2;")  # the last round: the models report it
+    assert err[2].startswith("  1 models timed together, re-measuring noisy ones: round 1/2;")
+    assert err[3].startswith("[1/2] #1") and err[4].startswith("[2/2] #2")
 
     class Bar:  # stands in for rich's Progress: records what the bar shows
         def __init__(self):
