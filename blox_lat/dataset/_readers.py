@@ -378,7 +378,7 @@ def read_journal_part(path: str, label: str) -> JournalPart:
                 settings.add((device, last_setting))
                 part.settings.append((device, last_setting))
         m = rec.measurement
-        if rec.ok and not isinstance(m, dict):
+        if rec.ok and m is None:
             raise InputError(f"{label}: an ok measurement of {h} carries no measurement")
         rank = 0 if not rec.ok else (1 if m.get("noisy") else 2)
         key = (rank, str(rec.recorded_at or ""), str(rec.campaign_id or ""), str(rec.env_id or ""), n)

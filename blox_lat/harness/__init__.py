@@ -47,7 +47,18 @@ from blox_lat.harness._events import (
     ThermalWaited,
 )
 from blox_lat.harness._factory import get_runner
-from blox_lat.harness._journal import JOURNAL_NAME, JOURNAL_SCHEMA, Journal, JournalError, read_journal
+from blox_lat.harness._journal import (
+    JOURNAL_NAME,
+    JOURNAL_SCHEMA,
+    Journal,
+    JournalError,
+    JournalRecord,
+    journal_path,
+    read_journal,
+    read_journal_lines,
+    read_records,
+)
+from blox_lat.harness._precision import trimmed_mean_se
 from blox_lat.harness._protocol import (
     DEFAULT_CV_THRESHOLD,
     LOCAL_INTERLEAVE,
@@ -58,7 +69,15 @@ from blox_lat.harness._protocol import (
     protocol_latency,
     trimmed_mean,
 )
-from blox_lat.harness._records import AnchorsRecord, EnvironmentRecord, MeasurementRecord
+from blox_lat.harness._records import (
+    AnchorsRecord,
+    DeviceSetting,
+    EnvironmentRecord,
+    MeasuredValue,
+    MeasurementRecord,
+    ProtocolIdentity,
+    RecordError,
+)
 from blox_lat.harness._rules import (
     CampaignConflictError,
     CampaignSetupError,
@@ -86,6 +105,16 @@ from blox_lat.harness._runners import (
     ThermalWait,
     TransportRunner,
     WorkerCrashedError,
+)
+from blox_lat.harness._standing import (
+    LATENCY_KINDS,
+    RULE,
+    LatencyKindError,
+    Standing,
+    Standings,
+    resolve_latency_kind,
+    stand,
+    standing_key,
 )
 from blox_lat.harness._timing import (
     RawRun,
@@ -169,6 +198,23 @@ __all__ = [
     "list_runtimes",
     "protocol_latency",
     "read_journal",
+    "read_journal_lines",
+    "read_records",
+    "journal_path",
+    "JournalRecord",
+    "trimmed_mean_se",
+    "LATENCY_KINDS",
+    "RULE",
+    "LatencyKindError",
+    "Standing",
+    "Standings",
+    "resolve_latency_kind",
+    "stand",
+    "standing_key",
+    "DeviceSetting",
+    "MeasuredValue",
+    "ProtocolIdentity",
+    "RecordError",
     "register_runtime",
     "run_campaign",
     "parse_cpus",

@@ -18,18 +18,25 @@ lines and ``anchors`` on environment lines of anchored campaigns. Readers treat 
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from blox_lat import _json as fast_json
 from blox_lat.errors import BloxLatError
-from blox_lat.harness._records import JOURNAL_SCHEMA
+from blox_lat.harness._records import (
+    JOURNAL_SCHEMA,
+    AnchorsRecord,
+    EnvironmentRecord,
+    MeasurementRecord,
+    RecordError,
+)
 
-__all__ = ["JOURNAL_NAME", "JOURNAL_SCHEMA", "Journal", "JournalError", "check_measurement_line", "read_journal",
-           "read_journal_lines"]
+__all__ = ["JOURNAL_NAME", "JOURNAL_SCHEMA", "Journal", "JournalError", "JournalRecord", "check_measurement_line",
+           "journal_path", "read_journal", "read_journal_lines", "read_records"]
 
 JOURNAL_NAME = "journal.jsonl"
 
@@ -55,16 +62,37 @@ def read_journal(path: str | os.PathLike[str], *, kind: str | None = None) -> It
         yield record
 
 
-def read_journal_lines(path: str | os.PathLike[str], *, kind: str | None = None
-                       ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """:func:`read_journal` with each record's line number, for errors that name the line."""
+def journal_path(path: str | os.PathLike[str]) -> Path:
+    """The journal file a path names: the path itself, or a campaign folder's ``journal.jsonl``
+    (``journal.jsonl.gz`` when only the compressed one is there)."""
     path = Path(path)
     if path.is_dir():
-        path = path / JOURNAL_NAME
+        plain = path / JOURNAL_NAME
+        packed = path / (JOURNAL_NAME + ".gz")
+        return packed if packed.is_file() and not plain.exists() else plain
+    return path
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The journal's bytes, decompressed when the file is gzipped (by its magic number)."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         raise JournalError(f"no journal at {path}: run 'blox-lat measure ... --out {path.parent}' first") from None
+    if data[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise JournalError(f"{path}: damaged gzip file ({exc}); restore it from a backup") from None
+    return data
+
+
+def read_journal_lines(path: str | os.PathLike[str], *, kind: str | None = None
+                       ) -> Iterator[tuple[int, dict[str, Any]]]:
+    """:func:`read_journal` with each record's line number, for errors that name the line.
+    A gzipped journal (``journal.jsonl.gz``) reads the same."""
+    path = journal_path(path)
+    data = _read_bytes(path)
     complete, _torn = _split_complete(data)
     for number, line in enumerate(complete.splitlines(), start=1):
         if not line.strip():
@@ -85,6 +113,57 @@ def read_journal_lines(path: str | os.PathLike[str], *, kind: str | None = None
                                f"blox-lat understands ({JOURNAL_SCHEMA}); upgrade blox-lat")
         if kind is None or record.get("kind") == kind:
             yield number, record
+
+
+JournalRecord = Union[EnvironmentRecord, MeasurementRecord, AnchorsRecord]
+
+
+def read_records(path: str | os.PathLike[str]) -> list[JournalRecord]:
+    """The journal's lines as typed records, in order, each validated once, here.
+
+    A line that cannot stand (a measurement with no hash or device, a NaN, zero or negative
+    latency, a sample count that does not match its protocol, a level whose ``set_id`` names
+    no ``anchors`` line of the journal, an anchors line without usable references) raises
+    :class:`JournalError` naming ``file:line`` and the field. Lines of other kinds are skipped.
+    Every consumer of a journal (campaign resume, dataset build, predict, report, compare,
+    cluster status) reads it through here or :func:`read_journal_lines`."""
+    path = journal_path(path)
+    records: list[JournalRecord] = []
+    set_ids: set[str] = set()
+    for number, line in read_journal_lines(path):
+        origin = f"{path}:{number}"
+        try:
+            record = _typed(line, origin)
+        except RecordError as exc:
+            raise JournalError(f"{origin}: {exc}; {_FIX}") from None
+        if record is None:
+            continue
+        if isinstance(record, AnchorsRecord):
+            set_ids.add(record.set_id)
+        records.append(record)
+    for record in records:
+        if isinstance(record, MeasurementRecord) and record.set_id is not None and record.level is not None \
+                and record.set_id not in set_ids:
+            raise JournalError(f"{record.origin}: level {record.level} names set_id {record.set_id!r}, which no "
+                               f"anchors line of the journal has; {_FIX}")
+    return records
+
+
+_FIX = "restore the file from a backup or remove that line"
+
+
+def _typed(line: dict[str, Any], origin: str) -> JournalRecord | None:
+    kind = line.get("kind")
+    if kind == MeasurementRecord.kind:
+        return MeasurementRecord.from_dict(line, origin).check()
+    if kind == AnchorsRecord.kind:
+        return AnchorsRecord.from_dict(line, origin).check()
+    if kind == EnvironmentRecord.kind:
+        env = EnvironmentRecord.from_dict(line)
+        if not isinstance(env.device, str) or not isinstance(env.env_id, str):
+            raise RecordError("an environment line names no device or env_id")
+        return env
+    return None
 
 
 def check_measurement_line(record: dict[str, Any], path: Path, number: int) -> str:

@@ -200,8 +200,7 @@ def _on_common_reference(c: _Collector) -> None:
 
 
 def _read_journal(path: Path, c: _Collector) -> None:
-    from blox_lat.harness import AnchorsRecord, MeasurementRecord
-    from blox_lat.harness._journal import read_journal_lines
+    from blox_lat.harness import AnchorsRecord, MeasurementRecord, read_journal_lines
 
     # one pass: anchors lines give references, measurements values; errors name file:line
     for number, line in read_journal_lines(path):
@@ -212,7 +211,7 @@ def _read_journal(path: Path, c: _Collector) -> None:
         if line.get("kind") != MeasurementRecord.kind:
             continue
         rec = MeasurementRecord.from_dict(line)
-        if not rec.ok or not isinstance(rec.measurement, dict):
+        if not rec.ok or rec.measurement is None:
             continue
         device = str(rec.device)
         c.check(device, _setting(rec.profile), _identity(rec.protocol), where)

@@ -153,3 +153,8 @@ def uncovered(blocks: np.ndarray) -> list[tuple[int, int]]:
         seen = np.bincount(blocks[:, s], minlength=NUM_BLOCKS) if len(blocks) else np.zeros(NUM_BLOCKS, int)
         out += [(s, b) for b in range(NUM_BLOCKS) if seen[b] == 0]
     return out
+
+
+#: the predictor families ``predict fit`` chooses among (their specs: blox_lat.predict._fit);
+#: here so that reading a predictor file can name them without importing the fitting code
+FAMILY_NAMES = ("additive", "additive-log", "interact", "structured", "structured-log", "structured-interact")

@@ -37,6 +37,7 @@ import numpy as np
 from blox_lat.predict._data import TrainingSet
 from blox_lat.predict._errors import PredictError, TooFewModelsError
 from blox_lat.predict._features import (
+    FAMILY_NAMES,
     FEATURES_VERSION,
     NUM_BLOCKS,
     NUM_STAGES,
@@ -79,6 +80,8 @@ _FAMILIES = {
     "structured-interact": _Family("log", structured=True, interactions=True, min_models=NUM_STAGES * NUM_BLOCKS),
 }
 FAMILIES = tuple(_FAMILIES)
+if FAMILIES != FAMILY_NAMES:  # the file reader's list (blox_lat.predict._features) must name these
+    raise ImportError("blox_lat.predict: FAMILY_NAMES and the fitted families differ")
 #: fewest distinct models each family is fitted from (interaction terms need more; the
 #: structured interaction family less, since the feature model carries the seldom-seen blocks)
 MIN_MODELS = {name: fam.min_models for name, fam in _FAMILIES.items()}

@@ -35,6 +35,7 @@ from blox_lat.predict._errors import (
     PredictorFileError,
 )
 from blox_lat.predict._features import (
+    FAMILY_NAMES,
     LEVERAGE_PRIOR,
     NUM_BLOCKS,
     NUM_STAGES,
@@ -205,9 +206,7 @@ LATENCIES = ("raw", "corrected")
 
 
 def known_families() -> tuple[str, ...]:
-    from blox_lat.predict._fit import FAMILIES
-
-    return (*FAMILIES, "transfer", "pieces")
+    return (*FAMILY_NAMES, "transfer", "pieces")
 
 
 def _finite(where: str, name: str, value: Any, shape: tuple[int, ...] | None = None) -> np.ndarray:
