@@ -176,7 +176,7 @@ def _noisy_set(out: Path, **options):
     (1 twice, 2 once), then clean. Returns the runner and the campaign's summary."""
     from types import SimpleNamespace
 
-    clean, noisy = [2.0] * 20, [2.0] * 18 + [9.0, 9.0]
+    clean, noisy = [2.0] * 20, [2.0] * 10 + [2.4] * 10  # noisy: the two group means disagree
     runner = SetRunner({0: [clean], 1: [noisy, noisy, clean], 2: [noisy, clean], 3: [clean]})
 
     def source(todo, profile):

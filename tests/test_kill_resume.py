@@ -184,7 +184,7 @@ def test_sigkill_mid_set_loses_at_most_the_round_in_progress(tmp_path, store):
 
 class RoundRunner:
     """A fake local device that times sets round by round (``resumes_rounds``): models in
-    ``noisy`` give spiky samples on their first attempt; ``stop_at`` = (attempt, round) raises
+    ``noisy`` give group means that disagree (every other round slower) on their first attempt; ``stop_at`` = (attempt, round) raises
     KeyboardInterrupt right after that round was handed over, as a kill would end the run."""
 
     reports_rounds = resumes_rounds = True
@@ -203,8 +203,8 @@ class RoundRunner:
         for r in range(start_round, len(sizes)):
             raws = []
             for n in names:
-                spike = n in self.noisy and self.attempt == 1
-                ns = [2_000_000 if not (spike and i == 0) else 90_000_000 for i in range(sizes[r] * protocol.runs_per_group)]
+                slow = n in self.noisy and self.attempt == 1 and r % 2 == 1  # every other round's groups slower
+                ns = [2_000_000 if not slow else 3_000_000 for i in range(sizes[r] * protocol.runs_per_group)]
                 samples[n] += ns
                 raws.append(RawRun(tuple(ns), 1, f"2025-01-01T00:00:0{r}+00:00", f"2025-01-01T00:00:0{r}+00:00", {}))
             if on_round_raws is not None:

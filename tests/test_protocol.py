@@ -19,6 +19,7 @@ from blox_lat.harness import (
     protocol_latency,
     time_callable,
     trimmed_mean,
+    trimmed_mean_se,
 )
 
 
@@ -123,8 +124,14 @@ def test_measurement_statistics_match_numpy():
 
 
 def test_noise_flag_and_round_trip():
-    noisy = _measurement([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 3.0] * 4)
-    assert noisy.cv > 0.1 and noisy.noisy and "cv>0.1" in noisy.flags
+    """Noisy means imprecise: the group means scatter so much that the reported latency's 95 %
+    interval is wider than +-5 %. Spikes the trimmed mean drops raise cv (information) only."""
+    spiky = _measurement([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 3.0] * 4)
+    assert spiky.cv > 0.1 and "cv>0.1" in spiky.flags and not spiky.noisy and spiky.se_ms == 0.0
+    noisy = _measurement([1.0] * 10 + [1.5] * 10 + [1.0] * 10 + [2.0] * 10)
+    assert noisy.noisy and "halfwidth>0.05" in noisy.flags and noisy.rel_halfwidth > 0.05
+    assert noisy.rel_halfwidth == pytest.approx(1.959963984540054 * trimmed_mean_se(noisy.group_means_ms)
+                                                / noisy.latency_ms)
     assert "few-groups" not in noisy.flags
     assert "few-groups" in _measurement([1.0] * 20).flags
     again = Measurement.from_dict(noisy.to_dict())
@@ -132,9 +139,21 @@ def test_noise_flag_and_round_trip():
     record = noisy.to_dict()
     for key in ("latency_ms", "median_ms", "mean_ms", "min_ms", "std_ms", "iqr_ms", "cv", "rel_iqr",
                 "groups", "runs_per_group", "warmup_runs", "started_at", "finished_at", "noisy",
-                "flags", "group_means_ms", "samples_ms"):
+                "flags", "group_means_ms", "samples_ms", "se_ms", "rel_halfwidth", "halfwidth_threshold"):
         assert key in record
     assert record["noisy"] is True and record["groups"] == 4
+
+
+def test_trimmed_mean_se_matches_the_spread_of_repeated_measurements():
+    """The standard error describes how far a retest moves the reported latency: over 400
+    simulated retests of 100 groups, the spread of the protocol latency matches the mean SE."""
+    rng = np.random.default_rng(1)
+    latencies, ses = [], []
+    for _ in range(400):
+        means = (2.0 + rng.gamma(2.0, 0.05, 100)).tolist()
+        latencies.append(trimmed_mean(means))
+        ses.append(trimmed_mean_se(means))
+    assert np.std(latencies) == pytest.approx(np.mean(ses), rel=0.15)
 
 
 def test_constant_samples_measurement():

@@ -66,7 +66,8 @@ def _check_measure(params: dict) -> None:
         return
     profiles, _ = m._devices(params["device_names"], params["device_files"], params["connect"])
     protocol = m._protocol(profiles, params["runs"], params["runs_per_group"], params["warmup_runs"],
-                           params["warmup_s"], params["cv_threshold"], params["interleave"], params["rounds"],
+                           params["warmup_s"], (params["cv_threshold"], params["max_halfwidth"]),
+                           params["interleave"], params["rounds"],
                            params["rewarm_runs"])
     m._anchors(params["anchors"], protocol.interleave, profiles)
 

@@ -162,7 +162,7 @@ class _Progress:
             self.task = self.bar.add_task("measure", total=self.todo, rate="", last="")
 
     def _remeasuring(self, event: Remeasuring) -> None:
-        self._say(f"  model {event.arch.index}: cv {event.cv:.3f} above threshold, "
+        self._say(f"  model {event.arch.index}: latency known to +-{event.halfwidth:.1%} only (95 % interval), "
                   f"re-measuring (attempt {event.attempt + 1})")
 
     def _device_lost(self, event: DeviceLost) -> None:
@@ -292,12 +292,17 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 @click.option("--store", "store_dir", type=click.Path(file_okay=False), default=None,
               help="Artifact store directory  [default: the exporters' ./artifacts]")
 @click.option("--max-attempts", default="auto", show_default=True, metavar="N|auto",
-              help="Measurements per model when the result is noisy (cv above the threshold). "
+              help="Measurements per model when the result is noisy (its 95 % interval wider than "
+                   "--max-halfwidth). "
                    "auto: 1 when interleaving (re-timing a set's noisy models cost more than it "
                    "gained, see docs/protocol.md), else 3.")
 @click.option("--cv-threshold", type=float, default=lambda: _cv_threshold(),
-              help=f"Coefficient of variation above which a measurement is flagged noisy.  "
+              help=f"Coefficient of variation of single runs above which a measurement is flagged "
+                   f"cv>T (information about the host; the trimmed mean drops such spikes).  "
                    f"[default: {CV_THRESHOLD_SHOWN}]")
+@click.option("--max-halfwidth", "max_halfwidth", type=float, default=0.05, show_default=True, metavar="FRACTION",
+              help="A measurement whose latency's 95 % interval is wider than +-FRACTION of it is "
+                   "noisy: timed again (--max-attempts) and flagged.")
 @click.option("--skip-failed", is_flag=True, help="Do not retry models that failed in an earlier run.")
 @click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
               help="Seconds one model may take before its worker is killed and it fails.")
@@ -311,7 +316,7 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
             device_files: tuple[str, ...], runs: int, runs_per_group: int, warmup_runs: int, warmup_s: float,
             interleave: str, rounds: int | None, rewarm_runs: int, anchors: str, anchor_every: str,
             out_dir: str | None, shard: str | None, store_dir: str | None, max_attempts: str, cv_threshold: float,
-            skip_failed: bool, timeout_s: float, affinity: str | None, lookahead: int, overlap_exports: bool | None,
+            max_halfwidth: float, skip_failed: bool, timeout_s: float, affinity: str | None, lookahead: int, overlap_exports: bool | None,
             quiet: bool, as_json: bool) -> None:
     """Measure the models named by SELECTOR on a device and append them to a journal.
 
@@ -339,8 +344,8 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     cpus = _parse_affinity(affinity)
     _check_limits(record_as, timeout_s, lookahead)
     profiles, connection = _devices(device_names, device_files, connect)
-    protocol = _protocol(profiles, runs, runs_per_group, warmup_runs, warmup_s, cv_threshold, interleave, rounds,
-                         rewarm_runs)
+    protocol = _protocol(profiles, runs, runs_per_group, warmup_runs, warmup_s, (cv_threshold, max_halfwidth),
+                         interleave, rounds, rewarm_runs)
     n_anchors = _anchors(anchors, protocol.interleave, profiles)
     archs = sp.shard(sp.select(selector), shard)
     _check_affinity(cpus, profiles)
@@ -388,9 +393,15 @@ def _devices(device_names: tuple[str, ...], device_files: tuple[str, ...],
 
 
 def _protocol(profiles: list[Any], runs: int, runs_per_group: int, warmup_runs: int, warmup_s: float,
-              cv_threshold: float, interleave: str, rounds: int | None, rewarm_runs: int) -> Any:
-    """The timing protocol the options describe (interleaving checked against the devices)."""
+              thresholds: tuple[float, float], interleave: str, rounds: int | None, rewarm_runs: int) -> Any:
+    """The timing protocol the options describe (interleaving checked against the devices);
+    ``thresholds``: (--cv-threshold, --max-halfwidth)."""
     from blox_lat.harness import TimingProtocol
+
+    cv_threshold, max_halfwidth = thresholds
+    if not 0 < max_halfwidth < 1:
+        raise click.BadParameter(f"{max_halfwidth} is not a fraction in (0, 1), e.g. 0.05 for +-5 %",
+                                 param_hint="--max-halfwidth")
 
     k = _interleave(interleave, profiles)
     if rounds is not None and k == 1 and rounds != 1:
@@ -401,7 +412,7 @@ def _protocol(profiles: list[Any], runs: int, runs_per_group: int, warmup_runs: 
     return TimingProtocol.from_total(runs, runs_per_group, warmup_min_runs=warmup_runs, warmup_min_s=warmup_s,
                                      cv_threshold=cv_threshold, interleave=k,
                                      rounds=(rounds if rounds is not None else groups) if k > 1 else 1,
-                                     rewarm_runs=rewarm_runs)
+                                     rewarm_runs=rewarm_runs, halfwidth_threshold=max_halfwidth)
 
 
 def _store(store_dir: str | None) -> Any:
@@ -488,7 +499,7 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
         "hash": record["model_hash"][:12],
         "status": record["status"],
         "latency_ms": f"{m['latency_ms']:.4f}" if m else "",
-        "median_ms": f"{m['median_ms']:.4f}" if m else "",
+        "+-95%": f"{m['rel_halfwidth']:.1%}" if m and m.get("rel_halfwidth") is not None else "",
         "cv": f"{m['cv']:.3f}" if m else "",
         "attempts": record["attempts"],
         "note": ",".join(m.get("flags", [])) if m else (record["reason"] or "")[:60],
@@ -500,12 +511,12 @@ def _report(summary: Any, as_json: bool) -> None:
         emit_json({**summary.to_dict(), "results": [
             {"model_index": r["model_index"], "model_hash": r["model_hash"], "status": r["status"],
              "reason": r["reason"], "attempts": r["attempts"],
-             "latency_ms": (r["measurement"] or {}).get("latency_ms"),
-             "cv": (r["measurement"] or {}).get("cv")} for r in summary.records]})
+             **{k: (r["measurement"] or {}).get(k) for k in ("latency_ms", "se_ms", "rel_halfwidth", "cv")}}
+            for r in summary.records]})
         return
     rows = [_row(r) for r in summary.records]
     if rows:
-        emit_table(rows[:_MAX_TABLE_ROWS], ["index", "hash", "status", "latency_ms", "median_ms",
+        emit_table(rows[:_MAX_TABLE_ROWS], ["index", "hash", "status", "latency_ms", "+-95%",
                                             "cv", "attempts", "note"])
         if len(rows) > _MAX_TABLE_ROWS:
             click.echo(f"... and {len(rows) - _MAX_TABLE_ROWS} more in {summary.journal}")
@@ -526,6 +537,11 @@ def _report(summary: Any, as_json: bool) -> None:
     if latencies:
         pairs.insert(8, ("median latency", f"{latencies[len(latencies) // 2]:.4f} ms"))
     emit_pairs(pairs)
+    if summary.noisy:
+        click.echo(f"{summary.noisy} noisy: their latency's 95 % interval is wider than the threshold "
+                   "(--max-halfwidth); measure them again with more --runs or on a quieter host "
+                   "(blox-lat devices check shows what else runs), or keep them with their wider intervals",
+                   err=True)
 
 
 __all__ = ["measure"]

@@ -50,13 +50,14 @@ def attempt_summary(m: Measurement | None, error: str | None = None) -> dict[str
     if m is None:
         return {"status": "failed", "reason": error}
     return {"status": "ok", "latency_ms": m.latency_ms, "cv": m.cv, "rel_iqr": m.rel_iqr,
-            "flags": list(m.flags), "started_at": m.started_at}
+            "rel_halfwidth": m.rel_halfwidth, "flags": list(m.flags), "started_at": m.started_at}
 
 
 def measurement_of(raw: RawRun, protocol: TimingProtocol) -> Measurement:
     return Measurement.from_ns(raw.samples_ns, runs_per_group=protocol.runs_per_group,
                                warmup_runs=raw.warmup_runs, started_at=raw.started_at,
-                               finished_at=raw.finished_at, cv_threshold=protocol.cv_threshold)
+                               finished_at=raw.finished_at, cv_threshold=protocol.cv_threshold,
+                               halfwidth_threshold=protocol.halfwidth_threshold)
 
 
 def _timed(runner: Runner, artifact: Any, profile: DeviceProfile, protocol: TimingProtocol) -> Measurement:
@@ -92,12 +93,12 @@ def measure_with_retries(runner: Runner, artifact: Any, profile: DeviceProfile, 
             log.append(attempt_summary(None, exc.reason))
             return Outcome(best, log, exc.reason)  # a crash or timeout repeats; do not burn the device on it
         log.append(attempt_summary(m))
-        if best is None or m.cv < best.cv:
+        if best is None or m.rel_halfwidth < best.rel_halfwidth:
             best = m
         if not m.noisy:
             break
         if attempt < max_attempts:
-            on_event(Remeasuring(arch=arch, attempt=attempt, cv=m.cv))
+            on_event(Remeasuring(arch=arch, attempt=attempt, halfwidth=m.rel_halfwidth))
     return Outcome(best, log, None)
 
 
@@ -176,11 +177,11 @@ def measure_set_with_retries(runner: Any, items: Sequence[Any], profile: DeviceP
         for i, raw in zip(todo, raws):
             m = measurement_of(raw, protocol)
             logs[i].append(attempt_summary(m))
-            if best[i] is None or m.cv < best[i].cv:
+            if best[i] is None or m.rel_halfwidth < best[i].rel_halfwidth:
                 best[i], best_attempt[i] = m, attempt
         todo = [i for i in todo if best[i].noisy and len(logs[i]) < max_attempts]
         for i in todo:
-            on_event(Remeasuring(arch=archs[i], attempt=attempt, cv=best[i].cv))
+            on_event(Remeasuring(arch=archs[i], attempt=attempt, halfwidth=best[i].rel_halfwidth))
     return _alone(runner, items, profile, protocol, max_attempts, on_event, archs, todo, best, logs, best_attempt)
 
 
@@ -197,7 +198,7 @@ def _alone(runner: Any, items: Sequence[Any], profile: DeviceProfile, protocol: 
         alone = measure_with_retries(runner, items[i], profile, protocol, left, on_event, archs[i])
         logs[i].extend(alone.log)
         reasons[i] = alone.reason
-        if alone.best is not None and (best[i] is None or alone.best.cv < best[i].cv):
+        if alone.best is not None and (best[i] is None or alone.best.rel_halfwidth < best[i].rel_halfwidth):
             best[i], best_attempt[i] = alone.best, None
     return [Outcome(b, log, None if b is not None else r, a)
             for b, log, r, a in zip(best, logs, reasons, best_attempt)]

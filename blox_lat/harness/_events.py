@@ -57,12 +57,13 @@ class CampaignStarted(CampaignEvent):
 
 @dataclass(frozen=True)
 class Remeasuring(CampaignEvent):
-    """``arch``'s attempt ``attempt`` was noisy (``cv`` above the threshold): it is timed again."""
+    """``arch``'s attempt ``attempt`` was noisy (the relative half-width of its latency's 95 %
+    interval, ``halfwidth``, above the protocol's threshold): it is timed again."""
 
     kind: ClassVar[str] = "retry"
     arch: Any
     attempt: int
-    cv: float
+    halfwidth: float
 
 
 @dataclass(frozen=True)

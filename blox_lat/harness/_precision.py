@@ -20,26 +20,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from blox_lat.harness._protocol import _percentile_linear
+from blox_lat.harness._protocol import TRIM, trimmed_mean_se
 
 __all__ = ["TRIM", "corrected_relative_se", "level_log_se", "pooled_anchor_scatter", "trimmed_mean_se"]
-
-#: the protocol's trim on each side (values between the quartiles are kept)
-TRIM = 0.25
-
-
-def trimmed_mean_se(values: Sequence[float]) -> float:
-    """Standard error of the inter-quartile mean of ``values`` (Tukey-McLaughlin); 0 for fewer than 2."""
-    n = len(values)
-    if n < 2:
-        return 0.0
-    ordered = sorted(float(v) for v in values)
-    lo, hi = _percentile_linear(ordered, 25.0), _percentile_linear(ordered, 75.0)
-    wins = [min(max(v, lo), hi) for v in ordered]
-    mean = math.fsum(wins) / n
-    var = math.fsum((v - mean) ** 2 for v in wins) / (n - 1)
-    return math.sqrt(var) / ((1.0 - 2.0 * TRIM) * math.sqrt(n))
-
 
 def pooled_anchor_scatter(sets: Iterable[Sequence[float]]) -> tuple[float, int]:
     """(standard deviation, degrees of freedom) of anchors' log ratios around their set's mean,

@@ -22,18 +22,31 @@ from blox_lat.errors import BloxLatError
 
 __all__ = [
     "DEFAULT_CV_THRESHOLD",
+    "DEFAULT_HALFWIDTH_THRESHOLD",
     "Measurement",
     "MeasurementError",
     "TimingProtocol",
     "group_means",
     "protocol_latency",
     "trimmed_mean",
+    "trimmed_mean_se",
 ]
 
 #: Version of the statistic and of :class:`TimingProtocol`'s meaning; stored with each campaign.
 PROTOCOL_VERSION = 1
-#: coefficient of variation above which a measurement is flagged noisy (``cv>0.1``)
+#: coefficient of variation of single runs above which a measurement is flagged ``cv>0.1``:
+#: information about the host (spikes the trimmed mean drops), not a judgement of the result
 DEFAULT_CV_THRESHOLD = 0.10
+#: relative half-width of the 95 % interval of the reported latency above which a measurement
+#: is *noisy* (``halfwidth>0.05``) and timed again: its value is not known to +-5 %. At
+#: ``--runs 100`` the committed cpu campaigns (benchmarks/data/predictor) have a median
+#: half-width of 1.5 % and a 95th percentile of 5 %; the full protocol's 100 groups narrow it
+#: by about sqrt(10)
+DEFAULT_HALFWIDTH_THRESHOLD = 0.05
+#: the protocol's trim on each side (values between the quartiles are kept)
+TRIM = 0.25
+#: two-sided 95 % normal quantile
+Z95 = 1.959963984540054
 #: models timed together by default where the worker is local (``blox-lat measure --interleave
 #: auto``), one group per round, no re-warm runs: every model of a set then samples the shared
 #: host's fast and slow spells at 100 moments spread over the whole set, so ranks within a set
@@ -106,6 +119,19 @@ def protocol_latency(samples: Sequence[float], runs_per_group: int) -> float:
     return trimmed_mean(group_means(samples, runs_per_group))
 
 
+def trimmed_mean_se(values: Sequence[float]) -> float:
+    """Standard error of the inter-quartile mean of ``values`` (Tukey-McLaughlin); 0 for fewer than 2."""
+    n = len(values)
+    if n < 2:
+        return 0.0
+    ordered = sorted(float(v) for v in values)
+    lo, hi = _percentile_linear(ordered, 25.0), _percentile_linear(ordered, 75.0)
+    wins = [min(max(v, lo), hi) for v in ordered]
+    mean = math.fsum(wins) / n
+    var = math.fsum((v - mean) ** 2 for v in wins) / (n - 1)
+    return math.sqrt(var) / ((1.0 - 2.0 * TRIM) * math.sqrt(n))
+
+
 @dataclass(frozen=True)
 class TimingProtocol:
     """How to time one model: groups x runs, warm-up and the noise rule.
@@ -137,6 +163,7 @@ class TimingProtocol:
     interleave: int = 1
     rounds: int = 1
     rewarm_runs: int = 0
+    halfwidth_threshold: float = DEFAULT_HALFWIDTH_THRESHOLD
 
     def __post_init__(self) -> None:
         if not isinstance(self.groups, int) or self.groups < 1:
@@ -149,6 +176,8 @@ class TimingProtocol:
             raise MeasurementError("warm-up runs and seconds must be >= 0")
         if not (self.cv_threshold > 0):
             raise MeasurementError(f"cv threshold must be > 0, got {self.cv_threshold!r}")
+        if not (0 < self.halfwidth_threshold < math.inf):
+            raise MeasurementError(f"the half-width threshold must be > 0, got {self.halfwidth_threshold!r}")
         if not isinstance(self.interleave, int) or not 1 <= self.interleave <= 64:
             raise MeasurementError(f"interleave must be an integer in 1..64, got {self.interleave!r}")
         if not isinstance(self.rounds, int) or not 1 <= self.rounds <= self.groups:
@@ -196,7 +225,9 @@ class TimingProtocol:
         return ident
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.identity(), "cv_threshold": self.cv_threshold}
+        extra = ({} if self.halfwidth_threshold == DEFAULT_HALFWIDTH_THRESHOLD
+                 else {"halfwidth_threshold": self.halfwidth_threshold})
+        return {**self.identity(), "cv_threshold": self.cv_threshold, **extra}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TimingProtocol:
@@ -214,9 +245,12 @@ class Measurement:
 
     Immutable; every derived field is computed in the constructor from ``samples_ms`` so a
     stored measurement can be reloaded and re-checked (:meth:`from_dict`). ``cv`` and
-    ``rel_iqr`` are over the raw samples (``std/mean`` and ``iqr/median``); ``noisy`` is
-    ``cv > cv_threshold``. ``cv`` is sensitive to a few spikes that the trimmed mean ignores;
-    ``group_cv`` (the spread of the group means) shows drift instead, and is stored too.
+    ``rel_iqr`` are over the raw samples (``std/mean`` and ``iqr/median``). ``se_ms`` is the
+    standard error of the reported latency from the group means (:func:`trimmed_mean_se`) and
+    ``rel_halfwidth`` the relative half-width of its 95 % interval; ``noisy`` is
+    ``rel_halfwidth > halfwidth_threshold``: the reported value is not known precisely enough.
+    ``cv`` (flag ``cv>0.1``) is kept as information: it is sensitive to a few spikes that the
+    trimmed mean ignores; ``group_cv`` (the spread of the group means) shows drift.
     For a batch > 1 the values are per batch, not per image.
     """
 
@@ -226,6 +260,7 @@ class Measurement:
     started_at: str
     finished_at: str
     cv_threshold: float = DEFAULT_CV_THRESHOLD
+    halfwidth_threshold: float = DEFAULT_HALFWIDTH_THRESHOLD
     latency_ms: float = field(init=False)
     median_ms: float = field(init=False)
     mean_ms: float = field(init=False)
@@ -236,6 +271,8 @@ class Measurement:
     rel_iqr: float = field(init=False)
     group_cv: float = field(init=False)
     group_means_ms: tuple[float, ...] = field(init=False)
+    se_ms: float = field(init=False)
+    rel_halfwidth: float = field(init=False)
     flags: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -252,14 +289,21 @@ class Measurement:
         rel_iqr = iqr / median if median > 0 else 0.0
         group_mean = math.fsum(means) / len(means)
         group_cv = _std(means, group_mean) / group_mean if group_mean > 0 else 0.0
+        latency = trimmed_mean(means)
+        se = trimmed_mean_se(means)
+        halfwidth = Z95 * se / latency if latency > 0 else 0.0
         flags: list[str] = []
         if cv > self.cv_threshold:
             flags.append(f"cv>{self.cv_threshold:g}")
+        if halfwidth > self.halfwidth_threshold:
+            flags.append(f"halfwidth>{self.halfwidth_threshold:g}")
         if len(means) < 4:
             flags.append("few-groups")
         values = {
             "samples_ms": samples,
-            "latency_ms": trimmed_mean(means),
+            "se_ms": se,
+            "rel_halfwidth": halfwidth,
+            "latency_ms": latency,
             "median_ms": median,
             "mean_ms": mean,
             "min_ms": ordered[0],
@@ -284,6 +328,7 @@ class Measurement:
         started_at: str,
         finished_at: str,
         cv_threshold: float = DEFAULT_CV_THRESHOLD,
+        halfwidth_threshold: float = DEFAULT_HALFWIDTH_THRESHOLD,
     ) -> Measurement:
         """Build from integer nanosecond timings (what runners produce)."""
         return cls(
@@ -293,6 +338,7 @@ class Measurement:
             started_at=started_at,
             finished_at=finished_at,
             cv_threshold=cv_threshold,
+            halfwidth_threshold=halfwidth_threshold,
         )
 
     @property
@@ -301,8 +347,8 @@ class Measurement:
 
     @property
     def noisy(self) -> bool:
-        """True when the coefficient of variation is above the threshold."""
-        return any(f.startswith("cv>") for f in self.flags)
+        """True when the reported latency's 95 % interval is wider than the threshold allows."""
+        return any(f.startswith("halfwidth>") for f in self.flags)
 
     def to_dict(self) -> dict[str, Any]:
         """The journal form (``measurement`` field of a journal line, schema 1)."""
@@ -322,6 +368,9 @@ class Measurement:
             "started_at": self.started_at,
             "finished_at": self.finished_at,
             "cv_threshold": self.cv_threshold,
+            "se_ms": self.se_ms,
+            "rel_halfwidth": self.rel_halfwidth,
+            "halfwidth_threshold": self.halfwidth_threshold,
             "noisy": self.noisy,
             "flags": list(self.flags),
             "group_means_ms": list(self.group_means_ms),
@@ -339,6 +388,7 @@ class Measurement:
                 started_at=str(data["started_at"]),
                 finished_at=str(data["finished_at"]),
                 cv_threshold=float(data.get("cv_threshold", DEFAULT_CV_THRESHOLD)),
+                halfwidth_threshold=float(data.get("halfwidth_threshold", DEFAULT_HALFWIDTH_THRESHOLD)),
             )
         except KeyError as exc:
             raise MeasurementError(f"measurement record lacks field {exc}") from None
