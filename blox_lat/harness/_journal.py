@@ -167,26 +167,15 @@ def _typed(line: dict[str, Any], origin: str) -> JournalRecord | None:
 
 
 def check_measurement_line(record: dict[str, Any], path: Path, number: int) -> str:
-    """The model hash of a ``measurement`` line; :class:`JournalError` naming the file and line
-    when it lacks what a campaign resumes on and ``dataset build`` reads (a hash, an
-    ``ok``/``failed`` status, a device name, and for ``ok`` a measurement): a line the dataset
-    rejects must not count as measured."""
-    key = record.get("model_hash")
-    if not isinstance(key, str) or not key:
-        raise JournalError(f"{path}:{number}: measurement line has no model_hash string (a foreign or "
-                           "edited line); restore the file from a backup or remove that line")
-    if record.get("status") not in ("ok", "failed"):
-        raise JournalError(f"{path}:{number}: measurement line has status {record.get('status')!r}, "
-                           "not 'ok' or 'failed'; restore the file from a backup or remove that line")
-    device = record.get("device")
-    if not isinstance(device, str) or not device:
-        raise JournalError(f"{path}:{number}: measurement line has no device name (device {device!r}); "
-                           "restore the file from a backup or remove that line")
-    if record.get("status") == "ok" and not isinstance(record.get("measurement"), dict):
-        raise JournalError(f"{path}:{number}: measurement line is 'ok' but carries no measurement "
-                           f"(measurement {record.get('measurement')!r}); restore the file from a backup "
-                           "or remove that line")
-    return key
+    """The model hash of a ``measurement`` line, judged as :func:`read_records` judges it (the
+    one record model: a hash, an ``ok``/``failed`` status, a device, for ``ok`` a measurement
+    whose latency and counts can stand); :class:`JournalError` naming ``file:line`` and the
+    field otherwise: a line the other readers refuse must not count as measured on resume."""
+    try:
+        MeasurementRecord.from_dict(record).check()
+    except RecordError as exc:
+        raise JournalError(f"{path}:{number}: {exc}; {_FIX}") from None
+    return str(record["model_hash"])
 
 
 class Journal:
