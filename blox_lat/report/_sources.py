@@ -1,21 +1,27 @@
 """Sources of a report: a campaign folder (``journal.jsonl``) or a release (``dataset.json``),
 read into typed, array-backed records that the figures and the comparison share.
 
+A campaign is read through the harness's one reader and one rule:
+:func:`blox_lat.harness.read_records` (every line validated once; a NaN, zero or negative
+latency is refused naming ``file:line``) and :func:`blox_lat.harness.stand` (what stands for a
+model: ok > noisy > failed, then the latest), with its levels on the device's common level
+reference. A release carries the same values as columns (``level``, ``latency_corrected_ms``
+and, where the release has them, ``latency_se_ms`` / ``latency_corrected_se_ms``).
+
 :class:`DeviceData` is one device's measurements as parallel numpy arrays (one row per model
 measured ``ok``) plus what failed and why; :class:`Source` is one folder: its devices, and for a
 release its static costs (params, FLOPs) and accuracy metrics over all 91,125 models. A
-campaign's ``anchors`` lines fill :attr:`DeviceData.anchor_levels` (the device's level through
-the campaign) and a release's ``pred/<device>`` sections :attr:`Source.predictions`.
+campaign's ``anchors`` lines (a release's ``level`` column) fill :attr:`DeviceData.anchor_levels`
+(the device's level through the campaign) and a release's ``pred/<device>`` sections
+:attr:`Source.predictions`.
 """
 
 from __future__ import annotations
 
 import gc
 import os
-import re
 import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,8 +31,10 @@ import numpy as np
 from blox_lat.report._errors import SourceError, SourceMismatchError
 from blox_lat.space import NUM_MODELS
 
-__all__ = ["AccuracyMetric", "DeviceData", "Source", "load_source", "load_sources"]
+__all__ = ["LATENCY_LABELS", "AccuracyMetric", "DeviceData", "Source", "load_source", "load_sources"]
 
+#: how a figure, a table or a sentence names each kind of latency
+LATENCY_LABELS = {"raw": "raw latency", "corrected": "level-corrected latency"}
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,13 @@ class DeviceData:
     padded), present when the source keeps them (campaigns always; releases with a
     ``bench-raw`` section when loaded with ``raw=True``). ``recorded_s`` is when each model
     was journaled (seconds since the epoch), ``order`` the journal position of each model.
+
+    ``latency_ms`` is the protocol (raw) latency; ``level`` the level of the set that timed the
+    model and ``corrected_ms`` the level-corrected latency, both on the device's common level
+    reference ``level_reference`` (the earliest anchored campaign's; NaN for a model timed
+    without anchors); ``se_ms`` and ``corrected_se_ms`` their standard errors (the corrected one
+    includes the level's uncertainty; NaN where unknown). :meth:`shown` gives the copy whose
+    ``latency_ms`` is the kind a report shows, naming it in ``latency_kind``.
     """
 
     device: str
@@ -55,6 +70,43 @@ class DeviceData:
     group_means: np.ndarray | None = field(default=None, repr=False)
     anchor_levels: np.ndarray | None = None  # (time s, level) of the anchor models, once journaled
     thermal: tuple[dict[str, Any], ...] = ()  # per-model temperatures, once journaled
+    level: np.ndarray | None = field(default=None, repr=False)
+    corrected_ms: np.ndarray | None = field(default=None, repr=False)
+    se_ms: np.ndarray | None = field(default=None, repr=False)
+    corrected_se_ms: np.ndarray | None = field(default=None, repr=False)
+    level_reference: dict[str, Any] | None = None
+    latency_kind: str = "raw"  # which latency ``latency_ms`` holds: raw or corrected
+    raw_ms: np.ndarray | None = field(default=None, repr=False)  # the raw latency, whatever ``latency_ms`` shows
+
+    def __post_init__(self) -> None:
+        n = self.index.size
+        if self.raw_ms is None:
+            object.__setattr__(self, "raw_ms", self.latency_ms)
+        for name in ("level", "corrected_ms", "se_ms", "corrected_se_ms"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.full(n, np.nan))
+
+    def latency(self, kind: str) -> np.ndarray:
+        """The ``raw`` or ``corrected`` latency of every ok model (NaN where it has none)."""
+        return self.corrected_ms if kind == "corrected" else self.raw_ms
+
+    def latency_se(self, kind: str) -> np.ndarray:
+        """Standard error of :meth:`latency` ``kind`` (ms; NaN where unknown)."""
+        return self.corrected_se_ms if kind == "corrected" else self.se_ms
+
+    def latency_kind_for(self, requested: str) -> str:
+        """``raw`` or ``corrected`` for ``--latency requested`` (``auto``: corrected when every
+        ok model has a level-corrected latency)."""
+        from blox_lat.harness import resolve_latency_kind
+
+        values = [None if not np.isfinite(v) else float(v) for v in self.corrected_ms.tolist()]
+        return resolve_latency_kind(requested, values)
+
+    def shown(self, kind: str) -> DeviceData:
+        """This device with ``latency_ms`` holding the ``kind`` latency (``raw`` or ``corrected``)."""
+        if kind == self.latency_kind:
+            return self
+        return replace(self, latency_ms=self.corrected_ms, latency_kind="corrected")
 
     @property
     def count(self) -> int:
@@ -110,37 +162,6 @@ def _pad(rows: list[list[float]]) -> np.ndarray:
     return out
 
 
-_SAMPLES = re.compile(rb'"samples_ms"\s*:\s*\[[^\]]*\]')  # literal first: the regex engine skips ahead
-
-
-def _journal_records(path: Path) -> Iterator[dict[str, Any]]:
-    """The journal's records like :func:`blox_lat.harness.read_journal` (torn final line skipped,
-    damaged or newer-schema lines refused), without the raw samples: a report needs the group
-    means, and parsing every sample was most of the time (a line holds 100 to 1,000 of them).
-    Replacing ``"samples_ms":[...]`` by ``"samples_ms":0`` in the bytes first keeps each line
-    valid JSON."""
-    from blox_lat import _json as fast_json
-    from blox_lat.harness import JOURNAL_SCHEMA, JournalError, read_journal
-
-    journal = path / "journal.jsonl" if path.is_dir() else path
-    try:
-        data = journal.read_bytes()
-    except OSError as exc:
-        raise SourceError(f"cannot read {journal} ({exc.strerror}); check the path and its permissions") from None
-    data = _SAMPLES.sub(b'"samples_ms":0', data[: data.rfind(b"\n") + 1])
-    for line in data.splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = fast_json.loads(line)
-        except ValueError:
-            record = None
-        if not isinstance(record, dict) or int(record.get("schema", 0) or 0) > JOURNAL_SCHEMA:
-            yield from read_journal(journal)  # the reference reader names the damaged line
-            raise JournalError(f"{journal}: unreadable journal line")  # pragma: no cover
-        yield record
-
-
 def _stamps(stamps: list[Any]) -> np.ndarray:
     """ISO 8601 stamps -> seconds since the epoch (NaN where unreadable); vectorised for UTC."""
     if stamps and all(isinstance(t, str) and t.endswith("+00:00") for t in stamps):
@@ -151,73 +172,96 @@ def _stamps(stamps: list[Any]) -> np.ndarray:
     return np.asarray([_seconds(t) for t in stamps], dtype=np.float64)
 
 
-def _load_campaign(path: Path) -> Source:
-    """One campaign; the cyclic garbage collector is paused meanwhile (91,125 records of
-    nested containers otherwise trigger collections that cost more than the parsing)."""
+def read_campaign_records(path: Path) -> list[Any]:
+    """The typed records of a campaign's journal (:func:`blox_lat.harness.read_records`: every
+    line validated once, a bad one named by ``file:line``); the cyclic garbage collector is
+    paused meanwhile (91,125 records of nested containers otherwise trigger collections that
+    cost more than the parsing)."""
+    from blox_lat.harness import read_records
+
     gc_was_on = gc.isenabled()
     gc.disable()
     try:
-        return _read_campaign(path)
+        return read_records(path)
+    except OSError as exc:
+        raise SourceError(f"cannot read {path} ({exc.strerror}); check the path and its permissions") from None
     finally:
         if gc_was_on:
             gc.enable()
 
 
-def _read_campaign(path: Path) -> Source:
+def _load_campaign(path: Path) -> Source:
+    """One campaign folder: its records, and what stands for each model by the harness's one
+    rule (:func:`blox_lat.harness.stand`), levels on the device's common reference."""
+    from blox_lat.harness import stand
+
+    records = read_campaign_records(path)
+    standings = stand(records)
+    devices = standings.devices
+    if len(devices) > 1:
+        raise SourceError(f"{path}: the journal mixes devices {devices[0]!r} and {devices[1]!r}; a campaign is one device")
+    if not devices:
+        raise SourceError(f"{path}: the campaign has no measurements yet; run 'blox-lat measure' first")
+    data = campaign_device_data(path, records, standings, devices[0], standings.of(devices[0]))
+    return Source(path=str(path), kind="campaign", schema=1, devices={data.device: data})
+
+
+def campaign_device_data(path: Path, records: list[Any], standings: Any, device: str, chosen: dict[str, Any]
+                         ) -> DeviceData:
+    """:class:`DeviceData` of ``device`` from ``chosen`` (model hash -> its
+    :class:`~blox_lat.harness.Standing`) with the environments and anchors lines of ``records``."""
+    from blox_lat.harness import AnchorsRecord, EnvironmentRecord
     from blox_lat.space import space_table
 
     index_of_hash = space_table().index_of_hash
-    envs: list[dict[str, Any]] = []
-    ok: dict[int, tuple] = {}  # index -> (latency, cv, noisy, attempts, recorded_at, group means)
+    ok: list[tuple[int, Any]] = []
     failed: dict[int, str] = {}
-    device: str | None = None
     protocol = profile = None
-    levels: list[tuple[Any, float]] = []  # (recorded_at, level) of each anchor run
-    for record in _journal_records(path):
-        kind = record.get("kind")
-        if kind == "environment":
-            envs.append(record)
-            continue
-        if kind == "anchors" and isinstance(record.get("level"), (int, float)):
-            levels.append((record.get("recorded_at"), float(record["level"])))
-            continue
-        if kind != "measurement":
-            continue
-        name = record.get("device")
-        if device is None:
-            device = name
-        elif name != device:
-            raise SourceError(f"{path}: the journal mixes devices {device!r} and {name!r}; a campaign is one device")
-        index = index_of_hash.get(record.get("model_hash"))
+    factors: dict[str, float] = {}  # campaign -> the factor that put its levels on the common reference
+    for model, standing in chosen.items():
+        index = index_of_hash.get(model)
+        rec = standing.record
         if index is None:
-            raise SourceMismatchError(f"{path}: {record.get('model_hash')!r} is not a Blox model hash "
+            raise SourceMismatchError(f"{rec.origin or path}: {model!r} is not a Blox model hash "
                                       "(another search space?); report only Blox campaigns")
-        m = record.get("measurement")
-        if record.get("status") == "ok" and isinstance(m, dict):
-            if index not in ok:  # the first ok outcome counts, as when the campaign resumes
-                latency = m.get("latency_ms", np.nan)
-                ok[index] = (latency, m.get("cv", np.nan), bool(m.get("noisy")), int(record.get("attempts") or 1),
-                             record.get("recorded_at"), m.get("group_means_ms") or [latency])
-                failed.pop(index, None)
-                protocol = protocol or record.get("protocol")
-                profile = profile or record.get("profile")
-        elif index not in ok:
-            failed[index] = str(record.get("reason") or "failed")
-    if device is None:
-        raise SourceError(f"{path}: the campaign has no measurements yet; run 'blox-lat measure' first")
+        if standing.ok:
+            ok.append((index, standing))
+            protocol = protocol or rec.protocol
+            profile = profile or rec.profile
+            if standing.level is not None and rec.level:
+                factors.setdefault(str(rec.campaign_id), standing.level / rec.level)
+        else:
+            failed[index] = str(rec.reason or "failed")
+    envs = [r.to_dict() for r in records if isinstance(r, EnvironmentRecord) and r.device in (device, None)]
     if protocol is None and envs:
         protocol = {k: v for k, v in (envs[0].get("protocol") or {}).items() if k != "cv_threshold"} or None
-    columns = list(zip(*ok.values())) or [()] * 6  # journal order: a model enters at its first ok record
+    levels = [(a.recorded_at, a.level * factors.get(str(a.campaign_id), 1.0)) for a in records
+              if isinstance(a, AnchorsRecord) and a.device == device]
+
+    def column(get: Any, dtype: Any = np.float64) -> np.ndarray:
+        return np.asarray([get(s) for _i, s in ok], dtype=dtype).reshape(len(ok))
+
+    def nan(value: Any) -> float:
+        return float("nan") if value is None else float(value)
+
+    reference = standings.references.get(device)
     data = DeviceData(
         device=str(device), source=str(path), kind="campaign",
-        index=np.fromiter(ok.keys(), dtype=np.int64, count=len(ok)),
-        latency_ms=np.asarray(columns[0], dtype=np.float64), cv=np.asarray(columns[1], dtype=np.float64),
-        noisy=np.asarray(columns[2], dtype=bool), attempts=np.asarray(columns[3], dtype=np.int64),
-        recorded_s=_stamps(list(columns[4])), failed=failed, protocol=protocol, profile=profile,
-        environments=tuple(envs), group_means=_pad(list(columns[5])), anchor_levels=_anchor_levels(levels),
+        index=np.fromiter((i for i, _s in ok), dtype=np.int64, count=len(ok)),
+        latency_ms=column(lambda s: s.latency_ms), cv=column(lambda s: nan(s.record.measurement.cv)),
+        noisy=column(lambda s: s.record.noisy, bool), attempts=column(lambda s: int(s.record.attempts or 1), np.int64),
+        recorded_s=_stamps([s.record.recorded_at for _i, s in ok]), failed=failed, protocol=protocol,
+        profile=profile, environments=tuple(envs),
+        group_means=_pad([list(s.record.measurement.group_means_ms or (s.latency_ms,)) for _i, s in ok]),
+        anchor_levels=_anchor_levels(levels),
+        level=column(lambda s: nan(s.level)), corrected_ms=column(lambda s: nan(s.corrected_ms)),
+        se_ms=column(lambda s: nan(s.se_ms)), corrected_se_ms=column(lambda s: nan(s.corrected_se_ms)),
+        level_reference=None if reference is None else {
+            "campaign_id": reference.campaign_id, "anchors": list(reference.anchors),
+            "reference_ms": list(reference.reference_ms)},
     )
     _check_latencies(data, "drop or re-measure that model's journal line")
-    return Source(path=str(path), kind="campaign", schema=1, devices={data.device: data})
+    return data
 
 
 def _check_latencies(data: DeviceData, fix: str) -> None:
@@ -275,9 +319,21 @@ def _load_release(path: Path, raw: bool) -> Source:
             group_means = _pad([list(lists[rows[i]]) if rows[i] >= 0 and lists[rows[i]] is not None else []
                                 for i in index[is_ok].tolist()])
         noisy = _column(sec, "noisy")
+        names = {c["name"] for c in sec.entry.get("columns", [])}
+
+        def optional(name: str) -> np.ndarray:
+            """A float column of the ok rows; NaN where null, all NaN where the release lacks it."""
+            if name not in names:
+                return np.full(int(is_ok.sum()), np.nan)
+            return _column(sec, name)[is_ok].astype(np.float64)
+
+        latency = _column(sec, "latency_ms")[is_ok].astype(np.float64)
+        level, se = optional("level"), optional("latency_se_ms")
+        if group_means is not None and np.isnan(se).any():  # a release without the column: from its group means
+            se = np.where(np.isnan(se), _group_means_se(group_means), se)
         devices[device] = DeviceData(
             device=device, source=str(path), kind="release", index=index[is_ok],
-            latency_ms=_column(sec, "latency_ms")[is_ok].astype(np.float64),
+            latency_ms=latency,
             cv=_column(sec, "cv")[is_ok].astype(np.float64),
             noisy=np.asarray(noisy[is_ok], dtype=bool) if noisy.dtype != object
             else np.asarray([bool(v) for v in noisy[is_ok]], dtype=bool),
@@ -285,6 +341,9 @@ def _load_release(path: Path, raw: bool) -> Source:
             recorded_s=_stamps(list(recorded)),
             failed=failed, protocol=protocols[0] if len(protocols) == 1 else ({"protocols": protocols} if protocols else None),
             profile={"name": device, **(meta.get("profile") or {})}, environments=envs, group_means=group_means,
+            anchor_levels=_release_levels(_stamps(list(recorded)), level),
+            level=level, corrected_ms=optional("latency_corrected_ms"), se_ms=se,
+            corrected_se_ms=optional("latency_corrected_se_ms"), level_reference=meta.get("level_reference"),
         )
         _check_latencies(devices[device], "rebuild the release from campaigns without it")
     params = flops = None
@@ -299,16 +358,49 @@ def _load_release(path: Path, raw: bool) -> Source:
                   predictions=_predictions(rel))
 
 
+def _group_means_se(group_means: np.ndarray) -> np.ndarray:
+    """Standard error of each row's protocol latency from its group means (NaN-padded rows),
+    as the harness computes it (:func:`blox_lat.harness.trimmed_mean_se`); NaN with < 2 groups."""
+    from blox_lat.harness import trimmed_mean_se
+
+    out = np.full(group_means.shape[0], np.nan)
+    for i, row in enumerate(group_means):
+        values = row[np.isfinite(row)]
+        if values.size > 1:
+            out[i] = trimmed_mean_se(values.tolist())
+    return out
+
+
+def _release_levels(seconds: np.ndarray, level: np.ndarray) -> np.ndarray | None:
+    """(seconds, level) through the campaigns from a release's ``level`` column: one point per
+    run of models sharing a level (a set), in time order; None without any level."""
+    keep = np.isfinite(seconds) & np.isfinite(level)
+    if not keep.any():
+        return None
+    t, v = seconds[keep], level[keep]
+    order = np.argsort(t, kind="stable")
+    t, v = t[order], v[order]
+    first = np.concatenate(([True], v[1:] != v[:-1]))
+    return np.stack([t[first], v[first]], axis=1)
+
+
 def _predictions(rel: Any) -> dict[str, Any]:
     """device -> the release's ``pred/<device>`` section as arrays (index, latency_ms, low_ms,
-    high_ms), what the report compares with the measured ``bench/<device>``."""
+    high_ms, ``trained``: the model was in the predictor's training set) and its metadata
+    (``latency``: which kind it predicts; ``cv``: the predictor's cross-validated figures),
+    what the report compares with the measured ``bench/<device>``."""
     out: dict[str, Any] = {}
     for device in rel.predicted_devices:
         sec = rel.section(f"pred/{device}")
+        meta = sec.entry.get("metadata") or {}
+        measured = _column(sec, "measured")
         out[device] = {"index": _column(sec, "model_index").astype(np.int64),
                        "latency_ms": _column(sec, "pred_ms").astype(np.float64),
                        "low_ms": _column(sec, "lo_ms").astype(np.float64),
-                       "high_ms": _column(sec, "hi_ms").astype(np.float64)}
+                       "high_ms": _column(sec, "hi_ms").astype(np.float64),
+                       "trained": np.asarray([bool(v) for v in measured], dtype=bool),
+                       "latency": meta.get("latency") or "raw", "level": meta.get("level"),
+                       "cv": meta.get("cv") or {}, "method": meta.get("method"), "family": meta.get("family")}
     return out
 
 
@@ -348,7 +440,8 @@ def load_source(path: str | os.PathLike[str], *, raw: bool = False) -> Source:
     p = Path(path)
     if (p / "dataset.json").is_file() or (p.is_file() and p.name == "dataset.json"):
         return _load_release(p, raw)
-    if (p / "journal.jsonl").is_file() or (p.is_file() and p.suffix == ".jsonl"):
+    if (p / "journal.jsonl").is_file() or (p / "journal.jsonl.gz").is_file() or (
+            p.is_file() and (p.suffix == ".jsonl" or p.name.endswith(".jsonl.gz"))):
         return _load_campaign(p)
     if not p.exists():
         raise SourceError(f"{p} does not exist: give a campaign folder (journal.jsonl) or a release (dataset.json)")
