@@ -280,7 +280,7 @@ def test_compare_finds_exactly_the_slowed_models(campaign, tmp_path):
     md = runner.invoke(cli, ["compare", str(campaign), str(b), "--markdown"])
     assert md.exit_code == 0 and "| model |" in md.output and md.output.count("| slower |") == 2
     table = runner.invoke(cli, ["compare", str(campaign), str(b)])
-    assert table.exit_code == 0 and "slower 2, faster 0, not significant 4" in table.output
+    assert table.exit_code == 0 and "2 slower, 0 faster, 4 unchanged" in table.output
 
 
 def test_compare_unchanged_rerun_finds_nothing_and_relative_mode(campaign, tmp_path):

@@ -41,6 +41,9 @@ def report(sources: tuple[Path, ...], out: Path, force: bool, devices: tuple[str
 @click.argument("a", type=click.Path(path_type=Path))
 @click.argument("b", type=click.Path(path_type=Path))
 @click.option("--device", default=None, metavar="NAME", help="Device to compare (needed when a source has several).")
+@click.option("--latency", type=click.Choice(["auto", "raw", "corrected"]), default="auto", show_default=True,
+              help="Which latency to compare: raw (the protocol latency), corrected (divided by the level of its "
+                   "set, from the anchors) or auto (corrected when every model compared has one).")
 @click.option("--device-b", default=None, metavar="NAME", help="Device in B when its name differs from A's.")
 @click.option("--confidence", default=0.95, show_default=True, type=float,
               help="Confidence of the intervals (simultaneous over all models unless --correction none).")
@@ -53,13 +56,15 @@ def report(sources: tuple[Path, ...], out: Path, force: bool, devices: tuple[str
 @click.option("--all", "show_all", is_flag=True, help="List every model, not only those faster or slower.")
 @click.option("--markdown", is_flag=True, help="Print a Markdown summary and table.")
 @json_option("Print the summary and every model's ratio and interval as JSON.")
-def compare(a: Path, b: Path, device: str | None, device_b: str | None, confidence: float, correction: str,
-            min_effect: float, relative: bool, allow_protocol_mismatch: bool, show_all: bool, markdown: bool,
-            as_json: bool) -> None:
+def compare(a: Path, b: Path, device: str | None, latency: str, device_b: str | None, confidence: float,
+            correction: str, min_effect: float, relative: bool, allow_protocol_mismatch: bool, show_all: bool,
+            markdown: bool, as_json: bool) -> None:
     """Model-by-model latency ratio B/A of two campaigns or releases.
 
-    For every model measured in both: the ratio of the protocol latencies with a confidence
-    interval from the group means, and faster / slower / not significant. With the default
+    For every model measured in both: the ratio of the latencies of the chosen kind (--latency)
+    with a confidence interval from both values' standard errors (group means, and for the
+    corrected latency the level's uncertainty too), and faster / slower / not significant.
+    Two campaign folders of one device are put on one level reference first. With the default
     Bonferroni correction the chance that any unchanged model is called faster or slower is at
     most 1 - confidence. Prints the geometric mean of the ratios, the level shift (median
     ratio) and Spearman's rank correlation. Sources measured with different protocols are
@@ -72,8 +77,9 @@ def compare(a: Path, b: Path, device: str | None, device_b: str | None, confiden
 
     if markdown and as_json:
         raise click.UsageError("--markdown and --json are exclusive: pick one output format")
-    result = run_compare(str(a), str(b), device=device, device_b=device_b, confidence=confidence, correction=correction,
-                         min_effect=min_effect, relative=relative, allow_protocol_mismatch=allow_protocol_mismatch)
+    result = run_compare(str(a), str(b), device=device, device_b=device_b, latency=latency, confidence=confidence,
+                         correction=correction, min_effect=min_effect, relative=relative,
+                         allow_protocol_mismatch=allow_protocol_mismatch)
     which = "all" if show_all else "changed"
     if as_json:
         emit_json(result.to_dict(which))
@@ -82,13 +88,15 @@ def compare(a: Path, b: Path, device: str | None, device_b: str | None, confiden
         click.echo(result.to_markdown(which), nl=False)
         return
     s = result.summary()
-    c = s["counts"]
     click.echo(f"A {s['a']} ({s['device_a']})  vs  B {s['b']} ({s['device_b']}): {s['models']} models in common"
                + (f" ({s['only_in_a']} only in A, {s['only_in_b']} only in B)" if s["only_in_a"] or s["only_in_b"] else ""))
-    click.echo(f"slower {c['slower']}, faster {c['faster']}, not significant {c['not significant']}"
-               + (f", no interval {c['no interval']}" if c["no interval"] else "")
-               + f"  ({confidence:.0%} {'simultaneous' if correction == 'bonferroni' else 'per-model'} confidence, "
-               f"minimum effect {min_effect:.0%})")
+    click.echo(f"comparing the {s['latency_label']}"
+               + (f" (both on the level reference of campaign {s['level_reference']})" if s["level_reference"] else ""))
+    click.echo(s["summary"])
+    p = s["counts_per_model"]
+    click.echo(f"minimum effect {min_effect:.0%}"
+               + (f"; per-model {confidence:.0%} intervals (no correction): {p['slower']} slower, {p['faster']} faster, "
+                  f"{p['not significant']} unchanged" if correction == "bonferroni" else ""))
     click.echo(f"geometric mean B/A {s['geometric_mean_ratio']:.4f}, level shift {s['level_shift']:.4f}, "
                f"Spearman {s['spearman']:.4f}")
     if s["protocol_differences"]:
@@ -96,5 +104,5 @@ def compare(a: Path, b: Path, device: str | None, device_b: str | None, confiden
     rows = result.rows(which)
     if rows:
         click.echo("")
-        emit_table(rows, ["model_index", "model_hash", "latency_a_ms", "latency_b_ms", "ratio", "ci_low", "ci_high",
-                          "classification"])
+        emit_table(rows, ["model_index", "model_hash", "latency", "latency_a_ms", "latency_b_ms", "ratio", "ci_low",
+                          "ci_high", "classification"])

@@ -1,21 +1,31 @@
 """``compare``: two campaigns or releases on the same models, model by model.
 
-For each model measured ``ok`` in both, the ratio ``r = latency_B / latency_A`` of the protocol
-latencies and a confidence interval for it from the group means (the protocol's independent
-unit): on the log scale, ``se^2 = s_A^2 / (n_A m_A^2) + s_B^2 / (n_B m_B^2)`` (delta method,
-``m``, ``s``, ``n`` the mean, standard deviation and count of a model's group means) with
-Welch-Satterthwaite degrees of freedom, so ``CI = r * exp(+- t * se)``.
+For each model measured ``ok`` in both, the ratio ``r = latency_B / latency_A`` of one kind of
+latency (``latency``: ``raw``, the protocol latency; ``corrected``, the level-corrected one;
+``auto``, corrected when every model compared has it) and a confidence interval for it from the
+two values' standard errors: on the log scale ``se = hypot(se_A / latency_A, se_B / latency_B)``
+and ``CI = r * exp(+- q * se)``. A raw latency's standard error comes from its group means
+(:func:`blox_lat.harness.trimmed_mean_se`); a corrected one's adds the uncertainty of its set's
+level (and of the factor that put its campaign on the common level reference). ``q`` is
+Student's t quantile with Welch-Satterthwaite degrees of freedom from the group counts (the
+inter-quartile mean keeps half of them), the normal one where they are unknown.
+
+Two campaign folders of the same device are put on ONE level reference first: the harness's
+rule (:func:`blox_lat.harness.stand`) runs over the records of both, and each side takes the
+values standing for its own campaigns, so the level shift between the campaigns and its
+uncertainty are inside every corrected interval.
 
 Many models are compared at once, so by default the intervals are *simultaneous*
 (Bonferroni): each is built at ``1 - (1 - confidence) / models``, and the chance that *any*
-unchanged model is called faster or slower is at most ``1 - confidence``. A model is
-``slower`` when its interval lies above 1 and its ratio is at least ``1 + min_effect``,
-``faster`` when its interval lies below 1 and its ratio is at most ``1 / (1 + min_effect)``,
-otherwise ``not significant``. The minimum effect guards against what the interval cannot
-see: group means of one run are not fully independent (the host drifts within a run), so a
-tiny but "significant" change is most often that drift. ``relative=True`` first divides every
-ratio by the level shift (the median ratio), for comparisons across hosts or phones where
-the whole level moves and what matters is which models moved against the rest.
+unchanged model is called faster or slower is at most ``1 - confidence``; the per-model
+intervals at ``confidence`` are given too. A model is ``slower`` when its interval lies above
+1 and its ratio is at least ``1 + min_effect``, ``faster`` when its interval lies below 1 and
+its ratio is at most ``1 / (1 + min_effect)``, otherwise ``not significant`` (unchanged). The
+minimum effect guards against what the interval cannot see: group means of one run are not
+fully independent (the host drifts within a run), so a tiny but "significant" change is most
+often that drift. ``relative=True`` first divides every ratio by the level shift (the median
+ratio), for comparisons across hosts or phones where the whole level moves and what matters is
+which models moved against the rest.
 """
 
 from __future__ import annotations
@@ -23,12 +33,13 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from blox_lat.report._errors import ProtocolMismatchError, SourceError, SourceMismatchError
-from blox_lat.report._sources import DeviceData, Source, load_source
+from blox_lat.report._sources import LATENCY_LABELS, DeviceData, Source, load_source
 from blox_lat.report._stats import spearman
 
 __all__ = ["Comparison", "compare", "compare_devices", "protocol_differences"]
@@ -43,18 +54,14 @@ def protocol_differences(a: dict[str, Any] | None, b: dict[str, Any] | None) -> 
     return {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)}
 
 
-def _log_stats(group_means: np.ndarray | None, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """(variance of the log of the mean, group count) per model; NaN variance with < 2 groups."""
+def _trimmed_dof(group_means: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+    """Degrees of freedom of each row's inter-quartile mean: the groups it keeps, less one
+    (Tukey-McLaughlin); infinite where the group means are unknown."""
     if group_means is None or group_means.size == 0:
-        return np.full(count, np.nan), np.zeros(count)
-    g = group_means
-    n = np.sum(~np.isnan(g), axis=1).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        m = np.nanmean(g, axis=1)
-        var = np.nansum((g - m[:, None]) ** 2, axis=1) / (n - 1)
-        v = var / (n * m * m)
-    v[n < 2] = np.nan
-    return v, n
+        return np.full(rows.size, np.inf)
+    n = np.sum(np.isfinite(group_means[rows]), axis=1)
+    kept = n - 2 * np.floor(0.25 * n)
+    return np.where(n > 1, np.maximum(kept - 1, 1), np.inf).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,12 @@ class Comparison:
     only_a: int
     only_b: int
     protocol_differences: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    latency: str = "raw"  # which latency is compared: raw or corrected
+    se_log: np.ndarray | None = None  # standard error of log(ratio) per model
+    low95: np.ndarray | None = None  # per-model intervals at ``confidence`` (no correction)
+    high95: np.ndarray | None = None
+    classification95: np.ndarray | None = None
+    level_reference: str | None = None  # the campaign whose level reference both sides share
 
     @property
     def models(self) -> int:
@@ -89,8 +102,24 @@ class Comparison:
         alpha = 1 - self.confidence
         return 1 - (alpha / max(self.models, 1) if self.correction == "bonferroni" else alpha)
 
-    def counts(self) -> dict[str, int]:
-        return {c: int(np.count_nonzero(self.classification == c)) for c in (*CLASSES, "no interval")}
+    def counts(self, per_model: bool = False) -> dict[str, int]:
+        """Models per class, of the simultaneous intervals (or the per-model ones)."""
+        cls = self.classification95 if per_model and self.classification95 is not None else self.classification
+        return {c: int(np.count_nonzero(cls == c)) for c in (*CLASSES, "no interval")}
+
+    @property
+    def latency_label(self) -> str:
+        return LATENCY_LABELS[self.latency]
+
+    def headline(self) -> str:
+        """One line like pyperf's: ``N slower, M faster, K unchanged (95 % simultaneous, ...)``."""
+        c = self.counts()
+        logs = np.log(self.ratio)
+        gm = float(np.exp(logs.mean())) if logs.size else float("nan")
+        scope = "simultaneous" if self.correction == "bonferroni" else "per model"
+        return (f"{c['slower']} slower, {c['faster']} faster, {c['not significant']} unchanged"
+                + (f", {c['no interval']} without an interval" if c["no interval"] else "")
+                + f" ({self.confidence:.0%} {scope}, {self.latency_label}); geometric mean ratio {gm:.2f}x")
 
     def summary(self) -> dict[str, Any]:
         logs = np.log(self.ratio)
@@ -98,6 +127,7 @@ class Comparison:
         return {
             "a": self.a, "b": self.b, "device_a": self.device_a, "device_b": self.device_b,
             "models": self.models, "only_in_a": self.only_a, "only_in_b": self.only_b,
+            "latency": self.latency, "latency_label": self.latency_label, "level_reference": self.level_reference,
             "confidence": self.confidence, "correction": self.correction,
             "per_model_confidence": self.per_model_confidence, "min_effect": self.min_effect,
             "relative_to_level": self.relative,
@@ -105,6 +135,8 @@ class Comparison:
             "level_shift": level,
             "spearman": spearman(self.latency_a, self.latency_b),
             "counts": self.counts(),
+            "counts_per_model": self.counts(per_model=True),
+            "summary": self.headline(),
             "protocol_differences": {k: list(v) for k, v in self.protocol_differences.items()},
         }
 
@@ -118,11 +150,15 @@ class Comparison:
         from blox_lat.space import space_table
 
         hashes = space_table().hashes
-        return [{"model_index": int(self.index[i]), "model_hash": hashes[int(self.index[i])],
+
+        def num(values: np.ndarray | None, i: int) -> float | None:
+            return None if values is None or not math.isfinite(values[i]) else round(float(values[i]), 6)
+
+        return [{"model_index": int(self.index[i]), "model_hash": hashes[int(self.index[i])], "latency": self.latency,
                  "latency_a_ms": round(float(self.latency_a[i]), 6), "latency_b_ms": round(float(self.latency_b[i]), 6),
-                 "ratio": round(float(self.ratio[i]), 6),
-                 "ci_low": None if math.isnan(self.low[i]) else round(float(self.low[i]), 6),
-                 "ci_high": None if math.isnan(self.high[i]) else round(float(self.high[i]), 6),
+                 "ratio": round(float(self.ratio[i]), 6), "se_log_ratio": num(self.se_log, i),
+                 "ci_low": num(self.low, i), "ci_high": num(self.high, i),
+                 "ci95_low": num(self.low95, i), "ci95_high": num(self.high95, i),
                  "classification": str(self.classification[i])} for i in pick.tolist()]
 
     def to_dict(self, which: str = "all") -> dict[str, Any]:
@@ -131,7 +167,8 @@ class Comparison:
     def to_markdown(self, which: str = "changed") -> str:
         s = self.summary()
         c = s["counts"]
-        lines = [f"**{s['b']}** vs **{s['a']}** ({s['device_b']} / {s['device_a']}): {s['models']} models, "
+        lines = [f"**{s['b']}** vs **{s['a']}** ({s['device_b']} / {s['device_a']}), {self.latency_label}: "
+                 f"{s['models']} models, "
                  f"{c['slower']} slower, {c['faster']} faster, {c['not significant']} not significant"
                  + (f", {c['no interval']} without an interval" if c["no interval"] else "")
                  + f" ({_confidence_text(self)}, minimum effect {self.min_effect:.0%}).", "",
@@ -139,7 +176,8 @@ class Comparison:
                  f"(median ratio) {s['level_shift']:.4f}, Spearman {s['spearman']:.4f}.", ""]
         rows = self.rows(which)
         if rows:
-            lines += ["| model | hash | A (ms) | B (ms) | B/A | CI | |", "|---:|---|---:|---:|---:|---|---|"]
+            lines += [f"| model | hash | A (ms, {self.latency}) | B (ms, {self.latency}) | B/A | CI | |",
+                      "|---:|---|---:|---:|---:|---|---|"]
             for r in rows:
                 ci = "n/a" if r["ci_low"] is None else f"{r['ci_low']:.3f} to {r['ci_high']:.3f}"
                 lines.append(f"| {r['model_index']} | `{r['model_hash'][:12]}` | {r['latency_a_ms']:.4f} | "
@@ -153,11 +191,18 @@ def _confidence_text(c: Comparison) -> str:
     return f"{c.confidence:.0%} confidence per model, no correction for {c.models} comparisons"
 
 
-def compare_devices(a: DeviceData, b: DeviceData, *, confidence: float = 0.95, correction: str = "bonferroni",
-                    min_effect: float = 0.05, relative: bool = False, allow_protocol_mismatch: bool = False,
-                    label_a: str | None = None, label_b: str | None = None) -> Comparison:
-    """Compare one device's results in two sources (see the module docstring for the method)."""
-    from scipy.special import stdtrit  # Student's t quantile; scipy.stats itself imports for seconds
+def compare_devices(a: DeviceData, b: DeviceData, *, latency: str = "auto", confidence: float = 0.95,
+                    correction: str = "bonferroni", min_effect: float = 0.05, relative: bool = False,
+                    allow_protocol_mismatch: bool = False, label_a: str | None = None, label_b: str | None = None,
+                    level_reference: str | None = None) -> Comparison:
+    """Compare one device's results in two sources (see the module docstring for the method).
+
+    ``latency`` is ``raw``, ``corrected`` or ``auto`` (corrected when every model compared has
+    a level-corrected latency on both sides). ``level_reference`` names the campaign whose level
+    reference both sides share, when the caller put them on one."""
+    from scipy.special import ndtri, stdtrit  # scipy.stats itself imports for seconds
+
+    from blox_lat.harness import LatencyKindError, resolve_latency_kind
 
     if not 0 < confidence < 1:
         raise SourceError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")
@@ -174,35 +219,48 @@ def compare_devices(a: DeviceData, b: DeviceData, *, confidence: float = 0.95, c
     if common.size == 0:
         raise SourceMismatchError(f"{label_a or a.source} and {label_b or b.source} have no model in common on "
                                   f"{a.device}/{b.device}; compare campaigns of the same models")
-    la, lb = a.latency_ms[ia], b.latency_ms[ib]
+    both = np.concatenate([a.corrected_ms[ia], b.corrected_ms[ib]])
+    try:
+        kind = resolve_latency_kind(latency, [float(v) if np.isfinite(v) else None for v in both.tolist()])
+    except LatencyKindError as exc:
+        raise SourceError(f"{label_a or a.source} vs {label_b or b.source}: {exc}") from None
+    la, lb = a.latency(kind)[ia], b.latency(kind)[ib]
     ratio = lb / la
     level = float(np.exp(np.median(np.log(ratio))))
     if relative:
         ratio = ratio / level
-    va, na = _log_stats(a.group_means, a.count)
-    vb, nb = _log_stats(b.group_means, b.count)
-    va, na, vb, nb = va[ia], na[ia], vb[ib], nb[ib]
-    se = np.sqrt(va + vb)
+    ra, rb = a.latency_se(kind)[ia] / la, b.latency_se(kind)[ib] / lb  # relative standard errors
+    se = np.hypot(ra, rb)
+    # Welch-Satterthwaite over the group-mean parts (a level's part counts as known exactly)
+    ga, gb = a.se_ms[ia] / a.raw_ms[ia], b.se_ms[ib] / b.raw_ms[ib]
+    da, db = _trimmed_dof(a.group_means, ia), _trimmed_dof(b.group_means, ib)
     with np.errstate(invalid="ignore", divide="ignore"):
-        df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
-    df = np.where(np.isfinite(df) & (df > 0), df, np.where(np.isfinite(se), 1e9, np.nan))  # zero spread
-    alpha = 1 - confidence
-    if correction == "bonferroni":
-        alpha /= common.size
+        df = se**4 / (np.nan_to_num(ga) ** 4 / da + np.nan_to_num(gb) ** 4 / db)
+    df = np.where(np.isfinite(df) & (df > 0), df, np.inf)
     has = np.isfinite(se)
-    tq = np.full(common.size, np.nan)
-    if has.any():
-        tq[has] = stdtrit(df[has], 1 - alpha / 2)
-    low, high = ratio * np.exp(-tq * se), ratio * np.exp(tq * se)
-    cls = np.full(common.size, "not significant", dtype=object)
-    cls[~has] = "no interval"
-    cls[has & (low > 1) & (ratio >= 1 + min_effect)] = "slower"
-    cls[has & (high < 1) & (ratio <= 1 / (1 + min_effect))] = "faster"
+
+    def interval(alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        q = np.full(common.size, np.nan)
+        finite = has & np.isfinite(df)
+        q[has & ~finite] = ndtri(1 - alpha / 2)
+        if finite.any():
+            q[finite] = stdtrit(df[finite], 1 - alpha / 2)
+        low, high = ratio * np.exp(-q * se), ratio * np.exp(q * se)
+        cls = np.full(common.size, "not significant", dtype=object)
+        cls[~has] = "no interval"
+        cls[has & (low > 1) & (ratio >= 1 + min_effect)] = "slower"
+        cls[has & (high < 1) & (ratio <= 1 / (1 + min_effect))] = "faster"
+        return low, high, cls
+
+    alpha = 1 - confidence
+    low95, high95, cls95 = interval(alpha)
+    low, high, cls = interval(alpha / common.size) if correction == "bonferroni" else (low95, high95, cls95)
     return Comparison(a=label_a or a.source, b=label_b or b.source, device_a=a.device, device_b=b.device,
                       confidence=confidence, correction=correction, min_effect=min_effect, relative=relative,
                       index=common, latency_a=la, latency_b=lb, ratio=ratio, low=low, high=high,
                       classification=cls, only_a=int(a.count - common.size), only_b=int(b.count - common.size),
-                      protocol_differences=diffs)
+                      protocol_differences=diffs, latency=kind, se_log=se, low95=low95, high95=high95,
+                      classification95=cls95, level_reference=level_reference if kind == "corrected" else None)
 
 
 def _pick_device(source: Source, device: str | None, other: Source) -> DeviceData:
@@ -218,19 +276,75 @@ def _pick_device(source: Source, device: str | None, other: Source) -> DeviceDat
     raise SourceMismatchError(f"{source.path} has devices {', '.join(source.devices)}: name one with --device")
 
 
-def _load_pair(a: str | Source, b: str | Source) -> tuple[Source, Source]:
-    """Both sources; two paths are read side by side (B in a second process) where there are
-    two CPUs, since parsing a campaign's journal is most of a comparison's time."""
+def _is_campaign(path: str | Source) -> bool:
+    if isinstance(path, Source):
+        return False
+    p = Path(path)
+    return not (p / "dataset.json").is_file() and not (p.is_file() and p.name == "dataset.json") and (
+        (p / "journal.jsonl").is_file() or (p / "journal.jsonl.gz").is_file()
+        or (p.is_file() and (p.suffix == ".jsonl" or p.name.endswith(".jsonl.gz"))))
+
+
+def _campaign_pair(a: str, b: str) -> tuple[Source, Source, str | None]:
+    """Two campaign folders on ONE level reference per device: the harness's rule over the
+    records of both, each side taking what stands for its own campaigns. Campaign ids that both
+    journals use (a copied journal) are told apart on B's side first. Also returns the campaign
+    whose reference both share (when one device is in both)."""
+    from dataclasses import replace
+
+    from blox_lat.harness import AnchorsRecord, MeasurementRecord, stand, standing_key
+    from blox_lat.report._sources import campaign_device_data, read_campaign_records
+
+    ra, rb = read_campaign_records(Path(a)), read_campaign_records(Path(b))
+
+    def campaigns(records: list[Any]) -> set[str]:
+        return {str(r.campaign_id) for r in records if isinstance(r, (MeasurementRecord, AnchorsRecord))}
+
+    ca, cb = campaigns(ra), campaigns(rb)
+    if ca & cb:
+        rb = [replace(r, campaign_id=f"{r.campaign_id}@B") if isinstance(r, (MeasurementRecord, AnchorsRecord))
+              and str(r.campaign_id) in ca else r for r in rb]
+        cb = campaigns(rb)
+    union = [*ra, *rb]
+    order = {id(r): i for i, r in enumerate(union) if isinstance(r, MeasurementRecord)}
+    standings = stand(union)
+    sources = []
+    for path, records, mine in ((a, ra, ca), (b, rb, cb)):
+        devices = sorted({r.device for r in records if isinstance(r, MeasurementRecord)})
+        if not devices:
+            raise SourceError(f"{path}: the campaign has no measurements yet; run 'blox-lat measure' first")
+        if len(devices) > 1:
+            raise SourceError(f"{path}: the journal mixes devices {devices[0]!r} and {devices[1]!r}; "
+                              "a campaign is one device")
+        device = devices[0]
+        chosen = {}
+        for model, by_campaign in standings.per_campaign.get(device, {}).items():
+            own = [s for c, s in by_campaign.items() if c in mine]
+            if own:
+                chosen[model] = max(own, key=lambda s: standing_key(s.record, order[id(s.record)]))
+        data = campaign_device_data(Path(path), records, standings, device, chosen)
+        sources.append(Source(path=str(path), kind="campaign", schema=1, devices={device: data}))
+    shared = set(sources[0].devices) & set(sources[1].devices)
+    reference = standings.references.get(next(iter(shared))) if len(shared) == 1 else None
+    return sources[0], sources[1], None if reference is None else str(reference.campaign_id)
+
+
+def _load_pair(a: str | Source, b: str | Source) -> tuple[Source, Source, str | None]:
+    """Both sources (and the campaign whose level reference they share, if any). Two campaign
+    folders are read together onto one level reference; otherwise two paths are read side by
+    side (B in a second process) where there are two CPUs."""
+    if _is_campaign(a) and _is_campaign(b):
+        return _campaign_pair(str(a), str(b))
     if isinstance(a, Source) or isinstance(b, Source) or (os.cpu_count() or 1) < 2:
         return (a if isinstance(a, Source) else load_source(a, raw=True),
-                b if isinstance(b, Source) else load_source(b, raw=True))
+                b if isinstance(b, Source) else load_source(b, raw=True), None)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
         later = pool.submit(load_source, b, raw=True)
         sa = load_source(a, raw=True)
-        return sa, later.result()
+        return sa, later.result(), None
 
 
 def compare(a: str | Source, b: str | Source, *, device: str | None = None, device_b: str | None = None,
@@ -238,10 +352,13 @@ def compare(a: str | Source, b: str | Source, *, device: str | None = None, devi
     """Compare two campaigns or releases (paths or loaded sources) on one device each.
 
     ``device`` picks the device in A (and in B unless ``device_b`` is given); with one device
-    per source it may be omitted. Options: ``confidence``, ``correction``, ``min_effect``,
-    ``relative``, ``allow_protocol_mismatch`` (see :func:`compare_devices`).
+    per source it may be omitted. Options: ``latency`` (``auto``, ``raw``, ``corrected``),
+    ``confidence``, ``correction``, ``min_effect``, ``relative``, ``allow_protocol_mismatch``
+    (see :func:`compare_devices`). Two campaign folders of one device are compared on one level
+    reference (the module docstring says how).
     """
-    sa, sb = _load_pair(a, b)
+    sa, sb, reference = _load_pair(a, b)
     da = _pick_device(sa, device, sb)
     db = _pick_device(sb, device_b or device, sa)
-    return compare_devices(da, db, label_a=sa.path, label_b=sb.path, **options)
+    shared = reference if da.device == db.device else None
+    return compare_devices(da, db, label_a=sa.path, label_b=sb.path, level_reference=shared, **options)
