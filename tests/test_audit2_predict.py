@@ -95,10 +95,24 @@ def _latency_at(line: int, value) -> Callable[[Path], None]:
 
 
 def _corrected_at(line: int, value) -> Callable[[Path], None]:
-    """Every measurement with a level-corrected latency (its raw one), line ``line``'s set to ``value``."""
+    """Every measurement timed with anchors (level 1, its raw latency as the corrected one),
+    line ``line``'s corrected latency set to ``value``; the anchors line they name is appended."""
     def edit(number: int, record: dict) -> None:
-        record["latency_corrected_ms"] = value if number == line else record["measurement"]["latency_ms"]
-    return _measurements(edit)
+        record.update(schema=2, level=1.0, set_id="s1",
+                      latency_corrected_ms=value if number == line else record["measurement"]["latency_ms"])
+
+    def setup(d: Path) -> None:
+        _measurements(edit)(d)
+        path = d / "camp" / "journal.jsonl"
+        first = next(json.loads(t) for t in path.read_text().splitlines() if '"measurement"' in t)
+        anchors = {"schema": 2, "kind": "anchors", "set_id": "s1", "attempt": 1, "device": first["device"],
+                   "campaign_id": first["campaign_id"], "env_id": first["env_id"],
+                   "anchors": [{"model_hash": first["model_hash"], "model_index": first["model_index"],
+                                "latency_ms": 1.0}],
+                   "reference_ms": [1.0], "level": 1.0, "members": 0, "recorded_at": first["recorded_at"]}
+        with open(path, "a") as fh:
+            fh.write(json.dumps(anchors) + "\n")
+    return setup
 
 
 def _pieces_doc(path: Path) -> dict:
@@ -184,16 +198,16 @@ CASES = [
 
     # finding 3: messages
     C("fit-latency-nan", ("predict", "fit", "{d}/camp", "--out", "{d}/new.json"),
-      "re:journal\\.jsonl:3: latency_ms is nan; must be a finite positive number of milliseconds",
+      "re:journal\\.jsonl:3: measurement\\.latency_ms is nan; must be a finite positive number of milliseconds",
       _latency_at(3, float("nan"))),
     C("fit-latency-negative", ("predict", "fit", "{d}/camp", "--out", "{d}/new.json"),
-      "re:journal\\.jsonl:3: latency_ms is -5; must be a finite positive number", _latency_at(3, -5)),
+      "re:journal\\.jsonl:3: measurement\\.latency_ms is -5; must be a finite positive number", _latency_at(3, -5)),
     C("fit-latency-zero", ("predict", "fit", "{d}/camp", "--out", "{d}/new.json"),
-      "re:journal\\.jsonl:4: latency_ms is 0; must be a finite positive number", _latency_at(4, 0)),
+      "re:journal\\.jsonl:4: measurement\\.latency_ms is 0; must be a finite positive number", _latency_at(4, 0)),
     C("fit-latency-text", ("predict", "fit", "{d}/camp", "--out", "{d}/new.json"),
-      "re:journal\\.jsonl:3: latency_ms is 'x'; must be a finite positive number", _latency_at(3, "x")),
+      "re:journal\\.jsonl:3: measurement\\.latency_ms is 'x'; must be a finite positive number", _latency_at(3, "x")),
     C("fit-latency-missing", ("predict", "fit", "{d}/camp", "--out", "{d}/new.json"),
-      "re:journal\\.jsonl:3: .*no latency_ms", _measurements(
+      "re:journal\\.jsonl:3: measurement\\.latency_ms is None; must be a finite positive number", _measurements(
           lambda number, record: record["measurement"].pop("latency_ms") if number == 3 else None)),
     C("fit-model-index-missing", ("predict", "fit", "{d}/camp", "--out", "{d}/new.json"),
       "re:journal\\.jsonl:5: .*model_index", _measurements(

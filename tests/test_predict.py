@@ -39,7 +39,8 @@ def _truth(seed: int = 1, interaction: float = 0.0):
     return costs, latency
 
 
-def _journal(folder: Path, idx, lat, *, device="cpu", protocol=None, campaign="c1", precision="fp32") -> Path:
+def _journal(folder: Path, idx, lat, *, device="cpu", protocol=None, campaign="c1", precision="fp32",
+             day: int = 1) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     profile = {"name": device, "transport": "local", "runtime": "onnxruntime", "format": "onnx", "batch": 1,
                "input_size": 32, "precision": precision, "options": {"threads": 1}}
@@ -52,7 +53,7 @@ def _journal(folder: Path, idx, lat, *, device="cpu", protocol=None, campaign="c
         lines.append({"schema": 1, "kind": "measurement", "model_hash": hashes[int(i)], "model_index": int(i),
                       "device": device, "profile": profile, "protocol": protocol, "env_id": "e",
                       "campaign_id": campaign, "status": "ok", "reason": None,
-                      "recorded_at": f"2026-01-01T00:00:{n:09d}", "measurement": {"latency_ms": float(y)}})
+                      "recorded_at": f"2026-01-{day:02d}T00:00:{n:09d}", "measurement": {"latency_ms": float(y)}})
     with open(folder / "journal.jsonl", "a") as fh:
         fh.write("".join(json.dumps(r) + "\n" for r in lines))
     return folder
@@ -174,20 +175,25 @@ def test_fit_from_journals_takes_repeats_and_corrected(tmp_path):
     idx = np.array(pr.plan_balanced(60, seed=1))
     y = _truth()[1](idx)
     _journal(tmp_path / "a", idx, y, campaign="c1")
-    _journal(tmp_path / "b", idx[:20], y[:20] * 1.1, campaign="c2")
+    _journal(tmp_path / "b", idx[:20], y[:20] * 1.1, campaign="c2", day=2)
     data = pr.load_measurements([tmp_path])
     assert len(data) == 60 and data.latency == "raw" and len(data.repeats) == 20
     first = dict(zip(idx.tolist(), y))
     i = int(idx[0])
     got = data.latency_ms[np.searchsorted(data.indices, i)]
-    assert got == pytest.approx(first[i] * np.sqrt(1.1))
-    # a level-corrected latency beside the raw one is used when every record has it
+    assert got == pytest.approx(first[i] * 1.1)  # the later campaign's record stands (as in a release)
+    assert data.repeats[i] == pytest.approx({"c1": first[i], "c2": first[i] * 1.1})
+    # anchored records: the level-corrected latency (latency / level) is used when every model has one
     folder = tmp_path / "corr"
     _journal(folder, idx, y)
     recs = [json.loads(line) for line in (folder / "journal.jsonl").read_text().splitlines()]
     for r in recs:
         if r["kind"] == "measurement":
-            r["measurement"]["level_corrected_ms"] = r["measurement"]["latency_ms"] * 2
+            r.update(schema=2, level=0.5, latency_corrected_ms=r["measurement"]["latency_ms"] * 2, set_id="s1")
+    recs.append({"schema": 2, "kind": "anchors", "set_id": "s1", "attempt": 1, "device": "cpu", "campaign_id": "c1",
+                 "env_id": "e", "anchors": [{"model_hash": sp.space_table().hashes[0], "model_index": 0,
+                                             "latency_ms": 1.0}],
+                 "reference_ms": [2.0], "level": 0.5, "members": 60, "recorded_at": "2026-01-01T00:00:00"})
     (folder / "journal.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     corr = pr.load_measurements([folder])
     assert corr.latency == "corrected"

@@ -1,16 +1,18 @@
 """Training data: measured latencies of one device setting and protocol, from journals or a release.
 
-A source is a campaign folder (``journal.jsonl``), a folder holding several campaign folders, a
-journal file, or a release (``dataset.json``) whose ``bench/<device>`` section is read. Journals
-are read with :func:`blox_lat.harness.read_journal` into
-:class:`blox_lat.harness.MeasurementRecord`. Only ``ok`` measurements count. Within one
-campaign a model's latest record wins; a model measured in several campaigns gets the geometric
-mean of its campaigns' latencies (each campaign's figure is kept in ``repeats`` for test-retest
-figures).
+A source is a campaign folder (``journal.jsonl``, or ``journal.jsonl.gz``), a folder holding
+several campaign folders, a journal file, or a release (``dataset.json``) whose
+``bench/<device>`` section is read. Journals are read with :func:`blox_lat.harness.read_records`
+(a NaN, zero or negative latency is refused there, naming ``file:line`` and the field) and the
+value of each model is its standing record's, by the one rule of
+:func:`blox_lat.harness.stand` (ok > noisy > failed, then the latest ``recorded_at``): the same
+number ``dataset build`` puts in a release's ``bench/<device>`` for that model. A model measured
+in several campaigns keeps each campaign's value in ``repeats`` (test-retest figures).
 
-``latency`` chooses the value: ``raw`` (the protocol latency, ``latency_ms``), ``corrected``
-(the level-corrected latency that anchored campaigns record beside it) or ``auto`` (corrected
-when every record has one, raw otherwise).
+``latency`` chooses the value (:func:`blox_lat.harness.resolve_latency_kind`): ``raw`` (the
+protocol latency, ``latency_ms``), ``corrected`` (``latency_ms`` over the level of its set, on
+the device's common level reference: ``latency_corrected_ms`` of a release) or ``auto``
+(corrected when every model has one, raw otherwise).
 """
 
 from __future__ import annotations
@@ -20,16 +22,25 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
+from blox_lat.harness import (
+    JOURNAL_NAME,
+    LATENCY_KINDS,
+    DeviceSetting,
+    JournalError,
+    LatencyKindError,
+    MeasurementRecord,
+    ProtocolIdentity,
+    journal_path,
+    read_records,
+    resolve_latency_kind,
+    stand,
+)
 from blox_lat.predict._errors import MixedInputError, PredictError
 
-#: where a level-corrected latency may sit in a measurement (names tried in order)
-CORRECTED_KEYS = ("level_corrected_ms", "corrected_latency_ms", "latency_corrected_ms")
-_PLAIN = {"interleave": 1, "rounds": 1, "rewarm_runs": 0}
-LATENCY_KINDS = ("auto", "raw", "corrected")
 #: models in the space (model indices are 0..MODELS-1)
 MODELS = 91125
 
@@ -39,7 +50,7 @@ class TrainingSet:
     """Latencies (ms) of distinct models on one device setting under one protocol."""
 
     indices: np.ndarray  # (n,) model indices, sorted
-    latency_ms: np.ndarray  # (n,) one value per model (geometric mean over campaigns)
+    latency_ms: np.ndarray  # (n,) one value per model (its standing record's)
     device: str
     setting: dict  # the profile without its name (runtime, format, precision, batch, ...)
     protocol: dict | None  # the protocol identity (interleaving fields spelled out)
@@ -86,152 +97,122 @@ def from_arrays(indices, latency_ms, *, device: str = "synthetic", setting: dict
     return TrainingSet(idx[order], y[order], device, dict(setting or {}), protocol, latency)
 
 
-def _setting(profile: dict | None) -> dict:
-    return {k: v for k, v in (profile or {}).items() if k != "name"}
-
-
-def _identity(protocol: dict | None) -> dict | None:
-    if protocol is None:
-        return None
-    return {**_PLAIN, **{k: v for k, v in protocol.items() if k != "cv_threshold"}}
-
-
 def _journals(source: Path) -> list[Path]:
+    """The journals a source names: a journal file, a campaign folder's journal (plain or
+    ``.gz``), or every campaign folder's journal below a folder."""
     if source.is_file():
         return [source]
-    if (source / "journal.jsonl").is_file():
-        return [source / "journal.jsonl"]
-    found = sorted(source.rglob("journal.jsonl"))
+    if journal_path(source).is_file():
+        return [journal_path(source)]
+    found = sorted({journal_path(p.parent) for name in (JOURNAL_NAME, JOURNAL_NAME + ".gz")
+                    for p in source.rglob(name)})
     if not found:
         raise PredictError(f"{source}: no journal.jsonl inside; pass a campaign folder (runs/DEVICE) or a release")
     return found
 
 
-_DAMAGED = "a damaged or edited journal line: restore the file from a backup or remove that line"
 _DAMAGED_RELEASE = "a damaged release: 'blox-lat dataset verify' checks it; rebuild it from the journals"
 
 
-def _milliseconds(where: str, key: str, value: Any, damaged: str = _DAMAGED) -> float:
-    """``value`` if it is a finite positive number, else :class:`PredictError` saying what it is."""
+def _milliseconds(where: str, key: str, value: Any) -> float:
+    """A release's ``value`` if it is a finite positive number, else :class:`PredictError` saying what it is."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
         return float(value)
-    _refuse(where, f"{key} is {repr(value)[:40]}; must be a finite positive number of milliseconds", damaged)
+    raise PredictError(f"{where}: {key} is {repr(value)[:40]}; must be a finite positive number of milliseconds "
+                       f"({_DAMAGED_RELEASE})")
 
 
-def _refuse(where: str, what: str, damaged: str = _DAMAGED) -> NoReturn:
-    raise PredictError(f"{where}: {what} ({damaged})")
-
-
-def _corrected(record: dict, where: str) -> float | None:
-    """The level-corrected latency of a measurement line, if it has one (checked like the raw one)."""
-    m = record.get("measurement") or {}
-    for key in CORRECTED_KEYS:
-        for holder in (m, record):
-            value = holder.get(key)
-            if value is not None:
-                return _milliseconds(where, key, value)
-    return None
-
-
-class _Collector:
-    """Gathers (model, campaign) -> latency and checks that one setting and protocol are mixed in."""
+class _Scope:
+    """The one device, device setting and protocol of a fit: the first seen (or the one asked
+    for), and a :class:`MixedInputError` when a source brings another."""
 
     def __init__(self, device: str | None) -> None:
         self.want = device
         self.device: str | None = None
-        self.setting: dict | None = None
-        self.protocol: dict | None = None
-        self.first: str = ""
-        self.values: dict[tuple[int, str], tuple[str, float, float | None]] = {}
-        self.references: dict[str, Any] = {}  # campaign -> its CampaignReference (anchored journals)
+        self.setting: DeviceSetting | None = None
+        self.protocol: ProtocolIdentity | None = None
+        self.first = ""
 
-    def check(self, device: str, setting: dict, protocol: dict | None, where: str) -> None:
+    def takes(self, device: str, setting: DeviceSetting, protocol: ProtocolIdentity | None, where: str) -> bool:
+        """Whether measurements of ``device`` belong to the fit (after checking they can be mixed in)."""
         if self.want is not None and device != self.want:
-            return
+            return False
         if self.device is None:
             self.device, self.setting, self.protocol, self.first = device, setting, protocol, where
-            return
+            return True
         if device != self.device:
             raise MixedInputError(f"measurements of two devices: {self.device!r} ({self.first}) and {device!r} "
                                   f"({where}); fit one device at a time (--device NAME picks one)")
         if setting != self.setting:
-            raise MixedInputError(f"device {device!r} measured with two settings ({self.first}: {self.setting}; "
-                                  f"{where}: {setting}); fit each setting separately")
+            raise MixedInputError(f"device {device!r} measured with two settings ({self.first}: "
+                                  f"{self.setting.to_dict()}; {where}: {setting.to_dict()}); "
+                                  "fit each setting separately")
         if protocol is not None and self.protocol is not None and protocol != self.protocol:
-            diff = ", ".join(f"{k} {self.protocol.get(k)} vs {v}" for k, v in protocol.items()
-                             if self.protocol.get(k) != v)
+            mine, theirs = self.protocol.to_dict(), protocol.to_dict()
+            diff = ", ".join(f"{k} {mine.get(k)} vs {v}" for k, v in theirs.items() if mine.get(k) != v)
             raise MixedInputError(f"measurements from two protocols ({diff}; {self.first} vs {where}); "
                                   "fit campaigns of one protocol together")
-
-    def add(self, index: int, campaign: str, recorded_at: str, raw: float, corrected: float | None) -> None:
-        key = (index, campaign)
-        old = self.values.get(key)
-        if old is None or recorded_at >= old[0]:
-            self.values[key] = (recorded_at, raw, corrected)
+        if self.protocol is None:
+            self.protocol = protocol
+        return True
 
 
-def _note_reference(where: str, line: dict, c: _Collector) -> None:
-    """Keep an anchored campaign's reference, from the first of its ``anchors`` lines."""
-    from blox_lat.harness import AnchorError, CampaignReference
+@dataclass
+class _Value:
+    """A model's value from one source: its standing (rank, recorded_at), raw and corrected
+    latencies, and the per-campaign values behind it (test-retest figures)."""
 
-    if c.want is not None and line.get("device") != c.want:
-        return
-    try:
-        ref = CampaignReference.of_line(line)
-    except AnchorError as exc:
-        raise PredictError(f"{where}: {exc} ({_DAMAGED})") from None
-    old = c.references.get(ref.campaign_id)
-    if old is None or ref.recorded_at < old.recorded_at:
-        c.references[ref.campaign_id] = ref
+    key: tuple
+    raw: float
+    corrected: float | None
+    per_campaign: dict[str, tuple[float, float | None]]
 
 
-def _on_common_reference(c: _Collector) -> None:
-    """Corrected latencies of campaigns read from journals, on one reference (the earliest
-    anchored campaign's, as ``dataset build`` does); other anchors: no corrected latency."""
-    from blox_lat.harness import common_reference
-
-    first, factors = common_reference(list(c.references.values()))
-    if first is None or all(f == 1.0 for f in factors.values()) and len(factors) == len(c.references):
-        return
-    for key, (at, raw, corr) in list(c.values.items()):
-        if key[1] in c.references and corr is not None:
-            factor = factors.get(key[1])
-            c.values[key] = (at, raw, None if factor is None else corr / factor)
+def _model_index(rec: MeasurementRecord) -> int:
+    index = rec.model_index
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < MODELS:
+        raise PredictError(f"{rec.origin}: model_index is {repr(index)[:40]}; must be a model index "
+                           f"0..{MODELS - 1} (a damaged or edited journal line: restore the file from a "
+                           "backup or remove that line)")
+    return index
 
 
-def _read_journal(path: Path, c: _Collector) -> None:
-    from blox_lat.harness import AnchorsRecord, MeasurementRecord, read_journal_lines
-
-    # one pass: anchors lines give references, measurements values; errors name file:line
-    for number, line in read_journal_lines(path):
-        where = f"{path}:{number}"
-        if line.get("kind") == AnchorsRecord.kind:
-            _note_reference(where, line, c)
+def _from_journals(paths: list[Path], scope: _Scope) -> dict[int, _Value]:
+    """The standing value of every model in ``paths`` (read and stood together, in order)."""
+    records: list[Any] = []
+    for path in paths:
+        try:
+            records.extend(read_records(path))
+        except JournalError as exc:
+            raise PredictError(str(exc)) from None
+    if not records:
+        return {}
+    for rec in records:
+        if isinstance(rec, MeasurementRecord) and rec.ok and scope.takes(rec.device, rec.setting,
+                                                                           rec.protocol_identity, str(rec.origin)):
+            _model_index(rec)
+    if scope.device is None:
+        return {}
+    standings = stand(records)
+    out: dict[int, _Value] = {}
+    for model, standing in standings.of(scope.device).items():
+        if not standing.ok:
             continue
-        if line.get("kind") != MeasurementRecord.kind:
-            continue
-        rec = MeasurementRecord.from_dict(line)
-        if not rec.ok or rec.measurement is None:
-            continue
-        device = str(rec.device)
-        c.check(device, _setting(rec.profile), _identity(rec.protocol), where)
-        if c.want is not None and device != c.want:
-            continue
-        index = rec.model_index
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < MODELS:
-            _refuse(where, f"model_index is {repr(index)[:40]}; must be a model index 0..{MODELS - 1}"
-                    if "model_index" in line else "measurement line has no model_index")
-        if "latency_ms" not in rec.measurement:
-            _refuse(where, "ok measurement has no latency_ms")
-        latency = _milliseconds(where, "latency_ms", rec.measurement["latency_ms"])
-        c.add(index, str(rec.campaign_id or path.parent.name), str(rec.recorded_at or ""), latency,
-              _corrected(line, where))
+        rec = standing.record
+        per_campaign = {campaign: (s.latency_ms, s.corrected_ms)
+                        for campaign, s in standings.per_campaign[scope.device][model].items() if s.ok}
+        out[_model_index(rec)] = _Value((2 - rec.noisy, str(rec.recorded_at or "")), standing.latency_ms,
+                                        standing.corrected_ms, per_campaign)
+    return out
 
 
-def _read_release(path: Path, device: str | None, c: _Collector) -> None:
+def _from_release(path: Path, scope: _Scope) -> dict[int, _Value]:
+    """The ``bench/<device>`` values of a release: the same columns ``dataset build`` wrote from
+    the standing records (``latency_ms``, ``latency_corrected_ms`` on the release's reference)."""
     from blox_lat import dataset
 
     rel = dataset.open(path)
+    device = scope.want or scope.device
     if device is None:
         if len(rel.devices) != 1:
             raise MixedInputError(f"release {path} has measurements of {len(rel.devices)} devices "
@@ -245,56 +226,76 @@ def _read_release(path: Path, device: str | None, c: _Collector) -> None:
     protocols = meta.get("protocols") or []
     if len(protocols) > 1:
         raise MixedInputError(f"release {path}: bench/{device} mixes {len(protocols)} protocols; fit from the journals")
-    c.check(device, _setting(meta.get("profile")), _identity(protocols[0]) if protocols else None, f"{path} bench/{device}")
+    scope.takes(device, DeviceSetting.of(meta.get("profile")),
+                ProtocolIdentity.of(protocols[0]) if protocols else None, f"{path} bench/{device}")
     table = sec.table
     cols = table.column_names
-    status = table.column("status").to_pylist()
-    index = table.column("model_index").to_pylist()
-    raw = table.column("latency_ms").to_pylist()
-    corr_name = next((k for k in CORRECTED_KEYS if k in cols), None)
-    corr = table.column(corr_name).to_pylist() if corr_name else [None] * len(raw)
-    campaign = table.column("campaign_id").to_pylist() if "campaign_id" in cols else [None] * len(raw)
-    for row, (i, st, r, cv, camp) in enumerate(zip(index, status, raw, corr, campaign)):
-        if st == "ok" and r is not None:
-            where = f"{path} bench/{device} row {row}"
-            c.add(int(i), f"{path.name}:{camp}", "", _milliseconds(where, "latency_ms", r, _DAMAGED_RELEASE),
-                  None if cv is None else _milliseconds(where, corr_name, cv, _DAMAGED_RELEASE))
+
+    def column(name: str) -> list:
+        return table.column(name).to_pylist() if name in cols else [None] * table.num_rows
+
+    out: dict[int, _Value] = {}
+    rows = zip(column("model_index"), column("status"), column("latency_ms"), column("latency_corrected_ms"),
+               column("campaign_id"), column("noisy"), column("recorded_at"))
+    for row, (i, status, raw, corr, campaign, noisy, at) in enumerate(rows):
+        if status != "ok" or raw is None:
+            continue
+        where = f"{path} bench/{device} row {row}"
+        raw = _milliseconds(where, "latency_ms", raw)
+        corr = None if corr is None else _milliseconds(where, "latency_corrected_ms", corr)
+        out[int(i)] = _Value((2 - bool(noisy), str(at or "")), raw, corr, {f"{path.name}:{campaign}": (raw, corr)})
+    return out
 
 
 def load(sources: list[str | os.PathLike[str]], *, device: str | None = None, latency: str = "auto") -> TrainingSet:
-    """The training set in ``sources`` (campaign folders, journals or releases) for one device."""
+    """The training set in ``sources`` (campaign folders, journals or releases) for one device.
+
+    Journals are read with :func:`blox_lat.harness.read_records` and stood with
+    :func:`blox_lat.harness.stand`: a model's value is its standing record's (ok > noisy >
+    failed, then the latest ``recorded_at``), the corrected one on the device's common level
+    reference: the number ``dataset build`` puts in a release. A release gives its
+    ``bench/<device>`` values. A model in several sources takes the value the same rule picks."""
     if latency not in LATENCY_KINDS:
         raise PredictError(f"latency {latency!r}: use one of {', '.join(LATENCY_KINDS)}")
     if not sources:
         raise PredictError("no measurements: pass a campaign folder (runs/DEVICE), several, or a release")
-    c = _Collector(device)
+    scope = _Scope(device)
+    groups: list[dict[int, _Value]] = []
+    journals: list[Path] = []
     for source in sources:
         path = Path(source)
         if not path.exists():
             raise PredictError(f"{path} does not exist; pass a campaign folder (runs/DEVICE) or a release")
         if (path / "dataset.json").is_file():
-            _read_release(path, device, c)
+            groups.append(_from_release(path, scope))
         else:
-            for journal in _journals(path):
-                _read_journal(journal, c)
-    if c.device is None or not c.values:
+            journals.extend(_journals(path))
+    groups.insert(0, _from_journals(journals, scope))
+    chosen: dict[int, _Value] = {}
+    for values in groups:  # a model in a release and in journals: the later, better record stands
+        for index, value in values.items():
+            old = chosen.get(index)
+            chosen[index] = value if old is None or value.key >= old.key else old
+    if scope.device is None or not chosen:
         which = f" of device {device!r}" if device else ""
         raise PredictError(f"no ok measurements{which} in {', '.join(map(str, sources))}")
-    _on_common_reference(c)
-    has_corr = all(v[2] is not None for v in c.values.values())
-    if latency == "corrected" and not has_corr:
-        raise PredictError("--latency corrected: some measurements carry no level-corrected latency "
-                           "(campaigns measured without anchors); use --latency raw")
-    kind = "corrected" if latency == "corrected" or (latency == "auto" and has_corr) else "raw"
-    per_model: dict[int, dict[str, float]] = {}
-    for (index, campaign), (_at, raw, corr) in c.values.items():
-        per_model.setdefault(index, {})[campaign] = corr if kind == "corrected" else raw
-    idx = np.array(sorted(per_model), dtype=np.int64)
-    y = np.array([np.exp(np.mean(np.log(list(per_model[i].values())))) for i in idx])
-    campaigns = tuple(sorted({camp for _i, camp in c.values}))
-    repeats = {int(i): per_model[int(i)] for i in idx if len(per_model[int(i)]) > 1}
-    return TrainingSet(idx, y, c.device, c.setting or {}, c.protocol, kind,
-                       tuple(str(s) for s in sources), campaigns, repeats)
+    try:
+        kind = resolve_latency_kind(latency, [v.corrected for v in chosen.values()])
+    except LatencyKindError as exc:
+        raise PredictError(str(exc)) from None
+    idx = np.array(sorted(chosen), dtype=np.int64)
+    y = np.array([chosen[int(i)].raw if kind == "raw" else chosen[int(i)].corrected for i in idx], dtype=float)
+    repeats: dict[int, dict[str, float]] = {}
+    campaigns: set[str] = set()
+    for i in idx:
+        values = {c: (raw if kind == "raw" else corr) for c, (raw, corr) in chosen[int(i)].per_campaign.items()}
+        values = {c: v for c, v in values.items() if v is not None}
+        campaigns.update(values)
+        if len(values) > 1:
+            repeats[int(i)] = values
+    return TrainingSet(idx, y, scope.device, scope.setting.to_dict() if scope.setting else {},
+                       scope.protocol.to_dict() if scope.protocol else None, kind,
+                       tuple(str(s) for s in sources), tuple(sorted(campaigns)), repeats)
 
 
 def protocol_text(protocol: dict | None) -> str:
