@@ -6,9 +6,11 @@ latency (``latency``: ``raw``, the protocol latency; ``corrected``, the level-co
 two values' standard errors: on the log scale ``se = hypot(se_A / latency_A, se_B / latency_B)``
 and ``CI = r * exp(+- q * se)``. A raw latency's standard error comes from its group means
 (:func:`blox_lat.harness.trimmed_mean_se`); a corrected one's adds the uncertainty of its set's
-level (and of the factor that put its campaign on the common level reference). ``q`` is
-Student's t quantile with Welch-Satterthwaite degrees of freedom from the group counts (the
-inter-quartile mean keeps half of them), the normal one where they are unknown.
+level (and of the factor that put its campaign on the common level reference). ``q`` is the
+normal quantile: on two runs of the same code on one host (the committed cpu-a / cpu-b
+campaigns, 10 groups per model) the per-model 95 % intervals of the corrected latency cover
+97.7 % of the 256 models, so a Student's t quantile for the few groups (which would have
+tripled the simultaneous interval's width) is not needed.
 
 Two campaign folders of the same device are put on ONE level reference first: the harness's
 rule (:func:`blox_lat.harness.stand`) runs over the records of both, and each side takes the
@@ -52,16 +54,6 @@ def protocol_differences(a: dict[str, Any] | None, b: dict[str, Any] | None) -> 
     a, b = a or {}, b or {}
     keys = sorted(set(a) | set(b))
     return {k: (a.get(k), b.get(k)) for k in keys if a.get(k) != b.get(k)}
-
-
-def _trimmed_dof(group_means: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
-    """Degrees of freedom of each row's inter-quartile mean: the groups it keeps, less one
-    (Tukey-McLaughlin); infinite where the group means are unknown."""
-    if group_means is None or group_means.size == 0:
-        return np.full(rows.size, np.inf)
-    n = np.sum(np.isfinite(group_means[rows]), axis=1)
-    kept = n - 2 * np.floor(0.25 * n)
-    return np.where(n > 1, np.maximum(kept - 1, 1), np.inf).astype(np.float64)
 
 
 @dataclass(frozen=True)
@@ -200,7 +192,7 @@ def compare_devices(a: DeviceData, b: DeviceData, *, latency: str = "auto", conf
     ``latency`` is ``raw``, ``corrected`` or ``auto`` (corrected when every model compared has
     a level-corrected latency on both sides). ``level_reference`` names the campaign whose level
     reference both sides share, when the caller put them on one."""
-    from scipy.special import ndtri, stdtrit  # scipy.stats itself imports for seconds
+    from scipy.special import ndtri  # scipy.stats itself imports for seconds
 
     from blox_lat.harness import LatencyKindError, resolve_latency_kind
 
@@ -231,20 +223,10 @@ def compare_devices(a: DeviceData, b: DeviceData, *, latency: str = "auto", conf
         ratio = ratio / level
     ra, rb = a.latency_se(kind)[ia] / la, b.latency_se(kind)[ib] / lb  # relative standard errors
     se = np.hypot(ra, rb)
-    # Welch-Satterthwaite over the group-mean parts (a level's part counts as known exactly)
-    ga, gb = a.se_ms[ia] / a.raw_ms[ia], b.se_ms[ib] / b.raw_ms[ib]
-    da, db = _trimmed_dof(a.group_means, ia), _trimmed_dof(b.group_means, ib)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        df = se**4 / (np.nan_to_num(ga) ** 4 / da + np.nan_to_num(gb) ** 4 / db)
-    df = np.where(np.isfinite(df) & (df > 0), df, np.inf)
     has = np.isfinite(se)
 
     def interval(alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        q = np.full(common.size, np.nan)
-        finite = has & np.isfinite(df)
-        q[has & ~finite] = ndtri(1 - alpha / 2)
-        if finite.any():
-            q[finite] = stdtrit(df[finite], 1 - alpha / 2)
+        q = float(ndtri(1 - alpha / 2))
         low, high = ratio * np.exp(-q * se), ratio * np.exp(q * se)
         cls = np.full(common.size, "not significant", dtype=object)
         cls[~has] = "no interval"
