@@ -2,10 +2,15 @@
 
 Rules (also in the README):
 
-- Measurements: one ``bench/<device>`` row per (device, model). When a model was journaled more
-  than once, the row comes from the best record by, in order: ``ok`` and not noisy, then ``ok``
-  but noisy, then ``failed``; among equals the latest ``recorded_at`` wins (ties: campaign id,
-  env id, input order). ``records`` counts what was seen. A failed model keeps a row with its
+- Measurements: every journal line is judged as :func:`blox_lat.harness.read_records` judges
+  it (a NaN, zero, negative or text latency, counts that do not add up, a level without its
+  anchors line: refused, naming ``file:line`` and the field). One ``bench/<device>`` row per
+  (device, model): when a model was journaled more than once, the row comes from the record
+  that stands by the harness's rule (:func:`blox_lat.harness.standing_key`, ``RULE``): ``ok``
+  and not noisy, then ``ok`` but noisy, then ``failed``; among equals the latest
+  ``recorded_at`` wins (ties: campaign id, env id, input order). Its ``level``,
+  ``latency_corrected_ms`` and their standard errors are what :func:`blox_lat.harness.stand`
+  gives for it, on the device's common level reference. ``records`` counts what was seen. A failed model keeps a row with its
   ``reason`` and null timings. All records of one device must share one device setting
   (runtime, format, precision, batch, input size, options), which becomes the section metadata;
   two settings under one device name are an input error (give them two profile names).
@@ -63,6 +68,7 @@ from blox_lat.dataset._readers import (
     Ref,
     bench_row,
     env_row,
+    leveled,
     raw_row,
     read_journal_part,
     read_json_files,
@@ -149,8 +155,8 @@ class _Collector:
     rows: dict[str, dict[int, tuple[dict, str]]] = field(default_factory=dict)  # section -> index -> (row, label)
     distill: dict[tuple[str, int], dict[tuple[int, int], tuple[tuple, str]]] = field(default_factory=dict)
     static_override: dict[int, tuple[int, int, list[int]]] = field(default_factory=dict)
-    #: device -> campaign_id -> its CampaignReference (anchored campaigns)
-    anchor_refs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: device -> its AnchorsRecords (every anchors line of its journals, in input order)
+    anchors: dict[str, list[Any]] = field(default_factory=dict)
     order: int = 0
 
     # -- measurements -------------------------------------------------------------------
@@ -165,10 +171,8 @@ class _Collector:
                 self.envs[key] = (f.label, record)
         for device, setting in part.settings:
             self.profiles.setdefault(device, {}).setdefault(setting, f.label)
-        for (device, campaign), ref in part.anchor_refs.items():
-            known = self.anchor_refs.setdefault(device, {})
-            if campaign not in known or ref.recorded_at < known[campaign].recorded_at:
-                known[campaign] = ref
+        for device, anchors in part.anchors:
+            self.anchors.setdefault(device, []).append(anchors)
         meas = self.meas
         for i, (device, h, _index, key) in enumerate(part.meas):
             entry = ((*key[:4], base + key[4]), part.record(i))
@@ -270,6 +274,7 @@ class _Collector:
     # -- Blox files ---------------------------------------------------------------------
     def add_blox(self, f: InputFile) -> None:
         from blox_lat.dataset._bloxfmt import read_blox_file
+        from blox_lat.harness import MeasurementRecord, standing_key
 
         header, rows = read_blox_file(f.path, allow_pickle=self.allow_pickle)
         dtype = header["dataset_type"]
@@ -301,7 +306,8 @@ class _Collector:
                 self.order += 1
                 rec = {"status": "ok", "model_hash": h, "_index": index, "measurement": {"latency_ms": row.get("latency")},
                        "profile": None, "recorded_at": None, "_source": f.label}
-                self.meas.setdefault((device, h), []).append(((2, "", "", "", self.order), rec))
+                key = standing_key(MeasurementRecord.from_dict(rec), self.order)
+                self.meas.setdefault((device, h), []).append((key, rec))
             else:
                 raise InputError(f"{f.label}: unknown dataset_type {dtype!r}")
 
@@ -440,7 +446,10 @@ def _epochs_of(section: str, rows: dict[int, tuple[dict | Ref, str]]) -> int | N
 
 
 def _bench_tables(c: _Collector) -> dict[str, tuple[Any, Any, dict]]:
-    """device -> (bench table, bench-raw table or None, metadata), one row per model by the duplicates rule."""
+    """device -> (bench table, bench-raw table or None, metadata), one row per model by the
+    harness's selection rule (:func:`~blox_lat.harness.standing_key`)."""
+    from blox_lat.harness import RULE, MeasurementRecord
+
     out: dict[str, tuple[Any, Any, dict]] = {}
     by_device: dict[str, list[tuple[str, list]]] = {}
     for (device, h), recs in c.meas.items():
@@ -452,75 +461,92 @@ def _bench_tables(c: _Collector) -> dict[str, tuple[Any, Any, dict]]:
             raise InputError(f"device {device!r} was measured with two settings ({l1}: {s1}; {l2}: {s2}); "
                              "measure them under two device profile names")
         profile = json.loads(next(iter(settings))) if settings else None
-        chosen: list[tuple] = []  # (index, hash, records seen, record, its row, its raw row)
+        chosen: list[tuple] = []  # (index, hash, records seen, record, its row, its raw row, its leveled record)
         protocols: set[str] = set()
         last_protocol: Any = None
         for h, recs in items:
             key, rec = recs[0] if len(recs) == 1 else max(recs, key=lambda kr: kr[0])
             if isinstance(rec, MeasRef):
                 protocol, index, row, raw = rec.part.protocols[rec.i], rec.part.meas[rec.i][2], None, None
+                slim = rec.part.leveled.get(rec.i)
             else:
                 protocol = rec.get("protocol")
             if protocol is not None and protocol != last_protocol:
                 last_protocol = protocol  # one protocol per campaign: encode it once
                 protocols.add(json.dumps(last_protocol, sort_keys=True))
             if not isinstance(rec, MeasRef):
-                row, raw, index = bench_row(rec), raw_row(rec), rec["_index"]
-            chosen.append((index, h, len(recs), rec, row, raw))
+                typed = MeasurementRecord.from_dict(rec)
+                row, raw, index, slim = bench_row(typed), raw_row(typed), rec["_index"], leveled(typed)
+            chosen.append((index, h, len(recs), rec, row, raw, slim))
         chosen.sort(key=lambda x: x[0])
         meta = {"device": device, "profile": profile, "latency_unit": "ms",
                 "protocols": [json.loads(p) for p in sorted(protocols)],
-                "duplicates_rule": "ok>noisy>failed, then latest recorded_at"}
+                "duplicates_rule": RULE}
         if profile is None:
             meta["source"] = "blox-release"
-        factors, meta["level_reference"] = _reference_factors(c.anchor_refs.get(device, {}))
-        if meta["level_reference"] is None:
-            del meta["level_reference"]
-        bench = _on_reference(_gather(f"bench/{device}", chosen, meta, raw=False), factors)
+        reference = _reference_meta(c.anchors.get(device, []))
+        if reference is not None:
+            meta["level_reference"] = reference
+        bench = _on_reference(_gather(f"bench/{device}", chosen, meta, raw=False), device, chosen,
+                              c.anchors.get(device, []))
         with_raw = [x for x in chosen if (x[3].part.raws[x[3].i] >= 0 if isinstance(x[3], MeasRef) else x[5] is not None)]
         out[device] = (bench, _gather(f"bench-raw/{device}", with_raw, {"device": device}, raw=True) if with_raw else None,
                        meta)
     return out
 
 
-def _reference_factors(refs: dict[str, Any]) -> tuple[dict[str, float], dict | None]:
-    """campaign_id -> the factor that puts its levels on the device's common reference (the
-    earliest anchored campaign's, :func:`~blox_lat.harness.common_reference`), and the section
-    metadata naming it; campaigns with other anchors have no factor and get null levels."""
-    from blox_lat.harness import common_reference
+def _reference_meta(anchors: list[Any]) -> dict | None:
+    """The section metadata naming the device's common level reference (the earliest anchored
+    campaign's, :func:`~blox_lat.harness.common_reference`, each campaign's reference being its
+    earliest anchors line), the campaigns on it and those timed with other anchors (null
+    levels); None for a device without anchors."""
+    from blox_lat.harness import CampaignReference, common_reference
 
-    first, factors = common_reference(list(refs.values()))
+    by_campaign: dict[str, list[Any]] = {}
+    for a in anchors:
+        by_campaign.setdefault(str(a.campaign_id), []).append(a)
+    refs = []
+    for campaign, lines in by_campaign.items():
+        first = min(lines, key=lambda a: str(a.recorded_at or ""))
+        refs.append(CampaignReference(campaign, tuple(first.hashes), tuple(float(x) for x in first.reference_ms),
+                                      str(first.recorded_at or "")))
+    first, factors = common_reference(refs)
     if first is None:
-        return {}, None
-    return factors, {"campaign_id": first.campaign_id, "anchors": list(first.anchors),
-                     "reference_ms": list(first.reference_ms), "campaigns": sorted(factors),
-                     "other_anchors": sorted(set(refs) - set(factors))}
+        return None
+    return {"campaign_id": first.campaign_id, "anchors": list(first.anchors),
+            "reference_ms": list(first.reference_ms), "campaigns": sorted(factors),
+            "other_anchors": sorted(set(by_campaign) - set(factors))}
 
 
-def _on_reference(table: Any, factors: dict[str, float]) -> Any:
-    """``level`` and ``latency_corrected_ms`` of rows from other campaigns than the reference
-    campaign, rescaled by their campaign's factor; rows of campaigns with other anchors get nulls.
-    Rows of the reference campaign keep their journal values; a one-campaign table is returned
-    as it is."""
+#: the columns :func:`_on_reference` takes from :func:`~blox_lat.harness.stand`
+_STANDING_COLUMNS = (("level", "level"), ("latency_corrected_ms", "corrected_ms"),
+                     ("latency_corrected_se_ms", "corrected_se_ms"))
+
+
+def _on_reference(table: Any, device: str, chosen: list[tuple], anchors: list[Any]) -> Any:
+    """``level``, ``latency_corrected_ms`` and ``latency_corrected_se_ms`` of every row as
+    :func:`~blox_lat.harness.stand` gives them for its record: on the device's common reference
+    (campaigns after the earliest rescaled onto it, their corrected SE adding the rescaling's),
+    null for models timed without anchors or with other anchors than the reference's.
+
+    ``stand`` sees every anchors line of the device and the chosen records that carry a level
+    (one per model, so it stands), without their samples."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
+    from blox_lat.harness import stand
+
+    n = len(chosen)
+    at = {x[1]: pos for pos, x in enumerate(chosen) if x[6] is not None}
+    values: dict[str, list] = {name: [None] * n for name, _attr in _STANDING_COLUMNS}
+    if at and anchors:
+        for h, standing in stand([*anchors, *(chosen[pos][6] for pos in at.values())]).of(device).items():
+            pos = at[h]
+            for name, attr in _STANDING_COLUMNS:
+                values[name][pos] = getattr(standing, attr)
     names = table.column_names
-    if not factors or "level" not in names:
-        return table
-    campaigns = table.column("campaign_id").combine_chunks().dictionary_encode()
-    per_campaign = pa.array([factors.get(c) for c in campaigns.dictionary.to_pylist()], pa.float64())
-    factor = per_campaign.take(campaigns.indices)  # null: another anchor set, or no campaign
-    levels = table.column("level").combine_chunks()
-    same = pc.equal(factor, 1.0)
-    if pc.all(pc.or_kleene(same, levels.is_null())).as_py():
-        return table
-    level = pc.if_else(same, levels, pc.multiply(levels, factor))
-    corrected = pc.if_else(same, table.column("latency_corrected_ms").combine_chunks(),
-                           pc.divide(table.column("latency_ms").combine_chunks(), level))
-    for name, values in (("level", level), ("latency_corrected_ms", corrected)):
-        at = names.index(name)
-        table = table.set_column(at, table.schema.field(at), values.cast(table.schema.field(at).type))
+    for name, _attr in _STANDING_COLUMNS:
+        i = names.index(name)
+        table = table.set_column(i, table.schema.field(i), pa.array(values[name], pa.float64()))
     return table
 
 
@@ -533,7 +559,7 @@ def _gather(section: str, chosen: list[tuple], metadata: dict, raw: bool):
     total = 0
     take: list[int] = []
     dict_rows: list[dict] = []
-    for _index, _h, _n, rec, row, raw_values in chosen:
+    for _index, _h, _n, rec, row, raw_values, _slim in chosen:
         if isinstance(rec, MeasRef):
             part = rec.part
             off = offsets.get(id(part))
@@ -852,6 +878,7 @@ def _add_tables(c: _Collector, tables: dict, metadata: dict, hashes: list[str], 
 def _write_release(out: Path, version: str, tables: dict, metadata: dict, listed: list[dict],
                    per_source: dict[str, list[tuple[str, str]]], used: int, blox_format: bool) -> BuildResult:
     from blox_lat import __version__
+    from blox_lat.harness import RULE
 
     inputs = sorted(listed, key=lambda d: d["path"])
     for source, recs in sorted(per_source.items()):
@@ -891,7 +918,7 @@ def _write_release(out: Path, version: str, tables: dict, metadata: dict, listed
             "format": FORMAT, "schema_version": RELEASE_SCHEMA, "dataset_version": version,
             "search_space": search_space_record(), "sections": sections, "blox_files": blox_files,
             "provenance": {"builder": f"blox-lat {__version__}", "git_commit": _git_commit(), "inputs": inputs,
-                           "duplicates_rule": "bench: ok>noisy>failed then latest recorded_at; training: identical or error"},
+                           "duplicates_rule": f"bench: {RULE}; training: identical or error"},
         }
         manifest["manifest_sha256"] = manifest_digest(manifest)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")

@@ -225,8 +225,11 @@ def read_json_files(items: list[tuple[str, str]]) -> list[tuple[str, str, dict |
 BENCH_STATS = ("latency_ms", "median_ms", "mean_ms", "min_ms", "std_ms", "iqr_ms", "cv", "rel_iqr", "group_cv")
 # bench columns that depend on one record alone (model_hash, model_index and records are the parent's)
 _OWN = ("model_hash", "model_index", "records")
+# ``level``, ``latency_corrected_ms`` and ``latency_corrected_se_ms`` are the journal's here (the
+# corrected SE null); the parent puts them on the device's reference (``stand``)
 BENCH_OWN = (*BENCH_STATS, "runs", "groups", "runs_per_group", "warmup_runs", "noisy", "flags", "status", "reason",
-             "attempts", "env_id", "campaign_id", "recorded_at", "level", "latency_corrected_ms")
+             "attempts", "env_id", "campaign_id", "recorded_at", "level", "latency_corrected_ms", "latency_se_ms",
+             "latency_corrected_se_ms")
 _NO_STATS = (None,) * (len(BENCH_STATS) + 6)
 
 
@@ -237,11 +240,17 @@ def _level(rec: Any) -> tuple:
     return (float(rec.level), float(rec.latency_corrected_ms))
 
 
-def bench_values(line: dict) -> tuple:
-    """The ``bench/<device>`` row of journal ``line`` as the model's chosen record, in ``BENCH_OWN`` order."""
+def _typed(line: Any) -> Any:
+    """The :class:`~blox_lat.harness.MeasurementRecord` of a journal line (or the record itself)."""
     from blox_lat.harness import MeasurementRecord
 
-    rec = MeasurementRecord.from_dict(line)
+    return line if isinstance(line, MeasurementRecord) else MeasurementRecord.from_dict(line)
+
+
+def bench_values(line: Any) -> tuple:
+    """The ``bench/<device>`` row of journal ``line`` (a dict or its typed record) as the model's
+    chosen record, in ``BENCH_OWN`` order."""
+    rec = _typed(line)
     m = rec.measurement or {}
     get = m.get
     g, rpg = get("groups"), get("runs_per_group")
@@ -250,24 +259,35 @@ def bench_values(line: dict) -> tuple:
         stats = [None if get(k) is None else float(m[k]) for k in BENCH_STATS]
         flags = list(get("flags") or [])
         return (*stats, g * rpg if isinstance(g, int) and isinstance(rpg, int) else None, g, rpg,
-                get("warmup_runs"), get("noisy"), flags, *own, *_level(rec))
-    return (*_NO_STATS, *own, None, None)
+                get("warmup_runs"), get("noisy"), flags, *own, *_level(rec), rec.measurement.se_ms, None)
+    return (*_NO_STATS, *own, None, None, None, None)
 
 
-def bench_row(rec: dict) -> dict:
+def bench_row(rec: Any) -> dict:
     """:func:`bench_values` by column name."""
     return dict(zip(BENCH_OWN, bench_values(rec)))
 
 
-def raw_row(line: dict) -> dict | None:
-    """The ``bench-raw/<device>`` row of journal ``line`` as the chosen record (less the key), or ``None``."""
-    from blox_lat.harness import MeasurementRecord
-
-    rec = MeasurementRecord.from_dict(line)
+def raw_row(line: Any) -> dict | None:
+    """The ``bench-raw/<device>`` row of journal ``line`` (a dict or its typed record) as the
+    chosen record (less the key), or ``None``."""
+    rec = _typed(line)
     m = rec.measurement or {}
     if rec.ok and m.get("samples_ms") is not None:
         return {"samples_ms": m.get("samples_ms"), "group_means_ms": m.get("group_means_ms")}
     return None
+
+
+def leveled(rec: Any) -> Any:
+    """An ok record timed with anchors, without what :func:`~blox_lat.harness.stand` does not
+    read (samples, artifact, attempt log), so that it travels back from a worker cheaply;
+    ``None`` for any other record (its level is null wherever it is read)."""
+    import dataclasses
+
+    if not rec.ok or rec.level is None or rec.measurement is None:
+        return None
+    m = dataclasses.replace(rec.measurement, samples_ms=None, line={}, group_means_ms=None)
+    return dataclasses.replace(rec, measurement=m, artifact=None, attempt_log=[], profile={}, protocol={})
 
 
 class MeasRef(NamedTuple):
@@ -283,14 +303,16 @@ class JournalPart:
     ``count``: records read (each takes one step of the collector's input order);
     ``envs``: (device, env_id, record) of environment records; ``settings``: (device, device
     setting) in first-seen order; ``meas``: (device, hash, index, key) of each measurement,
-    ``key`` ending with its 1-based position in the journal; ``sha256``: the file's digest. A measurement ``i`` is either
-    ``records[i]`` (the record itself, with ``_index``) or row ``rows[i]`` of the Arrow
-    ``columns`` (its :func:`bench_row`) and, unless ``raws[i]`` is -1, that row of
-    ``raw_columns`` (its :func:`raw_row`), with ``protocols[i]``.
+    ``key`` its :func:`~blox_lat.harness.standing_key` with its 1-based position in the journal;
+    ``sha256``: the file's digest. A measurement ``i`` is either ``records[i]`` (the record
+    itself, with ``_index``) or row ``rows[i]`` of the Arrow ``columns`` (its :func:`bench_row`)
+    and, unless ``raws[i]`` is -1, that row of ``raw_columns`` (its :func:`raw_row`), with
+    ``protocols[i]``. ``anchors``: (device, :class:`~blox_lat.harness.AnchorsRecord`) of every
+    anchors line; ``leveled[i]``: measurement ``i`` as :func:`leveled` gives it, where it has a level.
     """
 
     __slots__ = ("label", "sha256", "count", "envs", "settings", "meas", "digests", "records", "rows", "columns", "raws",
-                 "raw_columns", "protocols", "anchor_refs")
+                 "raw_columns", "protocols", "anchors", "leveled")
 
     def __init__(self, label: str) -> None:
         self.label, self.sha256, self.count = label, "", 0
@@ -303,8 +325,8 @@ class JournalPart:
         self.columns: dict[str, Any] = {}
         self.raws: list[int] = []
         self.raw_columns: dict[str, Any] = {}
-        #: (device, campaign_id) -> the reference of each anchored campaign
-        self.anchor_refs: dict[tuple[str, Any], Any] = {}
+        self.anchors: list[tuple[str, Any]] = []
+        self.leveled: dict[int, Any] = {}
         self.protocols: list[Any] = []
 
     def record(self, i: int) -> dict | MeasRef:
@@ -312,22 +334,17 @@ class JournalPart:
         return MeasRef(self, i) if rec is None else rec
 
 
-def _note_reference(part: JournalPart, device: str, line: dict, label: str) -> None:
-    """Keep each anchored campaign's reference (:class:`~blox_lat.harness.CampaignReference`)
-    the first time one of its ``anchors`` lines is seen; ``dataset build`` puts campaigns on one."""
-    from blox_lat.harness import AnchorError, CampaignReference
-
-    if (device, line.get("campaign_id")) in part.anchor_refs:
-        return
-    try:
-        ref = CampaignReference.of_line(line)
-    except AnchorError as exc:
-        raise InputError(f"{label}: {exc}") from None
-    part.anchor_refs[(device, ref.campaign_id)] = ref
+#: what a refused journal line's message ends with (as :func:`~blox_lat.harness.read_records` says it)
+_FIX = "restore the file from a backup or remove that line"
 
 
 def read_journal_part(path: str, label: str) -> JournalPart:
-    """Read a measurement journal, checking each record as the collector always has.
+    """Read a measurement journal, judging each line as :func:`~blox_lat.harness.read_records`
+    does: every measurement and anchors line becomes its typed, checked record
+    (``from_dict(line, origin).check()``), and a line that cannot stand (a NaN, zero, negative
+    or text latency, counts that do not add up, a level whose ``set_id`` names no anchors line
+    of the journal...) raises :class:`~blox_lat.harness.JournalError` naming ``file:line`` and
+    the field. Which record stands for a model is :func:`~blox_lat.harness.standing_key`.
 
     The measurements' rows are built here as Arrow columns; a record whose row cannot be built
     (odd values) is kept as a record, and so is every record if a column cannot be converted,
@@ -338,7 +355,16 @@ def read_journal_part(path: str, label: str) -> JournalPart:
     import orjson
 
     from blox_lat.dataset._schema import columns_of, validate_section_name
-    from blox_lat.harness import AnchorsRecord, EnvironmentRecord, MeasurementRecord, read_journal
+    from blox_lat.harness import (
+        AnchorsRecord,
+        EnvironmentRecord,
+        JournalError,
+        MeasurementRecord,
+        RecordError,
+        journal_path,
+        read_journal_lines,
+        standing_key,
+    )
     from blox_lat.space import space_table
 
     index_of = space_table().index_of_hash
@@ -346,27 +372,40 @@ def read_journal_part(path: str, label: str) -> JournalPart:
     settings: set[tuple[str, str]] = set()
     devices: set[str] = set()
     records: list[dict] = []
+    typed: list[Any] = []
+    set_ids: set[str] = set()
     last_profile: dict | None = None
     last_setting = ""
-    for n, record in enumerate(read_journal(path), start=1):
+    file = journal_path(path)
+    n = 0
+    for number, record in read_journal_lines(path):
+        n += 1
         part.count = n
+        kind = record.get("kind")
+        try:
+            if kind == MeasurementRecord.kind:
+                rec = MeasurementRecord.from_dict(record, f"{file}:{number}").check()
+            elif kind == AnchorsRecord.kind:
+                rec = AnchorsRecord.from_dict(record, f"{file}:{number}").check()
+        except RecordError as exc:
+            raise JournalError(f"{file}:{number}: {exc}; {_FIX}") from None
         device = record.get("device")
         if not isinstance(device, str):
             raise InputError(f"{label}: a journal record has no device name")
         if device not in devices:
             validate_section_name(f"bench/{device}")
             devices.add(device)
-        if record.get("kind") == EnvironmentRecord.kind:
+        if kind == EnvironmentRecord.kind:
             part.envs.append((device, need(record, "env_id", str, label), record))
             continue
-        if record.get("kind") == AnchorsRecord.kind:
-            _note_reference(part, device, record, label)
+        if kind == AnchorsRecord.kind:
+            part.anchors.append((device, rec))
+            set_ids.add(rec.set_id)
             continue
-        if record.get("kind") != MeasurementRecord.kind:
+        if kind != MeasurementRecord.kind:
             continue
-        rec = MeasurementRecord.from_dict(record)
         h, given = rec.model_hash, rec.model_index
-        index = index_of.get(h) if isinstance(h, str) else None
+        index = index_of.get(h)
         if index is None or (given is not None and given != index):
             h, index = model_index(record, label)  # raises
         profile = rec.profile
@@ -377,27 +416,30 @@ def read_journal_part(path: str, label: str) -> JournalPart:
             if (device, last_setting) not in settings:
                 settings.add((device, last_setting))
                 part.settings.append((device, last_setting))
-        m = rec.measurement
-        if rec.ok and m is None:
-            raise InputError(f"{label}: an ok measurement of {h} carries no measurement")
-        rank = 0 if not rec.ok else (1 if m.get("noisy") else 2)
-        key = (rank, str(rec.recorded_at or ""), str(rec.campaign_id or ""), str(rec.env_id or ""), n)
-        part.meas.append((device, h, index, key))
+        part.meas.append((device, h, index, standing_key(rec, n)))
         part.digests.append(hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest())
         records.append(record)
+        typed.append(rec)
+    for rec in typed:
+        if rec.level is not None and rec.set_id not in set_ids:
+            raise JournalError(f"{rec.origin}: level {rec.level} names set_id {rec.set_id!r}, which no anchors "
+                               f"line of the journal has; {_FIX}")
+    part.leveled = {i: slim for i, rec in enumerate(typed) if (slim := leveled(rec)) is not None}
     part.sha256 = sha256_file(path)
-    _to_columns(part, records, columns_of("bench/x"), columns_of("bench-raw/x"))
+    _to_columns(part, records, columns_of("bench/x"), columns_of("bench-raw/x"), typed)
     return part
 
 
-def _to_columns(part: JournalPart, records: list[dict], bench_cols, raw_cols) -> None:
+def _to_columns(part: JournalPart, records: list[dict], bench_cols, raw_cols, typed: list[Any] | None = None) -> None:
+    """Arrow columns of ``records`` (``typed``: their checked records, read already)."""
     from blox_lat.dataset._columns import arrow_column
 
     rows: list[tuple] = []
     raws: list[tuple] = []
     for i, rec in enumerate(records):
+        line = rec if typed is None else typed[i]
         try:
-            row, raw = bench_values(rec), raw_row(rec)
+            row, raw = bench_values(line), raw_row(line)
         except Exception:  # noqa: BLE001 - raised again by the parent if this record is chosen
             part.records[i] = {**rec, "_index": part.meas[i][2]}
             part.rows.append(-1)

@@ -19,6 +19,12 @@ Schema history (``RELEASE_SCHEMA``):
 5. ``pred/<device>`` sections: a predictor's latency for every model (``pred_ms``, its interval
    ``lo_ms``/``hi_ms``, ``measured``, ``method``), the predictor's description as metadata. A
    new optional kind; the other sections are schema 4's, and releases of schema 1-4 keep loading.
+6. ``bench/<device>`` gains ``latency_se_ms`` and ``latency_corrected_se_ms``: the standard
+   errors of the protocol latency (from its group means) and of the level-corrected latency (adding
+   the level's own, from the anchors' scatter, and for campaigns rescaled onto the device's
+   reference the rescaling's); ``level``, ``latency_corrected_ms`` and both errors are what
+   :func:`blox_lat.harness.stand` gives for the standing record. Releases of schema 1-5 have no
+   such columns: readers take them as null.
 
 Every model-keyed section has one row per model, keyed by ``model_hash`` with ``model_index``
 alongside, rows sorted by ``model_index``. Missing values are nulls, never -1.
@@ -31,8 +37,9 @@ section                     content
 ``bench/<device>``          the protocol latency (ms) plus median, mean, min, std, IQR (ms),
                             cv, rel_iqr, run counts, noise flag and flags, status/reason,
                             where it came from, and its set's level and level-corrected
-                            latency (null without anchors); the device setting (runtime, format,
-                            precision, batch, input size...) is the section metadata
+                            latency (null without anchors), with the standard errors of both
+                            latencies; the device setting (runtime, format, precision,
+                            batch, input size...) is the section metadata
 ``bench-raw/<device>``      raw samples and group means (ms), optional
 ``base/<seed>``             ``val_top1`` per epoch, ``test_top1``, ``train_time_s``
 ``ext/<seed>``              ``train_top1``, ``train_top5``, ``train_loss``, ``val_top5``,
@@ -76,7 +83,7 @@ __all__ = [
     "validate_section_name",
 ]
 
-RELEASE_SCHEMA = 5
+RELEASE_SCHEMA = 6
 #: the first schema whose manifest must carry ``manifest_sha256``
 MANIFEST_DIGEST_SINCE = 3
 FORMAT = "blox-lat-dataset"
@@ -134,6 +141,9 @@ _BENCH = [
     Column("recorded_at", "str", "ISO 8601", "when the measurement was journaled"),
     Column("level", "f64", "ratio", "level of the set that timed the model, from its anchors (null: no anchors)"),
     Column("latency_corrected_ms", "f64", "ms", "latency_ms / level: comparable across sets (null: no anchors)"),
+    Column("latency_se_ms", "f64", "ms", "standard error of latency_ms, from its group means (null: under 2 groups)"),
+    Column("latency_corrected_se_ms", "f64", "ms",
+           "standard error of latency_corrected_ms, with the level's (null: no corrected latency or no latency_se_ms)"),
 ]
 
 _BENCH_RAW = [
