@@ -16,21 +16,26 @@ from blox_lat.cli._output import emit_json, emit_table, json_option
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
 @click.option("--device", "devices", multiple=True, metavar="NAME",
               help="Only these devices (repeatable; default: every device of every source).")
+@click.option("--latency", type=click.Choice(["auto", "raw", "corrected"]), default="auto", show_default=True,
+              help="Which latency every figure, table and number shows: raw (the protocol latency), corrected "
+                   "(divided by the level of its set) or auto (per device, corrected when every model has one).")
 @json_option("Print where the report went as JSON.")
-def report(sources: tuple[Path, ...], out: Path, force: bool, devices: tuple[str, ...], as_json: bool) -> None:
+def report(sources: tuple[Path, ...], out: Path, force: bool, devices: tuple[str, ...], latency: str,
+           as_json: bool) -> None:
     """Plots and one self-contained HTML page for campaigns and releases.
 
     SOURCES are campaign folders (journal.jsonl) and releases (dataset.json). Writes
     OUT/report.html (figures embedded; opens from disk), OUT/report.json (every number shown)
     and OUT/figures/*.png|svg. Figures are drawn only where their data exists; the page says
-    why a figure is missing.
+    why a figure is missing. Every figure, table and JSON field names the latency it shows
+    (--latency).
 
       blox-lat report runs/cpu --out report-cpu
       blox-lat report releases/1.0.0 runs/sd888 --out report --force
     """
     from blox_lat.report import build_report
 
-    result = build_report(list(sources), out, force=force, devices=list(devices) or None)
+    result = build_report(list(sources), out, force=force, devices=list(devices) or None, latency=latency)
     if as_json:
         emit_json(result.to_dict())
     else:

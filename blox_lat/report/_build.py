@@ -25,7 +25,7 @@ import numpy as np
 from blox_lat._fs import replace_dir, utc_now
 from blox_lat.report import _figures as F
 from blox_lat.report._errors import OutputError, OutputExistsError, SourceError, SourceMismatchError
-from blox_lat.report._sources import DeviceData, Source, load_sources
+from blox_lat.report._sources import LATENCY_LABELS, DeviceData, Source, load_sources
 from blox_lat.report._stats import fit_block_costs, kendall, pareto_front, spearman
 
 __all__ = ["Part", "ReportResult", "build_report", "save_figures", "static_costs"]
@@ -110,9 +110,10 @@ def _r(value: Any, digits: int = 6) -> Any:
 class ReportBuilder:
     """Turns loaded sources into parts; :meth:`parts` lists them in page order."""
 
-    def __init__(self, sources: list[Source], devices: list[str] | None = None) -> None:
+    def __init__(self, sources: list[Source], devices: list[str] | None = None, latency: str = "auto") -> None:
         self.sources = sources
-        self.devices = self._devices(sources, devices)
+        self.latency = latency
+        self.devices = self._shown(self._devices(sources, devices), latency)
         from blox_lat import space as sp
         from blox_lat.space import space_table
 
@@ -142,6 +143,25 @@ class ReportBuilder:
                               "nothing to plot (every model failed)")
         return found
 
+    @staticmethod
+    def _shown(devices: dict[str, DeviceData], latency: str) -> dict[str, DeviceData]:
+        """Each device showing the latency ``--latency`` asks for (``auto``: per device,
+        corrected when every ok model of it has a level-corrected latency)."""
+        from blox_lat.harness import LatencyKindError
+
+        out = {}
+        for name, d in devices.items():
+            try:
+                out[name] = d.shown(d.latency_kind_for(latency))
+            except LatencyKindError as exc:
+                raise SourceError(f"{name} in {d.source}: {exc}") from None
+        return out
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        """device -> the latency the report shows for it (``raw`` or ``corrected``)."""
+        return {name: d.latency_kind for name, d in self.devices.items()}
+
     def _static(self, index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         blocks = _blocks_of(index)
         stages = np.arange(3)
@@ -161,14 +181,17 @@ class ReportBuilder:
         rows = []
         for name, d in self.devices.items():
             q = np.percentile(d.latency_ms, [0, 5, 50, 95, 100])
-            row = {"device": name, "source": d.source, "measured": d.count, "failed": len(d.failed),
+            row = {"device": name, "latency": d.latency_kind, "source": d.source, "measured": d.count,
+                   "failed": len(d.failed),
                    "noisy": int(d.noisy.sum()), "remeasured": int((d.attempts > 1).sum()),
                    "min_ms": q[0], "p5_ms": q[1], "median_ms": q[2], "p95_ms": q[3], "max_ms": q[4]}
             rows.append(_r(row, 4))
         part.numbers["devices"] = rows
-        part.tables.append(("Models per device (latency in ms)", list(rows[0]), rows))
+        part.numbers["latency"] = self.kinds
+        kinds = " / ".join(sorted({LATENCY_LABELS[k] for k in self.kinds.values()}))
+        part.tables.append((f"Models per device ({kinds} in ms)", list(rows[0]), rows))
         part.figures.append(("latency-distribution", F.latency_distribution_figure(list(self.devices.values()), list(self.devices)),
-                             "Histogram and empirical CDF of the protocol latency on every device."))
+                             f"Histogram and empirical CDF of the {kinds} on every device (column latency: which one)."))
         return part
 
     def block_costs(self) -> Part:
@@ -187,16 +210,16 @@ class ReportBuilder:
                 part.notes.append(f"{name}: {d.count} model(s) measured; the additive block fit needs at least 3.")
                 continue
             fit = fit_block_costs(self.blocks[name], d.latency_ms)
-            fits[name] = {"r2": _r(fit.r2, 4), "rmse_ms": _r(fit.rmse_ms, 4), "base_ms": _r(fit.base_ms, 4),
+            fits[name] = {"latency": d.latency_kind, "r2": _r(fit.r2, 4), "rmse_ms": _r(fit.rmse_ms, 4), "base_ms": _r(fit.base_ms, 4),
                           "models": fit.models, "parameters": fit.parameters, "determined": fit.determined,
                           "cost_ms": _r(fit.cost, 4)}
-            caption = (f"Additive fit latency = base + Σ cost[stage, block] on {fit.models} models "
+            caption = (f"Additive fit {LATENCY_LABELS[d.latency_kind]} = base + Σ cost[stage, block] on {fit.models} models "
                        f"({fit.parameters} stage-block parameters), R² = {fit.r2:.3f}, RMSE {fit.rmse_ms:.3g} ms, "
                        f"base {fit.base_ms:.3g} ms; blank cells: blocks no measured model uses.")
             if not fit.determined:
                 caption += " Fewer models than parameters: the fit is underdetermined (ridge-regularised), so R² says little."
             part.figures.append((f"block-costs-{_safe(name)}",
-                                 F.block_cost_figure(fit, self.block_names, name), caption))
+                                 F.block_cost_figure(fit, self.block_names, name, d.latency_kind), caption))
         part.numbers["fits"] = fits
         return part
 
@@ -215,9 +238,12 @@ class ReportBuilder:
                     continue
                 x, y = da.latency_ms[ia], db.latency_ms[ib]
                 rho, tau = spearman(x, y), kendall(x, y)
-                pairs.append(_r({"a": a, "b": b, "models": int(common.size), "spearman": rho, "kendall": tau}, 4))
+                pairs.append(_r({"a": a, "b": b, "latency_a": da.latency_kind, "latency_b": db.latency_kind,
+                                 "models": int(common.size), "spearman": rho, "kendall": tau}, 4))
                 part.figures.append((f"devices-{_safe(a)}-vs-{_safe(b)}", F.device_scatter_figure(da, db, (rho, tau)),
-                                     f"Latency of the {common.size} models measured on both {a} and {b}."))
+                                     f"{LATENCY_LABELS[da.latency_kind].capitalize()} on {a} against "
+                                     f"{LATENCY_LABELS[db.latency_kind]} on {b} of the {common.size} models "
+                                     "measured on both."))
         part.numbers["pairs"] = pairs
         return part
 
@@ -230,14 +256,15 @@ class ReportBuilder:
                 continue
             params, flops = self._static(d.index)
             corr = [(spearman(proxy, d.latency_ms), kendall(proxy, d.latency_ms)) for proxy in (flops, params)]
-            rows.append(_r({"device": name, "models": d.count, "spearman_flops": corr[0][0], "kendall_flops": corr[0][1],
+            rows.append(_r({"device": name, "latency": d.latency_kind, "models": d.count, "spearman_flops": corr[0][0], "kendall_flops": corr[0][1],
                             "spearman_params": corr[1][0], "kendall_params": corr[1][1]}, 4))
             part.figures.append((f"proxies-{_safe(name)}", F.proxy_figure(d, flops, params, corr),
                                  f"How well FLOPs and parameter counts rank the models by latency on {name}: a rank "
                                  "correlation well below 1 means the proxy misleads a search."))
         part.numbers["correlations"] = rows
         if rows:
-            part.tables.append(("Rank correlation of latency with the proxies", list(rows[0]), rows))
+            part.tables.append(("Rank correlation of latency (column latency: which one) with the proxies",
+                                list(rows[0]), rows))
         return part
 
     def noise(self) -> Part:
@@ -245,13 +272,15 @@ class ReportBuilder:
         per_device = {}
         for name, d in self.devices.items():
             threshold = (d.environments[0].get("protocol") or {}).get("cv_threshold") if d.environments else None
-            noisy = [{**self._model(i), "cv": _r(c, 4), "attempts": int(a), "latency_ms": _r(lat, 4)}
+            lat_key = f"{d.latency_kind}_latency_ms"
+            noisy = [{**self._model(i), "cv": _r(c, 4), "attempts": int(a), lat_key: _r(lat, 4)}
                      for i, c, a, lat in zip(d.index[d.noisy], d.cv[d.noisy], d.attempts[d.noisy], d.latency_ms[d.noisy])]
             again = d.attempts > 1
             remeasured = [{**self._model(i), "attempts": int(a), "cv": _r(c, 4)}
                           for i, a, c in zip(d.index[again], d.attempts[again], d.cv[again])]
             cv = d.cv[np.isfinite(d.cv)]  # a release may lack the CV of some (or all) models
-            per_device[name] = {"median_cv": _r(float(np.median(cv)) if cv.size else None, 4), "cv_threshold": threshold,
+            per_device[name] = {"latency": d.latency_kind, "level_reference": d.level_reference,
+                                "median_cv": _r(float(np.median(cv)) if cv.size else None, 4), "cv_threshold": threshold,
                                 "noisy": noisy, "remeasured": remeasured}
             part.figures.append((f"noise-{_safe(name)}", F.noise_figure(d, threshold),
                                  f"{name}: coefficient of variation of every measurement; {len(noisy)} noisy, "
@@ -262,8 +291,11 @@ class ReportBuilder:
                                         + (f", first {_LIST_LIMIT} shown" if len(rows) > _LIST_LIMIT else "") + ")",
                                         list(rows[0]), rows[:_LIST_LIMIT]))
             if d.anchor_levels is not None and len(d.anchor_levels):
+                where = ("the anchor models of every set" if d.kind == "campaign" else
+                         "the release's level column (one point per set)")
                 part.figures.append((f"anchor-level-{_safe(name)}", F.anchor_level_figure(d),
-                                     f"{name}: the device's level from the anchor models of every set."))
+                                     f"{name}: the device's level from {where}, on the level reference of campaign "
+                                     f"{(d.level_reference or {}).get('campaign_id', 'unknown')}."))
             else:
                 part.notes.append(f"{name}: no anchor data (the journal records no anchor models), so neither the "
                                   "device's level through the campaign nor level-corrected latencies can be shown.")
@@ -271,6 +303,9 @@ class ReportBuilder:
         return part
 
     def predictions(self) -> Part:
+        """Predicted against measured, like with like: the measured latency of the kind the
+        ``pred/<device>`` section predicts; the trained-on models apart; held-out accuracy (the
+        predictor's cross-validation, and the measured models it was not trained on)."""
         part = Part("predictions", "Predictions")
         found = False
         for src in self.sources:
@@ -280,15 +315,61 @@ class ReportBuilder:
                 if measured is None:
                     part.notes.append(f"pred/{device} in {src.path} has no measurements to compare with.")
                     continue
-                common, im, ip = np.intersect1d(measured.index, pred["index"], return_indices=True)
-                m, p = measured.latency_ms[im], np.asarray(pred["latency_ms"])[ip]
+                kind = pred.get("latency") or "raw"
+                values = measured.latency(kind)
+                have = np.isfinite(values)
+                if not have.any():
+                    part.notes.append(f"pred/{device} predicts the {LATENCY_LABELS[kind]}, which bench/{device} in "
+                                      f"{src.path} does not hold: no predicted-vs-measured figure.")
+                    continue
+                common, im, ip = np.intersect1d(measured.index[have], pred["index"], return_indices=True)
+                m, p = values[have][im], np.asarray(pred["latency_ms"])[ip]
                 low = np.asarray(pred["low_ms"])[ip] if pred.get("low_ms") is not None else None
                 high = np.asarray(pred["high_ms"])[ip] if pred.get("high_ms") is not None else None
-                part.numbers[device] = _r({"models": int(common.size),
-                                           "within_10pct": float(np.mean(np.abs(p / m - 1) <= 0.1)),
-                                           "coverage": None if low is None else float(np.mean((m >= low) & (m <= high)))}, 4)
-                part.figures.append((f"predictions-{_safe(device)}", F.prediction_figure(m, p, device, low, high),
-                                     f"Predicted against measured latency on {device}."))
+                trained = (np.asarray(pred["trained"])[ip] if pred.get("trained") is not None
+                           else np.zeros(common.size, dtype=bool))
+                cv = pred.get("cv") or {}
+                chosen = (cv.get("families") or {}).get(cv.get("chosen")) or {}
+                cross = {k: chosen.get(k) for k in ("mape_pct", "within10_pct", "spearman", "rmse_log", "coverage90_pct")
+                         if chosen.get(k) is not None}
+
+                def accuracy(mask: np.ndarray) -> dict[str, Any] | None:
+                    if not mask.any():
+                        return None
+                    rel = p[mask] / m[mask] - 1
+                    out = {"models": int(mask.sum()), "mape_pct": float(np.mean(np.abs(rel)) * 100),
+                           "within10_pct": float(np.mean(np.abs(rel) <= 0.1) * 100)}
+                    if low is not None:
+                        out["coverage_pct"] = float(np.mean((m[mask] >= low[mask]) & (m[mask] <= high[mask])) * 100)
+                    return out
+
+                held = accuracy(~trained)
+                reference = (measured.level_reference or {}).get("campaign_id")
+                campaigns = pred.get("training_campaigns") or []
+                if kind == "corrected" and reference and campaigns and reference not in campaigns:
+                    part.notes.append(f"pred/{device} predicts the level-corrected latency on the level reference of "
+                                      f"its training campaigns ({', '.join(campaigns)}); bench/{device} is on campaign "
+                                      f"{reference}'s, so the two differ by the factor between those references "
+                                      "(the section does not record it); the figure shows them as they are.")
+                part.numbers[device] = _r({
+                    "latency": kind, "models": int(common.size), "trained_on": int(trained.sum()),
+                    "level_reference": reference, "training_campaigns": campaigns,
+                    "cross_validated": {"folds": cv.get("folds"), "family": cv.get("chosen"), **cross} if cross else None,
+                    "held_out_measured": held, "in_sample": accuracy(trained),
+                    # held-out figures first: the cross-validation, else the models not trained on
+                    "within_10pct": (cross["within10_pct"] / 100 if "within10_pct" in cross
+                                     else None if held is None else held["within10_pct"] / 100),
+                    "coverage": (cross["coverage90_pct"] / 100 if "coverage90_pct" in cross
+                                 else None if held is None or "coverage_pct" not in held else held["coverage_pct"] / 100),
+                }, 4)
+                source = (f"cross-validated ({cv.get('folds')}-fold) figures from the predictor" if cross else
+                          "the measured models it was not trained on" if held else "no held-out figure")
+                part.figures.append((f"predictions-{_safe(device)}",
+                                     F.prediction_figure(m, p, device, low, high, trained=trained, kind=kind,
+                                                         held_out=cross or None),
+                                     f"Predicted against measured {LATENCY_LABELS[kind]} on {device} (the kind pred/"
+                                     f"{device} predicts); {int(trained.sum())} of {common.size} models were in the "
+                                     f"training set (marked apart, in-sample); accuracy: {source}."))
         if not found:
             part.notes.append("No pred/<device> section in these sources: no predicted-vs-measured figure.")
         return part
@@ -335,8 +416,9 @@ class ReportBuilder:
                     continue
                 idx, lat, a = d.index[ok], d.latency_ms[ok], acc[ok]
                 front = pareto_front(lat, a)
-                members = [{**self._model(idx[k]), "latency_ms": _r(lat[k], 4), "accuracy": _r(a[k], 3)} for k in front]
-                fronts.append({"device": name, "metric": metric.name, "label": metric.label,
+                members = [{**self._model(idx[k]), f"{d.latency_kind}_latency_ms": _r(lat[k], 4),
+                            "accuracy": _r(a[k], 3)} for k in front]
+                fronts.append({"device": name, "latency": d.latency_kind, "metric": metric.name, "label": metric.label,
                                "models": int(ok.sum()), "front": members})
                 fig_name = f"pareto-{_safe(name)}-{_safe(metric.name)}"
                 part.figures.append((fig_name, F.pareto_figure(d, metric),
@@ -447,14 +529,17 @@ def _output_error(out: Path, exc: OSError) -> OutputError:
 
 
 def build_report(sources: list[str | os.PathLike[str]] | list[Source], out: str | os.PathLike[str], *,
-                 force: bool = False, devices: list[str] | None = None, jobs: int | None = None) -> ReportResult:
+                 force: bool = False, devices: list[str] | None = None, jobs: int | None = None,
+                 latency: str = "auto") -> ReportResult:
     """Write ``report.html``, ``report.json`` and ``figures/*.png|svg`` for the sources into ``out``.
 
     ``sources`` are campaign folders or releases (paths) or already loaded :class:`Source`
     objects; ``devices`` limits the report to those device names. Raises a
     :class:`~blox_lat.report.ReportError` (nothing written) for unusable input, an ``out``
     that cannot be written, or an existing ``out`` without ``force``. ``jobs`` processes draw
-    the figures (default: up to 4 CPUs).
+    the figures (default: up to 4 CPUs). ``latency`` (``auto``, ``raw``, ``corrected``) is
+    the latency every figure, table and number shows; ``auto`` takes, per device, the
+    level-corrected one when every model of it has one.
 
     An ``out`` that is a symbolic link is followed: the report replaces (with ``force``) or
     creates the folder the link points to, and the link itself stays as it is, still pointing
@@ -474,9 +559,10 @@ def build_report(sources: list[str | os.PathLike[str]] | list[Source], out: str 
         srcs = [s if s is not None else next(loaded_paths) for s in loaded]
         if not srcs:
             raise SourceError("no source given: name at least one campaign folder or release")
-        parts = ReportBuilder(srcs, devices).parts()
+        builder = ReportBuilder(srcs, devices, latency)
+        parts = builder.parts()
         meta = {"schema": REPORT_SCHEMA, "generator": f"blox-lat {__version__}",
-                "created_at": utc_now(zulu=True),
+                "created_at": utc_now(zulu=True), "latency_requested": latency, "latency": builder.kinds,
                 "sources": [{"path": s.path, "kind": s.kind, "schema": s.schema, "version": s.version,
                              "devices": list(s.devices)} for s in srcs]}
         figures = [name for part in parts for name, _fig, _caption in part.figures]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from blox_lat.report._sources import AccuracyMetric, DeviceData
+from blox_lat.report._sources import LATENCY_LABELS, AccuracyMetric, DeviceData
 from blox_lat.report._stats import BlockFit, kendall, pareto_front, spearman
 
 __all__ = [
@@ -41,6 +41,11 @@ def _styled(fn: Callable[..., Figure]) -> Callable[..., Figure]:
             return fn(*args, **kwargs)
 
     return wrapper
+
+
+def kind_label(device: DeviceData) -> str:
+    """``raw latency`` or ``level-corrected latency``: what ``device.latency_ms`` holds."""
+    return LATENCY_LABELS[device.latency_kind]
 
 
 def colour(i: int) -> str:
@@ -97,19 +102,23 @@ def latency_distribution_figure(devices: Sequence[DeviceData], names: Sequence[s
     """Histogram (log-spaced bins) and ECDF of the latency of every device (``names`` label them)."""
     fig, axes = _figure(cols=2)
     hist, ecdf = axes[0]
+    kinds = sorted({kind_label(d) for d in devices})
+    what = kinds[0] if len(kinds) == 1 else "latency (raw or level-corrected, see legend)"
     lo = min(float(np.min(d.latency_ms)) for d in devices)
     hi = max(float(np.max(d.latency_ms)) for d in devices)
     bins = np.geomspace(lo * 0.98, hi * 1.02, 50) if hi > lo else 20
     for i, (d, name) in enumerate(zip(devices, names or [d.device for d in devices])):
         label = f"{name} ({d.count} ok, {len(d.failed)} failed, {int(d.noisy.sum())} noisy)"
+        if len(kinds) > 1:
+            label += f", {kind_label(d)}"
         hist.hist(d.latency_ms, bins=bins, histtype="step", linewidth=1.4, color=colour(i), label=label)
         xs = np.sort(d.latency_ms)
         ecdf.step(xs, np.arange(1, xs.size + 1) / xs.size, where="post", color=colour(i), linewidth=1.4, label=name)
     for ax in (hist, ecdf):
-        _log(ax, "x", np.concatenate([d.latency_ms for d in devices]), "latency (ms)")
+        _log(ax, "x", np.concatenate([d.latency_ms for d in devices]), f"{what} (ms)")
     hist.set_ylabel("models (count)")
     ecdf.set_ylabel("fraction of models ≤ latency")
-    hist.set_title("Latency distribution")
+    hist.set_title(f"{what[0].upper()}{what[1:]}: distribution")
     ecdf.set_title("Empirical CDF")
     hist.legend(loc="upper right")
     return fig
@@ -125,11 +134,12 @@ def _heatmap(fig: Figure, ax: Any, values: np.ndarray, title: str, unit: str) ->
 
 
 @_styled
-def block_cost_figure(fit: BlockFit, block_names: Sequence[str], device: str) -> Figure:
-    """Stage x block heatmap of each block's fitted latency contribution (ms) on one device."""
+def block_cost_figure(fit: BlockFit, block_names: Sequence[str], device: str, kind: str = "raw") -> Figure:
+    """Stage x block heatmap of each block's fitted latency contribution (ms) on one device
+    (``kind``: the latency fitted, raw or corrected)."""
     fig, axes = _figure(width=7.5, height=2.9, bottom=1.25, left=0.7, right=0.5)
     ax = axes[0, 0]
-    _heatmap(fig, ax, fit.cost, f"{device}: latency above the stage's cheapest block, additive fit "
+    _heatmap(fig, ax, fit.cost, f"{device}: {LATENCY_LABELS[kind]} above the stage's cheapest block, additive fit "
              f"R² = {fit.r2:.3f} ({fit.models} models)", "ms")
     ax.set_xticks(range(len(block_names)), block_names, rotation=90, fontsize=5.5)
     ax.set_xlabel("block")
@@ -160,8 +170,8 @@ def device_scatter_figure(a: DeviceData, b: DeviceData, correlation: tuple[float
     _points(ax, x, y, colour(0))
     lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
     ax.plot([lo, hi], [lo, hi], color=colour(7), linewidth=0.8, linestyle="--", label="y = x")
-    _log(ax, "x", np.concatenate([x, y]), f"latency on {a.device} (ms)")
-    _log(ax, "y", np.concatenate([x, y]), f"latency on {b.device} (ms)")
+    _log(ax, "x", np.concatenate([x, y]), f"{kind_label(a)} on {a.device} (ms)")
+    _log(ax, "y", np.concatenate([x, y]), f"{kind_label(b)} on {b.device} (ms)")
     rho, tau = correlation or (spearman(x, y), kendall(x, y))
     ax.set_title(f"{common.size} models: Spearman {rho:.3f}, Kendall {tau:.3f}")
     ax.legend(loc="upper left")
@@ -181,7 +191,7 @@ def proxy_figure(device: DeviceData, flops: np.ndarray, params: np.ndarray,
                                    (axes[0, 1], params / 1e6, "parameters (millions)", known[1])):
         _points(ax, proxy, y, colour(0))
         _log(ax, "x", proxy, label)
-        _log(ax, "y", y, f"latency on {device.device} (ms)")
+        _log(ax, "y", y, f"{kind_label(device)} on {device.device} (ms)")
         rho, tau = corr or (spearman(proxy, y), kendall(proxy, y))
         ax.set_title(f"Spearman {rho:.3f}, Kendall {tau:.3f}")
     return fig
@@ -201,8 +211,8 @@ def noise_figure(device: DeviceData, cv_threshold: float | None = None) -> Figur
         _points(ax, device.latency_ms[device.noisy], device.cv[device.noisy] * 100, colour(3), label="noisy", size=4)
     if cv_threshold:
         ax.axhline(cv_threshold * 100, color=colour(7), linestyle="--", linewidth=0.8, label="noise threshold")
-    _log(ax, "x", device.latency_ms, "latency (ms)")
-    ax.set_ylabel("coefficient of variation (%)")
+    _log(ax, "x", device.latency_ms, f"{kind_label(device)} (ms)")
+    ax.set_ylabel("coefficient of variation of the raw samples (%)")
     ax.set_title(f"{device.device}: noise of {device.count} measurements")
     ax.legend(loc="upper right")
     return fig
@@ -218,7 +228,7 @@ def anchor_level_figure(device: DeviceData) -> Figure:
     ax.plot((levels[:, 0] - t0) / 3600, levels[:, 1], marker="o", markersize=3, color=colour(0))
     ax.axhline(1.0, color=colour(7), linestyle="--", linewidth=0.8)
     ax.set_xlabel("time since the campaign started (h)")
-    ax.set_ylabel("level (anchor latency / first set)")
+    ax.set_ylabel("level (anchor latency / reference run)")
     ax.set_title(f"{device.device}: device level through the campaign")
     return fig
 
@@ -262,7 +272,7 @@ def pareto_figure(device: DeviceData, metric: AccuracyMetric) -> Figure:
     ax.step(lat[front], acc[front], where="post", color=colour(3), linewidth=1.2)
     ax.plot(lat[front], acc[front], linestyle="none", marker="D", markersize=4, color=colour(3),
             label=f"Pareto front ({front.size})")
-    _log(ax, "x", lat, f"latency on {device.device} (ms)")
+    _log(ax, "x", lat, f"{kind_label(device)} on {device.device} (ms)")
     ax.set_ylabel(metric.label)
     ax.set_title(f"{device.device}: accuracy vs latency ({metric.name})")
     ax.legend(loc="lower right")
@@ -271,22 +281,38 @@ def pareto_figure(device: DeviceData, metric: AccuracyMetric) -> Figure:
 
 @_styled
 def prediction_figure(measured: np.ndarray, predicted: np.ndarray, device: str, low: np.ndarray | None = None,
-                      high: np.ndarray | None = None) -> Figure:
-    """Predicted vs measured latency with the +-10 % band (and the coverage of the intervals)."""
+                      high: np.ndarray | None = None, *, trained: np.ndarray | None = None, kind: str = "raw",
+                      held_out: dict[str, Any] | None = None) -> Figure:
+    """Predicted vs measured latency of one kind (``kind``: the one the predictor predicts),
+    with the +-10 % band; the models the predictor was trained on are marked apart from the
+    others, and the title gives held-out accuracy (``held_out``: the predictor's
+    cross-validated ``mape_pct`` / ``within10_pct``) rather than the in-sample fit."""
+    label = LATENCY_LABELS[kind]
     fig, axes = _figure(width=4.2, height=3.8)
     ax = axes[0, 0]
-    _points(ax, measured, predicted, colour(0))
+    trained = np.zeros(measured.size, dtype=bool) if trained is None else np.asarray(trained, dtype=bool)
+    if (~trained).any():
+        _points(ax, measured[~trained], predicted[~trained], colour(0),
+                label=f"not in the training set ({int((~trained).sum())})")
+    if trained.any():
+        _points(ax, measured[trained], predicted[trained], colour(5), size=2.5,
+                label=f"in the training set ({int(trained.sum())}, in-sample)", alpha=0.5)
     lo, hi = float(min(measured.min(), predicted.min())), float(max(measured.max(), predicted.max()))
     xs = np.geomspace(lo, hi, 50)
     ax.plot(xs, xs, color=colour(7), linewidth=0.8)
     ax.fill_between(xs, xs * 0.9, xs * 1.1, color=colour(1), alpha=0.25, label="±10 %")
-    within = float(np.mean(np.abs(predicted / measured - 1) <= 0.1))
-    title = f"{device}: {within:.1%} within ±10 %"
-    if low is not None and high is not None:
-        title += f", interval coverage {float(np.mean((measured >= low) & (measured <= high))):.1%}"
+    if held_out and held_out.get("mape_pct") is not None:
+        title = (f"{device}: held out (cross-validated) MAPE {held_out['mape_pct']:.1f} %"
+                 + (f", {held_out['within10_pct']:.0f} % within ±10 %" if held_out.get("within10_pct") is not None
+                    else ""))
+    elif (~trained).any():
+        rel = np.abs(predicted[~trained] / measured[~trained] - 1)
+        title = f"{device}: held out {float(np.mean(rel <= 0.1)):.1%} within ±10 %"
+    else:
+        title = f"{device}: in-sample only (no held-out figure)"
     both = np.concatenate([measured, predicted])
-    _log(ax, "x", both, "measured latency (ms)")
-    _log(ax, "y", both, "predicted latency (ms)")
+    _log(ax, "x", both, f"measured {label} (ms)")
+    _log(ax, "y", both, f"predicted {label} (ms)")
     ax.set_title(title)
     ax.legend(loc="upper left")
     return fig

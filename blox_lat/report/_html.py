@@ -48,6 +48,12 @@ def render_html(meta: dict[str, Any], parts: list[Any], images: dict[str, bytes]
     out.append(f'<p class="meta">{html.escape(meta["generator"])}, {html.escape(meta["created_at"])}. '
                f"Sources: {sources}. Every number shown is in <code>report.json</code>; every figure is also in "
                "<code>figures/</code> as PNG and SVG.</p>")
+    kinds = meta.get("latency") or {}
+    if kinds:
+        labels = {"raw": "raw (protocol) latency", "corrected": "level-corrected latency (latency / level of its set)"}
+        shown = "; ".join(f"{html.escape(d)}: {labels.get(k, k)}" for d, k in kinds.items())
+        out.append(f'<p class="meta">Latency shown (<code>--latency {html.escape(str(meta.get("latency_requested")))}'
+                   f"</code>): {shown}.</p>")
     out.append("<nav>" + "".join(f'<a href="#{p.key}">{html.escape(p.title)}</a>' for p in parts) + "</nav>")
     for p in parts:
         out.append(f'<section id="{p.key}"><h2>{html.escape(p.title)}</h2>')

@@ -373,15 +373,15 @@ def _group_means_se(group_means: np.ndarray) -> np.ndarray:
 
 def _release_levels(seconds: np.ndarray, level: np.ndarray) -> np.ndarray | None:
     """(seconds, level) through the campaigns from a release's ``level`` column: one point per
-    run of models sharing a level (a set), in time order; None without any level."""
+    set (the models sharing a level), at its first model's time, in time order; None without any."""
     keep = np.isfinite(seconds) & np.isfinite(level)
     if not keep.any():
         return None
-    t, v = seconds[keep], level[keep]
-    order = np.argsort(t, kind="stable")
-    t, v = t[order], v[order]
-    first = np.concatenate(([True], v[1:] != v[:-1]))
-    return np.stack([t[first], v[first]], axis=1)
+    values, inverse = np.unique(level[keep], return_inverse=True)
+    first = np.full(values.size, np.inf)
+    np.minimum.at(first, inverse, seconds[keep])
+    order = np.argsort(first, kind="stable")
+    return np.stack([first[order], values[order]], axis=1)
 
 
 def _predictions(rel: Any) -> dict[str, Any]:
@@ -400,7 +400,8 @@ def _predictions(rel: Any) -> dict[str, Any]:
                        "high_ms": _column(sec, "hi_ms").astype(np.float64),
                        "trained": np.asarray([bool(v) for v in measured], dtype=bool),
                        "latency": meta.get("latency") or "raw", "level": meta.get("level"),
-                       "cv": meta.get("cv") or {}, "method": meta.get("method"), "family": meta.get("family")}
+                       "cv": meta.get("cv") or {}, "method": meta.get("method"), "family": meta.get("family"),
+                       "training_campaigns": list((meta.get("training") or {}).get("campaigns") or [])}
     return out
 
 
