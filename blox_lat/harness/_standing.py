@@ -172,7 +172,8 @@ class _DeviceLevels:
         if not rec.ok or m is None or rec.level is None or factor is None:
             return Standing(rec, seen, None, None, se, None)
         level = rec.level * factor
-        corrected = m.latency_ms / level
+        # on its own reference a record keeps the corrected latency its journal states
+        corrected = rec.latency_corrected_ms if factor == 1.0 and rec.latency_corrected_ms else m.latency_ms / level
         if se is None:
             return Standing(rec, seen, level, corrected, None, None)
         own = self.level_se.get(campaign, 0.0)
