@@ -1,14 +1,17 @@
-"""``dataset build`` holds the harness's one truth (issue 22).
+"""``dataset build`` and ``dataset query`` hold the harness's one truth (issue 22).
 
 Every journal line is judged by the harness's records (a bad line is refused with its
 ``file:line`` and field, superseded or not); the release's ``bench/<device>`` latencies, levels
-and standard errors are what :func:`blox_lat.harness.stand` gives.
+and standard errors are what :func:`blox_lat.harness.stand` gives; ``dataset query --latency``
+resolves raw / corrected / auto as :func:`blox_lat.harness.resolve_latency_kind` does.
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -205,3 +208,57 @@ def test_schema_and_old_releases(anchored, tmp_path):
     assert names[-2:] == ["latency_se_ms", "latency_corrected_se_ms"]
     old = ds.open(GOLDEN)  # schema 1: no such columns, and it keeps loading
     assert old.schema_version == 1 and old.latency(0, "cpu") is not None
+
+
+# -- dataset query --latency ----------------------------------------------------------------------
+
+
+def _query(release, index, *flags):
+    res = run("dataset", "query", index, "--release", release, "--json", *flags)
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)
+
+
+def test_query_latency_raw_corrected_auto(anchored):
+    release, standings, _folders = anchored
+    s = next(s for s in standings.of("cpu").values() if s.ok and s.corrected_ms is not None)
+    index = s.record.model_index
+    for flags, kind, value in [((), "corrected", s.corrected_ms), (("--latency", "auto"), "corrected", s.corrected_ms),
+                               (("--latency", "corrected"), "corrected", s.corrected_ms),
+                               (("--latency", "raw"), "raw", s.latency_ms)]:
+        data = _query(release, index, *flags)
+        assert data["latency_kind"] == kind, flags
+        (entry,) = data["latency"]
+        assert entry["source"] == "measured" and entry["latency"] == kind
+        assert entry["latency_ms"] == value, flags
+        row = data["sections"]["bench/cpu"]
+        assert (row["latency_se_ms"], row["latency_corrected_se_ms"]) == (s.se_ms, s.corrected_se_ms)
+    text = run("dataset", "query", index, "--release", release, "--latency", "raw").stdout
+    assert "latency cpu (measured, raw)" in text and f"{s.latency_ms:.4f} ms" in text, text
+    text = run("dataset", "query", index, "--release", release).stdout
+    assert "latency cpu (measured, corrected)" in text and f"{s.corrected_ms:.4f} ms" in text, text
+
+
+def test_query_latency_without_anchors(tmp_path):
+    """auto falls back to raw where a value in scope has no corrected latency; corrected is refused
+    in one line; --corrected keeps giving null rather than the raw value."""
+    syn.write_journal(tmp_path / "cpu", "cpu", [0, 1], samples=20)
+    release = ds.build([tmp_path / "cpu"], tmp_path / "rel", "1.0.0", static=False, jobs=1).path
+    raw = ds.open(release).latency(1, "cpu")
+    data = _query(release, 1)
+    assert data["latency_kind"] == "raw" and data["latency"][0]["latency_ms"] == raw
+    assert math.isfinite(data["sections"]["bench/cpu"]["latency_se_ms"])
+    line = _one_error_line(run("dataset", "query", 1, "--release", release, "--latency", "corrected"))
+    assert "--latency corrected" in line and "--latency raw" in line
+    data = _query(release, 1, "--corrected")
+    assert data["latency_kind"] == "corrected" and data["latency"][0]["latency_ms"] is None
+    res = run("dataset", "query", 1, "--release", release, "--corrected", "--latency", "raw")
+    assert res.exit_code == 2 and "--corrected" in res.output
+
+
+def test_query_latency_on_an_old_release(tmp_path):
+    release = tmp_path / "old"
+    shutil.copytree(GOLDEN, release)
+    data = _query(release, 0, "--latency", "auto")
+    assert data["latency_kind"] == "raw" and data["latency"][0]["latency_ms"] == ds.open(release).latency(0, "cpu")
+    assert "latency_se_ms" not in data["sections"]["bench/cpu"]  # schema 1: no such column

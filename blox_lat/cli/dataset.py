@@ -119,18 +119,25 @@ def info(release, as_json) -> None:
               help="Release directory (or $BLOX_LAT_RELEASE).")
 @click.option("--device", default=None, help="Only this device's latency (default: every device).")
 @click.option("--seed", default=None, help="Training seed (default: the smallest).")
+@click.option("--latency", "latency", type=click.Choice(["auto", "raw", "corrected"]), default=None,
+              help="Which measured latency to report: raw (the protocol latency), corrected (divided by the "
+                   "level of its set; refused when a measured value in scope has none) or auto (corrected when "
+                   "every measured value in scope has one). Default: auto.")
 @click.option("--corrected", is_flag=True,
               help="Level-corrected latencies only: a model measured without anchor models (or a release "
                    "older than schema 4) gives null, never its raw latency; so does a prediction of raw latency.")
 @json_option()
-def query(name, release, device, seed, corrected, as_json) -> None:
+def query(name, release, device, seed, latency, corrected, as_json) -> None:
     """Everything RELEASE knows about model NAME (index, hash, vector or block string).
 
     Each latency says its source: measured (bench/<device>) or predicted (pred/<device>),
-    and which latency it is (raw or corrected); the two are never merged into one value.
+    and which latency it is (raw or corrected); the two are never merged into one value. The
+    bench/<device> section lists the standard errors (latency_se_ms, latency_corrected_se_ms).
     """
     from blox_lat import dataset as ds
 
+    if corrected and latency not in (None, "corrected"):
+        raise click.UsageError(f"--corrected asks for the corrected latency; it cannot go with --latency {latency}")
     rel = ds.open(release)
     if device is not None and device not in rel.devices and device not in rel.predicted_devices:
         known = sorted({*rel.devices, *rel.predicted_devices})
@@ -140,7 +147,9 @@ def query(name, release, device, seed, corrected, as_json) -> None:
     if device is not None:
         data["sections"] = {k: v for k, v in data["sections"].items()
                             if not k.startswith(("bench/", "bench-raw/", "pred/")) or k.split("/", 1)[1] == device}
-    data["latency"] = _latencies(rel, data["model_index"], device, corrected)
+    kind = "corrected" if corrected else _latency_kind(rel, data["model_index"], device, latency or "auto")
+    data["latency_kind"] = kind
+    data["latency"] = _latencies(rel, data["model_index"], device, kind, only_corrected=corrected or latency == "corrected")
     if as_json:
         emit_json(data)
         return
@@ -154,17 +163,36 @@ def query(name, release, device, seed, corrected, as_json) -> None:
     emit_pairs(pairs)
 
 
-def _latencies(rel, index: int, device: str | None, corrected: bool) -> list[dict]:
-    """One entry per measured and per predicted latency of the model, each naming its source."""
-    wanted = "corrected" if corrected else "raw"
+def _measured_devices(rel, device: str | None) -> list[str]:
+    return rel.devices if device is None else [d for d in rel.devices if d == device]
+
+
+def _latency_kind(rel, index: int, device: str | None, requested: str) -> str:
+    """``raw`` or ``corrected`` for ``--latency requested`` over the model's measured latencies
+    in scope (:func:`~blox_lat.harness.resolve_latency_kind`): ``auto`` is corrected when every
+    one has a corrected latency; a model measured nowhere in scope has nothing to resolve."""
+    from blox_lat.harness import resolve_latency_kind
+
+    values = [rel.latency(index, d, corrected=True) for d in _measured_devices(rel, device)
+              if rel.latency(index, d) is not None]
+    if not values:
+        return "corrected" if requested == "corrected" else "raw"
+    return resolve_latency_kind(requested, values)
+
+
+def _latencies(rel, index: int, device: str | None, kind: str, only_corrected: bool) -> list[dict]:
+    """One entry per measured and per predicted latency of the model, each naming its source and
+    which latency it is (``kind`` for the measured ones; a prediction is of the latency its
+    predictor was fitted on, null with ``only_corrected`` when that is raw)."""
+    corrected = kind == "corrected"
     out = []
-    for d in rel.devices if device is None else [d for d in rel.devices if d == device]:
-        out.append({"device": d, "source": "measured", "section": f"bench/{d}", "latency": wanted,
+    for d in _measured_devices(rel, device):
+        out.append({"device": d, "source": "measured", "section": f"bench/{d}", "latency": kind,
                     "latency_ms": rel.latency(index, d, corrected=corrected)})
     for d in rel.predicted_devices if device is None else [d for d in rel.predicted_devices if d == device]:
         p = rel.prediction(index, d)
         predicts = p["latency"] if p else None
-        ok = p is not None and (not corrected or predicts == "corrected")
+        ok = p is not None and (not only_corrected or predicts == "corrected")
         out.append({"device": d, "source": "predicted", "section": f"pred/{d}", "latency": predicts,
                     "latency_ms": p["pred_ms"] if ok else None, "lo_ms": p["lo_ms"] if ok else None,
                     "hi_ms": p["hi_ms"] if ok else None, "level": p["level"] if p else None,
