@@ -91,6 +91,16 @@ BENCHMARKS: dict[str, dict[str, Any]] = {
                     "transfer.transfer.spearman", "transfer.int8_fit.spearman", "timing.fit_s",
                     "timing.predict_all_s"],
     },
+    "compare_calibration": {
+        "about": "compare on null retests (the same models in two anchored campaigns at --runs 100): models "
+                 "called changed at 95 % simultaneous confidence, per-model 95 % interval coverage, and 10 "
+                 "models slowed by 10 % in the second campaign (mean over 20 random choices)",
+        "target": "corrected: <= 1 % changed; coverage 93-97 %; >= 9 of 10 found, <= 2 others",
+        "rows_from": "pairs", "row_label": "retest",
+        "columns": ["a", "raw.spearman", "raw.changed_pct", "raw.coverage95_pct", "corrected.spearman",
+                    "corrected.changed_pct", "corrected.coverage95_pct", "injection.found_mean",
+                    "injection.others_flagged_max", "meets_targets"],
+    },
     "dataset_speed": {
         "about": "full-size synthetic release: build, cold load, per-query cost",
         "target": "build <= 30 s; cold load <= 0.5 s; queries <= 10 us",
