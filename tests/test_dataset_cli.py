@@ -98,7 +98,12 @@ def test_query_corrected_reads_the_level_corrected_value_or_null(tmp_path):
     lines = [json.loads(line) for line in journal.read_text().splitlines()]
     rec = next(r for r in lines if r.get("model_index") == 1)
     rec.update(schema=2, level=0.8, latency_corrected_ms=rec["measurement"]["latency_ms"] / 0.8, set_id="set-1")
-    journal.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    # the anchors line its level comes from (a level naming none is refused, as read_records refuses it)
+    anchors = {"schema": 2, "kind": "anchors", "set_id": "set-1", "attempt": 1, "device": "cpu",
+               "campaign_id": rec["campaign_id"], "env_id": rec["env_id"], "anchors": [{"model_hash": "a" * 32,
+               "model_index": 5, "latency_ms": 0.8, "cv": 0.01}], "reference_ms": [1.0], "level": 0.8, "members": 2,
+               "recorded_at": rec["recorded_at"]}
+    journal.write_text("".join(json.dumps(r) + "\n" for r in [*lines, anchors]))
     out = tmp_path / "rel"
     assert run("dataset", "build", "--from", tmp_path / "cpu", "--out", out, "--version", "1.0.0", "--no-static").exit_code == 0
 
@@ -110,7 +115,7 @@ def test_query_corrected_reads_the_level_corrected_value_or_null(tmp_path):
         return entry["latency"], entry["latency_ms"]
 
     raw = rec["measurement"]["latency_ms"]
-    assert latency(1) == ("raw", raw)
+    assert latency(1, "--latency", "raw") == ("raw", raw)
     assert latency(1, "--corrected") == ("corrected", raw / 0.8)
     assert latency(0, "--corrected") == ("corrected", None)
     assert latency(0)[1] is not None

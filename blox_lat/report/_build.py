@@ -256,7 +256,8 @@ class ReportBuilder:
                 continue
             params, flops = self._static(d.index)
             corr = [(spearman(proxy, d.latency_ms), kendall(proxy, d.latency_ms)) for proxy in (flops, params)]
-            rows.append(_r({"device": name, "latency": d.latency_kind, "models": d.count, "spearman_flops": corr[0][0], "kendall_flops": corr[0][1],
+            rows.append(_r({"device": name, "latency": d.latency_kind, "models": d.count,
+                            "spearman_flops": corr[0][0], "kendall_flops": corr[0][1],
                             "spearman_params": corr[1][0], "kendall_params": corr[1][1]}, 4))
             part.figures.append((f"proxies-{_safe(name)}", F.proxy_figure(d, flops, params, corr),
                                  f"How well FLOPs and parameter counts rank the models by latency on {name}: a rank "
@@ -333,7 +334,8 @@ class ReportBuilder:
                 cross = {k: chosen.get(k) for k in ("mape_pct", "within10_pct", "spearman", "rmse_log", "coverage90_pct")
                          if chosen.get(k) is not None}
 
-                def accuracy(mask: np.ndarray) -> dict[str, Any] | None:
+                def accuracy(mask: np.ndarray, p: np.ndarray = p, m: np.ndarray = m, low: Any = low,
+                             high: Any = high) -> dict[str, Any] | None:
                     if not mask.any():
                         return None
                     rel = p[mask] / m[mask] - 1

@@ -321,7 +321,7 @@ def _load_release(path: Path, raw: bool) -> Source:
         noisy = _column(sec, "noisy")
         names = {c["name"] for c in sec.entry.get("columns", [])}
 
-        def optional(name: str) -> np.ndarray:
+        def optional(name: str, sec: Any = sec, names: set = names, is_ok: np.ndarray = is_ok) -> np.ndarray:
             """A float column of the ok rows; NaN where null, all NaN where the release lacks it."""
             if name not in names:
                 return np.full(int(is_ok.sum()), np.nan)
