@@ -251,6 +251,8 @@ def _rerun(campaign: Path, out: Path, slowed: tuple[int, ...], factor: float, se
             new = Measurement(samples_ms=tuple(samples), runs_per_group=m["runs_per_group"], warmup_runs=m["warmup_runs"],
                               started_at=m["started_at"], finished_at=m["finished_at"], cv_threshold=m["cv_threshold"])
             record = {**record, "measurement": new.to_dict()}
+            if record.get("level"):  # the same set level: the corrected latency follows the new one
+                record["latency_corrected_ms"] = new.latency_ms / record["level"]
         if protocol_edit and "protocol" in record:
             record = {**record, "protocol": {**record["protocol"], **protocol_edit}}
         lines.append(json.dumps(record))
