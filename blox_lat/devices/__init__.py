@@ -5,13 +5,16 @@ Profiles: :func:`list_devices`, :func:`get_device`, :func:`load_profiles` (built
 Transports: :class:`Transport` with :class:`LocalTransport`, :class:`SshTransport` and
 :class:`AdbTransport` (paramiko / adb-shell imported only when a connection is opened), opened
 from a profile by :func:`open_transport`; device facts (:func:`read_device_facts`), thermal
-waits and the parser of SNPE's per-layer CSV (:func:`parse_diagview_csv`).
+waits and the parser of SNPE's per-layer CSV (:func:`parse_diagview_csv`). The host this
+process runs on, sampled over a short window (:func:`sample_host` -> :class:`HostState`): is it
+quiet enough to time models on, and who else uses its cores.
 """
 
 from blox_lat.devices._adb import AdbTransport
 from blox_lat.devices._adb_devices import AdbUnavailable, list_adb_devices
 from blox_lat.devices._connect import connection_settings, open_transport, parse_connect_options
 from blox_lat.devices._facts import read_device_facts, read_temperatures, wait_until_cool
+from blox_lat.devices._host import BUSY_CORE_SHARE, BusyProcess, HostState, format_cpus, sample_host
 from blox_lat.devices._local import LocalTransport
 from blox_lat.devices._profiles import (
     DEFAULT_DEVICE,
@@ -40,16 +43,19 @@ from blox_lat.devices._transport import (
 )
 
 __all__ = [
+    "BUSY_CORE_SHARE",
     "DEFAULT_DEVICE",
     "AdbTransport",
     "AdbUnavailable",
     "AuthenticationError",
+    "BusyProcess",
     "CommandFailedError",
     "CommandResult",
     "CommandTimeoutError",
     "ConnectionLostError",
     "DeviceProfile",
     "HostKeyError",
+    "HostState",
     "LocalTransport",
     "ProfileError",
     "ProfileRegistry",
@@ -61,6 +67,7 @@ __all__ = [
     "UnknownProfileError",
     "config_dir",
     "connection_settings",
+    "format_cpus",
     "get_device",
     "list_adb_devices",
     "list_devices",
@@ -70,6 +77,7 @@ __all__ = [
     "parse_diagview_csv",
     "read_device_facts",
     "read_temperatures",
+    "sample_host",
     "wait_until_cool",
     "with_reconnect",
 ]
