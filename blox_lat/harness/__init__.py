@@ -32,7 +32,7 @@ from blox_lat.harness._campaign import (
     run_campaign,
 )
 from blox_lat.harness._check import CheckStep, check_device
-from blox_lat.harness._environment import collect_environment
+from blox_lat.harness._environment import collect_environment, recording_host_state
 from blox_lat.harness._events import (
     AnchorsTimed,
     CampaignEvent,
@@ -79,10 +79,14 @@ from blox_lat.harness._records import (
     RecordError,
 )
 from blox_lat.harness._rules import (
+    ON_BUSY,
     CampaignConflictError,
     CampaignSetupError,
+    HostBusyError,
+    HostCheck,
     InterleaveError,
     check_campaign_dir,
+    check_host,
     check_interleave,
     default_anchors,
     default_interleave,
@@ -141,6 +145,7 @@ __all__ = [
     "default_max_attempts",
     "DEFAULT_CV_THRESHOLD",
     "JOURNAL_NAME",
+    "ON_BUSY",
     "AnchorError",
     "AnchorsRecord",
     "JOURNAL_SCHEMA",
@@ -149,6 +154,8 @@ __all__ = [
     "CampaignEvent",
     "CampaignLockedError",
     "CampaignSetupError",
+    "HostBusyError",
+    "HostCheck",
     "CampaignStarted",
     "CampaignSummary",
     "CheckStep",
@@ -187,10 +194,12 @@ __all__ = [
     "WorkerCrashedError",
     "campaign_status",
     "check_campaign_dir",
+    "check_host",
     "check_device",
     "check_interleave",
     "choose_anchors",
     "collect_environment",
+    "recording_host_state",
     "default_interleave",
     "get_runner",
     "get_runtime",

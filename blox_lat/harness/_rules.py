@@ -2,14 +2,17 @@
 notebook alike: a farm whose devices measure differently or share a name, interleaving anywhere
 but on one local device, a campaign directory the file system cannot hold (a name too long) or
 that is no folder, and a campaign directory recorded with another device setting or protocol or
-other anchor models (with the exact ``blox-lat measure`` flags that would resume it).
+other anchor models (with the exact ``blox-lat measure`` flags that would resume it); and
+what a campaign on a local device does when its host is busy (:func:`check_host`).
 """
 
 from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +21,11 @@ from blox_lat.harness._protocol import LOCAL_INTERLEAVE, TimingProtocol
 from blox_lat.harness._records import EnvironmentRecord
 
 if TYPE_CHECKING:
-    from blox_lat.devices import DeviceProfile
+    from blox_lat.devices import DeviceProfile, HostState
 
-__all__ = ["CampaignConflictError", "CampaignSetupError", "InterleaveError", "check_anchors", "check_campaign_dir",
-           "check_farm", "check_identity", "check_interleave", "default_anchors", "default_interleave", "default_max_attempts",
+__all__ = ["HOST_SAMPLE_S", "HOST_WAIT_S", "ON_BUSY", "CampaignConflictError", "CampaignSetupError", "HostBusyError",
+           "HostCheck", "InterleaveError", "check_anchors", "check_campaign_dir", "check_farm", "check_host",
+           "check_identity", "check_interleave", "default_anchors", "default_interleave", "default_max_attempts",
            "full_identity", "setting"]
 
 
@@ -205,3 +209,69 @@ def check_anchors(first_env: EnvironmentRecord | None, anchors: Sequence[Any], o
         f"{out_dir} was measured with other anchor models (models {theirs} vs {mine}); to resume it, rerun with "
         + (flags if flags else f"the anchors it recorded (models {theirs})") + ", or use another --out"
     )
+
+
+#: seconds a campaign on a local device samples its host before it starts: a process that holds
+#: a core shows in one second, and the campaign pays that second once. Not the 1-minute load
+#: average, which accuses a host that went quiet seconds ago.
+HOST_SAMPLE_S = 1.0
+#: ``--on-busy wait``: how long to wait for a quiet host before going on with the warning (a
+#: test run or a build of a few minutes ends within it), and the pause between two samples
+HOST_WAIT_S, HOST_WAIT_PAUSE_S = 300.0, 4.0
+#: what a campaign does on a busy host: say so and measure, wait for quiet, or not start
+ON_BUSY = ("warn", "wait", "stop")
+
+_ADVICE = ("stop the other jobs, or pin the worker to a free core with --affinity CPU, "
+           "or --on-busy wait (docs/devices.md, 'A quiet host')")
+
+
+class HostBusyError(CampaignSetupError):
+    """``--on-busy stop`` and the host was busy: the message says who uses its cores."""
+
+
+@dataclass(frozen=True)
+class HostCheck:
+    """The host as a campaign found it before starting: the last sample, the policy, and how
+    long it waited for quiet (``--on-busy wait``)."""
+
+    state: HostState
+    on_busy: str
+    waited_s: float = 0.0
+
+    @property
+    def warning(self) -> str | None:
+        """One line for a busy host (what is wrong, what to do), None for a quiet one."""
+        if not self.state.busy:
+            return None
+        waited = f" (still, after waiting {self.waited_s:.0f} s)" if self.on_busy == "wait" else ""
+        return f"busy host{waited}: {self.state.reason}; timings now carry that noise: {_ADVICE}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.state.to_dict(), "on_busy": self.on_busy, "waited_s": round(self.waited_s, 1)}
+
+
+def check_host(profiles: Sequence[DeviceProfile], affinity: Sequence[int] | None = None, on_busy: str = "warn", *,
+               window_s: float = HOST_SAMPLE_S, wait_s: float = HOST_WAIT_S, pause_s: float = HOST_WAIT_PAUSE_S,
+               sample: Callable[..., HostState] | None = None, sleep: Callable[[float], None] = time.sleep,
+               clock: Callable[[], float] = time.monotonic) -> HostCheck | None:
+    """Sample the host before a campaign on local devices (None for remote ones: their host
+    is another machine), judging the cores of ``affinity`` (default: all this process may use).
+    ``warn``: return the state, the caller warns; ``wait``: sample again every ``pause_s`` until
+    quiet or ``wait_s`` passed, then go on as ``warn``; ``stop``: raise :class:`HostBusyError`."""
+    if on_busy not in ON_BUSY:
+        raise CampaignSetupError(f"on_busy {on_busy!r} is not one of {', '.join(ON_BUSY)}")
+    if not profiles or any(p.transport != "local" for p in profiles):
+        return None
+    if sample is None:
+        from blox_lat.devices import sample_host
+
+        sample = sample_host
+    start = clock()
+    state = sample(window_s, affinity)
+    while on_busy == "wait" and state.busy and clock() - start < wait_s:
+        sleep(min(pause_s, max(0.0, wait_s - (clock() - start))))
+        state = sample(window_s, affinity)
+    check = HostCheck(state, on_busy, clock() - start if on_busy == "wait" else 0.0)
+    if on_busy == "stop" and state.busy:
+        raise HostBusyError(f"busy host: {state.reason}; not started (--on-busy stop): {_ADVICE}")
+    return check
