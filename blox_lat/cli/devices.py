@@ -99,19 +99,31 @@ def validate(path: str) -> None:
 @device_file_option
 @click.option("--connect", "connect", multiple=True, metavar="KEY=VALUE",
               help="Override a connection setting, e.g. host=gpu-box or serial=PHONE:5555.")
-@json_option("Print the steps as JSON.")
-def check(name: str, device_files: tuple[str, ...], connect: tuple[str, ...], as_json: bool) -> None:
+@click.option("--affinity", default=None, metavar="CPUS",
+              help="Local devices: judge only these cores, e.g. 1 or 0-3 (as measure --affinity pins "
+                   "the worker)  [default: every core this process may use]")
+@click.option("--window", "window_s", type=click.FloatRange(0.1, 60.0), default=1.0, show_default=True,
+              metavar="SECONDS", help="Local devices: how long to watch the host's cores.")
+@json_option("Print the steps (and, for a local device, the host) as JSON.")
+def check(name: str, device_files: tuple[str, ...], connect: tuple[str, ...], affinity: str | None,
+          window_s: float, as_json: bool) -> None:
     """Connect to device NAME and prove it can be measured, step by step.
 
     Steps: profile, connect (authentication and host key), file round trip through the work
     directory, runtime probe (runtime versions; for SNPE the DSP), device facts. Stops at the
     first failing step and exits with status 2.
+
+    A local device (cpu, cpu-int8, cpu-torchscript) also gets its host watched for --window
+    seconds: how busy the cores in use were and which other processes used them, load average,
+    memory, governor, turbo, frequency and temperatures where readable, and a verdict, quiet or
+    busy, with the reason. A busy host is reported, not failed (exit status 0).
     """
-    from blox_lat.devices import load_profiles, parse_connect_options
+    from blox_lat.devices import load_profiles, parse_connect_options, sample_host
     from blox_lat.errors import BloxLatError
     from blox_lat.harness import check_device
 
     profile = load_profiles(device_files).get(name)
+    cpus = _affinity(affinity) if profile.transport == "local" else None
 
     def show(step) -> None:
         if not as_json:
@@ -119,8 +131,60 @@ def check(name: str, device_files: tuple[str, ...], connect: tuple[str, ...], as
             click.echo(f"{mark} {step.name:<16} {step.seconds:6.2f} s  {step.detail}")
 
     steps = check_device(profile, parse_connect_options(connect), on_step=show)
+    host = sample_host(window_s, cpus) if profile.transport == "local" else None
     if as_json:
-        emit_json({"device": name, "ok": all(s.ok for s in steps), "steps": [s.to_dict() for s in steps]})
+        emit_json({"device": name, "ok": all(s.ok for s in steps), "steps": [s.to_dict() for s in steps],
+                   **({"host": host.to_dict()} if host is not None else {})})
+    elif host is not None:
+        _show_host(host)
     failed = next((s for s in steps if not s.ok), None)
     if failed is not None:
         raise BloxLatError(f"device {name!r} failed the {failed.name} step: {failed.detail}")
+
+
+def _affinity(text: str | None) -> list[int] | None:
+    """``--affinity``: CPUs this process may use (the kernel's set), or None for all of them."""
+    if text is None:
+        return None
+    import os
+
+    from blox_lat.harness import parse_cpus
+
+    try:
+        cpus = parse_cpus(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--affinity") from None
+    available = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(cpus)
+    if not set(cpus) <= available:
+        raise click.BadParameter(f"choose from {','.join(map(str, sorted(available)))} (os.sched_getaffinity)",
+                                 param_hint="--affinity")
+    return cpus
+
+
+def _show_host(host) -> None:
+    """The host's verdict as a step line, then what was read (and what was not)."""
+    from blox_lat.devices import format_cpus
+
+    unread = "unreadable"
+    mark = {"quiet": "ok  ", "busy": "BUSY"}.get(host.verdict, "??  ")
+    click.echo(f"{mark} {'host':<16} {host.window_s:6.2f} s  {host.verdict}: {host.reason}")
+    load = host.load_average
+    pairs = [
+        ("cores judged", f"{format_cpus(host.cpus)} of {host.cpu_count or '?'}"),
+        ("load average", f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (1, 5, 15 min) on {len(host.cpus)} "
+                         f"core{'s' if len(host.cpus) != 1 else ''}" if load else unread),
+        ("memory", f"{host.memory_available_kb / 2**20:.1f} GiB available of "
+                   f"{host.memory_total_kb / 2**20:.1f} GiB" if host.memory_available_kb and host.memory_total_kb
+         else unread),
+        ("governor", ", ".join(f"cpu{c} {g}" for c, g in host.governors.items()) if host.governors else unread),
+        ("frequency", ", ".join(f"cpu{c} {f / 1000:.0f} MHz" for c, f in host.frequency_khz.items())
+         if host.frequency_khz else unread),
+        ("turbo/boost", {True: "on", False: "off"}.get(host.turbo, unread)),
+        ("temperatures", ", ".join(f"{z} {t:.0f} C" for z, t in host.temperatures_c.items())
+         if host.temperatures_c else unread),
+    ]
+    for key, value in pairs:
+        click.echo(f"     {key:<16}           {value}")
+    for p in host.processes:
+        allowed = format_cpus(p.cpus_allowed) if p.cpus_allowed is not None else "?"
+        click.echo(f"     {'pid ' + str(p.pid):<16} {100 * p.cores:5.0f} %  cpus {allowed}  {p.cmdline or p.name}")
