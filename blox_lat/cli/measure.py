@@ -307,6 +307,11 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 @click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
               help="Seconds one model may take before its worker is killed and it fails.")
 @click.option("--affinity", default=None, metavar="CPUS", help="Pin the worker to CPUs, e.g. 0 or 0-3.")
+@click.option("--on-busy", "on_busy", type=click.Choice(["warn", "wait", "stop"]), default="warn", show_default=True,
+              help="A local device's host is sampled for a second before the campaign; when other "
+                   "processes use its cores: warn (one line, then measure), wait (for quiet, up to 5 "
+                   "minutes, then measure with the warning) or stop (exit status 1). What was seen "
+                   "goes into the journal's environment line (host_state).")
 @click.option("--lookahead", type=int, default=4, show_default=True, help="Artifacts exported ahead.")
 @click.option("--overlap-exports/--no-overlap-exports", default=None,
               help="Export while measuring (default: only on remote devices; a local CPU would be shared).")
@@ -316,8 +321,8 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
             device_files: tuple[str, ...], runs: int, runs_per_group: int, warmup_runs: int, warmup_s: float,
             interleave: str, rounds: int | None, rewarm_runs: int, anchors: str, anchor_every: str,
             out_dir: str | None, shard: str | None, store_dir: str | None, max_attempts: str, cv_threshold: float,
-            max_halfwidth: float, skip_failed: bool, timeout_s: float, affinity: str | None, lookahead: int, overlap_exports: bool | None,
-            quiet: bool, as_json: bool) -> None:
+            max_halfwidth: float, skip_failed: bool, timeout_s: float, affinity: str | None, on_busy: str, lookahead: int,
+            overlap_exports: bool | None, quiet: bool, as_json: bool) -> None:
     """Measure the models named by SELECTOR on a device and append them to a journal.
 
     SELECTOR is what 'blox-lat space list' takes: 0:10, random:20:1, @file, names. The paper's
@@ -354,8 +359,9 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
                "skip_failed": skip_failed, "timeout_s": timeout_s, "affinity": cpus,
                "overlap_exports": overlap_exports, "connection": connection or None, "record_as": record_as,
                "anchors": n_anchors or None, "anchor_every": _auto_or_int(anchor_every, "--anchor-every", 1)}
-    summary = _run(archs, profiles[0] if len(profiles) == 1 else profiles, protocol, out, options, quiet or as_json)
-    _report(summary, as_json)
+    host = _host(profiles, cpus, on_busy, as_json)
+    summary = _run(archs, profiles[0] if len(profiles) == 1 else profiles, protocol, out, options, quiet or as_json, host)
+    _report(summary, as_json, host)
     _exit(summary, as_json)
 
 
@@ -423,15 +429,32 @@ def _store(store_dir: str | None) -> Any:
     return ArtifactStore(store_dir)
 
 
-def _run(archs: Any, profile: Any, protocol: Any, out: Any, options: dict[str, Any], quiet: bool) -> Any:
-    """The campaign, with its progress shown and SIGTERM stopping it like Ctrl-C."""
-    from blox_lat.harness import run_campaign
+def _host(profiles: list[Any], cpus: list[int] | None, on_busy: str, as_json: bool) -> Any:
+    """The library's look at a local device's host (``check_host``): one warning line on stderr
+    when busy (in the JSON instead with --json), exit status 1 for --on-busy stop."""
+    from blox_lat.harness import HostBusyError, check_host
+
+    try:
+        check = check_host(profiles, cpus, on_busy)
+    except HostBusyError as exc:
+        click.echo(f"blox-lat: {exc}", err=True)
+        sys.exit(1)
+    if check is not None and check.warning and not as_json:
+        click.echo(f"blox-lat: warning: {check.warning}", err=True)
+    return check
+
+
+def _run(archs: Any, profile: Any, protocol: Any, out: Any, options: dict[str, Any], quiet: bool, host: Any) -> Any:
+    """The campaign, with its progress shown, SIGTERM stopping it like Ctrl-C, and the host's
+    state (``host``, a HostCheck or None) recorded in its environment lines."""
+    from blox_lat.harness import recording_host_state, run_campaign
 
     progress = _Progress(quiet)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     progress.start()
     try:
-        return run_campaign(archs, profile, protocol, out, on_event=progress, **options)
+        with recording_host_state(host.to_dict() if host is not None else None):
+            return run_campaign(archs, profile, protocol, out, on_event=progress, **options)
     finally:
         progress.stop()
         signal.signal(signal.SIGTERM, previous)
@@ -506,9 +529,9 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _report(summary: Any, as_json: bool) -> None:
+def _report(summary: Any, as_json: bool, host: Any = None) -> None:
     if as_json:
-        emit_json({**summary.to_dict(), "results": [
+        emit_json({**summary.to_dict(), **({"host": host.to_dict()} if host is not None else {}), "results": [
             {"model_index": r["model_index"], "model_hash": r["model_hash"], "status": r["status"],
              "reason": r["reason"], "attempts": r["attempts"],
              **{k: (r["measurement"] or {}).get(k) for k in ("latency_ms", "se_ms", "rel_halfwidth", "cv")}}
