@@ -359,8 +359,9 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
                "skip_failed": skip_failed, "timeout_s": timeout_s, "affinity": cpus,
                "overlap_exports": overlap_exports, "connection": connection or None, "record_as": record_as,
                "anchors": n_anchors or None, "anchor_every": _auto_or_int(anchor_every, "--anchor-every", 1)}
-    host = _host(profiles, cpus, on_busy, as_json)
-    summary = _run(archs, profiles[0] if len(profiles) == 1 else profiles, protocol, out, options, quiet or as_json, host)
+    host = _host(profiles, cpus, on_busy)
+    summary = _run(archs, profiles[0] if len(profiles) == 1 else profiles, protocol, out, options, quiet or as_json,
+                   host, None if as_json or host is None else host.warning)
     _report(summary, as_json, host)
     _exit(summary, as_json)
 
@@ -429,32 +430,38 @@ def _store(store_dir: str | None) -> Any:
     return ArtifactStore(store_dir)
 
 
-def _host(profiles: list[Any], cpus: list[int] | None, on_busy: str, as_json: bool) -> Any:
-    """The library's look at a local device's host (``check_host``): one warning line on stderr
-    when busy (in the JSON instead with --json), exit status 1 for --on-busy stop."""
+def _host(profiles: list[Any], cpus: list[int] | None, on_busy: str) -> Any:
+    """The library's look at a local device's host (``check_host``); exit status 1 for
+    --on-busy stop on a busy host."""
     from blox_lat.harness import HostBusyError, check_host
 
     try:
-        check = check_host(profiles, cpus, on_busy)
+        return check_host(profiles, cpus, on_busy)
     except HostBusyError as exc:
         click.echo(f"blox-lat: {exc}", err=True)
         sys.exit(1)
-    if check is not None and check.warning and not as_json:
-        click.echo(f"blox-lat: warning: {check.warning}", err=True)
-    return check
 
 
-def _run(archs: Any, profile: Any, protocol: Any, out: Any, options: dict[str, Any], quiet: bool, host: Any) -> Any:
-    """The campaign, with its progress shown, SIGTERM stopping it like Ctrl-C, and the host's
-    state (``host``, a HostCheck or None) recorded in its environment lines."""
-    from blox_lat.harness import recording_host_state, run_campaign
+def _run(archs: Any, profile: Any, protocol: Any, out: Any, options: dict[str, Any], quiet: bool, host: Any,
+         warning: str | None) -> Any:
+    """The campaign, with its progress shown, SIGTERM stopping it like Ctrl-C, the host's state
+    (``host``, a HostCheck or None) recorded in its environment lines, and ``warning`` (a busy
+    host) on stderr once the campaign starts with models to measure: not for a run its setup
+    refuses, nor a rerun with nothing left."""
+    from blox_lat.harness import CampaignStarted, recording_host_state, run_campaign
 
     progress = _Progress(quiet)
+
+    def on_event(event: Any) -> None:
+        if warning and isinstance(event, CampaignStarted) and event.todo:
+            click.echo(f"blox-lat: warning: {warning}", err=True)
+        progress(event)
+
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     progress.start()
     try:
         with recording_host_state(host.to_dict() if host is not None else None):
-            return run_campaign(archs, profile, protocol, out, on_event=progress, **options)
+            return run_campaign(archs, profile, protocol, out, on_event=on_event, **options)
     finally:
         progress.stop()
         signal.signal(signal.SIGTERM, previous)

@@ -262,6 +262,7 @@ def check_host(profiles: Sequence[DeviceProfile], affinity: Sequence[int] | None
         raise CampaignSetupError(f"on_busy {on_busy!r} is not one of {', '.join(ON_BUSY)}")
     if not profiles or any(p.transport != "local" for p in profiles):
         return None
+    check_farm(profiles)  # a farm refused for its setting is refused before a second is spent here
     if sample is None:
         from blox_lat.devices import sample_host
 
