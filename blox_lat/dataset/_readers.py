@@ -338,6 +338,54 @@ class JournalPart:
 _FIX = "restore the file from a backup or remove that line"
 
 
+def _judged(record: dict, origin: str) -> Any:
+    """The typed, checked record of a measurement or anchors line (None for other kinds);
+    :class:`~blox_lat.harness.JournalError` naming ``origin`` when it cannot stand."""
+    from blox_lat.harness import AnchorsRecord, JournalError, MeasurementRecord, RecordError
+
+    kind = record.get("kind")
+    try:
+        if kind == MeasurementRecord.kind:
+            return MeasurementRecord.from_dict(record, origin).check()
+        if kind == AnchorsRecord.kind:
+            return AnchorsRecord.from_dict(record, origin).check()
+    except RecordError as exc:
+        raise JournalError(f"{origin}: {exc}; {_FIX}") from None
+    return None
+
+
+def _check_set_ids(typed: list[Any], set_ids: set[str]) -> None:
+    """Every level names an anchors line of its journal (what ``read_records`` checks)."""
+    from blox_lat.harness import JournalError
+
+    for rec in typed:
+        if rec.level is not None and rec.set_id not in set_ids:
+            raise JournalError(f"{rec.origin}: level {rec.level} names set_id {rec.set_id!r}, which no anchors "
+                               f"line of the journal has; {_FIX}")
+
+
+class _Settings:
+    """Each (device, device setting) of a journal once, in first-seen order, into ``part.settings``
+    (journals repeat one profile: it is encoded once)."""
+
+    def __init__(self, part: JournalPart) -> None:
+        self.part, self.seen = part, set()
+        self.last_profile: dict | None = None
+        self.last_setting = ""
+
+    def note(self, device: str, profile: Any) -> None:
+        import json
+
+        if not isinstance(profile, dict):
+            return
+        if profile != self.last_profile:
+            self.last_profile = profile
+            self.last_setting = json.dumps({k: v for k, v in profile.items() if k != "name"}, sort_keys=True)
+        if (device, self.last_setting) not in self.seen:
+            self.seen.add((device, self.last_setting))
+            self.part.settings.append((device, self.last_setting))
+
+
 def read_journal_part(path: str, label: str) -> JournalPart:
     """Read a measurement journal, judging each line as :func:`~blox_lat.harness.read_records`
     does: every measurement and anchors line becomes its typed, checked record
@@ -350,17 +398,13 @@ def read_journal_part(path: str, label: str) -> JournalPart:
     (odd values) is kept as a record, and so is every record if a column cannot be converted,
     so that the parent meets the errors the record itself raises.
     """
-    import json
-
     import orjson
 
     from blox_lat.dataset._schema import columns_of, validate_section_name
     from blox_lat.harness import (
         AnchorsRecord,
         EnvironmentRecord,
-        JournalError,
         MeasurementRecord,
-        RecordError,
         journal_path,
         read_journal_lines,
         standing_key,
@@ -369,26 +413,18 @@ def read_journal_part(path: str, label: str) -> JournalPart:
 
     index_of = space_table().index_of_hash
     part = JournalPart(label)
-    settings: set[tuple[str, str]] = set()
+    seen = _Settings(part)
     devices: set[str] = set()
     records: list[dict] = []
     typed: list[Any] = []
     set_ids: set[str] = set()
-    last_profile: dict | None = None
-    last_setting = ""
     file = journal_path(path)
     n = 0
     for number, record in read_journal_lines(path):
         n += 1
         part.count = n
         kind = record.get("kind")
-        try:
-            if kind == MeasurementRecord.kind:
-                rec = MeasurementRecord.from_dict(record, f"{file}:{number}").check()
-            elif kind == AnchorsRecord.kind:
-                rec = AnchorsRecord.from_dict(record, f"{file}:{number}").check()
-        except RecordError as exc:
-            raise JournalError(f"{file}:{number}: {exc}; {_FIX}") from None
+        rec = _judged(record, f"{file}:{number}")
         device = record.get("device")
         if not isinstance(device, str):
             raise InputError(f"{label}: a journal record has no device name")
@@ -408,22 +444,12 @@ def read_journal_part(path: str, label: str) -> JournalPart:
         index = index_of.get(h)
         if index is None or (given is not None and given != index):
             h, index = model_index(record, label)  # raises
-        profile = rec.profile
-        if isinstance(profile, dict):
-            if profile != last_profile:  # journals repeat one profile: encode it once
-                last_profile = profile
-                last_setting = json.dumps({k: v for k, v in profile.items() if k != "name"}, sort_keys=True)
-            if (device, last_setting) not in settings:
-                settings.add((device, last_setting))
-                part.settings.append((device, last_setting))
+        seen.note(device, rec.profile)
         part.meas.append((device, h, index, standing_key(rec, n)))
         part.digests.append(hashlib.sha256(orjson.dumps(record, option=orjson.OPT_SORT_KEYS)).hexdigest())
         records.append(record)
         typed.append(rec)
-    for rec in typed:
-        if rec.level is not None and rec.set_id not in set_ids:
-            raise JournalError(f"{rec.origin}: level {rec.level} names set_id {rec.set_id!r}, which no anchors "
-                               f"line of the journal has; {_FIX}")
+    _check_set_ids(typed, set_ids)
     part.leveled = {i: slim for i, rec in enumerate(typed) if (slim := leveled(rec)) is not None}
     part.sha256 = sha256_file(path)
     _to_columns(part, records, columns_of("bench/x"), columns_of("bench-raw/x"), typed)
