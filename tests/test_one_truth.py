@@ -164,3 +164,24 @@ def _check_compare(a: Path, b: Path, standings, names: list[str]) -> None:
         assert c.latency == kind and c.index.tolist() == common
         assert np.allclose(c.latency_a, [side[names[0]][i].value(kind) for i in common], rtol=REL)
         assert np.allclose(c.latency_b, [side[names[1]][i].value(kind) for i in common], rtol=REL)
+
+
+def test_a_gzipped_journal_reads_the_same_everywhere(tmp_path):
+    """``journal.jsonl.gz`` in a campaign folder: dataset build, predict, report and compare read
+    it as they read the plain file."""
+    import gzip
+
+    spec = {"anchored": True, "host_level": 1.0,
+            "records": [{"model": m, "status": "ok", "minute": k} for k, m in enumerate(MODELS)]}
+    _write(tmp_path / "plain", "c0", spec, start_hour=1)
+    packed = tmp_path / "packed" / "c0"
+    packed.mkdir(parents=True)
+    (packed / "journal.jsonl.gz").write_bytes(gzip.compress((tmp_path / "plain" / "c0" / "journal.jsonl").read_bytes()))
+    plain = tmp_path / "plain" / "c0"
+    tables = [ds.open(ds.build([f], tmp_path / f"rel-{f.parent.name}", "1.0.0", static=False).path)
+              .section("bench/cpu").table for f in (plain, packed)]
+    assert tables[0].equals(tables[1]) and tables[0].num_rows == len(MODELS)
+    assert load_measurements([packed]).latency_ms.tolist() == load_measurements([plain]).latency_ms.tolist()
+    assert load_source(packed).devices["cpu"].latency("raw").tolist() == \
+        load_source(plain).devices["cpu"].latency("raw").tolist()
+    assert compare(plain, packed).counts()["not significant"] == len(MODELS)

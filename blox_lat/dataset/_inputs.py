@@ -39,7 +39,7 @@ class InputFile:
 
 
 def _classify(name: str) -> str | None:
-    if name == "journal.jsonl":
+    if name in ("journal.jsonl", "journal.jsonl.gz"):  # a gzipped journal reads the same
         return "journal"
     if name.startswith("blox-") and not name.endswith((".partial", ".tmp")):
         return "blox"
