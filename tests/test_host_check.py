@@ -27,7 +27,6 @@ from blox_lat.harness import (
     check_host,
     collect_environment,
     read_journal,
-    recording_host_state,
 )
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -155,10 +154,8 @@ def test_check_host_warn_stop_wait_and_remote(tmp_path):
 def test_environment_records_host_state_only_when_asked(tmp_path):
     plain = collect_environment(device="cpu", campaign_id="c")
     assert "host_state" not in plain
-    with recording_host_state({"verdict": "busy"}):
-        inside = collect_environment(device="cpu", campaign_id="c", extra={"unit": "cpu"})
+    inside = collect_environment(device="cpu", campaign_id="c", extra={"unit": "cpu"}, host_state={"verdict": "busy"})
     assert list(inside)[-2:] == ["host_state", "env_id"] and inside["host_state"] == {"verdict": "busy"}
-    assert "host_state" not in collect_environment(device="cpu", campaign_id="c")
 
 
 # -- the real host --------------------------------------------------------------------------------

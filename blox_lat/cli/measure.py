@@ -448,7 +448,7 @@ def _run(archs: Any, profile: Any, protocol: Any, out: Any, options: dict[str, A
     (``host``, a HostCheck or None) recorded in its environment lines, and ``warning`` (a busy
     host) on stderr once the campaign starts with models to measure: not for a run its setup
     refuses, nor a rerun with nothing left."""
-    from blox_lat.harness import CampaignStarted, recording_host_state, run_campaign
+    from blox_lat.harness import CampaignStarted, run_campaign
 
     progress = _Progress(quiet)
 
@@ -460,8 +460,8 @@ def _run(archs: Any, profile: Any, protocol: Any, out: Any, options: dict[str, A
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     progress.start()
     try:
-        with recording_host_state(host.to_dict() if host is not None else None):
-            return run_campaign(archs, profile, protocol, out, on_event=on_event, **options)
+        return run_campaign(archs, profile, protocol, out, on_event=on_event,
+                            host_state=host.to_dict() if host is not None else None, **options)
     finally:
         progress.stop()
         signal.signal(signal.SIGTERM, previous)

@@ -32,7 +32,7 @@ from blox_lat.harness._campaign import (
     run_campaign,
 )
 from blox_lat.harness._check import CheckStep, check_device
-from blox_lat.harness._environment import collect_environment, recording_host_state
+from blox_lat.harness._environment import collect_environment
 from blox_lat.harness._events import (
     AnchorsTimed,
     CampaignEvent,
@@ -199,7 +199,6 @@ __all__ = [
     "check_interleave",
     "choose_anchors",
     "collect_environment",
-    "recording_host_state",
     "default_interleave",
     "get_runner",
     "get_runtime",

@@ -326,8 +326,10 @@ class Campaign:
                  timeout_s: float = 600.0, affinity: Sequence[int] | None = None,
                  overlap_exports: bool | None = None, export_chunk: int = 16, on_event: EventSink | None = None,
                  connection: dict[str, Any] | None = None, record_as: str | None = None,
-                 anchors: int | Sequence[Any] | None = None, anchor_every: int | None = None) -> None:
+                 anchors: int | Sequence[Any] | None = None, anchor_every: int | None = None,
+                 host_state: dict[str, Any] | None = None) -> None:
         self.archs = archs
+        self.host_state = host_state  # what the caller saw of the host before (environment lines)
         self.profiles: list[DeviceProfile] = _as_list(profile)
         self.protocol = protocol or TimingProtocol()
         self.out = Path(out_dir)
@@ -519,7 +521,7 @@ class Campaign:
             schema = LEVEL_SCHEMA
         return EnvironmentRecord.from_dict(collect_environment(
             device=self.device, device_facts={**facts, "runner": runner.describe()}, campaign_id=self.campaign_id,
-            extra=extra, **({"schema": schema} if schema else {})))
+            extra=extra, host_state=self.host_state, **({"schema": schema} if schema else {})))
 
     # -- measuring ----------------------------------------------------------------------------
 

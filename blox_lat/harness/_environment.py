@@ -5,10 +5,10 @@ count, affinity, frequency governor and current/min/max frequency, thermal zone 
 load average, memory, and the versions of Python, torch, onnxruntime, onnx, numpy and blox-lat
 with the git commit of the blox-lat checkout. ``env_id`` is a sha256 prefix of the record.
 
-Inside :func:`recording_host_state` (``blox-lat measure`` wraps its campaign in it) the record
-ends with ``host_state``: what the host was doing just before the campaign (the sample of
-:func:`~blox_lat.harness.check_host`: its verdict, reason and the other processes). Outside
-it the record has no such key, and is what it was before.
+Given a ``host_state`` (``blox-lat measure`` passes its campaign one) the record ends with it:
+what the host was doing just before the campaign (the sample of
+:func:`~blox_lat.harness.check_host`: its verdict, reason and the other processes). Without
+one the record has no such key, and is what it was before.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ import os
 import platform
 import socket
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -29,25 +26,10 @@ from typing import Any
 from blox_lat._fs import utc_now
 from blox_lat.harness._records import BASE_SCHEMA, ENVIRONMENT
 
-__all__ = ["collect_environment", "cpu_facts", "environment_id", "recording_host_state"]
+__all__ = ["collect_environment", "cpu_facts", "environment_id"]
 
 _SYS_CPU = Path("/sys/devices/system/cpu")
 _SYS_THERMAL = Path("/sys/class/thermal")
-
-#: the host state that environment records collected now end with (None: no such key)
-_HOST_STATE: ContextVar[dict[str, Any] | None] = ContextVar("blox_lat_host_state", default=None)
-
-
-@contextmanager
-def recording_host_state(host_state: dict[str, Any] | None) -> Iterator[None]:
-    """Every environment record collected inside (in this thread) ends with ``host_state``:
-    how a campaign's caller found the host before it started, without a new campaign option."""
-    token = _HOST_STATE.set(host_state)
-    try:
-        yield
-    finally:
-        _HOST_STATE.reset(token)
-
 
 def _read(path: Path) -> str | None:
     try:
@@ -141,7 +123,7 @@ def environment_id(record: dict[str, Any]) -> str:
 
 def collect_environment(*, device: str, device_facts: dict[str, Any] | None = None,
                         campaign_id: str, extra: dict[str, Any] | None = None,
-                        schema: int = BASE_SCHEMA) -> dict[str, Any]:
+                        schema: int = BASE_SCHEMA, host_state: dict[str, Any] | None = None) -> dict[str, Any]:
     """The ``environment`` journal record for a campaign run on ``device`` (schema 1; 2 when
     ``extra`` names the campaign's anchors)."""
     from blox_lat import __version__
@@ -170,7 +152,6 @@ def collect_environment(*, device: str, device_facts: dict[str, Any] | None = No
         "device_facts": device_facts or {},
         **(extra or {}),
     }
-    host_state = _HOST_STATE.get()
     if host_state is not None:
         record["host_state"] = host_state
     record["env_id"] = environment_id(record)
