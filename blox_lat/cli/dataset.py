@@ -213,7 +213,8 @@ def _latency_text(entry: dict) -> str:
 @dataset.command("export-blox")
 @click.argument("release", type=click.Path())
 @click.option("--out", "out", required=True, type=click.Path(), help="Directory for the blox-* files (must not exist).")
-def export_blox(release, out) -> None:
+@json_option("Print the folder and the files written as JSON.")
+def export_blox(release, out, as_json: bool) -> None:
     """Write the Blox reference files (blox-info, blox-base-{seed}, ...) of RELEASE into OUT."""
     from pathlib import Path
 
@@ -221,7 +222,11 @@ def export_blox(release, out) -> None:
 
     if Path(out).exists():
         raise ds.ReleaseExistsError(f"{out} already exists; pick a new directory")
-    for name in ds.export_blox(release, out):
+    names = ds.export_blox(release, out)
+    if as_json:
+        emit_json({"release": str(release), "out": str(out), "files": list(names)})
+        return
+    for name in names:
         click.echo(name)
 
 

@@ -85,12 +85,16 @@ def show(name: str, device_files: tuple[str, ...], as_json: bool) -> None:
 
 @devices.command()
 @click.argument("path", type=click.Path(dir_okay=False))
-def validate(path: str) -> None:
+@json_option("Print the file and the profiles it defines as JSON.")
+def validate(path: str, as_json: bool) -> None:
     """Validate a device TOML file and list the profiles it defines."""
     from blox_lat.devices import load_profiles
 
     registry = load_profiles([path], config=False)
     names = [p.name for p in registry.profiles() if p.source == path]
+    if as_json:
+        emit_json({"path": path, "ok": True, "profiles": names})
+        return
     click.echo(f"{path}: {len(names)} profile(s) OK: {', '.join(names) or '(none)'}")
 
 

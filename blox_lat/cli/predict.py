@@ -83,6 +83,20 @@ def _summary_pairs(p) -> list[tuple[str, object]]:
     return pairs
 
 
+def _description(p, out: Path) -> dict:
+    """A predictor's description for ``--json`` (no tables): what the text summary says, and where it went."""
+    return {**{k: v for k, v in p.to_dict().items() if k not in ("model", "leverage", "interval")}, "out": str(out)}
+
+
+def _report(p, out: Path, as_json: bool) -> None:
+    """What fit, transfer and pieces fit print: the summary and the file written, or its JSON."""
+    if as_json:
+        emit_json(_description(p, out))
+    else:
+        emit_pairs(_summary_pairs(p))
+        click.echo(f"wrote {out}")
+
+
 @predict.command()
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Predictor file to write (JSON).")
@@ -105,11 +119,7 @@ def fit(sources: tuple[Path, ...], out: Path, device: str | None, family: str, l
     data = pr.load_measurements(list(sources), device=device, latency=latency)
     p = pr.fit(data, family=family, folds=folds, seed=seed, allow_uncovered=allow_uncovered)
     p.save(out, overwrite=force)
-    if as_json:
-        emit_json({k: v for k, v in p.to_dict().items() if k not in ("model", "leverage", "interval")})
-    else:
-        emit_pairs(_summary_pairs(p))
-        click.echo(f"wrote {out}")
+    _report(p, out, as_json)
 
 
 @predict.command(cls=_CountCommand)
@@ -123,8 +133,9 @@ def fit(sources: tuple[Path, ...], out: Path, device: str | None, family: str, l
 @click.option("--out", default=Path("plan.txt"), show_default=True, type=click.Path(path_type=Path),
               help="Selector file to write (blox-lat measure @FILE).")
 @_FORCE
+@json_option("Print the plan written (file, mode, seed, model indices) as JSON.")
 def plan(n: int | None, seed: int, next_n: int | None, sources: tuple[Path, ...], device: str | None, out: Path,
-         force: bool) -> None:
+         force: bool, as_json: bool) -> None:
     """Write a selector file of models to measure: a balanced design, or the least certain."""
     import numpy as np
 
@@ -137,6 +148,7 @@ def plan(n: int | None, seed: int, next_n: int | None, sources: tuple[Path, ...]
         if sources:
             raise click.UsageError("--from goes with --next; a balanced plan needs no measurements")
         picks = pr.plan_balanced(n, seed)
+        chosen = {"mode": "balanced", "n": n, "seed": seed}
         header = [(f"blox-lat predict plan {n} --seed {seed}: balanced design, every block "
                    f"{n // 45}-{-(-n // 45)} times per stage"), f"measure with: blox-lat measure @{out}"]
     else:
@@ -144,10 +156,16 @@ def plan(n: int | None, seed: int, next_n: int | None, sources: tuple[Path, ...]
             raise click.UsageError("--next needs --from SOURCE (a campaign folder, a release or a predictor file)")
         measured = _measured(sources, device)
         picks = pr.plan_next(np.asarray(measured), next_n, seed=seed)
+        chosen = {"mode": "next", "n": next_n, "seed": seed, "from": [str(s) for s in sources],
+                  "measured": len(measured)}
         header = [(f"blox-lat predict plan --next {next_n} --from {' '.join(map(str, sources))}: "
                    f"the least certain of the models not yet measured ({len(measured)} are)")]
     pr.write_plan(out, picks, header, overwrite=force)
-    click.echo(f"wrote {out} ({len(picks)} models)")
+    if as_json:
+        emit_json({"out": str(out), **chosen, "models": len(picks), "indices": [int(i) for i in picks],
+                   "measure": f"blox-lat measure @{out}"})
+    else:
+        click.echo(f"wrote {out} ({len(picks)} models)")
 
 
 def _measured(sources: tuple[Path, ...], device: str | None) -> list[int]:
@@ -171,7 +189,8 @@ def _measured(sources: tuple[Path, ...], device: str | None) -> list[int]:
 @click.option("--level", default=0.9, show_default=True, type=float, help="Interval level.")
 @click.option("--device", default=None, metavar="NAME", help="Refuse unless the predictor is for this device.")
 @_FORCE
-def all_models(predictor: Path, out: Path, level: float, device: str | None, force: bool) -> None:
+@json_option("Print the file written (device, models, interval level) as JSON.")
+def all_models(predictor: Path, out: Path, level: float, device: str | None, force: bool, as_json: bool) -> None:
     """Write every model's predicted latency and interval (91,125 rows, Parquet)."""
     from blox_lat import predict as pr
 
@@ -179,7 +198,11 @@ def all_models(predictor: Path, out: Path, level: float, device: str | None, for
     p = pr.load(predictor)
     p.check_device(device)
     pr.write_predictions(p, out, level=level, overwrite=force)
-    click.echo(f"wrote {out} (pred/{p.device}: 91125 models, {level:g} intervals)")
+    if as_json:
+        emit_json({"out": str(out), "predictor": str(predictor), "section": f"pred/{p.device}", "device": p.device,
+                   "models": 91125, "level": level})
+    else:
+        click.echo(f"wrote {out} (pred/{p.device}: 91125 models, {level:g} intervals)")
 
 
 @predict.command()
@@ -228,8 +251,9 @@ def pieces() -> None:
 @click.option("--warmup-s", default=0.5, show_default=True, type=float)
 @click.option("--interleave", default=1, show_default=True, type=int, help="Pieces timed together per set.")
 @_FORCE
+@json_option("Print the file written and each piece's latency as JSON.")
 def pieces_measure(device: str, out: Path, names: str | None, runs: int, runs_per_group: int, warmup_runs: int,
-                   warmup_s: float, interleave: int, force: bool) -> None:
+                   warmup_s: float, interleave: int, force: bool, as_json: bool) -> None:
     """Time block pieces on a device through the harness."""
     from blox_lat import predict as pr
     from blox_lat.harness import TimingProtocol
@@ -242,7 +266,11 @@ def pieces_measure(device: str, out: Path, names: str | None, runs: int, runs_pe
     doc = pr.measure_pieces(chosen, device=device, protocol=protocol,
                             on_piece=lambda name, r: click.echo(f"{name}: {r['latency_ms']:.4f} ms", err=True))
     pr.save_pieces(doc, out, overwrite=force)
-    click.echo(f"wrote {out} ({len(doc['pieces'])} pieces)")
+    if as_json:
+        emit_json({"out": str(out), "device": doc["device"], "protocol": doc["protocol"], "count": len(doc["pieces"]),
+                   "pieces": {name: r["latency_ms"] for name, r in doc["pieces"].items()}})
+    else:
+        click.echo(f"wrote {out} ({len(doc['pieces'])} pieces)")
 
 
 @pieces.command(name="fit")
@@ -251,7 +279,8 @@ def pieces_measure(device: str, out: Path, names: str | None, runs: int, runs_pe
               help="Campaign folders of a few whole models of the same device, to calibrate overhead.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Predictor file to write.")
 @_FORCE
-def pieces_fit(pieces_file: Path, whole: tuple[Path, ...], out: Path, force: bool) -> None:
+@json_option("Print the predictor's description as JSON.")
+def pieces_fit(pieces_file: Path, whole: tuple[Path, ...], out: Path, force: bool, as_json: bool) -> None:
     """Make a predictor from piece latencies (plus a few whole models)."""
     from blox_lat import predict as pr
 
@@ -260,8 +289,7 @@ def pieces_fit(pieces_file: Path, whole: tuple[Path, ...], out: Path, force: boo
     data = pr.load_measurements(list(whole), device=doc["device"], latency="raw") if whole else None
     p = pr.from_pieces(doc, data)
     p.save(out, overwrite=force)
-    emit_pairs(_summary_pairs(p))
-    click.echo(f"wrote {out}")
+    _report(p, out, as_json)
 
 
 @predict.command()
@@ -272,13 +300,13 @@ def pieces_fit(pieces_file: Path, whole: tuple[Path, ...], out: Path, force: boo
 @_LATENCY
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the fold assignment.")
 @_FORCE
+@json_option("Print the predictor's description as JSON.")
 def transfer(prior: Path, sources: tuple[Path, ...], out: Path, device: str | None, latency: str, seed: int,
-             force: bool) -> None:
+             force: bool, as_json: bool) -> None:
     """Fit a new device from a few samples, with PRIOR (another device's predictor) as the prior."""
     from blox_lat import predict as pr
 
     pr.check_out(out, overwrite=force)
     p = pr.transfer(pr.load(prior), pr.load_measurements(list(sources), device=device, latency=latency), seed=seed)
     p.save(out, overwrite=force)
-    emit_pairs(_summary_pairs(p))
-    click.echo(f"wrote {out}")
+    _report(p, out, as_json)
