@@ -154,3 +154,24 @@ def test_devices_validate_json(tmp_path):
     path.write_text(DEVICE_TOML)
     doc = json.loads(ok("devices", "validate", path, "--json").stdout)
     assert doc == {"path": str(path), "ok": True, "profiles": ["my-box"]}
+
+
+# -- B: interval labels follow --level --------------------------------------------------------
+def test_show_interval_label_follows_level(made):
+    p = pr.load(made / "p.json")
+    text = ok("predict", "show", made / "p.json", "--level", "0.8").stdout
+    assert "80% interval" in text and "90% interval" not in text
+    lo, hi = np.exp(np.array(pr.load(made / "p.json").interval_table()["0.8"]))
+    assert f"x{lo:.3f} .. x{hi:.3f}" in text
+    assert p.interval_factors(0.8) == pytest.approx((lo, hi))
+    doc = json.loads(ok("predict", "show", made / "p.json", "--level", "0.5", "--json").stdout)
+    assert doc["interval_at_level"]["level"] == 0.5
+    assert doc["interval_at_level"]["factors"] == pytest.approx(np.exp(doc["interval"]["bounds"]["0.5"]))
+    assert "90% interval" in ok("predict", "show", made / "p.json").stdout  # the default level
+    res = run("predict", "show", made / "p.json", "--level", "1.5")
+    assert res.exit_code == 2 and "strictly between 0 and 1" in res.output
+
+
+def test_all_text_names_its_level(made, tmp_path):
+    text = ok("predict", "all", made / "p.json", "--out", tmp_path / "a.parquet", "--level", "0.8").stdout
+    assert "80% intervals" in text

@@ -68,7 +68,7 @@ def predict() -> None:
     """
 
 
-def _summary_pairs(p) -> list[tuple[str, object]]:
+def _summary_pairs(p, level: float = 0.9) -> list[tuple[str, object]]:
     cv = p.cv.get("families", {}).get(p.family, {})
     pairs = [("device", p.device), ("method", f"{p.method}/{p.family}"), ("latency", p.latency),
              ("trained on", f"{p.training.get('models', 0)} models"),
@@ -78,8 +78,7 @@ def _summary_pairs(p) -> list[tuple[str, object]]:
                                              if k in ("spearman", "mape_pct", "within10_pct", "coverage90_pct"))))
     if cv:
         pairs.append(("chosen", p.family))
-    pairs.append(("90% interval", "x{:.3f} .. x{:.3f} (at spread 1)".format(
-        *(2.718281828459045 ** b for b in p.interval_table()["0.9"]))))
+    pairs.append((f"{level * 100:g}% interval", "x{:.3f} .. x{:.3f} (at spread 1)".format(*p.interval_factors(level))))
     return pairs
 
 
@@ -202,7 +201,7 @@ def all_models(predictor: Path, out: Path, level: float, device: str | None, for
         emit_json({"out": str(out), "predictor": str(predictor), "section": f"pred/{p.device}", "device": p.device,
                    "models": 91125, "level": level})
     else:
-        click.echo(f"wrote {out} (pred/{p.device}: 91125 models, {level:g} intervals)")
+        click.echo(f"wrote {out} (pred/{p.device}: 91125 models, {level * 100:g}% intervals)")
 
 
 @predict.command()
@@ -228,9 +227,11 @@ def show(predictor: Path, models: str | None, level: float, device: str | None, 
         doc = {k: v for k, v in p.to_dict().items() if k not in ("model", "leverage")}
         doc["training"] = {k: v for k, v in doc["training"].items() if k != "indices"}
         doc["interval"] = {"bounds": doc["interval"]["bounds"], "kind": doc["interval"]["kind"]}
-        emit_json({**doc, "predictions": rows})
+        lo, hi = p.interval_factors(level)
+        emit_json({**doc, "interval_at_level": {"level": level, "factors": [lo, hi]},
+                   "predictions": rows})
         return
-    emit_pairs(_summary_pairs(p))
+    emit_pairs(_summary_pairs(p, level))
     if rows:
         emit_table(rows, ["index", "name", "pred_ms", "lo_ms", "hi_ms"])
 

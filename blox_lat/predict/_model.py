@@ -138,8 +138,7 @@ class Predictor:
     def predict(self, models: Any = None, *, level: float = 0.9, device: str | None = None) -> Predictions:
         """Predictions with ``level`` intervals for model indices (default: all 91,125)."""
         self.check_device(device)
-        if not 0.0 < level < 1.0:
-            raise PredictError(f"interval level {level} must lie strictly between 0 and 1, e.g. 0.9")
+        _check_level(level)
         if models is None:
             from blox_lat.predict._features import all_blocks
 
@@ -152,6 +151,13 @@ class Predictor:
         sp = spread(self.ginv, blocks)
         lo, hi = conformal_bounds(self.scores, level)
         return Predictions(idx, y, y * np.exp(lo * sp), y * np.exp(hi * sp), level, sp)
+
+    def interval_factors(self, level: float = 0.9) -> tuple[float, float]:
+        """The ``level`` interval as factors of the prediction at spread 1 (a model whose blocks
+        are well covered by the training set); a model's own interval widens with its spread."""
+        _check_level(level)
+        lo, hi = conformal_bounds(self.scores, level)
+        return math.exp(lo), math.exp(hi)
 
     def interval_table(self) -> dict[str, list[float]]:
         return {f"{lv:g}": list(conformal_bounds(self.scores, lv)) for lv in (0.5, 0.8, 0.9, 0.95)}
@@ -177,6 +183,11 @@ class Predictor:
         """Write the JSON file (temp file + rename; refuses to replace one unless ``overwrite``)."""
         text = json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
         return write_out(path, text + "\n", overwrite=overwrite)
+
+
+def _check_level(level: float) -> None:
+    if not 0.0 < level < 1.0:
+        raise PredictError(f"interval level {level} must lie strictly between 0 and 1, e.g. 0.9")
 
 
 def _r(a: np.ndarray) -> list:
