@@ -175,3 +175,40 @@ def test_show_interval_label_follows_level(made):
 def test_all_text_names_its_level(made, tmp_path):
     text = ok("predict", "all", made / "p.json", "--out", tmp_path / "a.parquet", "--level", "0.8").stdout
     assert "80% intervals" in text
+
+
+# -- B: predict show lists the per-block costs -----------------------------------------------
+def test_show_lists_block_costs(made, tmp_path):
+    ok("predict", "fit", made / "one", "--family", "additive", "--out", tmp_path / "add.json")
+    doc = json.loads(ok("predict", "show", tmp_path / "add.json", "--json").stdout)
+    costs = doc["block_costs"]
+    assert costs["space"] == "ms" and len(costs["blocks"]) == 135 and costs["mean_ms"] > 0
+    names = [b.name for b in sp.list_blocks()]
+    assert [(c["stage"], c["block"], c["name"]) for c in costs["blocks"]] == [
+        (s, b, names[b]) for s in range(3) for b in range(45)]
+    shown = np.array([c["cost_ms"] for c in costs["blocks"]]).reshape(3, 45)
+    truth = _costs()
+    truth = truth - truth.mean(axis=1, keepdims=True)  # costs are known against the stage's average block
+    assert np.corrcoef(shown.ravel(), truth.ravel())[0, 1] > 0.6  # 90 models, each block twice per stage
+    table = np.asarray(pr.load(tmp_path / "add.json").model["costs"])
+    assert shown == pytest.approx(table - table.mean(axis=1, keepdims=True), abs=1e-5)
+    text = ok("predict", "show", tmp_path / "add.json").stdout
+    assert "block costs (ms each block adds at its stage" in text
+    first = costs["blocks"][0]
+    assert any(line.split() == ["0", "0", first["name"], f"{first['cost_ms']:.4f}"] for line in text.splitlines())
+
+
+def test_show_block_costs_of_a_log_family(made):
+    p = pr.load(made / "p.json")
+    assert p.model["space"] == "log"
+    doc = json.loads(ok("predict", "show", made / "p.json", "--json").stdout)
+    blocks = doc["block_costs"]["blocks"]
+    assert len(blocks) == 135 and all((c["factor"] > 1) == (c["cost_ms"] > 0) for c in blocks)
+    # the cost in ms is what the block's factor adds to the models that hold it, on average
+    y = p.predict().latency_ms
+    stage0 = all_blocks()[:, 0] == 7
+    factor = blocks[7]["factor"]
+    assert blocks[7]["cost_ms"] == pytest.approx(np.mean(y[stage0] * (1 - 1 / factor)), rel=1e-3)
+    text = ok("predict", "show", made / "p.json").stdout
+    assert "factor each block multiplies latency by" in text
+    assert sum(1 for line in text.splitlines() if line.split()[:1] in (["0"], ["1"], ["2"])) == 135

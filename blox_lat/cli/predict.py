@@ -204,6 +204,20 @@ def all_models(predictor: Path, out: Path, level: float, device: str | None, for
         click.echo(f"wrote {out} (pred/{p.device}: 91125 models, {level * 100:g}% intervals)")
 
 
+def _costs_note(p) -> str:
+    """What the block costs of predictor ``p`` mean, in a line (see blox_lat.predict.BlockCost)."""
+    if p.model["space"] == "ms":
+        note = "ms each block adds at its stage against the stage's average block (negative: cheaper)"
+    else:
+        note = ("factor each block multiplies latency by at its stage against the stage's average block, and "
+                "cost_ms, what that adds on average to the models holding it")
+    if p.model.get("pairs") is not None:
+        note += "; interaction terms come on top"
+    if p.model.get("prior") is not None:
+        note += "; a correction on top of the prior (another device's predictor, rescaled)"
+    return f"{note}; the mean prediction over the space is {p.mean_latency():.4f} ms"
+
+
 @predict.command()
 @click.argument("predictor", type=click.Path(path_type=Path))
 @click.option("--models", default=None, metavar="SELECTOR", help="Also predict these models (any selector).")
@@ -211,7 +225,7 @@ def all_models(predictor: Path, out: Path, level: float, device: str | None, for
 @click.option("--device", default=None, metavar="NAME", help="Refuse unless the predictor is for this device.")
 @json_option("Print the description (and predictions) as JSON.")
 def show(predictor: Path, models: str | None, level: float, device: str | None, as_json: bool) -> None:
-    """Describe a predictor file, and predict a few models with it."""
+    """Describe a predictor file, list what each block costs at each stage, and predict a few models with it."""
     from blox_lat import predict as pr
     from blox_lat import space as sp
 
@@ -228,11 +242,18 @@ def show(predictor: Path, models: str | None, level: float, device: str | None, 
         doc["training"] = {k: v for k, v in doc["training"].items() if k != "indices"}
         doc["interval"] = {"bounds": doc["interval"]["bounds"], "kind": doc["interval"]["kind"]}
         lo, hi = p.interval_factors(level)
-        emit_json({**doc, "interval_at_level": {"level": level, "factors": [lo, hi]},
+        costs = {"space": p.model["space"], "mean_ms": round(p.mean_latency(), 6), "meaning": _costs_note(p),
+                 "blocks": [c.to_dict() for c in p.block_costs()]}
+        emit_json({**doc, "interval_at_level": {"level": level, "factors": [lo, hi]}, "block_costs": costs,
                    "predictions": rows})
         return
     emit_pairs(_summary_pairs(p, level))
+    costs = [c.to_dict() for c in p.block_costs()]
+    click.echo(f"\nblock costs ({_costs_note(p)}):")
+    emit_table([{**c, "cost_ms": f"{c['cost_ms']:.4f}", **({"factor": f"{c['factor']:.4f}"} if "factor" in c else {})}
+                for c in costs], ["stage", "block", "name", "cost_ms", *(["factor"] if "factor" in costs[0] else [])])
     if rows:
+        click.echo("")
         emit_table(rows, ["index", "name", "pred_ms", "lo_ms", "hi_ms"])
 
 

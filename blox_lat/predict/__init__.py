@@ -29,7 +29,7 @@ from blox_lat.predict._errors import (
 )
 from blox_lat.predict._files import check_out
 from blox_lat.predict._fit import FAMILIES, accuracy, fit, spearman
-from blox_lat.predict._model import PREDICTOR_SCHEMA, Predictions, Predictor, load
+from blox_lat.predict._model import PREDICTOR_SCHEMA, BlockCost, Predictions, Predictor, load
 from blox_lat.predict._output import pred_section, write_predictions
 from blox_lat.predict._pieces import (
     all_pieces,
@@ -47,6 +47,7 @@ from blox_lat.predict._transfer import transfer
 __all__ = [
     "FAMILIES",
     "PREDICTOR_SCHEMA",
+    "BlockCost",
     "DeviceMismatchError",
     "MixedInputError",
     "PiecesError",

@@ -113,6 +113,57 @@ class Predictions:
 
 
 @dataclass(frozen=True)
+class BlockCost:
+    """What one block costs at one stage under a predictor's table, against the stage's average block.
+
+    A table's costs are known only up to a constant per stage (the intercept takes it), so each
+    is given against the average of its stage's 45: ``cost_ms`` is the milliseconds the block
+    adds to a model that holds it at that stage, compared with the stage's average block
+    (negative: cheaper). In an ``ms``-space table that is the centred entry, the same for every
+    model; in a ``log``-space one the entry is a factor (``factor``, against the stage's
+    geometric mean) and ``cost_ms`` is what it adds, averaged over the models holding the block
+    there. Interaction tables and a transfer's prior are not in it.
+    """
+
+    stage: int
+    block: int
+    name: str
+    cost_ms: float
+    factor: float | None = None  # log space only
+
+    def to_dict(self) -> dict:
+        return {"stage": self.stage, "block": self.block, "name": self.name, "cost_ms": round(self.cost_ms, 6),
+                **({"factor": round(self.factor, 6)} if self.factor is not None else {})}
+
+
+def block_costs(model: dict) -> list[BlockCost]:
+    """The 135 per-(stage, block) costs of a model's table, stage by stage (:class:`BlockCost`)."""
+    from blox_lat.predict._features import all_blocks
+    from blox_lat.space import list_blocks
+
+    names = [b.name for b in list_blocks()]
+    costs = np.asarray(model["costs"], dtype=float)
+    costs = costs - costs.mean(axis=1, keepdims=True)
+    if model["space"] == "ms":
+        return [BlockCost(s, b, names[b], float(costs[s][b])) for s in range(NUM_STAGES) for b in range(NUM_BLOCKS)]
+    blocks = all_blocks().astype(np.int64)
+    y = evaluate(model, blocks)
+    out = []
+    for s in range(NUM_STAGES):
+        added = y * -np.expm1(-costs[s][blocks[:, s]])  # latency minus latency with the stage's average factor
+        mean = np.bincount(blocks[:, s], added, NUM_BLOCKS) / np.bincount(blocks[:, s], minlength=NUM_BLOCKS)
+        out += [BlockCost(s, b, names[b], float(mean[b]), float(np.exp(costs[s][b]))) for b in range(NUM_BLOCKS)]
+    return out
+
+
+def mean_latency(model: dict) -> float:
+    """The mean predicted latency (ms) over all 91,125 models: the scale block costs compare to."""
+    from blox_lat.predict._features import all_blocks
+
+    return float(np.mean(evaluate(model, all_blocks())))
+
+
+@dataclass(frozen=True)
 class Predictor:
     """A fitted latency predictor for one device setting; immutable, saved as JSON."""
 
@@ -151,6 +202,14 @@ class Predictor:
         sp = spread(self.ginv, blocks)
         lo, hi = conformal_bounds(self.scores, level)
         return Predictions(idx, y, y * np.exp(lo * sp), y * np.exp(hi * sp), level, sp)
+
+    def block_costs(self) -> list[BlockCost]:
+        """What each block costs at each stage (:func:`block_costs` of the model's table)."""
+        return block_costs(self.model)
+
+    def mean_latency(self) -> float:
+        """The mean predicted latency (ms) over all 91,125 models."""
+        return mean_latency(self.model)
 
     def interval_factors(self, level: float = 0.9) -> tuple[float, float]:
         """The ``level`` interval as factors of the prediction at spread 1 (a model whose blocks
