@@ -57,11 +57,37 @@ def _undeclared(folder: str, declared: set[str]) -> list[str]:
 
 def test_every_import_is_declared():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    runtime = _requirement_names(project["dependencies"])
-    test = runtime | _requirement_names(project["optional-dependencies"]["test"])
-    assert _undeclared("blox_lat", runtime) == []
+    extras = project["optional-dependencies"]
+    package = _requirement_names(project["dependencies"]) | {
+        name for extra, specs in extras.items() if extra not in ("test", "dev") for name in _requirement_names(specs)}
+    test = package | _requirement_names(extras["test"])
+    assert _undeclared("blox_lat", package) == []
     assert _undeclared("tests", test) == []
     assert _undeclared("benchmarks", test) == []
+
+
+def test_the_core_install_is_light():
+    """Reading a release needs no deep-learning stack: torch, onnx, onnxruntime, kornia,
+    matplotlib, scipy, paramiko and adb-shell come with the extras that need them."""
+    core = _requirement_names(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"])
+    assert not core & {"torch", "onnx", "onnxruntime", "kornia", "matplotlib", "scipy", "paramiko", "adb-shell",
+                       "pandas"}
+
+
+def test_a_missing_extra_is_one_line_naming_it():
+    """With torch absent, a command that needs it says which extra to install, exit 2."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None; sys.argv = ['blox-lat', 'export', '0', '-f', 'onnx', "
+            "'--out', sys.argv[1]]; from blox_lat.cli.main import main; main()")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = subprocess.run([sys.executable, "-c", code, tmp], capture_output=True, text=True, timeout=120)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "needs torch" in lines[0] and "pip install 'blox-lat[export]'" in lines[0]
 
 
 def test_the_check_sees_an_undeclared_import(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ import warnings
 import click
 
 from blox_lat import __version__
+from blox_lat._extras import missing_extra_message
 from blox_lat.errors import BloxLatError
 
 #: command name -> "module:attribute"; filled as stages of the flow land.
@@ -77,11 +78,24 @@ class BloxGroup(click.Group):
         except BloxLatError as exc:
             click.echo(f"blox-lat: error: {_one_line(str(exc))}", err=True)
             sys.exit(EXIT_USER_ERROR)
+        except ModuleNotFoundError as exc:  # an optional dependency the core install leaves out
+            message = missing_extra_message(exc.name, _command(args))
+            if message is None:
+                _show(held)
+                raise
+            click.echo(f"blox-lat: error: {message}", err=True)
+            sys.exit(EXIT_USER_ERROR)
         except BaseException:
             _show(held)  # a bug's traceback (or a command's own exit status) keeps its context
             raise
         _show(held)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _command(args: list[str] | None) -> str | None:
+    """The subcommand a command line names (its first word that is not an option)."""
+    words = sys.argv[1:] if args is None else list(args)
+    return next((w for w in words if not w.startswith("-")), None)
 
 
 def _show(held: list[warnings.WarningMessage]) -> None:

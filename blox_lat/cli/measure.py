@@ -349,6 +349,7 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     cpus = _parse_affinity(affinity)
     _check_limits(record_as, timeout_s, lookahead)
     profiles, connection = _devices(device_names, device_files, connect)
+    _check_toolchains(profiles)
     protocol = _protocol(profiles, runs, runs_per_group, warmup_runs, warmup_s, (cv_threshold, max_halfwidth),
                          interleave, rounds, rewarm_runs)
     n_anchors = _anchors(anchors, protocol.interleave, profiles)
@@ -364,6 +365,16 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
                    host, None if as_json or host is None else host.warning)
     _report(summary, as_json, host)
     _exit(summary, as_json)
+
+
+def _check_toolchains(profiles: list[Any]) -> None:
+    """The exporter packages of every device's format, before any model: a missing one (the core
+    install has no torch) is one line naming the extra, not one failure per model. (An external
+    SDK is not required here: a store may already hold the artifacts.)"""
+    from blox_lat.exporters import check_packages
+
+    for fmt in sorted({p.format for p in profiles}):
+        check_packages(fmt)
 
 
 def _check_limits(record_as: str | None, timeout_s: float, lookahead: int) -> None:

@@ -29,13 +29,17 @@ so ``blox-lat devices validate`` refuses what a campaign would fail on later.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI (a core dependency there)
+    import tomli as tomllib
 
 from blox_lat.devices._options import RUNTIME_FORMATS, check_options, check_port
 from blox_lat.errors import BloxLatError

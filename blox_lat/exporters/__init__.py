@@ -9,7 +9,7 @@ torch, onnx and onnxruntime are imported only when an export runs.
 
 from blox_lat.exporters._compose import _onnx_piece as onnx_piece
 from blox_lat.exporters._errors import ExportError, SnpeNotFoundError, SnpeToolError, VerificationError
-from blox_lat.exporters._export import check_toolchain, export
+from blox_lat.exporters._export import check_packages, check_toolchain, export
 from blox_lat.exporters._format import ExportFormat, ExportJob, ExportOption
 from blox_lat.exporters._formats import get_format, list_formats, register_format, unregister_format
 from blox_lat.exporters._snpe import _FIX as SNPE_FIX
@@ -34,6 +34,7 @@ __all__ = [
     "SnpeNotFoundError",
     "SnpeToolError",
     "VerificationError",
+    "check_packages",
     "check_toolchain",
     "export",
     "get_format",

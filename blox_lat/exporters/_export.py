@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Mapping
 
@@ -29,8 +30,16 @@ def check_toolchain(format: str) -> None:
     Without it every model would fail the same way (one identical line per model).
     """
     fmt = get_format(format)
+    check_packages(format)
     if fmt.toolchain_check is not None:
         fmt.toolchain_check()  # e.g. SnpeNotFoundError, naming the missing tool and the fix
+
+
+def check_packages(format: str) -> None:
+    """Import the Python packages the format's exporter needs, before any model: a missing one
+    raises ModuleNotFoundError, which the CLI turns into one line naming the extra to install."""
+    for package in get_format(format).packages:
+        importlib.import_module(package.replace("-", "_"))
 
 
 def make_key(arch: Arch, fmt: ExportFormat, batch: int, options: Mapping[str, str] | None) -> ArtifactKey:
