@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from blox_lat.cli._output import emit_json, emit_table, json_option
+from blox_lat.cli._output import emit_json, json_option
 
 
 @click.command()
@@ -71,9 +71,10 @@ def compare(a: Path, b: Path, device: str | None, latency: str, device_b: str | 
     corrected latency the level's uncertainty too), and faster / slower / not significant.
     Two campaign folders of one device are put on one level reference first. With the default
     Bonferroni correction the chance that any unchanged model is called faster or slower is at
-    most 1 - confidence. Prints the geometric mean of the ratios, the level shift (median
-    ratio) and Spearman's rank correlation. Sources measured with different protocols are
-    refused unless --allow-protocol-mismatch.
+    most 1 - confidence. Prints each change as pyperf does ("1.10x slower (+10.0 %)", "not
+    significant"), three significant digits, the geometric mean of the ratios, the level shift
+    (median ratio) and Spearman's rank correlation. Sources measured
+    with different protocols are refused unless --allow-protocol-mismatch.
 
       blox-lat compare runs/cpu-ort-1.17 runs/cpu-ort-1.18
       blox-lat compare releases/1.0.0 releases/1.1.0 --device sd888 --markdown
@@ -92,22 +93,5 @@ def compare(a: Path, b: Path, device: str | None, latency: str, device_b: str | 
     if markdown:
         click.echo(result.to_markdown(which), nl=False)
         return
-    s = result.summary()
-    click.echo(f"A {s['a']} ({s['device_a']})  vs  B {s['b']} ({s['device_b']}): {s['models']} models in common"
-               + (f" ({s['only_in_a']} only in A, {s['only_in_b']} only in B)" if s["only_in_a"] or s["only_in_b"] else ""))
-    click.echo(f"comparing the {s['latency_label']}"
-               + (f" (both on the level reference of campaign {s['level_reference']})" if s["level_reference"] else ""))
-    click.echo(s["summary"])
-    p = s["counts_per_model"]
-    click.echo(f"minimum effect {min_effect:.0%}"
-               + (f"; per-model {confidence:.0%} intervals (no correction): {p['slower']} slower, {p['faster']} faster, "
-                  f"{p['not significant']} unchanged" if correction == "bonferroni" else ""))
-    click.echo(f"geometric mean B/A {s['geometric_mean_ratio']:.4f}, level shift {s['level_shift']:.4f}, "
-               f"Spearman {s['spearman']:.4f}")
-    if s["protocol_differences"]:
-        click.echo("protocols differ: " + ", ".join(f"{k} {v[0]} vs {v[1]}" for k, v in s["protocol_differences"].items()))
-    rows = result.rows(which)
-    if rows:
-        click.echo("")
-        emit_table(rows, ["model_index", "model_hash", "latency", "latency_a_ms", "latency_b_ms", "ratio", "ci_low",
-                          "ci_high", "classification"])
+    click.echo(result.to_text(which), nl=False)
+

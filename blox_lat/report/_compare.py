@@ -28,6 +28,11 @@ fully independent (the host drifts within a run), so a tiny but "significant" ch
 often that drift. ``relative=True`` first divides every ratio by the level shift (the median
 ratio), for comparisons across hosts or phones where the whole level moves and what matters is
 which models moved against the rest.
+
+Printed output speaks pyperf's language: each model's change reads ``1.10x slower (+10.0 %)``,
+``1.05x faster (-4.76 %)`` or ``not significant``, all of them together
+``Geometric mean: 1.02x slower (+2.00 %)``, and every printed number has three significant
+digits (:func:`~blox_lat.report._stats.sig3`); JSON keeps full precision.
 """
 
 from __future__ import annotations
@@ -42,11 +47,23 @@ import numpy as np
 
 from blox_lat.report._errors import ProtocolMismatchError, SourceError, SourceMismatchError
 from blox_lat.report._sources import LATENCY_LABELS, DeviceData, Source, load_source
-from blox_lat.report._stats import spearman
+from blox_lat.report._stats import sig3, spearman
 
-__all__ = ["Comparison", "compare", "compare_devices", "protocol_differences"]
+__all__ = ["Comparison", "change_text", "compare", "compare_devices", "protocol_differences"]
 
 CLASSES = ("slower", "faster", "not significant")
+
+
+def change_text(ratio: float) -> str:
+    """A ratio B/A in pyperf's words: ``1.10x slower (+10.0 %)``, ``1.05x faster (-4.76 %)``
+    (the factor is A/B there, as pyperf writes it), ``no change`` at exactly 1."""
+    r = float(ratio)
+    if not math.isfinite(r) or r <= 0:
+        return "n/a"
+    if r == 1:
+        return "no change"
+    change = f"{'+' if r > 1 else ''}{sig3((r - 1) * 100)} %"
+    return f"{sig3(r)}x slower ({change})" if r > 1 else f"{sig3(1 / r)}x faster ({change})"
 
 
 def protocol_differences(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, tuple[Any, Any]]:
@@ -84,6 +101,8 @@ class Comparison:
     high95: np.ndarray | None = None
     classification95: np.ndarray | None = None
     level_reference: str | None = None  # the campaign whose level reference both sides share
+    se_a: np.ndarray | None = None  # standard errors (ms) of latency_a and latency_b
+    se_b: np.ndarray | None = None
 
     @property
     def models(self) -> int:
@@ -106,12 +125,26 @@ class Comparison:
     def headline(self) -> str:
         """One line like pyperf's: ``N slower, M faster, K unchanged (95 % simultaneous, ...)``."""
         c = self.counts()
-        logs = np.log(self.ratio)
-        gm = float(np.exp(logs.mean())) if logs.size else float("nan")
+        gm = self.geometric_mean()
         scope = "simultaneous" if self.correction == "bonferroni" else "per model"
         return (f"{c['slower']} slower, {c['faster']} faster, {c['not significant']} unchanged"
                 + (f", {c['no interval']} without an interval" if c["no interval"] else "")
-                + f" ({self.confidence:.0%} {scope}, {self.latency_label}); geometric mean ratio {gm:.2f}x")
+                + f" ({self.confidence:.0%} {scope}, {self.latency_label}); geometric mean ratio {sig3(gm)}x")
+
+    def geometric_mean(self) -> float:
+        """The geometric mean of the ratios B/A (NaN without models)."""
+        logs = np.log(self.ratio)
+        return float(np.exp(logs.mean())) if logs.size else float("nan")
+
+    def overall(self) -> str:
+        """All models in one line, as pyperf ends a comparison: ``Geometric mean: 1.02x slower (+2.00 %)``."""
+        return f"Geometric mean: {change_text(self.geometric_mean())}"
+
+    def change(self, i: int) -> str:
+        """Model ``i``'s verdict: its change in pyperf's words when it is slower or faster,
+        otherwise ``not significant`` (or ``no interval``)."""
+        cls = str(self.classification[i])
+        return change_text(float(self.ratio[i])) if cls in ("slower", "faster") else cls
 
     def summary(self) -> dict[str, Any]:
         logs = np.log(self.ratio)
@@ -123,22 +156,25 @@ class Comparison:
             "confidence": self.confidence, "correction": self.correction,
             "per_model_confidence": self.per_model_confidence, "min_effect": self.min_effect,
             "relative_to_level": self.relative,
-            "geometric_mean_ratio": float(np.exp(logs.mean())) if logs.size else float("nan"),
+            "geometric_mean_ratio": self.geometric_mean(),
             "level_shift": level,
             "spearman": spearman(self.latency_a, self.latency_b),
             "counts": self.counts(),
             "counts_per_model": self.counts(per_model=True),
             "summary": self.headline(),
+            "overall": self.overall(),
             "protocol_differences": {k: list(v) for k, v in self.protocol_differences.items()},
         }
 
+    def _pick(self, which: str) -> np.ndarray:
+        if which == "all":
+            return np.arange(self.models)
+        pick = np.flatnonzero(np.isin(self.classification, ("slower", "faster")))
+        return pick[np.argsort(-np.abs(np.log(self.ratio[pick])), kind="stable")]
+
     def rows(self, which: str = "changed") -> list[dict[str, Any]]:
         """Per-model rows: ``changed`` (slower or faster, most changed first) or ``all``."""
-        if which == "all":
-            pick = np.arange(self.models)
-        else:
-            pick = np.flatnonzero(np.isin(self.classification, ("slower", "faster")))
-            pick = pick[np.argsort(-np.abs(np.log(self.ratio[pick])), kind="stable")]
+        pick = self._pick(which)
         from blox_lat.space import space_table
 
         hashes = space_table().hashes
@@ -151,10 +187,57 @@ class Comparison:
                  "ratio": round(float(self.ratio[i]), 6), "se_log_ratio": num(self.se_log, i),
                  "ci_low": num(self.low, i), "ci_high": num(self.high, i),
                  "ci95_low": num(self.low95, i), "ci95_high": num(self.high95, i),
-                 "classification": str(self.classification[i])} for i in pick.tolist()]
+                 "classification": str(self.classification[i]), "change": self.change(i)} for i in pick.tolist()]
+
+    def lines(self, which: str = "changed") -> list[str]:
+        """One line per model as pyperf writes one per benchmark, three significant digits:
+        ``model 17 (3f2a9c1b0d4e): 1.23 ms +- 0.00456 ms -> 1.35 ms +- 0.00501 ms: 1.10x slower
+        (+9.76 %); CI 1.08 to 1.12`` (``+-``: the standard error; CI: the interval the
+        classification used)."""
+        from blox_lat.space import space_table
+
+        hashes = space_table().hashes
+
+        def value(values: np.ndarray, se: np.ndarray | None, i: int) -> str:
+            text = f"{sig3(values[i])} ms"
+            return text + (f" +- {sig3(se[i])} ms" if se is not None and math.isfinite(se[i]) else "")
+
+        out = []
+        for i in self._pick(which).tolist():
+            ci = (f"; CI {sig3(self.low[i])} to {sig3(self.high[i])}"
+                  if math.isfinite(self.low[i]) and math.isfinite(self.high[i]) else "")
+            out.append(f"model {int(self.index[i])} ({hashes[int(self.index[i])][:12]}): "
+                       f"{value(self.latency_a, self.se_a, i)} -> {value(self.latency_b, self.se_b, i)}: "
+                       f"{self.change(i)}{ci}")
+        return out
 
     def to_dict(self, which: str = "all") -> dict[str, Any]:
         return {**self.summary(), "rows": self.rows(which)}
+
+    def to_text(self, which: str = "changed") -> str:
+        """What ``blox-lat compare`` prints: the sources, the kind compared, the headline, the
+        per-model counts, level shift and Spearman, then one line per model (:meth:`lines`) and
+        the geometric mean in pyperf's words (:meth:`overall`)."""
+        s = self.summary()
+        only = f" ({self.only_a} only in A, {self.only_b} only in B)" if self.only_a or self.only_b else ""
+        out = [f"A {self.a} ({self.device_a})  vs  B {self.b} ({self.device_b}): {self.models} models in common{only}",
+               f"comparing the {self.latency_label}"
+               + (f" (both on the level reference of campaign {self.level_reference})" if self.level_reference else ""),
+               s["summary"]]
+        p = s["counts_per_model"]
+        out.append(f"minimum effect {self.min_effect:.0%}"
+                   + (f"; per-model {self.confidence:.0%} intervals (no correction): {p['slower']} slower, "
+                      f"{p['faster']} faster, {p['not significant']} unchanged" if self.correction == "bonferroni" else ""))
+        out.append(f"level shift (median ratio B/A) {sig3(s['level_shift'])}, Spearman {sig3(s['spearman'])}")
+        if self.protocol_differences:
+            out.append("protocols differ: " + ", ".join(f"{k} {va} vs {vb}"
+                                                        for k, (va, vb) in self.protocol_differences.items()))
+        lines = self.lines(which)
+        if lines:
+            out += ["", f"{self.latency_label} in A -> in B (ms, +- standard error): change; CI of the ratio B/A",
+                    *lines]
+        out += ["", self.overall()]
+        return "\n".join(out) + "\n"
 
     def to_markdown(self, which: str = "changed") -> str:
         s = self.summary()
@@ -164,16 +247,16 @@ class Comparison:
                  f"{c['slower']} slower, {c['faster']} faster, {c['not significant']} not significant"
                  + (f", {c['no interval']} without an interval" if c["no interval"] else "")
                  + f" ({_confidence_text(self)}, minimum effect {self.min_effect:.0%}).", "",
-                 f"Geometric mean of the ratios {s['geometric_mean_ratio']:.4f}, level shift "
-                 f"(median ratio) {s['level_shift']:.4f}, Spearman {s['spearman']:.4f}.", ""]
+                 f"{self.overall()}; level shift (median ratio) {sig3(s['level_shift'])}, "
+                 f"Spearman {sig3(s['spearman'])}.", ""]
         rows = self.rows(which)
         if rows:
-            lines += [f"| model | hash | A (ms, {self.latency}) | B (ms, {self.latency}) | B/A | CI | |",
+            lines += [f"| model | hash | A (ms, {self.latency}) | B (ms, {self.latency}) | B/A | CI | change |",
                       "|---:|---|---:|---:|---:|---|---|"]
             for r in rows:
-                ci = "n/a" if r["ci_low"] is None else f"{r['ci_low']:.3f} to {r['ci_high']:.3f}"
-                lines.append(f"| {r['model_index']} | `{r['model_hash'][:12]}` | {r['latency_a_ms']:.4f} | "
-                             f"{r['latency_b_ms']:.4f} | {r['ratio']:.3f} | {ci} | {r['classification']} |")
+                ci = "n/a" if r["ci_low"] is None else f"{sig3(r['ci_low'])} to {sig3(r['ci_high'])}"
+                lines.append(f"| {r['model_index']} | `{r['model_hash'][:12]}` | {sig3(r['latency_a_ms'])} | "
+                             f"{sig3(r['latency_b_ms'])} | {sig3(r['ratio'])} | {ci} | {r['change']} |")
         return "\n".join(lines) + "\n"
 
 
@@ -217,11 +300,12 @@ def compare_devices(a: DeviceData, b: DeviceData, *, latency: str = "auto", conf
     except LatencyKindError as exc:
         raise SourceError(f"{label_a or a.source} vs {label_b or b.source}: {exc}") from None
     la, lb = a.latency(kind)[ia], b.latency(kind)[ib]
+    sa, sb = a.latency_se(kind)[ia], b.latency_se(kind)[ib]
     ratio = lb / la
     level = float(np.exp(np.median(np.log(ratio))))
     if relative:
         ratio = ratio / level
-    ra, rb = a.latency_se(kind)[ia] / la, b.latency_se(kind)[ib] / lb  # relative standard errors
+    ra, rb = sa / la, sb / lb  # relative standard errors
     se = np.hypot(ra, rb)
     has = np.isfinite(se)
 
@@ -242,7 +326,8 @@ def compare_devices(a: DeviceData, b: DeviceData, *, latency: str = "auto", conf
                       index=common, latency_a=la, latency_b=lb, ratio=ratio, low=low, high=high,
                       classification=cls, only_a=int(a.count - common.size), only_b=int(b.count - common.size),
                       protocol_differences=diffs, latency=kind, se_log=se, low95=low95, high95=high95,
-                      classification95=cls95, level_reference=level_reference if kind == "corrected" else None)
+                      classification95=cls95, level_reference=level_reference if kind == "corrected" else None,
+                      se_a=sa, se_b=sb)
 
 
 def _pick_device(source: Source, device: str | None, other: Source) -> DeviceData:

@@ -1,4 +1,5 @@
-"""Numbers behind the figures: rank correlations, the additive block-cost fit, Pareto fronts.
+"""Numbers behind the figures: rank correlations, the additive block-cost fit, Pareto fronts,
+and :func:`sig3`, how every printed number is written (three significant digits).
 
 All functions take numpy arrays and return plain values or small frozen records, so the same
 numbers go into the figures and into ``report.json``.
@@ -10,10 +11,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BlockFit", "fit_block_costs", "kendall", "pareto_front", "spearman"]
+__all__ = ["BlockFit", "fit_block_costs", "kendall", "pareto_front", "sig3", "spearman"]
 
 NUM_STAGES = 3
 NUM_BLOCKS = 45
+
+
+def sig3(value: float) -> str:
+    """``value`` with three significant digits, trailing zeros kept and no exponent:
+    ``1.10``, ``0.0123``, ``10.0``, ``123``, ``12300``; ``n/a`` for NaN or infinity. Printed
+    ratios, latencies and statistics use it (pyperf prints three digits too): more digits than
+    the run-to-run noise allows only invite reading meaning into them. JSON keeps full precision."""
+    import math
+
+    x = float(value)
+    if not math.isfinite(x):
+        return "n/a"
+    if x == 0:
+        return "0"
+    x = float(f"{x:.2e}")  # round first: 9.996 becomes 10.0, so the exponent is the rounded one's
+    exponent = math.floor(math.log10(abs(x)))
+    return f"{x:.{max(2 - exponent, 0)}f}"
 
 
 def rank_average(values: np.ndarray) -> np.ndarray:
