@@ -212,3 +212,28 @@ def test_show_block_costs_of_a_log_family(made):
     text = ok("predict", "show", made / "p.json").stdout
     assert "factor each block multiplies latency by" in text
     assert sum(1 for line in text.splitlines() if line.split()[:1] in (["0"], ["1"], ["2"])) == 135
+
+
+# -- B: predict fit prints the test-retest floor ---------------------------------------------
+def test_fit_prints_the_retest_floor(made, tmp_path):
+    doc = json.loads(ok("predict", "fit", made / "runs", "--out", tmp_path / "p.json", "--json").stdout)
+    floor = doc["cv"]["retest"]
+    assert floor["models"] == 20 and floor["pairs"] == 20
+    data = pr.load_measurements([made / "runs"])
+    x = np.array([v["c1"] for v in data.repeats.values()])
+    y = np.array([v["c2"] for v in data.repeats.values()])
+    both = pr.accuracy(np.r_[x, y], np.r_[y, x])
+    assert floor["spearman"] == both["spearman"] and floor["mape_pct"] == both["mape_pct"]
+    assert floor["mape_pct"] == pytest.approx(100 * np.mean(np.abs(np.r_[y / x, x / y] - 1)), abs=1e-3)
+    assert pr.load(tmp_path / "p.json").cv["retest"] == floor  # the file keeps it
+    text = ok("predict", "fit", made / "runs", "--out", tmp_path / "q.json").stdout
+    line = next(line for line in text.splitlines() if line.startswith("retest floor"))
+    assert f"spearman {floor['spearman']}, mape_pct {floor['mape_pct']}" in line and "20 models" in line
+    assert "cv additive-log" in text  # beside the cross-validated figures
+    assert f"retest floor       spearman {floor['spearman']}" in ok("predict", "show", tmp_path / "q.json").stdout
+
+
+def test_fit_without_repeats_says_the_floor_is_unknown(made, tmp_path):
+    text = ok("predict", "fit", made / "one", "--out", tmp_path / "p.json").stdout
+    assert "retest floor       unknown: 0 models measured in two or more campaigns" in text
+    assert pr.load(tmp_path / "p.json").cv["retest"] == {"models": 0}

@@ -76,10 +76,22 @@ def _summary_pairs(p, level: float = 0.9) -> list[tuple[str, object]]:
     for fam, fig in sorted(p.cv.get("families", {}).items()):
         pairs.append((f"cv {fam}", ", ".join(f"{k} {v}" for k, v in fig.items()
                                              if k in ("spearman", "mape_pct", "within10_pct", "coverage90_pct"))))
+    if "retest" in p.cv:
+        pairs.append(("retest floor", _retest_text(p.cv["retest"])))
     if cv:
         pairs.append(("chosen", p.family))
     pairs.append((f"{level * 100:g}% interval", "x{:.3f} .. x{:.3f} (at spread 1)".format(*p.interval_factors(level))))
     return pairs
+
+
+def _retest_text(r: dict) -> str:
+    """The test-retest figures of a fit, beside which its CV figures are read."""
+    if "spearman" not in r:
+        return (f"unknown: {r['models']} models measured in two or more campaigns (3 needed); "
+                "measure some models again in another campaign to know it")
+    return (f"spearman {r['spearman']}, mape_pct {r['mape_pct']}, within10_pct {r['within10_pct']} "
+            f"(two measurements of the {r['models']} models measured in several campaigns; "
+            "CV figures there are as good as measuring again)")
 
 
 def _description(p, out: Path) -> dict:

@@ -178,6 +178,33 @@ def accuracy(measured: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
             "rmse_log": round(float(np.sqrt(np.mean(np.log(predicted / measured) ** 2))), 6)}
 
 
+#: fewest models measured in several campaigns from which the test-retest figures are given
+MIN_RETEST = 3
+
+
+def retest(data: TrainingSet) -> dict:
+    """How well two measurements of the same models agree: the floor of any predictor's figures.
+
+    Every model measured in several campaigns gives each pair of its campaigns' values (on the
+    latency kind of the fit); each pair counts both ways, so neither campaign is the reference.
+    The figures are those of :func:`accuracy`, one measurement predicting the other; with fewer
+    than ``MIN_RETEST`` such models only their count is given.
+    """
+    first: list[float] = []
+    second: list[float] = []
+    for values in data.repeats.values():
+        ms = [values[c] for c in sorted(values)]
+        for a, x in enumerate(ms):
+            for y in ms[a + 1:]:
+                first.append(x)
+                second.append(y)
+    models = len(data.repeats)
+    if models < MIN_RETEST:
+        return {"models": models}
+    x, y = np.array(first + second), np.array(second + first)
+    return {"models": models, "pairs": len(first), **accuracy(x, y)}
+
+
 def fold_ids(n: int, k: int, seed: int) -> np.ndarray:
     return seeded(seed).permutation(n) % k
 
@@ -273,7 +300,7 @@ def _fit(data: TrainingSet, family: str, folds: int, seed: int, allow_uncovered:
     chosen = _choose(results)
     cv = {"folds": folds, "seed": seed, "chosen": chosen, "rule": f"lowest CV MAPE; a family with interaction "
           f"terms must beat the best one without them by {MIN_GAIN:.0%}", "families": {f: r["cv"] for f, r in results.items()},
-          "fit_s": round(time.perf_counter() - t0, 3)}
+          "retest": retest(data), "fit_s": round(time.perf_counter() - t0, 3)}
     r = results[chosen]
     return Predictor(data.device, data.setting, data.protocol, data.latency, chosen, r["model"],
                      gram_inverse(blocks), np.sort(r["scores"]), {**data.summary(), "indices": data.indices.tolist()},

@@ -39,6 +39,7 @@ from blox_lat.predict._fit import (
     cross_validate,
     fit,
     fold_ids,
+    retest,
 )
 from blox_lat.predict._model import Predictor, evaluate, space_id
 from blox_lat.predict._ridge import fit_ridge, single_blas_thread
@@ -111,7 +112,7 @@ def _transfer(prior: Predictor, data: TrainingSet, folds: int, seed: int) -> Pre
               "families": {"transfer": {**accuracy(y, pred), "coverage90_pct": cross_coverage(scores, fold)},
                            "prior-unchanged": {k2: v for k2, v in accuracy(y, prior_only).items()
                                                if k2 in ("spearman", "rmse_log")}},
-              "fit_s": round(time.perf_counter() - t0, 3)}
+              "retest": retest(data), "fit_s": round(time.perf_counter() - t0, 3)}
         return Predictor(data.device, data.setting, data.protocol, data.latency, "transfer", model,
                          gram_inverse(blocks), np.sort(scores), {**data.summary(), "indices": data.indices.tolist()},
                          cv, "transfer",
