@@ -144,13 +144,17 @@ def slurm(job_args, shards, partition, gres, time_limit, account, cpus, extra_sb
 @cluster.command()
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--no-squeue", is_flag=True, help="Only read the output folder; do not ask the scheduler.")
+@click.option("--per-shard", is_flag=True,
+              help="The per-shard table for a job never submitted too (a submitted job always has it).")
 @json_option()
-def status(out, no_squeue, as_json) -> None:
+def status(out, no_squeue, per_shard, as_json) -> None:
     """Per shard of every job in OUT: done, failed, in progress, remaining; the scheduler's state; ETA.
 
     Counts come from OUT itself (training records, measurement journals, the artifact
-    store); squeue adds which tasks are queued or running. Exit status 1 while a shard has
-    work left and no task is queued for it (the resubmit command is printed).
+    store); squeue adds which tasks are queued or running. A job written with --dry-run and
+    never submitted gets a summary and the command that submits it (its table: --per-shard).
+    Exit status 1 while a shard has work left and no task is queued for it (the resubmit
+    command is printed), or a job with work left was never submitted.
     """
     from blox_lat import cluster as cl
 
@@ -160,7 +164,12 @@ def status(out, no_squeue, as_json) -> None:
     else:
         for j in jobs:
             click.echo(f"{j.job.name}: {j.job.command_line()}")
-            emit_table([s.to_dict() for s in j.shards], ["shard", "state", "done", "failed", "in_progress", "remaining", "log"])
+            if not j.submitted:
+                click.echo(f"never submitted (written with --dry-run): {len(j.shards)} shards, nothing queued, "
+                           "nothing done")
+            if j.submitted or per_shard:
+                emit_table([s.to_dict() for s in j.shards],
+                           ["shard", "state", "done", "failed", "in_progress", "remaining", "log"])
             pairs = [(k.replace("_", " "), v) for k, v in j.totals().items()]
             pairs.append(("rate", "-" if j.rate_per_h is None else f"{j.rate_per_h:.1f}/h"))
             pairs.append(("ETA", "-" if j.eta_s is None else _duration(j.eta_s)))
@@ -168,9 +177,11 @@ def status(out, no_squeue, as_json) -> None:
                 pairs.append(("scheduler", "not asked (--no-squeue)" if no_squeue else j.scheduler_error))
             if j.resubmit_hint():
                 pairs.append(("resubmit", j.resubmit_hint()))
+            if j.submit_hint():
+                pairs.append(("submit", j.submit_hint()))
             emit_pairs(pairs)
             click.echo()
-    if any(j.stopped() for j in jobs):
+    if any(j.stopped() or j.submit_hint() for j in jobs):
         sys.exit(1)
 
 

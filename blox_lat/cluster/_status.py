@@ -3,6 +3,10 @@
 The outputs are the truth (records, journals, store records); ``squeue`` adds which tasks are
 queued or running when it answers. The rate is the units finished since the job was first
 submitted over the time since; the ETA is what is left at that rate.
+
+A job written with ``cluster slurm --dry-run`` and never submitted (no submission recorded, no
+task in squeue, no shard log, nothing done, failed or in progress) is ``not submitted``: its
+shards are not "unknown", and :meth:`JobStatus.submit_hint` is the command that submits it.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class ShardStatus:
     scheduler: str | None
     log: str
     scheduler_known: bool = True
+    submitted: bool = True
 
     @property
     def remaining(self) -> int:
@@ -40,12 +45,15 @@ class ShardStatus:
 
     @property
     def state(self) -> str:
-        """``done``, the scheduler's state (running, pending...), ``stopped`` (work left, not queued)
-        or ``unknown`` (work left, the scheduler not reachable)."""
+        """``done``, the scheduler's state (running, pending...), ``not submitted`` (its job never
+        was), ``stopped`` (work left, not queued) or ``unknown`` (work left, the scheduler not
+        reachable)."""
         if self.remaining == 0:
             return "done" if self.scheduler is None else self.scheduler.lower()
         if self.scheduler is not None:
             return self.scheduler.lower()
+        if not self.submitted:
+            return "not submitted"
         return "stopped" if self.scheduler_known else "unknown"
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,6 +69,7 @@ class JobStatus:
     scheduler_error: str | None
     rate_per_h: float | None
     eta_s: float | None
+    submitted: bool = True
 
     def totals(self) -> dict[str, int]:
         return {k: sum(getattr(s, k) for s in self.shards) for k in ("total", "done", "failed", "remaining", "in_progress")}
@@ -75,12 +84,19 @@ class JobStatus:
             return None
         return f"sbatch --array={','.join(map(str, stopped))} {self.job.script_path}"
 
+    def submit_hint(self) -> str | None:
+        """The command that submits a job never submitted (written with ``--dry-run``)."""
+        if self.submitted or not self.totals()["remaining"]:
+            return None
+        return f"sbatch {self.job.script_path}"
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.job.name, "command": self.job.command_line(), "shards": len(self.shards),
-                "script": str(self.job.script_path), "job_ids": [s["job_id"] for s in self.job.submissions],
+                "script": str(self.job.script_path),
+                "submitted": self.submitted, "job_ids": [s["job_id"] for s in self.job.submissions],
                 **self.totals(), "rate_per_h": None if self.rate_per_h is None else round(self.rate_per_h, 3),
                 "eta_s": None if self.eta_s is None else round(self.eta_s), "scheduler_error": self.scheduler_error,
-                "resubmit": self.resubmit_hint(), "per_shard": [s.to_dict() for s in self.shards]}
+                "resubmit": self.resubmit_hint(), "submit": self.submit_hint(), "per_shard": [s.to_dict() for s in self.shards]}
 
 
 # -- finished units and when ----------------------------------------------------------------
@@ -137,15 +153,18 @@ def job_status(job: ClusterJob, *, scheduler: bool = True, now: float | None = N
         shared = _records(Path(units["folder"]))
     elif units["type"] == "store":
         shared = _store(Path(job.out), units["format"], int(units["batch"]))
-    shards, finished = [], []
+    counts, finished = [], []
     for k, names in enumerate(all_shard_units(job), start=1):
         done, failed, partial = shared if shared is not None else _journal(job.shard_out(k))
         times = [done[n] for n in names if n in done]
         finished += times
         task = view.tasks.get(k)
-        shards.append(ShardStatus(k, len(names), len(times), sum(n in failed for n in names if n not in done),
-                                  sum(n in partial for n in names if n not in done and n not in failed),
-                                  task["state"] if task else None, str(job.log_path(k)), view.error is None))
+        counts.append((k, len(names), len(times), sum(n in failed for n in names if n not in done),
+                       sum(n in partial for n in names if n not in done and n not in failed),
+                       task["state"] if task else None, str(job.log_path(k)), view.error is None))
+    submitted = bool(job.submissions or view.tasks or any(c[2] or c[3] or c[4] for c in counts)
+                     or any(Path(job.log_path(1)).parent.glob("shard-*.log")))
+    shards = [ShardStatus(*c, submitted=submitted) for c in counts]
     rate = eta = None
     if job.submissions:
         start = datetime.fromisoformat(job.submissions[0]["at"]).timestamp()
@@ -154,7 +173,7 @@ def job_status(job: ClusterJob, *, scheduler: bool = True, now: float | None = N
         if recent and now > start:
             rate = recent / (now - start) * 3600
             eta = sum(s.remaining for s in shards) / rate * 3600
-    return JobStatus(job, tuple(shards), view.error, rate, eta)
+    return JobStatus(job, tuple(shards), view.error, rate, eta, submitted)
 
 
 def cluster_status(out: str | os.PathLike[str], *, scheduler: bool = True) -> list[JobStatus]:
