@@ -117,7 +117,7 @@ def slurm(job_args, shards, partition, gres, time_limit, account, cpus, extra_sb
     \b
     blox-lat cluster slurm train normal all --out runs --data cifar-100-binary.tar.gz \\
         --shards 500 --gres gpu:1 --time 2-00:00:00
-    blox-lat cluster slurm measure all --device sd888 --device-file 'hosts/{node}.yaml' \\
+    blox-lat cluster slurm measure all --device sd888 --device-file 'hosts/{node}.toml' \\
         --out runs/sd888 --shards 8 --partition phones
     """
     from blox_lat import cluster as cl

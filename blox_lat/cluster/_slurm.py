@@ -5,9 +5,9 @@ Python environment the job was written from (its ``activate`` is sourced when it
 the folder it was written from, appending to one log per shard. ``--requeue`` lets Slurm put a
 preempted task back in the queue; the task runs ``python -m blox_lat.cli.cluster`` (``blox-lat``
 with the SIGTERM that precedes Slurm's SIGKILL handled as Ctrl-C), and every command skips what
-an earlier run finished, so a requeued or resubmitted task resumes. Arguments may hold ``{shard}``, ``{shards}`` and ``{node}``
-(e.g. a device file per
-host: ``--device-file 'hosts/{node}.yaml'``); they become the task's values in the script.
+an earlier run finished, so a requeued or resubmitted task resumes. Arguments may hold
+``{shard}``, ``{shards}`` and ``{node}`` (e.g. a device profile file per host:
+``--device-file 'hosts/{node}.toml'``); they become the task's values in the script.
 """
 
 from __future__ import annotations
