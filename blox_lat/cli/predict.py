@@ -61,6 +61,7 @@ FAMILY_NAMES = ("additive", "additive-log", "interact", "structured", "structure
 def predict() -> None:
     """Predict every model's latency from a small measured sample (see docs/predict.md).
 
+    \b
       blox-lat predict plan 135 --seed 0 --out plan.txt
       blox-lat measure @plan.txt --device cpu --out runs/cpu
       blox-lat predict fit runs/cpu --out cpu.predictor.json

@@ -30,6 +30,7 @@ def report(sources: tuple[Path, ...], out: Path, force: bool, devices: tuple[str
     why a figure is missing. Every figure, table and JSON field names the latency it shows
     (--latency).
 
+    \b
       blox-lat report runs/cpu --out report-cpu
       blox-lat report releases/1.0.0 runs/sd888 --out report --force
     """
@@ -76,6 +77,7 @@ def compare(a: Path, b: Path, device: str | None, latency: str, device_b: str | 
     (median ratio) and Spearman's rank correlation. Sources measured
     with different protocols are refused unless --allow-protocol-mismatch.
 
+    \b
       blox-lat compare runs/cpu-ort-1.17 runs/cpu-ort-1.18
       blox-lat compare releases/1.0.0 releases/1.1.0 --device sd888 --markdown
     """
