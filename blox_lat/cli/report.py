@@ -61,10 +61,13 @@ def report(sources: tuple[Path, ...], out: Path, force: bool, devices: tuple[str
 @click.option("--allow-protocol-mismatch", is_flag=True, help="Compare sources measured with different protocols.")
 @click.option("--all", "show_all", is_flag=True, help="List every model, not only those faster or slower.")
 @click.option("--markdown", is_flag=True, help="Print a Markdown summary and table.")
+@click.option("--plot", type=click.Path(path_type=Path, dir_okay=False), default=None, metavar="FILE",
+              callback=lambda _ctx, _param, value: _figure_path(value),
+              help="Also draw each model's ratio against its latency, with its interval, into FILE (.png or .svg).")
 @json_option("Print the summary and every model's ratio and interval as JSON.")
 def compare(a: Path, b: Path, device: str | None, latency: str, device_b: str | None, confidence: float,
             correction: str, min_effect: float, relative: bool, allow_protocol_mismatch: bool, show_all: bool,
-            markdown: bool, as_json: bool) -> None:
+            markdown: bool, plot: Path | None, as_json: bool) -> None:
     """Model-by-model latency ratio B/A of two campaigns or releases.
 
     For every model measured in both: the ratio of the latencies of the chosen kind (--latency)
@@ -74,12 +77,13 @@ def compare(a: Path, b: Path, device: str | None, latency: str, device_b: str | 
     Bonferroni correction the chance that any unchanged model is called faster or slower is at
     most 1 - confidence. Prints each change as pyperf does ("1.10x slower (+10.0 %)", "not
     significant"), three significant digits, the geometric mean of the ratios, the level shift
-    (median ratio) and Spearman's rank correlation. Sources measured
+    (median ratio) and Spearman's rank correlation; --plot draws the ratios. Sources measured
     with different protocols are refused unless --allow-protocol-mismatch.
 
     \b
       blox-lat compare runs/cpu-ort-1.17 runs/cpu-ort-1.18
       blox-lat compare releases/1.0.0 releases/1.1.0 --device sd888 --markdown
+      blox-lat compare runs/cpu-a runs/cpu-b --plot cpu-b-vs-a.svg
     """
     from blox_lat.report import compare as run_compare
 
@@ -89,6 +93,8 @@ def compare(a: Path, b: Path, device: str | None, latency: str, device_b: str | 
                          correction=correction, min_effect=min_effect, relative=relative,
                          allow_protocol_mismatch=allow_protocol_mismatch)
     which = "all" if show_all else "changed"
+    if plot is not None:
+        result.plot(plot)
     if as_json:
         emit_json(result.to_dict(which))
         return
@@ -96,4 +102,15 @@ def compare(a: Path, b: Path, device: str | None, latency: str, device_b: str | 
         click.echo(result.to_markdown(which), nl=False)
         return
     click.echo(result.to_text(which), nl=False)
+    if plot is not None:
+        click.echo(f"plot: {plot}")
 
+
+def _figure_path(value: Path | None) -> Path | None:
+    """``--plot FILE``: refused before any work when its suffix names no format we write or its
+    folder does not exist."""
+    if value is not None and value.suffix.lower() not in (".png", ".svg"):
+        raise click.BadParameter(f"{value}: give a .png or .svg file name", param_hint="--plot")
+    if value is not None and not value.parent.is_dir():
+        raise click.BadParameter(f"{value}: the folder {value.parent} does not exist", param_hint="--plot")
+    return value

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from blox_lat.report._errors import ProtocolMismatchError, SourceError, SourceMismatchError
+from blox_lat.report._errors import OutputError, ProtocolMismatchError, SourceError, SourceMismatchError
 from blox_lat.report._sources import LATENCY_LABELS, DeviceData, Source, load_source
 from blox_lat.report._stats import sig3, spearman
 
@@ -238,6 +238,30 @@ class Comparison:
                     *lines]
         out += ["", self.overall()]
         return "\n".join(out) + "\n"
+
+    def plot(self, path: str | os.PathLike[str]) -> Path:
+        """Draw :func:`~blox_lat.report._figures.compare_figure` into ``path``, PNG or SVG by its
+        suffix, atomically (a reader never sees half a file; an existing file is replaced, as
+        ``savefig`` would). Imports matplotlib, so only a comparison that is drawn pays for it.
+        :class:`OutputError` for another suffix or a folder that cannot be written."""
+        from blox_lat._fs import atomic_write
+
+        target = Path(path)
+        fmt = target.suffix.lower().lstrip(".")
+        if fmt not in ("png", "svg"):
+            raise OutputError(f"{target}: a plot is written as .png or .svg, not {target.suffix or 'no suffix'!r}; "
+                              "name the file accordingly")
+        if not target.parent.is_dir():
+            raise OutputError(f"{target}: the folder {target.parent} does not exist; create it first")
+        from blox_lat.report._figures import compare_figure
+
+        fig = compare_figure(self)
+        try:
+            atomic_write(target, lambda fh: fig.savefig(fh, format=fmt, dpi=110))
+        except OSError as exc:
+            raise OutputError(f"cannot write {target} ({exc.strerror or type(exc).__name__}); "
+                              "pick a writable folder") from None
+        return target
 
     def to_markdown(self, which: str = "changed") -> str:
         s = self.summary()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -18,8 +19,11 @@ from matplotlib.figure import Figure
 from blox_lat.report._sources import LATENCY_LABELS, AccuracyMetric, DeviceData
 from blox_lat.report._stats import BlockFit, kendall, pareto_front, spearman
 
+if TYPE_CHECKING:
+    from blox_lat.report._compare import Comparison
+
 __all__ = [
-    "OKABE_ITO", "anchor_level_figure", "block_cost_figure", "campaign_figure", "device_scatter_figure",
+    "OKABE_ITO", "anchor_level_figure", "block_cost_figure", "campaign_figure", "compare_figure", "device_scatter_figure",
     "latency_distribution_figure", "noise_figure", "pareto_figure", "prediction_figure", "proxy_figure",
     "static_cost_figure",
 ]
@@ -316,3 +320,51 @@ def prediction_figure(measured: np.ndarray, predicted: np.ndarray, device: str, 
     ax.set_title(title)
     ax.legend(loc="upper left")
     return fig
+
+
+#: how :func:`compare_figure` colours each verdict: slower vermillion, faster blue, the rest grey
+_VERDICT_COLOURS = {"slower": OKABE_ITO[3], "faster": OKABE_ITO[0], "not significant": "#999999",
+                    "no interval": "#cccccc"}
+
+
+@_styled
+def compare_figure(c: Comparison) -> Figure:
+    """Each model's ratio B/A against its latency in A, with the interval its verdict used;
+    slower, faster and not significant coloured apart, the minimum effect dashed. The title
+    names both sources, the device(s) and the kind of latency compared."""
+    fig, axes = _figure(width=7.2, height=4.0, top=0.62, left=0.7, right=1.75)
+    ax = axes[0, 0]
+    many = c.models > 2000
+    shown = [c.ratio]
+    for verdict, col in _VERDICT_COLOURS.items():
+        m = c.classification == verdict
+        if not m.any():
+            continue
+        x, y = c.latency_a[m], c.ratio[m]
+        has = np.isfinite(c.low[m]) & np.isfinite(c.high[m])
+        if has.any():
+            ax.vlines(x[has], c.low[m][has], c.high[m][has], color=col, linewidth=0.7, alpha=0.45 if many else 0.8,
+                      rasterized=many)
+            shown += [c.low[m][has], c.high[m][has]]
+        _points(ax, x, y, col, label=f"{verdict} ({int(m.sum())})", size=2.5)
+    ax.axhline(1.0, color=colour(7), linewidth=0.8)
+    if c.min_effect > 0:
+        for level in (1 + c.min_effect, 1 / (1 + c.min_effect)):
+            ax.axhline(level, color=colour(7), linewidth=0.7, linestyle="--")
+        ax.plot([], [], color=colour(7), linewidth=0.7, linestyle="--", label=f"minimum effect ±{c.min_effect:.0%}")
+    _log(ax, "x", c.latency_a, f"{c.latency_label} in A (ms)")
+    _log(ax, "y", np.concatenate(shown), "ratio B / A (1 = unchanged)")
+    scope = "simultaneous" if c.correction == "bonferroni" else "per-model"
+    device = c.device_a if c.device_a == c.device_b else f"{c.device_a} / {c.device_b}"
+    ax.set_title(f"B: {_short(c.b)}  vs  A: {_short(c.a)}, on {device}\n{c.latency_label}, {c.models} models, "
+                 f"{c.confidence:.0%} {scope} intervals" + (", relative to the level shift" if c.relative else ""))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)  # outside: never over a model
+    return fig
+
+
+def _short(path: str, keep: int = 40) -> str:
+    """A source's path as a title shows it: its last parts, at most ``keep`` characters."""
+    parts = Path(path).parts
+    text = str(Path(*parts[-2:])) if len(parts) > 2 else str(path)
+    return text if len(text) <= keep else "..." + text[-(keep - 3):]
+
