@@ -237,3 +237,35 @@ def test_fit_without_repeats_says_the_floor_is_unknown(made, tmp_path):
     text = ok("predict", "fit", made / "one", "--out", tmp_path / "p.json").stdout
     assert "retest floor       unknown: 0 models measured in two or more campaigns" in text
     assert pr.load(tmp_path / "p.json").cv["retest"] == {"models": 0}
+
+
+# -- B: predict pieces fit gives no zero-width interval --------------------------------------
+def _whole(folder: Path, pieces: Path, n: int) -> Path:
+    lat = {k: v["latency_ms"] for k, v in json.loads(pieces.read_text())["pieces"].items()}
+    idx = np.random.default_rng(4).choice(91125, n, replace=False)
+    b = all_blocks()[idx].astype(int)
+    fixed = lat["stem"] + lat["head"] + sum(lat[f"reduction/{s}"] for s in range(3))
+    y = 0.3 + 0.9 * (fixed + sum(np.array([lat[f"cell/{s}/{x}"] for x in b[:, s]]) for s in range(3)))
+    return _journal(folder, idx, y * np.random.default_rng(5).lognormal(0.0, 0.02, n))
+
+
+def test_pieces_fit_without_whole_models_refuses(tmp_path):
+    pieces = _pieces_doc(tmp_path / "pieces.json")
+    res = run("predict", "pieces", "fit", pieces, "--out", tmp_path / "p.json")
+    assert res.exit_code == 2 and res.output.count("\n") == 1
+    assert "needs at least 3 whole models of 'cpu'" in res.output and "--whole" in res.output
+    assert "interval" not in res.stdout and not (tmp_path / "p.json").exists()
+    res = run("predict", "pieces", "fit", pieces, "--whole", _whole(tmp_path / "two", pieces, 2),
+              "--out", tmp_path / "p.json")
+    assert res.exit_code == 2 and "and got 2" in res.output and not (tmp_path / "p.json").exists()
+
+
+def test_pieces_fit_with_whole_models_gives_an_interval(tmp_path):
+    pieces = _pieces_doc(tmp_path / "pieces.json")
+    whole = _whole(tmp_path / "whole", pieces, 8)
+    text = ok("predict", "pieces", "fit", pieces, "--whole", whole, "--out", tmp_path / "p.json").stdout
+    lo, hi = pr.load(tmp_path / "p.json").interval_factors(0.9)
+    assert lo < 1.0 < hi and f"x{lo:.3f} .. x{hi:.3f}" in text and "x1.000 .. x1.000" not in text
+    doc = json.loads(ok("predict", "pieces", "fit", pieces, "--whole", whole, "--out", tmp_path / "q.json",
+                        "--json").stdout)
+    assert doc["method"] == "pieces" and doc["training"]["models"] == 8 and doc["out"] == str(tmp_path / "q.json")

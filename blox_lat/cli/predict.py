@@ -311,17 +311,19 @@ def pieces_measure(device: str, out: Path, names: str | None, runs: int, runs_pe
 @pieces.command(name="fit")
 @click.argument("pieces_file", type=click.Path(path_type=Path))
 @click.option("--whole", "whole", multiple=True, type=click.Path(path_type=Path),
-              help="Campaign folders of a few whole models of the same device, to calibrate overhead.")
+              help="Campaign folders of a few (3 or more) whole models of the same device, to calibrate "
+                   "the overhead and the interval (required).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Predictor file to write.")
 @_FORCE
 @json_option("Print the predictor's description as JSON.")
 def pieces_fit(pieces_file: Path, whole: tuple[Path, ...], out: Path, force: bool, as_json: bool) -> None:
-    """Make a predictor from piece latencies (plus a few whole models)."""
+    """Make a predictor from piece latencies and a few (3 or more) whole models of the same device."""
     from blox_lat import predict as pr
 
     pr.check_out(out, overwrite=force)
     doc = pr.load_pieces(pieces_file)
     data = pr.load_measurements(list(whole), device=doc["device"], latency="raw") if whole else None
+    pr.check_whole(data, doc["device"])  # an uncalibrated piece sum has no interval to give
     p = pr.from_pieces(doc, data)
     p.save(out, overwrite=force)
     _report(p, out, as_json)

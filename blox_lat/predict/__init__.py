@@ -32,7 +32,9 @@ from blox_lat.predict._fit import FAMILIES, accuracy, fit, spearman
 from blox_lat.predict._model import PREDICTOR_SCHEMA, BlockCost, Predictions, Predictor, load
 from blox_lat.predict._output import pred_section, write_predictions
 from blox_lat.predict._pieces import (
+    MIN_WHOLE,
     all_pieces,
+    check_whole,
     from_pieces,
     load_pieces,
     measure_pieces,
@@ -46,6 +48,7 @@ from blox_lat.predict._transfer import transfer
 
 __all__ = [
     "FAMILIES",
+    "MIN_WHOLE",
     "PREDICTOR_SCHEMA",
     "BlockCost",
     "DeviceMismatchError",
@@ -60,6 +63,7 @@ __all__ = [
     "accuracy",
     "all_pieces",
     "check_out",
+    "check_whole",
     "fit",
     "from_arrays",
     "from_pieces",

@@ -12,6 +12,11 @@ intercept. :func:`measure_pieces` times pieces on a device through the harness r
 per-inference overhead a model pays once but a piece sum pays seven times) and ``b`` fitted on a
 handful of whole models (relative least squares; with fewer than 3, ``b = 1``). The result is an
 additive table like the fitted one, so it saves, predicts and compares the same way.
+
+Its interval comes from the leave-one-out residuals of those whole models, so it needs at least
+``MIN_WHOLE`` of them (:func:`check_whole`): with none or one there is no residual, and the
+interval would have zero width. Without whole models :func:`from_pieces` still gives the
+uncalibrated piece sum, for comparisons; ``predict pieces fit`` refuses to write it.
 """
 
 from __future__ import annotations
@@ -34,6 +39,21 @@ from blox_lat.predict._model import Predictor, space_id
 
 PIECES_FORMAT = "blox-lat-pieces"
 PIECES_SCHEMA = 1
+#: fewest whole models that calibrate a pieces predictor and size its interval
+MIN_WHOLE = 3
+
+
+def check_whole(whole: TrainingSet | None, device: str) -> None:
+    """:class:`PiecesError` unless ``whole`` holds at least ``MIN_WHOLE`` models: the piece sum
+    counts the per-inference overhead seven times, and only whole models measure its error."""
+    n = len(whole) if whole is not None else 0
+    if n >= MIN_WHOLE:
+        return
+    got = f"got {n}" if whole is not None else "got none (--whole)"
+    raise PiecesError(f"a pieces predictor needs at least {MIN_WHOLE} whole models of {device!r} to calibrate "
+                      f"the overhead and size its interval, and {got}: measure a few (blox-lat predict plan 10 "
+                      f"--out whole.txt; blox-lat measure @whole.txt --device {device} --out runs/whole) and pass "
+                      "--whole runs/whole")
 
 
 def all_pieces() -> list[str]:
@@ -183,7 +203,8 @@ def load_pieces(path: str | os.PathLike[str]) -> dict:
 
 
 def from_pieces(doc: dict, whole: TrainingSet | None = None) -> Predictor:
-    """An additive-table predictor from piece latencies, calibrated on ``whole`` models if given."""
+    """An additive-table predictor from piece latencies, calibrated on ``whole`` models if given
+    (at least ``MIN_WHOLE``); without them, the uncalibrated piece sum with a zero-width interval."""
     lat = {k: float(v["latency_ms"]) for k, v in doc["pieces"].items()}
     missing = [p for p in all_pieces() if p not in lat]
     if missing:
@@ -194,6 +215,8 @@ def from_pieces(doc: dict, whole: TrainingSet | None = None) -> Predictor:
 
         raise MixedInputError(f"pieces were timed on {doc['device']!r} and the whole models on {whole.device!r}; "
                               "calibrate with whole models of the same device")
+    if whole is not None:
+        check_whole(whole, doc["device"])
     fixed = lat["stem"] + lat["head"] + sum(lat[f"reduction/{s}"] for s in range(NUM_STAGES))
     cells = np.array([[lat[f"cell/{s}/{b}"] for b in range(NUM_BLOCKS)] for s in range(NUM_STAGES)])
 
