@@ -77,7 +77,7 @@ def list_(selector: str, shard: str | None, cost: bool, as_json: bool) -> None:
     if as_json:
         emit_ndjson(arch_record(a, cost=cost) for a in archs)
         return
-    columns = ["index", "hash", "name"] + (["params", "flops"] if cost else [])
+    columns = ["index", "hash", "name"] + (["params", "macs", "flops"] if cost else [])
     emit_table([arch_record(a, cost=cost) for a in archs], columns)
 
 
