@@ -269,3 +269,44 @@ def test_pieces_fit_with_whole_models_gives_an_interval(tmp_path):
     doc = json.loads(ok("predict", "pieces", "fit", pieces, "--whole", whole, "--out", tmp_path / "q.json",
                         "--json").stdout)
     assert doc["method"] == "pieces" and doc["training"]["models"] == 8 and doc["out"] == str(tmp_path / "q.json")
+
+
+# -- B: predict transfer says whether it used the prior, and why -----------------------------
+def _prior_line(text: str) -> str:
+    return next(line for line in text.splitlines() if line.startswith("prior "))
+
+
+def test_transfer_says_it_used_the_prior_and_why(made, tmp_path):
+    text = ok("predict", "transfer", made / "p.json", made / "int8", "--out", tmp_path / "t.json").stdout
+    t = pr.load(tmp_path / "t.json")
+    decision = t.cv["decision"]
+    assert decision["prior_used"] is True and t.provenance["prior_used"] is True
+    mine, alone = t.cv["families"]["transfer"], t.cv["families"]["structured"]
+    assert decision["compared"]["transfer"]["rmse_log"] == mine["rmse_log"] < alone["rmse_log"]
+    line = _prior_line(text)
+    assert line.split(None, 1)[1].startswith("used: the prior's transfer cross-validated better")
+    assert f"rmse_log {mine['rmse_log']} with the prior vs {alone['rmse_log']} alone" in line
+    assert "cv structured" in text and "cv transfer" in text  # both sides of the comparison are printed
+
+
+def test_transfer_says_it_dropped_the_prior_and_why(made, tmp_path):
+    few = np.random.default_rng(8).choice(91125, 300, replace=False)  # a device the prior knows nothing of
+    _journal(tmp_path / "other", few, _latency(few, seed=7) * np.random.default_rng(9).lognormal(0.0, 0.01, 300),
+             device="cpu-int8", precision="int8")
+    text = ok("predict", "transfer", made / "p.json", tmp_path / "other", "--out", tmp_path / "t.json").stdout
+    t = pr.load(tmp_path / "t.json")
+    assert t.cv["decision"]["prior_used"] is False and t.provenance["prior_used"] is False
+    line = _prior_line(text)
+    assert line.split(None, 1)[1].startswith("not used: a structured fit of the samples alone cross-validated better")
+    assert f"rmse_log {t.cv['families']['transfer']['rmse_log']} with the prior" in line
+    doc = json.loads(ok("predict", "transfer", made / "p.json", tmp_path / "other", "--out", tmp_path / "u.json",
+                        "--json").stdout)
+    assert doc["cv"]["decision"] == t.cv["decision"]
+
+
+def test_transfer_with_few_samples_says_no_comparison_was_made(made, tmp_path):
+    idx = np.array(pr.plan_balanced(90, seed=3))[:20]
+    _journal(tmp_path / "few", idx, 1.5 * _latency(idx), device="cpu-int8", precision="int8")
+    text = ok("predict", "transfer", made / "p.json", tmp_path / "few", "--out", tmp_path / "t.json").stdout
+    assert _prior_line(text).split(None, 1)[1] == (
+        "used: 20 samples, fewer than the 40 from which a structured fit of the samples alone is tried")

@@ -77,6 +77,9 @@ def _summary_pairs(p, level: float = 0.9) -> list[tuple[str, object]]:
     for fam, fig in sorted(p.cv.get("families", {}).items()):
         pairs.append((f"cv {fam}", ", ".join(f"{k} {v}" for k, v in fig.items()
                                              if k in ("spearman", "mape_pct", "within10_pct", "coverage90_pct"))))
+    decision = p.cv.get("decision")
+    if decision:
+        pairs.append(("prior", f"{'used' if decision['prior_used'] else 'not used'}: {decision['reason']}"))
     if "retest" in p.cv:
         pairs.append(("retest floor", _retest_text(p.cv["retest"])))
     if cv:

@@ -78,15 +78,34 @@ def transfer(prior: Predictor, data: TrainingSet, *, folds: int = 5, seed: int =
     with the comparison in its ``cv``."""
     with_prior = _transfer(prior, data, folds, seed)
     if len(data) < MIN_STRUCTURED:
-        return with_prior
+        decision = {"prior_used": True, "reason": f"{len(data)} samples, fewer than the {MIN_STRUCTURED} from which "
+                                                  "a structured fit of the samples alone is tried"}
+        return _decided(with_prior, decision)
     alone = fit(data, family="structured", folds=folds, seed=seed, allow_uncovered=True)
     mine, theirs = with_prior.cv["families"]["transfer"], alone.cv["families"]["structured"]
-    if not theirs["rmse_log"] < mine["rmse_log"]:
-        return with_prior
+    used = not theirs["rmse_log"] < mine["rmse_log"]
+    figures = "; ".join(f"{k} {mine[k]} with the prior vs {theirs[k]} alone" for k in ("rmse_log", "spearman",
+                                                                                         "mape_pct"))
+    decision = {"prior_used": used, "rule": "lower cross-validated rmse_log",
+                "compared": {"transfer": {k: mine[k] for k in ("rmse_log", "spearman", "mape_pct")},
+                             "structured": {k: theirs[k] for k in ("rmse_log", "spearman", "mape_pct")}},
+                "reason": ("the prior's transfer cross-validated better than a structured fit of the samples "
+                           if used else "a structured fit of the samples alone cross-validated better than the "
+                           "prior's transfer ") + f"({figures})"}
+    if used:
+        with_prior = replace(with_prior, cv={**with_prior.cv, "families": {**alone.cv["families"],
+                                                                          **with_prior.cv["families"]}})
+        return _decided(with_prior, decision)
     cv = {**alone.cv, "families": {**alone.cv["families"], **with_prior.cv["families"]},
-          "chosen": "structured (samples alone: the prior did not help)"}
+          "chosen": "structured (samples alone: the prior did not help)", "decision": decision}
     return replace(alone, cv=cv, method="transfer",
                    provenance={**alone.provenance, "prior": with_prior.provenance["prior"], "prior_used": False})
+
+
+def _decided(with_prior: Predictor, decision: dict) -> Predictor:
+    """The prior's transfer, with why it was kept (``cv.decision``, ``provenance.prior_used``)."""
+    return replace(with_prior, cv={**with_prior.cv, "decision": decision},
+                   provenance={**with_prior.provenance, "prior_used": True})
 
 
 def _transfer(prior: Predictor, data: TrainingSet, folds: int, seed: int) -> Predictor:
