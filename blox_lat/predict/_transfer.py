@@ -89,7 +89,7 @@ def transfer(prior: Predictor, data: TrainingSet, *, folds: int = 5, seed: int =
     decision = {"prior_used": used, "rule": "lower cross-validated rmse_log",
                 "compared": {"transfer": {k: mine[k] for k in ("rmse_log", "spearman", "mape_pct")},
                              "structured": {k: theirs[k] for k in ("rmse_log", "spearman", "mape_pct")}},
-                "reason": ("the prior's transfer cross-validated better than a structured fit of the samples "
+                "reason": ("the prior's transfer cross-validated better than a structured fit of the samples alone "
                            if used else "a structured fit of the samples alone cross-validated better than the "
                            "prior's transfer ") + f"({figures})"}
     if used:
