@@ -1,6 +1,6 @@
 """The shape of the code: no function in blox_lat longer than the style allows.
 
-An orchestrator is a class with one small method per step (STYLE.md); a function past the limit
+An orchestrator is a class with one small method per step (CONTRIBUTING.md); a function past the limit
 is a sign that steps share state they should not. ``LIMIT`` is the hard limit of issue 14; every
 module of blox_lat is held to it, except the functions in ``PENDING`` (each with the reason),
 which must still be over the limit: split one, and its entry goes.
