@@ -330,7 +330,7 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     same command resumes, skipping models already measured. Ctrl-C stops cleanly.
 
     \b
-    Quick look (about a minute):  blox-lat measure 0:10 --runs 100
+    Quick look (about a minute):  blox-lat measure 0:10 --runs 100 --out runs/try
     Full protocol:                blox-lat measure 0:10
     A phone over TCP ADB:         blox-lat measure 0:10 --device sd888 --connect serial=PHONE:5555
     A GPU box over SSH:           blox-lat measure 0:10 --device gtx1080ti --connect host=gpu-box
