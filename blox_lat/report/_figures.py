@@ -11,16 +11,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from blox_lat.report._sources import LATENCY_LABELS, AccuracyMetric, DeviceData
 from blox_lat.report._stats import BlockFit, kendall, pareto_front, spearman
-
-if TYPE_CHECKING:
-    from blox_lat.report._compare import Comparison
 
 __all__ = [
     "OKABE_ITO", "anchor_level_figure", "block_cost_figure", "campaign_figure", "compare_figure", "device_scatter_figure",
@@ -328,10 +325,12 @@ _VERDICT_COLOURS = {"slower": OKABE_ITO[3], "faster": OKABE_ITO[0], "not signifi
 
 
 @_styled
-def compare_figure(c: Comparison) -> Figure:
-    """Each model's ratio B/A against its latency in A, with the interval its verdict used;
-    slower, faster and not significant coloured apart, the minimum effect dashed. The title
-    names both sources, the device(s) and the kind of latency compared."""
+def compare_figure(c: Any) -> Figure:
+    """A :class:`~blox_lat.report.Comparison` drawn: each model's ratio B/A against its latency
+    in A, with the interval its verdict used; slower, faster and not significant coloured
+    apart, the minimum effect dashed. The title names both sources, the device(s) and the kind
+    of latency compared. (``c`` is not annotated with the class: ``_compare`` imports this
+    module to draw, and the layers allow no cycle.)"""
     fig, axes = _figure(width=7.2, height=4.0, top=0.62, left=0.7, right=1.75)
     ax = axes[0, 0]
     many = c.models > 2000
