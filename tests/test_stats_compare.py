@@ -150,3 +150,200 @@ def test_compare_plot_bad_file_is_one_line_exit_2(pair, tmp_path, name, words):
     res = CliRunner().invoke(cli, ["compare", str(a), str(b), "--plot", str(tmp_path / name)])
     assert res.exit_code == 2 and words in res.output and len(res.output.strip().splitlines()) == 1, res.output
     assert not (tmp_path / name).exists()
+
+
+# -- stats MODEL --from SOURCE ----------------------------------------------------------------------
+
+DATA = Path(__file__).resolve().parents[1] / "benchmarks" / "data" / "predictor"
+ANCHORED = 17262  # a cpu-a model timed with anchors, three attempts
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory) -> Path:
+    """Synthetic: models 0..9 (model 8 failed), and model 3 journaled twice (the later one stands)."""
+    root = tmp_path_factory.mktemp("stats") / "camp"
+    write_journal(root, "cpu", MODELS, samples=100, rng_seed=0, fail=(8,))
+    lines = [json.loads(line) for line in (root / "journal.jsonl").read_text().splitlines()]
+    again = json.loads(json.dumps(next(r for r in lines if r.get("model_index") == 3)))
+    again["recorded_at"] = "2026-01-01T01:00:00+00:00"
+    m = again["measurement"]
+    m["samples_ms"] = [v * 1.5 for v in m["samples_ms"]]
+    m["group_means_ms"] = [v * 1.5 for v in m["group_means_ms"]]
+    m["latency_ms"] *= 1.5
+    with open(root / "journal.jsonl", "a") as fh:
+        fh.write(json.dumps(again) + "\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def cpu_a(tmp_path_factory) -> Path:
+    import gzip
+
+    folder = tmp_path_factory.mktemp("anchored") / "cpu-a"
+    folder.mkdir()
+    (folder / "journal.jsonl").write_bytes(gzip.decompress((DATA / "cpu-a.journal.jsonl.gz").read_bytes()))
+    return folder
+
+
+def _stats(*args: str) -> dict:
+    res = CliRunner().invoke(cli, ["stats", *args, "--json"])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+def _standing(folder: Path, index: int):
+    from blox_lat.harness import read_records, stand
+    from blox_lat.space import space_table
+
+    standings = stand(read_records(folder / "journal.jsonl"))
+    return standings, standings.of("cpu")[space_table().hashes[index]]
+
+
+def test_stats_numbers_are_numpys_and_the_harness_standard_error(campaign):
+    import numpy as np
+
+    from blox_lat.harness import trimmed_mean_se
+
+    data = _stats("3", "--from", str(campaign))
+    _, standing = _standing(campaign, 3)
+    m = standing.record.measurement
+    samples = np.asarray(m.samples_ms)
+    assert data["record"]["records"] == 2 and data["record"]["recorded_at"] == "2026-01-01T01:00:00+00:00"
+    assert data["samples_ms"] == samples.tolist() and samples.mean() > 1.5 * 4  # the later record stands
+    s = data["samples"]
+    p5, p25, p50, p75, p95 = np.percentile(samples, [5, 25, 50, 75, 95])
+    assert s["n"] == samples.size == 100
+    assert (s["min_ms"], s["p5_ms"], s["p25_ms"], s["median_ms"], s["p75_ms"], s["p95_ms"], s["max_ms"]) == (
+        samples.min(), p5, p25, p50, p75, p95, samples.max())
+    assert s["mean_ms"] == pytest.approx(samples.mean(), rel=1e-12)
+    assert s["std_ms"] == pytest.approx(samples.std(), rel=1e-12)  # population, as the harness's std_ms
+    assert data["latency_ms"] == m.latency_ms and data["group_means_ms"] == list(m.group_means_ms)
+    assert data["se_ms"] == m.se_ms == standing.se_ms == trimmed_mean_se(m.group_means_ms) and m.se_ms > 0
+    low, high = data["ci95_ms"]
+    assert (low + high) / 2 == pytest.approx(m.latency_ms) and (high - low) / 2 == pytest.approx(1.959964 * m.se_ms)
+    counts, edges = np.histogram(samples, bins=20)
+    assert [b["count"] for b in data["histogram"]] == counts.tolist()
+    assert [b["low_ms"] for b in data["histogram"]] == edges[:-1].tolist()
+    assert data["level"] is None and data["latency_corrected_ms"] is None
+
+
+def test_stats_json_shape(campaign):
+    data = _stats("3", "--from", str(campaign))
+    assert set(data) == {"source", "source_kind", "device", "model_index", "model_hash", "status", "reason", "record",
+                         "protocol", "samples", "latency_ms", "se_ms", "ci95_ms", "groups", "runs_per_group",
+                         "group_means_ms", "cv", "group_cv", "noisy", "flags", "level", "latency_corrected_ms",
+                         "latency_corrected_se_ms", "level_reference", "histogram", "samples_ms"}
+    assert set(data["samples"]) == {"n", "min_ms", "p5_ms", "p25_ms", "median_ms", "p75_ms", "p95_ms", "max_ms",
+                                    "mean_ms", "std_ms", "cv"}
+    assert data["source_kind"] == "campaign" and data["device"] == "cpu" and data["groups"] == 10
+    assert set(data["record"]) == {"recorded_at", "campaign_id", "attempts", "records", "origin"}
+    assert data["record"]["origin"].endswith("journal.jsonl:12")  # the appended line
+
+
+def test_stats_text_is_pyperf_like(campaign):
+    import numpy as np
+
+    res = CliRunner().invoke(cli, ["stats", "3", "--from", str(campaign)])
+    assert res.exit_code == 0, res.output
+    data = _stats("3", "--from", str(campaign))
+    out = res.output
+    assert f"  median {sig3(data['samples']['median_ms'])} ms" in out
+    assert f"  latency {sig3(data['latency_ms'])} ms +- {sig3(data['se_ms'])} ms (standard error)" in out
+    hist = out.split("histogram of the 100 samples:\n", 1)[1].splitlines()
+    assert len(hist) == 20
+    counts = [int(re.match(r"\s*\S+ ms:\s+(\d+)", line).group(1)) for line in hist]
+    assert counts == np.histogram(data["samples_ms"], bins=20)[0].tolist()
+    top = max(counts)
+    assert all(line.count("#") == round(40 * c / top) for line, c in zip(hist, counts))
+    body = out.split("\nsamples:", 1)[1].split("histogram of", 1)[0]
+    assert _three_digits(body) == [], body
+
+
+def test_stats_from_a_release_equals_the_campaign(campaign, tmp_path):
+    import blox_lat.dataset as ds
+
+    ds.build([str(campaign)], tmp_path / "rel", "1.0.0", static=False)
+    from_release, from_journal = _stats("3", "--from", str(tmp_path / "rel")), _stats("3", "--from", str(campaign))
+    assert from_release["source_kind"] == "release"
+    for key in ("samples", "latency_ms", "se_ms", "ci95_ms", "group_means_ms", "histogram", "samples_ms", "model_hash"):
+        assert from_release[key] == pytest.approx(from_journal[key]) if key in ("se_ms", "ci95_ms") else (
+            from_release[key] == from_journal[key]), key
+    ds.build([str(campaign)], tmp_path / "no-raw", "1.0.0", static=False, raw=False)
+    res = CliRunner().invoke(cli, ["stats", "3", "--from", str(tmp_path / "no-raw")])
+    assert res.exit_code == 2 and "bench-raw/cpu" in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_stats_anchored_model_has_its_level_and_corrected_latency(cpu_a):
+    standings, standing = _standing(cpu_a, ANCHORED)
+    data = _stats(str(ANCHORED), "--from", str(cpu_a))
+    assert data["level"] == standing.level and data["latency_corrected_ms"] == standing.corrected_ms
+    assert data["latency_corrected_se_ms"] == standing.corrected_se_ms and data["se_ms"] == standing.se_ms
+    assert data["level_reference"] == standings.references["cpu"].campaign_id
+    text = CliRunner().invoke(cli, ["stats", str(ANCHORED), "--from", str(cpu_a)]).output
+    assert f"level {sig3(standing.level)} (on the reference of campaign" in text
+    assert f"level-corrected latency {sig3(standing.corrected_ms)} ms" in text
+
+
+def test_stats_anchors_shows_every_anchor_run_and_its_level(cpu_a):
+    import numpy as np
+
+    from blox_lat.harness import AnchorsRecord, read_records
+
+    lines = sorted((r for r in read_records(cpu_a / "journal.jsonl") if isinstance(r, AnchorsRecord)),
+                   key=lambda r: r.recorded_at)
+    data = _stats("--anchors", "--from", str(cpu_a))
+    assert len(data["runs"]) == len(lines) > 10
+    assert [a["model_hash"] for a in data["anchors"]] == lines[0].hashes
+    for i, a in enumerate(data["anchors"]):
+        latencies = [r.latencies_ms[i] for r in lines]
+        assert a["latencies_ms"] == latencies and a["latency"]["median_ms"] == np.median(latencies)
+    levels = [r.level for r in lines]  # one campaign: its own reference, factor 1
+    assert [r["level"] for r in data["runs"]] == pytest.approx(levels)
+    assert data["levels"]["median"] == pytest.approx(np.median(levels)) and data["levels"]["n"] == len(lines)
+    one = _stats("--anchors", str(lines[0].anchors[1]["model_index"]), "--from", str(cpu_a))
+    assert [a["model_hash"] for a in one["anchors"]] == [lines[0].hashes[1]]
+    res = CliRunner().invoke(cli, ["stats", "--anchors", "3", "--from", str(cpu_a)])
+    assert res.exit_code == 2 and "is not an anchor" in res.output
+
+
+def test_stats_failed_model_shows_its_reason(campaign):
+    data = _stats("8", "--from", str(campaign))
+    assert data["status"] == "failed" and data["reason"] == "synthetic failure" and data["samples"]["n"] == 0
+    text = CliRunner().invoke(cli, ["stats", "8", "--from", str(campaign)]).output
+    assert "standing record: failed (synthetic failure)" in text
+
+
+@pytest.mark.parametrize("args, words", [
+    (["stats", "not-a-model", "--from", "{c}"], "does not name a model"),
+    (["stats", "91125", "--from", "{c}"], "91125"),
+    (["stats", "42", "--from", "{c}"], "it has 10 models (indices 0, 1, 2, 3, 4, ...)"),
+    (["stats", "3", "--from", "{c}", "--device", "gpu"], "has no device 'gpu'; it has: cpu"),
+    (["stats", "--from", "{c}"], "give a MODEL"),
+    (["stats", "--anchors", "--from", "{c}"], "no anchor runs"),
+    (["stats", "3", "--from", "{c}/nowhere"], "does not exist"),
+])
+def test_stats_bad_input_is_one_line_exit_2(campaign, args, words):
+    res = CliRunner().invoke(cli, [a.replace("{c}", str(campaign)) for a in args])
+    assert res.exit_code == 2, res.output
+    assert words in res.output and len(res.output.strip().splitlines()) == 1, res.output
+    assert res.output.startswith("blox-lat: error: ")
+
+
+def test_stats_is_a_registered_command_run_by_the_console_script(campaign):
+    from blox_lat.cli.main import COMMANDS
+
+    assert COMMANDS["stats"] == "blox_lat.cli.report:stats"
+    listing = CliRunner().invoke(cli, ["--help"]).output
+    assert re.search(r"^\s+stats\s+One model's measurement", listing, re.M), listing
+    proc = subprocess.run([sys.executable, "-m", "blox_lat", "stats", "42", "--from", str(campaign)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"blox-lat: error: {campaign} has no record of model 42 ({_hash(42)[:12]}) on cpu; it has 10 models "
+        "(indices 0, 1, 2, 3, 4, ...)"]
+
+
+def _hash(index: int) -> str:
+    from blox_lat.space import space_table
+
+    return space_table().hashes[index]

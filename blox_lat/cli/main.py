@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "train": "blox_lat.cli.train:train",
     "report": "blox_lat.cli.report:report",
     "compare": "blox_lat.cli.report:compare",
+    "stats": "blox_lat.cli.report:stats",
     "cluster": "blox_lat.cli.cluster:cluster",
     "predict": "blox_lat.cli.predict:predict",
 }

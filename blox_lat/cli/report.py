@@ -1,4 +1,4 @@
-"""``blox-lat report`` and ``blox-lat compare``: thin click layers over :mod:`blox_lat.report`."""
+"""``blox-lat report``, ``compare`` and ``stats``: thin click layers over :mod:`blox_lat.report`."""
 
 from __future__ import annotations
 
@@ -114,3 +114,38 @@ def _figure_path(value: Path | None) -> Path | None:
     if value is not None and not value.parent.is_dir():
         raise click.BadParameter(f"{value}: the folder {value.parent} does not exist", param_hint="--plot")
     return value
+
+
+@click.command()
+@click.argument("model", required=False)
+@click.option("--from", "source", required=True, type=click.Path(path_type=Path), metavar="SOURCE",
+              help="A campaign folder (journal.jsonl) or a release with a bench-raw section (dataset.json).")
+@click.option("--device", default=None, metavar="NAME", help="Device to read (needed when the source has several).")
+@click.option("--anchors", is_flag=True,
+              help="Show the campaign's anchor runs instead: each anchor's latency over the runs, the levels over "
+                   "time (MODEL, if given, keeps one anchor).")
+@json_option("Print every number, the group means, the samples and the histogram as JSON.")
+def stats(model: str | None, source: Path, device: str | None, anchors: bool, as_json: bool) -> None:
+    """One model's measurement in full, like pyperf stats and pyperf hist.
+
+    MODEL is an index, a hash, a vector or blocks (as 'blox-lat space show' takes). Prints the
+    standing record (the one report, compare and dataset build use), the samples' min,
+    p5/p25/median/p75/p95, max, mean and std, the protocol's latency (inter-quartile mean of
+    the group means) with its standard error and 95 % interval, the group means, cv and flags,
+    the level and level-corrected latency when the model was timed with anchors, and a
+    histogram of the samples. Three significant digits; --json has every number in full.
+
+    \b
+      blox-lat stats 17262 --from runs/cpu
+      blox-lat stats 36f562bd88ff6c4933d3dae32d996161 --from releases/1.0.0 --device cpu --json
+      blox-lat stats --anchors --from runs/cpu
+    """
+    from blox_lat.report import anchor_stats, model_stats
+
+    if model is None and not anchors:
+        raise click.UsageError("give a MODEL (an index, hash, vector or blocks), or --anchors")
+    result = anchor_stats(source, device=device, model=model) if anchors else model_stats(source, model, device=device)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        click.echo(result.to_text(), nl=False)

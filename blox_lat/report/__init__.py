@@ -5,6 +5,8 @@
 - :func:`compare` (``blox-lat compare``): two campaigns or releases on the same models -> a
   :class:`Comparison` (per-model ratio, simultaneous confidence interval, faster / slower /
   not significant, geometric mean, Spearman, level shift).
+- :func:`model_stats` (``blox-lat stats``): one model's samples, protocol statistics and
+  histogram from a campaign or a release; :func:`anchor_stats`: a campaign's anchor runs.
 - Any single figure for a notebook: :func:`load_source`, then e.g.
   ``latency_distribution_figure(list(src.devices.values()))``; each returns a matplotlib
   ``Figure`` (Agg, no pyplot state).
@@ -19,6 +21,7 @@ from blox_lat.report._errors import (
     SourceError,
     SourceMismatchError,
 )
+from blox_lat.report._modelstats import AnchorStats, ModelStats, anchor_stats, model_stats
 from blox_lat.report._sources import AccuracyMetric, DeviceData, Source, load_source, load_sources
 from blox_lat.report._stats import BlockFit, fit_block_costs, kendall, pareto_front, spearman
 
@@ -26,7 +29,8 @@ from blox_lat.report._stats import BlockFit, fit_block_costs, kendall, pareto_fr
 _LAZY = {
     "ReportResult": "_build", "build_report": "_build", "static_costs": "_build",
     **{name: "_figures" for name in (
-        "OKABE_ITO", "anchor_level_figure", "block_cost_figure", "campaign_figure", "device_scatter_figure",
+        "OKABE_ITO", "anchor_level_figure", "block_cost_figure", "campaign_figure", "compare_figure",
+        "device_scatter_figure",
         "latency_distribution_figure", "noise_figure", "pareto_figure", "prediction_figure", "proxy_figure",
         "static_cost_figure")},
 }
@@ -43,9 +47,11 @@ def __getattr__(name: str):
 __all__ = [
     "OKABE_ITO",
     "AccuracyMetric",
+    "AnchorStats",
     "BlockFit",
     "Comparison",
     "DeviceData",
+    "ModelStats",
     "OutputError",
     "OutputExistsError",
     "ProtocolMismatchError",
@@ -55,17 +61,20 @@ __all__ = [
     "SourceError",
     "SourceMismatchError",
     "anchor_level_figure",
+    "anchor_stats",
     "block_cost_figure",
     "build_report",
     "campaign_figure",
     "compare",
     "compare_devices",
+    "compare_figure",
     "device_scatter_figure",
     "fit_block_costs",
     "kendall",
     "latency_distribution_figure",
     "load_source",
     "load_sources",
+    "model_stats",
     "noise_figure",
     "pareto_figure",
     "pareto_front",

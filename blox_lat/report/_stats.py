@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BlockFit", "fit_block_costs", "kendall", "pareto_front", "sig3", "spearman"]
+__all__ = ["BlockFit", "fit_block_costs", "kendall", "pareto_front", "sig3", "significant", "spearman"]
 
 NUM_STAGES = 3
 NUM_BLOCKS = 45
@@ -22,6 +22,11 @@ def sig3(value: float) -> str:
     ``1.10``, ``0.0123``, ``10.0``, ``123``, ``12300``; ``n/a`` for NaN or infinity. Printed
     ratios, latencies and statistics use it (pyperf prints three digits too): more digits than
     the run-to-run noise allows only invite reading meaning into them. JSON keeps full precision."""
+    return significant(value, 3)
+
+
+def significant(value: float, digits: int) -> str:
+    """``value`` with ``digits`` significant digits, as :func:`sig3` writes three."""
     import math
 
     x = float(value)
@@ -29,9 +34,9 @@ def sig3(value: float) -> str:
         return "n/a"
     if x == 0:
         return "0"
-    x = float(f"{x:.2e}")  # round first: 9.996 becomes 10.0, so the exponent is the rounded one's
+    x = float(f"{x:.{digits - 1}e}")  # round first: 9.996 becomes 10.0, so the exponent is the rounded one's
     exponent = math.floor(math.log10(abs(x)))
-    return f"{x:.{max(2 - exponent, 0)}f}"
+    return f"{x:.{max(digits - 1 - exponent, 0)}f}"
 
 
 def rank_average(values: np.ndarray) -> np.ndarray:
