@@ -7,7 +7,9 @@ kills the whole process group (a runner's children included), not just the direc
 
 from __future__ import annotations
 
+import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -25,6 +27,8 @@ from blox_lat.devices._transport import (
 )
 
 __all__ = ["LocalTransport"]
+
+logger = logging.getLogger(__name__)
 
 
 def _pump(stream: IO[bytes], sink: list[bytes], on_output: Callable[[str], None] | None) -> None:
@@ -100,17 +104,20 @@ class LocalTransport(Transport):
             _kill_group(proc)
             for t in pumps:
                 t.join(timeout=2)
+            logger.info("timed out after %s s, killed: %s", timeout_s, shlex.join(argv))
             raise CommandTimeoutError(
                 f"command {argv!r} did not finish within {timeout_s} s and was killed"
             ) from None
         for t in pumps:
             t.join()
+        duration_s = time.perf_counter() - start
+        logger.debug("exit %d in %.3f s: %s", status, duration_s, shlex.join(argv))
         return CommandResult(
             argv=argv,
             exit_status=status,
             stdout=b"".join(out).decode("utf-8", "replace"),
             stderr=b"".join(err).decode("utf-8", "replace"),
-            duration_s=time.perf_counter() - start,
+            duration_s=duration_s,
         )
 
     supports_processes: ClassVar[bool] = True
@@ -145,6 +152,7 @@ def _copy(src: Path, dst: Path) -> None:
     try:
         shutil.copyfile(src, tmp)
         os.replace(tmp, dst)
+        logger.debug("copied %s -> %s (%d bytes)", src, dst, dst.stat().st_size)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise TransportError(f"cannot copy {src} to {dst}: {exc}") from exc
