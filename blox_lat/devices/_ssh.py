@@ -23,6 +23,7 @@ Why it looks the way it does:
 
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 import socket
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
     import paramiko
 
 __all__ = ["SshTransport"]
+
+logger = logging.getLogger(__name__)
 
 _PID_MARK = "__BLOXLAT_PID="
 _PID_RE = re.compile(rf"\A{_PID_MARK}(\d+)\n")
@@ -93,6 +96,7 @@ class SshTransport(Transport):
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
         self._sftp_lock = threading.RLock()
+        self._connected_once = False  # a later connect is a reconnect (logged as one)
 
     @property
     def known_hosts(self) -> Path:
@@ -107,6 +111,7 @@ class SshTransport(Transport):
             transport = self._client.get_transport()
             if transport is not None and transport.is_active():
                 return
+            logger.info("the SSH connection to %s is closed; reconnecting", self._where())
             self.close()
         paramiko = _import_paramiko()
         client = paramiko.SSHClient()
@@ -118,6 +123,9 @@ class SshTransport(Transport):
         )
         if self.key_path is not None and not self.key_path.is_file():
             raise AuthenticationError(f"SSH key {self.key_path} does not exist; pass the private key file")
+        logger.debug("connecting to %s (key %s, known_hosts %s)", self._where(),
+                     self.key_path or "default keys/agent", known_hosts)
+        start = time.perf_counter()
         try:
             client.connect(
                 self.host,
@@ -157,6 +165,9 @@ class SshTransport(Transport):
         transport.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         transport.set_keepalive(15)
         self._client = client
+        logger.info("%s %s in %.2f s", "reconnected to" if self._connected_once else "connected to",
+                    self._where(), time.perf_counter() - start)
+        self._connected_once = True
 
     def close(self) -> None:
         sftp, client, self._sftp, self._client = self._sftp, self._client, None, None
@@ -209,8 +220,11 @@ class SshTransport(Transport):
             chan.shutdown_write()
             out, err, pid = self._collect(chan, deadline, on_output)
         except (OSError, EOFError) as exc:
+            logger.info("lost %s while running %s: %s", self._where(), shlex.join(argv), exc)
             raise ConnectionLostError(f"lost {self._where()} while running {argv!r}: {exc}") from exc
         except _Timeout as exc:
+            logger.info("timed out after %s s on %s, killing pid %s: %s", timeout_s, self._where(),
+                        exc.pid, shlex.join(argv))
             self._kill_remote(exc.pid)
             raise CommandTimeoutError(
                 f"command {argv!r} on {self._where()} did not finish within {timeout_s} s; killed"
@@ -224,12 +238,14 @@ class SshTransport(Transport):
         if status == -1 and (transport is None or not transport.is_active()):
             raise ConnectionLostError(f"lost {self._where()} while running {argv!r} (pid {pid})")
         chan.close()
+        duration_s = time.perf_counter() - start
+        logger.debug("exit %d in %.3f s on %s: %s", status, duration_s, self._where(), shlex.join(argv))
         return CommandResult(
             argv=argv,
             exit_status=status,
             stdout=out.decode("utf-8", "replace"),
             stderr=err.decode("utf-8", "replace"),
-            duration_s=time.perf_counter() - start,
+            duration_s=duration_s,
         )
 
     def _collect(
@@ -282,6 +298,7 @@ class SshTransport(Transport):
             if type(exc).__module__.startswith("paramiko"):
                 raise ConnectionLostError(f"lost {self._where()} while starting {argv!r}: {exc}") from exc
             raise
+        logger.debug("started on %s: %s", self._where(), shlex.join(argv))
         return SshProcess(self, chan)
 
     def _kill_remote(self, pid: int | None) -> None:
@@ -307,7 +324,10 @@ class SshTransport(Transport):
         if not local.is_file():
             raise TransportError(f"cannot push {local}: no such file")
         part = remote + ".part"
+        start = time.perf_counter()
         self._sftp_op(lambda s: (s.put(str(local), part), s.posix_rename(part, remote)), f"push {local} -> {remote}")
+        logger.debug("pushed %s -> %s:%s (%d bytes) in %.3f s", local, self._where(), remote,
+                     local.stat().st_size, time.perf_counter() - start)
 
     def exists(self, remote_path: str) -> bool:
         """SFTP ``stat`` on the open session: no new exec channel (~100 ms each) per check."""
@@ -327,8 +347,11 @@ class SshTransport(Transport):
         local = Path(local)
         part = local.with_name(f".{local.name}.part")
         try:
+            start = time.perf_counter()
             self._sftp_op(lambda s: s.get(remote, str(part)), f"pull {remote} -> {local}")
             part.replace(local)
+            logger.debug("pulled %s:%s -> %s (%d bytes) in %.3f s", self._where(), remote, local,
+                         local.stat().st_size, time.perf_counter() - start)
         finally:
             part.unlink(missing_ok=True)
 
@@ -345,6 +368,7 @@ class SshTransport(Transport):
             transport = self._client.get_transport() if self._client else None
             if transport is not None and transport.is_active() and isinstance(exc, OSError) and exc.errno:
                 raise TransportError(f"{what} on {self._where()} failed: {exc}") from exc
+            logger.info("lost %s during %s: %s", self._where(), what, exc)
             raise ConnectionLostError(f"lost {self._where()} during {what}: {exc}") from exc
         except Exception as exc:
             if type(exc).__module__.startswith("paramiko"):
