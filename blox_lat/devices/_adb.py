@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import logging
 import os
 import re
 import secrets
@@ -52,6 +53,8 @@ from blox_lat.devices._transport import (
 )
 
 __all__ = ["AdbTransport", "default_adb_key_path"]
+
+logger = logging.getLogger(__name__)
 
 _NO_TIMEOUT_S = 10.0**7  # adb-shell's read timeout; our own deadline does the real work
 _MAX_STDIN = 32 * 1024  # stdin travels base64-encoded in the OPEN packet
@@ -177,6 +180,7 @@ class AdbTransport(Transport):
         self._device: Any = None
         self._link: Any = None
         self._lock = threading.RLock()
+        self._connected_once = False  # a later connect is a reconnect (logged as one)
 
     def describe(self) -> dict[str, Any]:
         return {"kind": self.kind, "serial": self.serial, "connection": "tcp" if self._tcp else "usb"}
@@ -216,6 +220,7 @@ class AdbTransport(Transport):
             else:
                 device = self._usb_device()
             prompted = []
+            start = time.perf_counter()
             try:
                 device.connect(
                     rsa_keys=[signer],
@@ -236,6 +241,9 @@ class AdbTransport(Transport):
                     raise AuthenticationError(self._auth_message()) from exc
                 raise ConnectionLostError(f"cannot reach ADB device {self.serial}: {exc}") from exc
             self._device = device
+            logger.info("%s ADB device %s in %.2f s", "reconnected to" if self._connected_once else "connected to",
+                        self.serial or "(USB)", time.perf_counter() - start)
+            self._connected_once = True
 
     def _auth_message(self) -> str:
         key = self.key_path or default_adb_key_path()
@@ -275,6 +283,7 @@ class AdbTransport(Transport):
         return self._device
 
     def _lost(self, what: str, exc: BaseException) -> ConnectionLostError:
+        logger.info("lost ADB device %s during %s: %r", self.serial, what, exc)
         self.close()
         return ConnectionLostError(f"lost ADB device {self.serial} during {what}: {exc!r}")
 
@@ -327,6 +336,8 @@ class AdbTransport(Transport):
                             on_output(decoder.decode(bytes(buf[sent:safe])))
                             sent = safe
             except _DeadlineExceeded:
+                logger.info("timed out after %s s on ADB device %s, resetting the connection: %s",
+                            timeout_s, self.serial, shlex.join(argv))
                 self._reset_after_timeout()
                 raise CommandTimeoutError(
                     f"command {argv!r} on ADB device {self.serial} did not finish within {timeout_s} s; "
@@ -350,8 +361,9 @@ class AdbTransport(Transport):
                 rest = decoder.decode(bytes(buf[sent:end]), final=True) if end > sent else ""
                 if rest:
                     on_output(rest)
-            return CommandResult(argv=argv, exit_status=int(match.group(1)), stdout=output,
-                                 stderr="", duration_s=time.perf_counter() - start)
+            status, duration_s = int(match.group(1)), time.perf_counter() - start
+            logger.debug("exit %d in %.3f s on ADB device %s: %s", status, duration_s, self.serial, shlex.join(argv))
+            return CommandResult(argv=argv, exit_status=status, stdout=output, stderr="", duration_s=duration_s)
 
     def _reset_after_timeout(self) -> None:
         """adb-shell keeps the abandoned stream's packets: reconnect to get a clean link."""
@@ -367,7 +379,10 @@ class AdbTransport(Transport):
         local = Path(local)
         if not local.is_file():
             raise TransportError(f"cannot push {local}: no such file")
+        start = time.perf_counter()
         self._file_op(lambda dev: dev.push(str(local), remote, read_timeout_s=_NO_TIMEOUT_S), f"push {local} -> {remote}")
+        logger.debug("pushed %s -> ADB device %s:%s (%d bytes) in %.3f s", local, self.serial, remote,
+                     local.stat().st_size, time.perf_counter() - start)
 
     def exists(self, remote_path: str) -> bool:
         """The sync protocol's STAT (mode 0 = missing): cheaper than a shell round trip."""
@@ -381,8 +396,11 @@ class AdbTransport(Transport):
             raise TransportError(f"cannot pull into {local}: {local.parent} is not a directory")
         part = local.with_name(f".{local.name}.part")
         try:
+            start = time.perf_counter()
             self._file_op(lambda dev: dev.pull(remote, str(part), read_timeout_s=_NO_TIMEOUT_S), f"pull {remote} -> {local}")
             part.replace(local)
+            logger.debug("pulled ADB device %s:%s -> %s (%d bytes) in %.3f s", self.serial, remote, local,
+                         local.stat().st_size, time.perf_counter() - start)
         finally:
             part.unlink(missing_ok=True)
 
@@ -393,6 +411,8 @@ class AdbTransport(Transport):
         with self._lock:
             for attempt in range(self.retry.attempts):
                 if attempt:
+                    logger.info("retrying %s on ADB device %s (attempt %d of %d) after: %s", what, self.serial,
+                                attempt + 1, self.retry.attempts, last)
                     time.sleep(self.retry.delay_s(attempt - 1))
                 try:
                     op(self._dev())
