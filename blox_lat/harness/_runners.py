@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import os
 import selectors
 import signal
@@ -52,6 +53,8 @@ __all__ = [
     "ThermalWait",
     "build_request",
 ]
+
+logger = logging.getLogger(__name__)
 
 WORKER_MODULE = "blox_lat.harness._worker"
 DEFAULT_TIMEOUT_S = 600.0
@@ -217,6 +220,7 @@ class LocalWorkerRunner:
         threading.Thread(target=self._drain_stderr, args=(proc,), daemon=True).start()
         self._proc = proc
         self.workers_started += 1
+        logger.info("started worker pid %d (%s -m %s --serve)", proc.pid, self._python, WORKER_MODULE)
         return proc
 
     def _drain_stderr(self, proc: subprocess.Popen[bytes]) -> None:
@@ -231,7 +235,8 @@ class LocalWorkerRunner:
         if proc is None:
             return
         proc.kill()  # no-op when it already exited (Popen checks and reaps)
-        proc.wait()
+        status = proc.wait()
+        logger.debug("worker pid %d stopped (status %d)", proc.pid, status)
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
                 stream.close()
@@ -272,6 +277,7 @@ class LocalWorkerRunner:
         while True:
             line = self._read_line(proc, deadline)
             if line is None:
+                logger.info("worker pid %d timed out after %g s; killing it", proc.pid, timeout_s)
                 self._kill()
                 raise ModelTimeoutError(f"timed out after {timeout_s:g} s (worker killed)")
             if line == b"":
@@ -313,6 +319,7 @@ class LocalWorkerRunner:
         else:
             how = f"exited with status {status}"
         tail = " | ".join(list(self._stderr_tail)[-5:])
+        logger.info("worker crashed (%s)%s", how, f": {tail}" if tail else "")
         return WorkerCrashedError(f"worker crashed ({how})" + (f": {tail}" if tail else ""))
 
     def probe(self) -> dict[str, Any]:
@@ -478,6 +485,7 @@ class TransportRunner:
         if self._proc is None or not self._proc.alive():
             self._drop_proc()
             self._proc = t.start([self.python, runner, "--serve"], cwd=self.workdir)
+            logger.info("started the device worker (%s %s --serve in %s)", self.python, runner, self.workdir)
         proc = self._proc
         try:
             proc.send((json.dumps(request) + "\n").encode())
@@ -489,10 +497,12 @@ class TransportRunner:
             self._proc = None
             raise
         except CommandTimeoutError:
+            logger.info("the device worker timed out after %g s; stopping it", self.timeout_s)
             self._drop_proc()
             raise
         except TransportError:
             tail = proc.stderr_tail()
+            logger.info("the device worker died: %s", tail or "(no output)")
             self._drop_proc()
             # the worker's end can be the first sign of a dying link (its session killed with
             # the server): prove the link before blaming the model
@@ -539,6 +549,7 @@ class TransportRunner:
         except CommandTimeoutError:
             raise ModelTimeoutError(f"timed out after {self.timeout_s:g} s on the device") from None
         except ConnectionLostError as exc:
+            logger.info("device lost after every reconnect attempt: %s", exc)
             self._present.clear()
             self._workdir_made = False
             raise DeviceLostError(f"device lost: {' '.join(str(exc).split())[:400]}") from None
