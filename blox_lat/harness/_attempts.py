@@ -10,6 +10,7 @@ attempt, after its models: their measurements go to the caller per attempt, neve
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from blox_lat.devices import DeviceProfile
 
 __all__ = ["Outcome", "measure_set_with_retries", "measure_with_retries", "time_alone"]
+
+logger = logging.getLogger(__name__)
 
 #: why a model failed when its device stayed unreachable
 DEVICE_LOST = "device lost (the link stayed down through every reconnect attempt)"
@@ -90,6 +93,7 @@ def measure_with_retries(runner: Runner, artifact: Any, profile: DeviceProfile, 
             log.append(attempt_summary(None, DEVICE_LOST))
             return Outcome(best, log, DEVICE_LOST)
         except ModelFailedError as exc:
+            logger.info("model %s failed on attempt %d: %s", _name(arch), attempt, exc.reason)
             log.append(attempt_summary(None, exc.reason))
             return Outcome(best, log, exc.reason)  # a crash or timeout repeats; do not burn the device on it
         log.append(attempt_summary(m))
@@ -98,8 +102,15 @@ def measure_with_retries(runner: Runner, artifact: Any, profile: DeviceProfile, 
         if not m.noisy:
             break
         if attempt < max_attempts:
+            logger.info("model %s noisy on attempt %d of %d (half-width %.1f %%): measuring it again",
+                        _name(arch), attempt, max_attempts, 100 * m.rel_halfwidth)
             on_event(Remeasuring(arch=arch, attempt=attempt, halfwidth=m.rel_halfwidth))
     return Outcome(best, log, None)
+
+
+def _name(arch: Any) -> str:
+    """How a log line names a model: its hash where it has one."""
+    return str(getattr(arch, "hash", arch))
 
 
 def _joined(kept: list[list[RawRun]], new: Sequence[RawRun] | None, width: int) -> list[RawRun]:
@@ -163,6 +174,8 @@ def measure_set_with_retries(runner: Any, items: Sequence[Any], profile: DeviceP
         hashes = tuple(archs[i].hash for i in todo) + anchor_hashes
         kept = prior.get(attempt)
         if kept is not None and kept.members != hashes:
+            logger.info("set attempt %d: the %d rounds kept from an earlier run timed other models; "
+                        "discarded, timing it afresh", attempt, len(kept.done))
             kept = None  # not this attempt's members: time it afresh
         if not todo or (len(todo) < 2 and kept is None and not anchors):
             break
@@ -170,6 +183,8 @@ def measure_set_with_retries(runner: Any, items: Sequence[Any], profile: DeviceP
             raws = _time_set(runner, [items[i] for i in todo] + anchor_items, hashes, profile, protocol, attempt,
                              on_event, setlog, kept, len(todo))
         except ModelFailedError as exc:
+            logger.info("set of %d models failed on attempt %d (%s): measuring them one at a time",
+                        len(todo), attempt, exc.reason)
             on_event(SetFailed(models=len(todo), reason=exc.reason))
             break
         if anchors and on_anchors is not None:
@@ -180,6 +195,9 @@ def measure_set_with_retries(runner: Any, items: Sequence[Any], profile: DeviceP
             if best[i] is None or m.rel_halfwidth < best[i].rel_halfwidth:
                 best[i], best_attempt[i] = m, attempt
         todo = [i for i in todo if best[i].noisy and len(logs[i]) < max_attempts]
+        if todo:
+            logger.info("set attempt %d of %d: %d noisy models timed together again", attempt, max_attempts,
+                        len(todo))
         for i in todo:
             on_event(Remeasuring(arch=archs[i], attempt=attempt, halfwidth=best[i].rel_halfwidth))
     return _alone(runner, items, profile, protocol, max_attempts, on_event, archs, todo, best, logs, best_attempt)
