@@ -8,11 +8,15 @@ exit status 2; anything else is a bug and keeps its traceback.
 Warnings (numpy's RuntimeWarnings and the like) are held while a command runs: one that
 fails on bad input or is interrupted shows only its one line, so nothing precedes the error;
 one that succeeds, exits with a status of its own or hits a bug shows them when it ends.
+
+``-v``/``-vv`` (or ``BLOX_LAT_LOG=info|debug``) shows the library's log lines (the ``blox_lat``
+logger only) on stderr for the command's duration; by default there are none.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 import warnings
@@ -39,6 +43,11 @@ COMMANDS: dict[str, str] = {
 }
 
 EXIT_USER_ERROR = 2
+
+#: the environment variable that sets the log level as -v/-vv do
+LOG_ENV = "BLOX_LAT_LOG"
+_LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+_LOG_FORMAT = "blox-lat: %(levelname)s %(name)s: %(message)s"
 
 
 class BloxGroup(click.Group):
@@ -128,10 +137,49 @@ def _one_line(message: str) -> str:
     return " ".join(message.split())
 
 
+def _log_level(verbose: int) -> int | None:
+    """The level ``-v`` (INFO), ``-vv`` (DEBUG) or ``$BLOX_LAT_LOG`` asks for (the more verbose
+    wins); None: no log lines."""
+    levels = [logging.INFO if verbose == 1 else logging.DEBUG] if verbose else []
+    value = os.environ.get(LOG_ENV, "").strip().lower()
+    if value:
+        if value not in _LOG_LEVELS:
+            raise click.UsageError(f"{LOG_ENV}={value!r} is not a log level: use {', '.join(_LOG_LEVELS)}, "
+                                   f"or unset it")
+        levels.append(_LOG_LEVELS[value])
+    return min(levels) if levels else None
+
+
+def _log_to_stderr(ctx: click.Context, level: int) -> None:
+    """Send the ``blox_lat`` logger's records at ``level`` and up to stderr until the command
+    ends; other libraries' loggers and the root logger are left alone."""
+    logger = logging.getLogger("blox_lat")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(_LOG_FORMAT))
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False  # a root handler someone else configured would print them twice
+
+    def restore() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+    ctx.call_on_close(restore)
+
+
 @click.group(cls=BloxGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="blox-lat")
-def cli() -> None:
+@click.option("-v", "--verbose", count=True,
+              help=f"Log what blox-lat does (connects, commands, transfers, workers, retries) on stderr: "
+                   f"-v INFO, -vv DEBUG. Also {LOG_ENV}=info or debug.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
     """blox-lat: latency benchmarking and dataset building for the Blox search space."""
+    level = _log_level(verbose)
+    if level is not None:
+        _log_to_stderr(ctx, level)
 
 
 def main() -> None:
