@@ -264,7 +264,7 @@ class ReportBuilder:
             if not fit.determined:
                 caption += " Fewer models than parameters: the fit is underdetermined (ridge-regularised), so R² says little."
             part.figures.append((f"block-costs-{_safe(name)}",
-                                 F.block_cost_figure(fit, self.block_names, name, d.latency_kind), caption))
+                                 F.block_cost_figure(fit, self.block_names, name, d.latency_kind, d.source), caption))
         part.numbers["fits"] = fits
         return part
 
@@ -410,7 +410,7 @@ class ReportBuilder:
                 source = _held_out_caption(cv, cross, held, level, at_cv_level)
                 part.figures.append((f"predictions-{_safe(device)}",
                                      F.prediction_figure(m, p, device, low, high, trained=trained, kind=kind,
-                                                         held_out=cross or None),
+                                                         held_out=cross or None, source=src.path),
                                      f"Predicted against measured {LATENCY_LABELS[kind]} on {device} (the kind pred/"
                                      f"{device} predicts); {int(trained.sum())} of {common.size} models were in the "
                                      f"training set (marked apart, in-sample); {source}."))
@@ -467,7 +467,9 @@ class ReportBuilder:
                 fig_name = f"pareto-{_safe(name)}-{_safe(metric.name)}"
                 part.figures.append((fig_name, F.pareto_figure(d, metric),
                                      f"{name}, {metric.label}: {len(members)} models on the front of {int(ok.sum())}."))
-                part.tables.append((f"{name}, {metric.name}: the Pareto front", list(members[0]), members[:_LIST_LIMIT]))
+                part.tables.append((f"{name}, {metric.name}: the Pareto front ({len(members)} models"
+                                    + (f", first {_LIST_LIMIT} shown" if len(members) > _LIST_LIMIT else "") + ")",
+                                    list(members[0]), members[:_LIST_LIMIT]))
         part.numbers["fronts"] = fronts
         return part
 

@@ -2,8 +2,11 @@
 
 A notebook can call any of them on its own; :func:`blox_lat.report.build_report` calls them
 all. Colours are the Okabe-Ito palette (distinguishable with every common colour-vision
-deficiency), heatmaps use ``cividis``; axes carry units; sizes suit a printed page. Scatter
-plots of many models are rasterised inside the SVG so it stays small.
+deficiency), and series of one figure differ in marker too; heatmaps use ``cividis`` and
+print each cell's value; axes carry units; every title names the device and the source it
+came from. Labels are at least 8 pt at 110 dpi, so at least 9 pt on a page that shows the
+PNG at its own size (96 CSS px per inch). Scatter plots of many models are rasterised inside
+the SVG so it stays small.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ __all__ = [
 
 #: Okabe & Ito (2008), black last
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-_RC = {"font.size": 8.5, "axes.titlesize": 9, "axes.labelsize": 8.5, "legend.fontsize": 7.5,
-       "xtick.labelsize": 7.5, "ytick.labelsize": 7.5}
+_RC = {"font.size": 9, "axes.titlesize": 9.5, "axes.labelsize": 9, "legend.fontsize": 8,
+       "xtick.labelsize": 8, "ytick.labelsize": 8, "figure.titlesize": 10}
+_CELL_PT = 8.5  # a heatmap's block labels and cell values
 
 
 def _styled(fn: Callable[..., Figure]) -> Callable[..., Figure]:
@@ -51,6 +55,23 @@ def kind_label(device: DeviceData) -> str:
 
 def colour(i: int) -> str:
     return OKABE_ITO[i % len(OKABE_ITO)]
+
+
+def where(device: DeviceData) -> str:
+    """``cpu (campaign-a)``: the device and the source (folder or release) it came from, for a title."""
+    return f"{device.device} ({source_name(device.source)})"
+
+
+def source_name(source: str | None) -> str:
+    """The last part of a source's path: its folder or release name."""
+    return (Path(str(source)).name or str(source)) if source else "unknown source"
+
+
+def _integer_ticks(axis: Any) -> None:
+    """Counts get whole-number ticks (not 0.2, 0.4, ... for one failure)."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _figure(width: float = 7.0, height: float = 3.2, cols: int = 1, rows: int = 1, *, left: float = 0.62,
@@ -91,17 +112,21 @@ def _log(ax: Any, which: str, values: Any, label: str) -> None:
 
 
 def _points(ax: Any, x: np.ndarray, y: np.ndarray, colour_: str, label: str | None = None, size: float = 2.0,
-            alpha: float = 0.6) -> None:
+            alpha: float = 0.6, marker: str = "o") -> None:
     """Many points fast: one Line2D of markers (rasterised in vector output)."""
     ms = size if x.size > 2000 else max(size, 4.0)
-    ax.plot(x, y, linestyle="none", marker="o", markersize=ms, markeredgewidth=0, alpha=alpha if x.size > 2000 else 0.9,
+    ax.plot(x, y, linestyle="none", marker=marker, markersize=ms, markeredgewidth=0, alpha=alpha if x.size > 2000 else 0.9,
             color=colour_, label=label, rasterized=x.size > 2000)
 
 
 @_styled
 def latency_distribution_figure(devices: Sequence[DeviceData], names: Sequence[str] | None = None) -> Figure:
-    """Histogram (log-spaced bins) and ECDF of the latency of every device (``names`` label them)."""
-    fig, axes = _figure(cols=2)
+    """Histogram (log-spaced bins) and ECDF of the latency of every device (``names`` label them).
+
+    Each device's histogram is its share of models per bin (%), so a small campaign is as tall
+    as a large one; the counts are in the legend."""
+    rows = -(-len(devices) // 2)  # legend rows, under the panels
+    fig, axes = _figure(cols=2, height=3.6 + 0.2 * rows, top=0.62, bottom=0.62 + 0.2 * rows)
     hist, ecdf = axes[0]
     kinds = sorted({kind_label(d) for d in devices})
     what = kinds[0] if len(kinds) == 1 else "latency (raw or level-corrected, see legend)"
@@ -112,50 +137,113 @@ def latency_distribution_figure(devices: Sequence[DeviceData], names: Sequence[s
         label = f"{name} ({d.count} ok, {len(d.failed)} failed, {int(d.noisy.sum())} noisy)"
         if len(kinds) > 1:
             label += f", {kind_label(d)}"
-        hist.hist(d.latency_ms, bins=bins, histtype="step", linewidth=1.4, color=colour(i), label=label)
+        hist.hist(d.latency_ms, bins=bins, histtype="step", linewidth=1.4, color=colour(i), label=label,
+                  weights=np.full(d.latency_ms.size, 100.0 / d.latency_ms.size))
         xs = np.sort(d.latency_ms)
-        ecdf.step(xs, np.arange(1, xs.size + 1) / xs.size, where="post", color=colour(i), linewidth=1.4, label=name)
+        ecdf.step(xs, np.arange(1, xs.size + 1) / xs.size, where="post", color=colour(i), linewidth=1.4)
     for ax in (hist, ecdf):
         _log(ax, "x", np.concatenate([d.latency_ms for d in devices]), f"{what} (ms)")
-    hist.set_ylabel("models (count)")
+    hist.set_ylabel("share of the device's models (%)")
     ecdf.set_ylabel("fraction of models ≤ latency")
-    hist.set_title(f"{what[0].upper()}{what[1:]}: distribution")
-    ecdf.set_title("Empirical CDF")
-    hist.legend(loc="upper right")
+    shown = ", ".join(f"{n} ({source_name(d.source)})" for d, n in zip(devices, names or [d.device for d in devices]))
+    fig.suptitle(_wrap(f"{what[0].upper()}{what[1:]} of {shown}", 110), fontsize=_RC["axes.titlesize"])
+    hist.set_title("distribution (share per bin)")
+    ecdf.set_title("empirical CDF")
+    # under both panels, over no line
+    fig.legend(*hist.get_legend_handles_labels(), loc="lower center", ncols=min(len(devices), 2), frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
     return fig
 
 
-def _heatmap(fig: Figure, ax: Any, values: np.ndarray, title: str, unit: str) -> None:
-    image = ax.imshow(np.ma.masked_invalid(values), aspect="auto", cmap="cividis", interpolation="nearest")
-    bar = fig.colorbar(image, ax=ax, pad=0.01, fraction=0.04)
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width, break_on_hyphens=False))
+
+
+def _cell_text(v: float) -> str:
+    a = abs(v)
+    return f"{v:.0f}" if a >= 100 else f"{v:.1f}" if a >= 10 else f"{v:.2f}"
+
+
+_ROW_IN = 0.2  # a block's row in a heatmap (inches): room for an 8.5 pt label and value
+_HEAT_TOP, _HEAT_BOTTOM = 0.95, 0.2
+
+
+def _heat_figure(panels: int, block_names: Sequence[str]) -> tuple[Figure, list[Any]]:
+    """A figure of ``panels`` block x stage heatmaps side by side (45 rows, 3 columns each; the
+    block names on the left, horizontal) and the colour-bar axes of each."""
+    label_in = 0.075 * max(len(n) for n in block_names) + 0.45
+    panel_in, bar_in, gap_in = 2.1, 0.12, 0.85
+    width = label_in + panels * (panel_in + gap_in + bar_in) + 0.1
+    height = _HEAT_TOP + _HEAT_BOTTOM + _ROW_IN * len(block_names)
+    fig = Figure(figsize=(width, height), dpi=110)
+    out = []
+    for i in range(panels):
+        x = label_in + i * (panel_in + gap_in + bar_in)
+        ax = fig.add_axes((x / width, _HEAT_BOTTOM / height, panel_in / width, (height - _HEAT_TOP - _HEAT_BOTTOM) / height))
+        cax = fig.add_axes(((x + panel_in + 0.08) / width, _HEAT_BOTTOM / height, bar_in / width,
+                            (height - _HEAT_TOP - _HEAT_BOTTOM) / height))
+        out.append((ax, cax))
+    return fig, out
+
+
+def _heatmap(fig: Figure, ax: Any, cax: Any, values: np.ndarray, title: str, unit: str,
+             block_names: Sequence[str] | None) -> None:
+    """One block x stage heatmap of ``values`` (stage x block), each cell's value printed on it
+    (light text on the dark end of ``cividis``), blank cells for NaN."""
+    grid = np.asarray(values, dtype=np.float64).T
+    masked = np.ma.masked_invalid(grid)
+    image = ax.imshow(masked, aspect="auto", cmap="cividis", interpolation="nearest")
+    bar = fig.colorbar(image, cax=cax)
     bar.set_label(unit)
-    ax.set_yticks(range(3), [f"stage {s}" for s in range(3)])
-    ax.set_title(title, loc="left")
+    bar.ax.tick_params(labelsize=_RC["ytick.labelsize"])
+    lo, hi = (float(masked.min()), float(masked.max())) if masked.count() else (0.0, 1.0)
+    for (r, c), v in np.ndenumerate(grid):
+        if np.isfinite(v):
+            dark = (v - lo) / (hi - lo) < 0.45 if hi > lo else True
+            ax.text(c, r, _cell_text(float(v)), ha="center", va="center", fontsize=_CELL_PT,
+                    color="white" if dark else "black")
+    ax.set_xticks(range(grid.shape[1]), [f"stage {s}" for s in range(grid.shape[1])], fontsize=_CELL_PT + 0.5)
+    ax.xaxis.tick_top()
+    ax.tick_params(length=0)
+    if block_names is None:
+        ax.set_yticks(range(grid.shape[0]), [])
+    else:
+        ax.set_yticks(range(grid.shape[0]), block_names, fontsize=_CELL_PT)
+    if title:
+        ax.set_title(title, loc="left", pad=22)
     ax.grid(False)
 
 
 @_styled
-def block_cost_figure(fit: BlockFit, block_names: Sequence[str], device: str, kind: str = "raw") -> Figure:
-    """Stage x block heatmap of each block's fitted latency contribution (ms) on one device
-    (``kind``: the latency fitted, raw or corrected)."""
-    fig, axes = _figure(width=7.5, height=2.9, bottom=1.25, left=0.7, right=0.5)
-    ax = axes[0, 0]
-    _heatmap(fig, ax, fit.cost, f"{device}: {LATENCY_LABELS[kind]} above the stage's cheapest block, additive fit "
-             f"R² = {fit.r2:.3f} ({fit.models} models)", "ms")
-    ax.set_xticks(range(len(block_names)), block_names, rotation=90, fontsize=5.5)
-    ax.set_xlabel("block")
+def block_cost_figure(fit: BlockFit, block_names: Sequence[str], device: str, kind: str = "raw",
+                      source: str | None = None) -> Figure:
+    """Block x stage heatmap of each block's fitted latency contribution (ms) on one device
+    (``kind``: the latency fitted, raw or corrected; ``source``: where it was measured), the
+    value printed in each cell."""
+    fig, [(ax, cax)] = _heat_figure(1, block_names)
+    name = f"{device} ({source_name(source)})" if source else device
+    _heatmap(fig, ax, cax, fit.cost, "", "ms", block_names)
+    _heat_title(fig, _wrap(f"{name}: {LATENCY_LABELS[kind]} above the stage's cheapest block; additive fit "
+                           f"R² = {fit.r2:.3f} ({fit.models} models)", int(fig.get_figwidth() * 11)))
     return fig
+
+
+def _heat_title(fig: Figure, text: str) -> None:
+    """A heatmap figure's title, from its left edge (the block names' column) and over every panel."""
+    fig.suptitle(text, x=0.08 / fig.get_figwidth(), y=1 - 0.08 / fig.get_figheight(), ha="left", va="top",
+                 fontsize=_RC["axes.titlesize"])
 
 
 @_styled
 def static_cost_figure(params_cost: np.ndarray, flops_cost: np.ndarray, block_names: Sequence[str]) -> Figure:
-    """Stage x block heatmaps of each block's parameters and FLOPs (exact, from the space)."""
-    fig, axes = _figure(width=7.5, height=4.4, rows=2, bottom=1.25, left=0.7, right=0.5, hspace=0.4)
-    _heatmap(fig, axes[0, 0], params_cost / 1e3, "parameters above the stage's cheapest block", "thousands")
-    _heatmap(fig, axes[1, 0], flops_cost / 1e6, "FLOPs above the stage's cheapest block", "millions")
-    axes[0, 0].set_xticks(range(len(block_names)), [])
-    axes[1, 0].set_xticks(range(len(block_names)), block_names, rotation=90, fontsize=5.5)
-    axes[1, 0].set_xlabel("block")
+    """Block x stage heatmaps of each block's parameters and FLOPs (exact, from the space; the
+    same on every device), the value printed in each cell."""
+    fig, [(a, ca), (b, cb)] = _heat_figure(2, block_names)
+    _heatmap(fig, a, ca, params_cost / 1e3, "parameters above the\nstage's cheapest block", "thousands", block_names)
+    _heatmap(fig, b, cb, flops_cost / 1e6, "FLOPs above the\nstage's cheapest block", "millions", None)
+    _heat_title(fig, "Parameters and FLOPs of each block: exact, from the space, the same on every device")
     return fig
 
 
@@ -166,7 +254,7 @@ def device_scatter_figure(a: DeviceData, b: DeviceData, correlation: tuple[float
     ``correlation`` is (Spearman, Kendall) when the caller has computed them already."""
     common, ia, ib = np.intersect1d(a.index, b.index, assume_unique=True, return_indices=True)
     x, y = a.latency_ms[ia], b.latency_ms[ib]
-    fig, axes = _figure(width=4.2, height=3.8)
+    fig, axes = _figure(width=4.6, height=4.1, top=0.55)
     ax = axes[0, 0]
     _points(ax, x, y, colour(0))
     lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
@@ -174,7 +262,7 @@ def device_scatter_figure(a: DeviceData, b: DeviceData, correlation: tuple[float
     _log(ax, "x", np.concatenate([x, y]), f"{kind_label(a)} on {a.device} (ms)")
     _log(ax, "y", np.concatenate([x, y]), f"{kind_label(b)} on {b.device} (ms)")
     rho, tau = correlation or (spearman(x, y), kendall(x, y))
-    ax.set_title(f"{common.size} models: Spearman {rho:.3f}, Kendall {tau:.3f}")
+    ax.set_title(f"{where(a)} vs {where(b)}\n{common.size} models: Spearman {rho:.3f}, Kendall {tau:.3f}")
     ax.legend(loc="upper left")
     return fig
 
@@ -185,8 +273,9 @@ def proxy_figure(device: DeviceData, flops: np.ndarray, params: np.ndarray,
     """Latency vs FLOPs and vs parameters, with the rank correlations of each.
 
     ``correlations`` is ((Spearman, Kendall) with FLOPs, the same with params) if known."""
-    fig, axes = _figure(cols=2)
+    fig, axes = _figure(cols=2, height=3.5, top=0.6)
     y = device.latency_ms
+    fig.suptitle(f"{where(device)}: {kind_label(device)} against FLOPs and parameters", fontsize=_RC["axes.titlesize"])
     known = correlations or (None, None)
     for ax, proxy, label, corr in ((axes[0, 0], flops / 1e6, "FLOPs (millions)", known[0]),
                                    (axes[0, 1], params / 1e6, "parameters (millions)", known[1])):
@@ -201,20 +290,22 @@ def proxy_figure(device: DeviceData, flops: np.ndarray, params: np.ndarray,
 @_styled
 def noise_figure(device: DeviceData, cv_threshold: float | None = None) -> Figure:
     """Coefficient of variation against latency; noisy and re-measured models stand out."""
-    fig, axes = _figure(width=5.0, height=3.4)
+    fig, axes = _figure(width=5.4, height=3.6)
     ax = axes[0, 0]
     quiet = ~device.noisy & (device.attempts <= 1)
     _points(ax, device.latency_ms[quiet], device.cv[quiet] * 100, colour(0), label="measured once")
     again = ~device.noisy & (device.attempts > 1)
-    if again.any():
-        _points(ax, device.latency_ms[again], device.cv[again] * 100, colour(1), label="re-measured", size=4)
+    if again.any():  # blue circles, bluish-green triangles, vermillion crosses: told apart by hue and shape
+        _points(ax, device.latency_ms[again], device.cv[again] * 100, colour(2), label="re-measured", size=4.5,
+                marker="^")
     if device.noisy.any():
-        _points(ax, device.latency_ms[device.noisy], device.cv[device.noisy] * 100, colour(3), label="noisy", size=4)
+        _points(ax, device.latency_ms[device.noisy], device.cv[device.noisy] * 100, colour(3), label="noisy", size=5,
+                marker="X")
     if cv_threshold:
         ax.axhline(cv_threshold * 100, color=colour(7), linestyle="--", linewidth=0.8, label="noise threshold")
     _log(ax, "x", device.latency_ms, f"{kind_label(device)} (ms)")
-    ax.set_ylabel("coefficient of variation of the raw samples (%)")
-    ax.set_title(f"{device.device}: noise of {device.count} measurements")
+    ax.set_ylabel("CV of the raw samples (%)")
+    ax.set_title(f"{where(device)}: noise of {device.count} measurements")
     ax.legend(loc="upper right")
     return fig
 
@@ -230,7 +321,7 @@ def anchor_level_figure(device: DeviceData) -> Figure:
     ax.axhline(1.0, color=colour(7), linestyle="--", linewidth=0.8)
     ax.set_xlabel("time since the campaign started (h)")
     ax.set_ylabel("level (anchor latency / reference run)")
-    ax.set_title(f"{device.device}: device level through the campaign")
+    ax.set_title(f"{where(device)}: device level through the campaign")
     return fig
 
 
@@ -241,14 +332,16 @@ def campaign_figure(device: DeviceData) -> Figure:
     for reason in device.failed.values():
         key = reason.split(":")[0][:40]
         reasons[key] = reasons.get(key, 0) + 1
-    fig, axes = _figure(cols=2 if reasons else 1, width=7.0 if reasons else 4.6)
+    fig, axes = _figure(cols=2 if reasons else 1, width=7.0 if reasons else 4.6, top=0.55)
+    fig.suptitle(f"{where(device)}: campaign", fontsize=_RC["axes.titlesize"])
     ax = axes[0, 0]
     t = np.sort(device.recorded_s[np.isfinite(device.recorded_s)])
     hours = (t - t[0]) / 3600 if t.size else t
     ax.step(hours, np.arange(1, t.size + 1), where="post", color=colour(0), label="models done")
     ax.set_xlabel("time since the first model (h)")
     ax.set_ylabel("models measured (count)")
-    ax.set_title(f"{device.device}: progress")
+    _integer_ticks(ax.yaxis)
+    ax.set_title("progress")
     if reasons:
         bar = axes[0, 1]
         names = sorted(reasons, key=lambda k: -reasons[k])
@@ -256,6 +349,7 @@ def campaign_figure(device: DeviceData) -> Figure:
         bar.set_yticks(range(len(names)), names)
         bar.invert_yaxis()
         bar.set_xlabel("failed models (count)")
+        _integer_ticks(bar.xaxis)
         bar.set_title("failures by reason")
     return fig
 
@@ -267,7 +361,7 @@ def pareto_figure(device: DeviceData, metric: AccuracyMetric) -> Figure:
     ok = np.isfinite(acc)
     lat, acc = device.latency_ms[ok], acc[ok]
     front = pareto_front(lat, acc)
-    fig, axes = _figure(width=5.0, height=3.6)
+    fig, axes = _figure(width=5.4, height=3.8)
     ax = axes[0, 0]
     _points(ax, lat, acc, colour(5), label=f"{lat.size} models", alpha=0.35)
     ax.step(lat[front], acc[front], where="post", color=colour(3), linewidth=1.2)
@@ -275,7 +369,7 @@ def pareto_figure(device: DeviceData, metric: AccuracyMetric) -> Figure:
             label=f"Pareto front ({front.size})")
     _log(ax, "x", lat, f"{kind_label(device)} on {device.device} (ms)")
     ax.set_ylabel(metric.label)
-    ax.set_title(f"{device.device}: accuracy vs latency ({metric.name})")
+    ax.set_title(f"{where(device)}: accuracy vs latency ({metric.name})")
     ax.legend(loc="lower right")
     return fig
 
@@ -283,13 +377,15 @@ def pareto_figure(device: DeviceData, metric: AccuracyMetric) -> Figure:
 @_styled
 def prediction_figure(measured: np.ndarray, predicted: np.ndarray, device: str, low: np.ndarray | None = None,
                       high: np.ndarray | None = None, *, trained: np.ndarray | None = None, kind: str = "raw",
-                      held_out: dict[str, Any] | None = None) -> Figure:
+                      held_out: dict[str, Any] | None = None, source: str | None = None) -> Figure:
     """Predicted vs measured latency of one kind (``kind``: the one the predictor predicts),
     with the +-10 % band; the models the predictor was trained on are marked apart from the
     others, and the title gives held-out accuracy (``held_out``: the predictor's
-    cross-validated ``mape_pct`` / ``within10_pct``) rather than the in-sample fit."""
+    cross-validated ``mape_pct`` / ``within10_pct``) rather than the in-sample fit; with
+    ``source`` it also names where the measurements came from."""
     label = LATENCY_LABELS[kind]
-    fig, axes = _figure(width=4.2, height=3.8)
+    fig, axes = _figure(width=4.6, height=4.1, top=0.55)
+    name = f"{device} ({source_name(source)})" if source else device
     ax = axes[0, 0]
     trained = np.zeros(measured.size, dtype=bool) if trained is None else np.asarray(trained, dtype=bool)
     if (~trained).any():
@@ -303,14 +399,14 @@ def prediction_figure(measured: np.ndarray, predicted: np.ndarray, device: str, 
     ax.plot(xs, xs, color=colour(7), linewidth=0.8)
     ax.fill_between(xs, xs * 0.9, xs * 1.1, color=colour(1), alpha=0.25, label="±10 %")
     if held_out and held_out.get("mape_pct") is not None:
-        title = (f"{device}: held out (cross-validated) MAPE {held_out['mape_pct']:.1f} %"
+        title = (f"{name}\nheld out (cross-validated) MAPE {held_out['mape_pct']:.1f} %"
                  + (f", {held_out['within10_pct']:.0f} % within ±10 %" if held_out.get("within10_pct") is not None
                     else ""))
     elif (~trained).any():
         rel = np.abs(predicted[~trained] / measured[~trained] - 1)
-        title = f"{device}: held out {float(np.mean(rel <= 0.1)):.1%} within ±10 %"
+        title = f"{name}\nheld out {float(np.mean(rel <= 0.1)):.1%} within ±10 %"
     else:
-        title = f"{device}: in-sample only (no held-out figure)"
+        title = f"{name}\nin-sample only (no held-out figure)"
     both = np.concatenate([measured, predicted])
     _log(ax, "x", both, f"measured {label} (ms)")
     _log(ax, "y", both, f"predicted {label} (ms)")
