@@ -1,4 +1,9 @@
-"""The report page: one HTML file, figures embedded as base64 PNG, no script, no network."""
+"""The report page: one HTML file, figures embedded as base64 PNG, no script, no network.
+
+Read at any window width: a table's cells wrap and, if it is still wider than the page, it
+scrolls sideways in its own box rather than clipping; a list longer than ``COLLAPSE_ROWS``
+rows (hash lists of noisy and re-measured models, Pareto fronts) is folded into a
+``<details>`` whose summary says how many rows it holds."""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ import base64
 import html
 from typing import Any
 
-__all__ = ["render_html"]
+__all__ = ["COLLAPSE_ROWS", "render_html"]
+
+COLLAPSE_ROWS = 10
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -14,7 +21,10 @@ color:#1a1a1a;line-height:1.45}
 h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.9em;color:#444}p.missing{color:#8a4b00;background:#fff6e5;padding:.4em .6em;border-left:3px solid #E69F00}
-table{border-collapse:collapse;font-size:.82em;margin:.6em 0 1.2em}th,td{border:1px solid #ddd;padding:.2em .5em;text-align:left}
+div.table{max-width:100%;overflow-x:auto;margin:.6em 0 1.2em}
+table{border-collapse:collapse;font-size:.82em}th,td{border:1px solid #ddd;padding:.2em .5em;text-align:left;
+vertical-align:top;overflow-wrap:break-word}td code{white-space:nowrap}td.long{overflow-wrap:anywhere;min-width:10em}
+details{margin:.6em 0 1.2em}summary{cursor:pointer;font-weight:600;padding:.3em 0}details div.table{margin-top:0}
 th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}caption{text-align:left;font-weight:600;padding:.3em 0}
 nav a{margin-right:1em}.meta{color:#555;font-size:.9em}code{font-size:.95em}
 """
@@ -29,13 +39,21 @@ def _cell(value: Any) -> str:
         value = ", ".join(f"{k}: {v}" for k, v in value.items())
     if isinstance(value, str) and len(value) == 32 and all(c in "0123456789abcdef" for c in value):
         return f"<td><code>{value}</code></td>"
-    return f"<td>{html.escape('' if value is None else str(value))}</td>"
+    text = "" if value is None else str(value)
+    if len(text) > 40:  # versions, protocol: may break inside a word (a commit hash) so the table fits
+        return f'<td class="long">{html.escape(text)}</td>'
+    return f"<td>{html.escape(text)}</td>"
 
 
 def _table(caption: str, columns: list[str], rows: list[dict[str, Any]]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join("<tr>" + "".join(_cell(r.get(c)) for c in columns) + "</tr>" for r in rows)
-    return f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    table = f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+    if len(rows) > COLLAPSE_ROWS:  # folded: the summary stands for the caption and says how many rows
+        return (f"<details><summary>{html.escape(caption)}: {len(rows)} rows</summary>"
+                f'<div class="table"><table>{table}</details>')
+    return f'<div class="table"><table><caption>{html.escape(caption)}</caption>{table}'
+
 
 
 def render_html(meta: dict[str, Any], parts: list[Any], images: dict[str, bytes]) -> str:
