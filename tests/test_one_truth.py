@@ -185,3 +185,24 @@ def test_a_gzipped_journal_reads_the_same_everywhere(tmp_path):
     assert load_source(packed).devices["cpu"].latency("raw").tolist() == \
         load_source(plain).devices["cpu"].latency("raw").tolist()
     assert compare(plain, packed).counts()["not significant"] == len(MODELS)
+
+
+def test_a_report_of_several_campaigns_puts_them_on_one_reference(tmp_path):
+    """Two campaigns of one device on hosts 25 % apart: the report's corrected values of each
+    are that campaign's standing values on the common reference, the numbers compare uses."""
+    from blox_lat.report import load_sources
+
+    records = [{"model": m, "status": "ok", "minute": k} for k, m in enumerate(MODELS)]
+    _write(tmp_path, "c0", {"anchored": True, "host_level": 1.0, "records": records}, start_hour=1)
+    _write(tmp_path, "c1", {"anchored": True, "host_level": 1.25, "records": records}, start_hour=2)
+    folders = [tmp_path / "c0", tmp_path / "c1"]
+    per = stand([r for f in folders for r in read_records(f)]).per_campaign["cpu"]
+    shown = load_sources(folders)
+    for name, source in zip(("c0", "c1"), shown):
+        data = source.devices["cpu"]
+        want = {s.record.model_index: s.corrected_ms for by in per.values() for c, s in by.items() if c == name}
+        assert dict(zip(data.index.tolist(), data.latency("corrected").tolist())) == pytest.approx(want, rel=REL)
+    c = compare(folders[0], folders[1], latency="corrected")
+    assert c.latency_b.tolist() == pytest.approx(shown[1].devices["cpu"].latency("corrected")[
+        np.searchsorted(shown[1].devices["cpu"].index, c.index)].tolist(), rel=REL)
+    assert c.summary()["level_shift"] == pytest.approx(1.0, abs=0.02)  # the host's 25 % is the level's

@@ -46,7 +46,14 @@ from typing import Any
 import numpy as np
 
 from blox_lat.report._errors import OutputError, ProtocolMismatchError, SourceError, SourceMismatchError
-from blox_lat.report._sources import LATENCY_LABELS, DeviceData, Source, load_source
+from blox_lat.report._sources import (
+    LATENCY_LABELS,
+    DeviceData,
+    Source,
+    is_campaign_path,
+    load_campaigns_together,
+    load_source,
+)
 from blox_lat.report._stats import sig3, spearman
 
 __all__ = ["Comparison", "change_text", "compare", "compare_devices", "protocol_differences"]
@@ -367,64 +374,19 @@ def _pick_device(source: Source, device: str | None, other: Source) -> DeviceDat
     raise SourceMismatchError(f"{source.path} has devices {', '.join(source.devices)}: name one with --device")
 
 
-def _is_campaign(path: str | Source) -> bool:
-    if isinstance(path, Source):
-        return False
-    p = Path(path)
-    return not (p / "dataset.json").is_file() and not (p.is_file() and p.name == "dataset.json") and (
-        (p / "journal.jsonl").is_file() or (p / "journal.jsonl.gz").is_file()
-        or (p.is_file() and (p.suffix == ".jsonl" or p.name.endswith(".jsonl.gz"))))
-
-
 def _campaign_pair(a: str, b: str) -> tuple[Source, Source, str | None]:
-    """Two campaign folders on ONE level reference per device: the harness's rule over the
-    records of both, each side taking what stands for its own campaigns. Campaign ids that both
-    journals use (a copied journal) are told apart on B's side first. Also returns the campaign
-    whose reference both share (when one device is in both)."""
-    from dataclasses import replace
-
-    from blox_lat.harness import AnchorsRecord, MeasurementRecord, stand, standing_key
-    from blox_lat.report._sources import campaign_device_data, read_campaign_records
-
-    ra, rb = read_campaign_records(Path(a)), read_campaign_records(Path(b))
-
-    def campaigns(records: list[Any]) -> set[str]:
-        return {str(r.campaign_id) for r in records if isinstance(r, (MeasurementRecord, AnchorsRecord))}
-
-    ca, cb = campaigns(ra), campaigns(rb)
-    if ca & cb:
-        rb = [replace(r, campaign_id=f"{r.campaign_id}@B") if isinstance(r, (MeasurementRecord, AnchorsRecord))
-              and str(r.campaign_id) in ca else r for r in rb]
-        cb = campaigns(rb)
-    union = [*ra, *rb]
-    order = {id(r): i for i, r in enumerate(union) if isinstance(r, MeasurementRecord)}
-    standings = stand(union)
-    sources = []
-    for path, records, mine in ((a, ra, ca), (b, rb, cb)):
-        devices = sorted({r.device for r in records if isinstance(r, MeasurementRecord)})
-        if not devices:
-            raise SourceError(f"{path}: the campaign has no measurements yet; run 'blox-lat measure' first")
-        if len(devices) > 1:
-            raise SourceError(f"{path}: the journal mixes devices {devices[0]!r} and {devices[1]!r}; "
-                              "a campaign is one device")
-        device = devices[0]
-        chosen = {}
-        for model, by_campaign in standings.per_campaign.get(device, {}).items():
-            own = [s for c, s in by_campaign.items() if c in mine]
-            if own:
-                chosen[model] = max(own, key=lambda s: standing_key(s.record, order[id(s.record)]))
-        data = campaign_device_data(Path(path), records, standings, device, chosen)
-        sources.append(Source(path=str(path), kind="campaign", schema=1, devices={device: data}))
-    shared = set(sources[0].devices) & set(sources[1].devices)
-    reference = standings.references.get(next(iter(shared))) if len(shared) == 1 else None
-    return sources[0], sources[1], None if reference is None else str(reference.campaign_id)
+    """Two campaign folders on ONE level reference per device (:func:`load_campaigns_together`),
+    and the campaign whose reference both share (when one device is in both)."""
+    (sa, sb), references = load_campaigns_together([a, b])
+    shared = set(sa.devices) & set(sb.devices)
+    return sa, sb, references.get(next(iter(shared))) if len(shared) == 1 else None
 
 
 def _load_pair(a: str | Source, b: str | Source) -> tuple[Source, Source, str | None]:
     """Both sources (and the campaign whose level reference they share, if any). Two campaign
     folders are read together onto one level reference; otherwise two paths are read side by
     side (B in a second process) where there are two CPUs."""
-    if _is_campaign(a) and _is_campaign(b):
+    if is_campaign_path(a) and is_campaign_path(b):
         return _campaign_pair(str(a), str(b))
     if isinstance(a, Source) or isinstance(b, Source) or (os.cpu_count() or 1) < 2:
         return (a if isinstance(a, Source) else load_source(a, raw=True),

@@ -449,11 +449,74 @@ def load_source(path: str | os.PathLike[str], *, raw: bool = False) -> Source:
     raise SourceError(f"{p} is neither a campaign folder (no journal.jsonl) nor a release (no dataset.json)")
 
 
+def is_campaign_path(path: Any) -> bool:
+    """Whether ``path`` names a campaign (a folder with a journal, or a journal file), not a release."""
+    if isinstance(path, Source):
+        return False
+    p = Path(path)
+    return not (p / "dataset.json").is_file() and not (p.is_file() and p.name == "dataset.json") and (
+        (p / "journal.jsonl").is_file() or (p / "journal.jsonl.gz").is_file()
+        or (p.is_file() and (p.suffix == ".jsonl" or p.name.endswith(".jsonl.gz"))))
+
+
+def load_campaigns_together(paths: list[Any]) -> tuple[list[Source], dict[str, str]]:
+    """Campaign folders on ONE level reference per device: the harness's rule
+    (:func:`blox_lat.harness.stand`) over the records of all of them, each source taking what
+    stands for its own campaigns; a campaign id that an earlier source uses too (a copied
+    journal) is told apart first. Also returns, per device, the campaign whose reference they share."""
+    from dataclasses import replace
+
+    from blox_lat.harness import AnchorsRecord, MeasurementRecord, stand
+
+    def campaigns(records: list[Any]) -> set[str]:
+        return {str(r.campaign_id) for r in records if isinstance(r, (MeasurementRecord, AnchorsRecord))}
+
+    per_source: list[list[Any]] = []
+    seen: set[str] = set()
+    for k, path in enumerate(paths):
+        records = read_campaign_records(Path(path))
+        if campaigns(records) & seen:
+            records = [replace(r, campaign_id=f"{r.campaign_id}@{k + 1}") if isinstance(r, (MeasurementRecord, AnchorsRecord))
+                       and str(r.campaign_id) in seen else r for r in records]
+        seen |= campaigns(records)
+        per_source.append(records)
+    union = [r for records in per_source for r in records]
+    standings = stand(union)
+    order = {id(r): i for i, r in enumerate(union) if isinstance(r, MeasurementRecord)}
+    sources = [_campaign_source(Path(path), records, campaigns(records), standings, order)
+               for path, records in zip(paths, per_source)]
+    references = {d: str(ref.campaign_id) for d, ref in standings.references.items() if ref is not None}
+    return sources, references
+
+
+def _campaign_source(path: Path, records: list[Any], mine: set[str], standings: Any, order: dict[int, int]) -> Source:
+    """One campaign folder's :class:`Source` from standings over several campaigns (its own models)."""
+    from blox_lat.harness import MeasurementRecord, standing_key
+
+    devices = sorted({r.device for r in records if isinstance(r, MeasurementRecord)})
+    if not devices:
+        raise SourceError(f"{path}: the campaign has no measurements yet; run 'blox-lat measure' first")
+    if len(devices) > 1:
+        raise SourceError(f"{path}: the journal mixes devices {devices[0]!r} and {devices[1]!r}; a campaign is one device")
+    device = devices[0]
+    chosen = {}
+    for model, by_campaign in standings.per_campaign.get(device, {}).items():
+        own = [s for c, s in by_campaign.items() if c in mine]
+        if own:
+            chosen[model] = max(own, key=lambda s: standing_key(s.record, order[id(s.record)]))
+    data = campaign_device_data(path, records, standings, device, chosen)
+    return Source(path=str(path), kind="campaign", schema=1, devices={device: data})
+
+
 def load_sources(paths: list[str | os.PathLike[str]], *, raw: bool = False) -> list[Source]:
-    """Read every source and check they can share one page (same schema per kind)."""
+    """Read every source and check they can share one page (same schema per kind). Several
+    campaign folders are read together, on one level reference per device (as ``compare`` does)."""
     if not paths:
         raise SourceError("no source given: name at least one campaign folder or release")
-    sources = [load_source(p, raw=raw) for p in paths]
+    campaign_at = [i for i, p in enumerate(paths) if is_campaign_path(p)]
+    together = dict(zip(campaign_at, load_campaigns_together([paths[i] for i in campaign_at])[0])) \
+        if len(campaign_at) > 1 else {}
+    sources = [together[i] if i in together else load_source(p, raw=raw) for i, p in enumerate(paths)]
     releases = [s for s in sources if s.kind == "release"]
     if len({s.schema for s in releases}) > 1:
         detail = ", ".join(f"{s.path} (schema {s.schema})" for s in releases)
