@@ -121,3 +121,13 @@ def test_query_corrected_reads_the_level_corrected_value_or_null(tmp_path):
     assert latency(0)[1] is not None
     text = run("dataset", "query", 0, "--release", out, "--corrected").output
     assert re.search(r"^latency cpu \(measured, corrected\) +null$", text, re.M), text
+
+
+def test_query_sums_up_a_model_s_samples_and_says_where_to_see_them():
+    """A model's 20 samples in one line with their spread, and the command that shows them all
+    (it showed '[20 values, last 2.04]')."""
+    golden = Path(__file__).parent / "golden" / "dataset" / "release-1.0.0"
+    res = run("dataset", "query", "0", "--release", golden)
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if x.startswith("bench-raw/cpu.samples_ms"))
+    assert "[20 values: min 2.032, median 2.057, max 2.146; all of them: blox-lat stats 0 --from" in line

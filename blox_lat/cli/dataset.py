@@ -158,9 +158,19 @@ def query(name, release, device, seed, latency, corrected, as_json) -> None:
     for section, values in data["sections"].items():
         for key, value in values.items():
             if isinstance(value, list) and len(value) > 6:
-                value = f"[{len(value)} values, last {value[-1]}]"
+                value = _list_summary(value, section, data["model_index"], release)
             pairs.append((f"{section}.{key}", value))
     emit_pairs(pairs)
+
+
+def _list_summary(values: list, section: str, index: int, release: str) -> str:
+    """A long list in one line: its size and spread, and where to see all of it (samples, group means)."""
+    numbers = sorted(v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool))
+    if len(numbers) != len(values):
+        return f"[{len(values)} values]"
+    middle = numbers[len(numbers) // 2]
+    where = f"; all of them: blox-lat stats {index} --from {release}" if section.startswith("bench-raw/") else ""
+    return f"[{len(values)} values: min {numbers[0]:.4g}, median {middle:.4g}, max {numbers[-1]:.4g}{where}]"
 
 
 def _measured_devices(rel, device: str | None) -> list[str]:
