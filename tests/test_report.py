@@ -237,15 +237,17 @@ def test_page_renders_in_headless_chromium(built, tmp_path):
 
 def _rerun(campaign: Path, out: Path, slowed: tuple[int, ...], factor: float, seed: int = 0,
            protocol_edit: dict | None = None) -> Path:
-    """A second journal of the same models: each model's samples redrawn (a bootstrap of its own
-    samples, as a rerun on the same host would vary), those of ``slowed`` scaled by ``factor``."""
+    """A second journal of the same models: each model's groups of runs redrawn (a bootstrap of
+    its own groups, as a rerun on the same host would vary: a burst that slowed some groups stays
+    in whole groups, as the protocol sees it), those of ``slowed`` scaled by ``factor``."""
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True)
     lines = []
     for record in read_journal(campaign):
         if record["kind"] == "measurement" and record["status"] == "ok":
             m = record["measurement"]
-            samples = np.asarray(m["samples_ms"])[rng.integers(0, len(m["samples_ms"]), len(m["samples_ms"]))]
+            groups = np.asarray(m["samples_ms"]).reshape(-1, m["runs_per_group"])
+            samples = groups[rng.integers(0, len(groups), len(groups))].ravel()
             if record["model_index"] in slowed:
                 samples = samples * factor
             new = Measurement(samples_ms=tuple(samples), runs_per_group=m["runs_per_group"], warmup_runs=m["warmup_runs"],
