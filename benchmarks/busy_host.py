@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import random
 import statistics
 import subprocess
 import sys
