@@ -101,6 +101,15 @@ BENCHMARKS: dict[str, dict[str, Any]] = {
                     "corrected.changed_pct", "corrected.coverage95_pct", "injection.found_mean",
                     "injection.others_flagged_max", "meets_targets"],
     },
+    "busy_host": {
+        "about": "the same random models in two campaigns (other orders) at --runs 100 with default flags: quiet, "
+                 "one CPU-bound process per core, and one on the first core with the worker pinned to the last "
+                 "(--affinity); test-retest through harness.stand, noisy records, the host check's verdicts",
+        "target": "the docs can say what a busy host costs and what restores it; measure warns on busy, not on quiet",
+        "rows_from": "conditions", "row_label": "condition",
+        "columns": ["models", "raw.spearman", "raw.median_abs_rel_diff", "corrected.spearman",
+                    "corrected.median_abs_rel_diff", "noisy", "host_check", "warned", "wall_s"],
+    },
     "dataset_speed": {
         "about": "full-size synthetic release: build, cold load, per-query cost",
         "target": "build <= 30 s; cold load <= 0.5 s; queries <= 10 us",
