@@ -297,9 +297,9 @@ def test_compare_finds_exactly_the_slowed_models(campaign, retest, tmp_path):
 
 
 def test_compare_unchanged_rerun_finds_nothing_and_relative_mode(campaign, retest, tmp_path):
-    b = _rerun(retest, tmp_path / "b", tuple(range(6)), 1.5)  # every model 1.5x: a level shift
+    b = _rerun(retest, tmp_path / "b", tuple(range(6)), FACTOR)  # every model slower alike: a level shift
     plain = rp.compare(str(campaign), str(b), confidence=SURE)
-    assert plain.counts()["slower"] == 6 and plain.summary()["level_shift"] == pytest.approx(1.5, rel=0.05)
+    assert plain.counts()["slower"] == 6 and plain.summary()["level_shift"] == pytest.approx(FACTOR, rel=0.05)
     relative = rp.compare(str(campaign), str(b), relative=True, confidence=SURE)
     assert relative.counts()["slower"] == relative.counts()["faster"] == 0
 
