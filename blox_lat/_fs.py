@@ -1,5 +1,5 @@
-"""Files on disk: atomic write, folder replacement, SHA-256 of a file, UTC timestamps (one
-helper each, for every stage).
+"""Files on disk: atomic write, folder replacement, a writability probe, SHA-256 of a file, UTC
+timestamps (one helper each, for every stage).
 
 An atomic write puts the bytes in a temporary file next to the target, flushes and fsyncs it,
 renames it over the target and fsyncs the folder, so a reader sees the old file or the whole new
@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -95,6 +96,24 @@ def replace_dir(new: str | os.PathLike[str], target: str | os.PathLike[str]) -> 
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def probe_writable(folder: str | os.PathLike[str], prefix: str = ".blox-lat-probe-") -> None:
+    """Create a file in ``folder`` (creating the folder first), then remove the file and every
+    folder the probe created: ``OSError`` when nothing can be written there. Permission bits do
+    not stop root; only writing tells."""
+    folder = Path(folder)
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=prefix):
+            pass
+    finally:
+        for made in created:  # deepest first
+            try:
+                made.rmdir()
+            except OSError:
+                pass
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

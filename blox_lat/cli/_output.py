@@ -64,25 +64,16 @@ def check_out_dir(path: str | os.PathLike[str], option: str = "--out") -> Path:
     root: only writing a file tells). Folders it had to create are removed again, so a later
     bad-input error leaves no trace either.
     """
-    import tempfile
+    from blox_lat._fs import probe_writable
 
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise click.BadParameter(f"{folder} is a file, not a folder", param_hint=option)
-    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder, prefix=".blox-lat-probe-"):
-            pass
+        probe_writable(folder)
     except OSError as exc:
         raise click.BadParameter(f"cannot write in {folder} ({exc.strerror or type(exc).__name__}); "
                                  "pick a writable folder", param_hint=option) from None
-    finally:
-        for made in created:  # deepest first
-            try:
-                made.rmdir()
-            except OSError:
-                pass
     return folder
 
 

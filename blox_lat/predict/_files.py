@@ -10,12 +10,11 @@ same and writes atomically (temp file + rename), turning an ``OSError`` into a
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from blox_lat._fs import atomic_write
+from blox_lat._fs import atomic_write, probe_writable
 from blox_lat.predict._errors import PredictError
 
 
@@ -34,19 +33,10 @@ def check_out(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
     if path.exists() and not overwrite:
         raise PredictError(f"{path} exists; pick another name or pass --force to replace it")
     folder = path.parent
-    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder, prefix=f".{path.name}.probe-"):
-            pass
+        probe_writable(folder, prefix=f".{path.name}.probe-")
     except OSError as exc:
         raise PredictError(f"cannot write {path}: {_reason(exc)} in {folder}; pick a folder you can write to") from None
-    finally:
-        for made in created:  # deepest first
-            try:
-                made.rmdir()
-            except OSError:
-                pass
     return path
 
 
