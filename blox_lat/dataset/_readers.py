@@ -338,22 +338,6 @@ class JournalPart:
 _FIX = "restore the file from a backup or remove that line"
 
 
-def _judged(record: dict, origin: str) -> Any:
-    """The typed, checked record of a measurement or anchors line (None for other kinds);
-    :class:`~blox_lat.harness.JournalError` naming ``origin`` when it cannot stand."""
-    from blox_lat.harness import AnchorsRecord, JournalError, MeasurementRecord, RecordError
-
-    kind = record.get("kind")
-    try:
-        if kind == MeasurementRecord.kind:
-            return MeasurementRecord.from_dict(record, origin).check()
-        if kind == AnchorsRecord.kind:
-            return AnchorsRecord.from_dict(record, origin).check()
-    except RecordError as exc:
-        raise JournalError(f"{origin}: {exc}; {_FIX}") from None
-    return None
-
-
 def _check_set_ids(typed: list[Any], set_ids: set[str]) -> None:
     """Every level names an anchors line of its journal (what ``read_records`` checks)."""
     from blox_lat.harness import JournalError
@@ -406,6 +390,7 @@ def read_journal_part(path: str, label: str) -> JournalPart:
         EnvironmentRecord,
         MeasurementRecord,
         journal_path,
+        judge_line,
         read_journal_lines,
         standing_key,
     )
@@ -423,22 +408,21 @@ def read_journal_part(path: str, label: str) -> JournalPart:
     for number, record in read_journal_lines(path):
         n += 1
         part.count = n
-        kind = record.get("kind")
-        rec = _judged(record, f"{file}:{number}")
+        rec = judge_line(record, f"{file}:{number}")  # the harness's one judgement of a line
         device = record.get("device")
         if not isinstance(device, str):
             raise InputError(f"{label}: a journal record has no device name")
         if device not in devices:
             validate_section_name(f"bench/{device}")
             devices.add(device)
-        if kind == EnvironmentRecord.kind:
-            part.envs.append((device, need(record, "env_id", str, label), record))
+        if isinstance(rec, EnvironmentRecord):
+            part.envs.append((device, rec.env_id, record))
             continue
-        if kind == AnchorsRecord.kind:
+        if isinstance(rec, AnchorsRecord):
             part.anchors.append((device, rec))
             set_ids.add(rec.set_id)
             continue
-        if kind != MeasurementRecord.kind:
+        if not isinstance(rec, MeasurementRecord):
             continue
         h, given = rec.model_hash, rec.model_index
         index = index_of.get(h)

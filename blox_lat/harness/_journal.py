@@ -36,7 +36,7 @@ from blox_lat.harness._records import (
 )
 
 __all__ = ["JOURNAL_NAME", "JOURNAL_SCHEMA", "Journal", "JournalError", "JournalRecord", "check_measurement_line",
-           "journal_path", "read_journal", "read_journal_lines", "read_records"]
+           "journal_path", "judge_line", "read_journal", "read_journal_lines", "read_records"]
 
 JOURNAL_NAME = "journal.jsonl"
 
@@ -131,11 +131,7 @@ def read_records(path: str | os.PathLike[str]) -> list[JournalRecord]:
     records: list[JournalRecord] = []
     set_ids: set[str] = set()
     for number, line in read_journal_lines(path):
-        origin = f"{path}:{number}"
-        try:
-            record = _typed(line, origin)
-        except RecordError as exc:
-            raise JournalError(f"{origin}: {exc}; {_FIX}") from None
+        record = judge_line(line, f"{path}:{number}")
         if record is None:
             continue
         if isinstance(record, AnchorsRecord):
@@ -150,6 +146,16 @@ def read_records(path: str | os.PathLike[str]) -> list[JournalRecord]:
 
 
 _FIX = "restore the file from a backup or remove that line"
+
+
+def judge_line(line: dict[str, Any], origin: str) -> JournalRecord | None:
+    """The typed, checked record of one journal line (None for a kind no reader uses): the one
+    judgement every reader applies, :class:`JournalError` naming ``origin`` (``file:line``) and
+    the field when the line cannot stand."""
+    try:
+        return _typed(line, origin)
+    except RecordError as exc:
+        raise JournalError(f"{origin}: {exc}; {_FIX}") from None
 
 
 def _typed(line: dict[str, Any], origin: str) -> JournalRecord | None:
