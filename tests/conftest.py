@@ -45,3 +45,13 @@ def slurm():
         left = cluster.daemons_left()
         shutil.rmtree(root, ignore_errors=True)
         assert not left, f"daemons left behind: {left}"
+
+
+@pytest.fixture
+def folder(tmp_path, monkeypatch):
+    """A bad-input case's folder, also its working directory (tests/test_bad_inputs.py and the
+    files that reuse its cases)."""
+    d = tmp_path / "case"
+    d.mkdir()
+    monkeypatch.chdir(d)
+    return d

@@ -32,15 +32,6 @@ PROTOCOL = ("--runs", "20", "--runs-per-group", "10", "--warmup-runs", "2", "--w
             "--interleave", "2", "--anchors", "1", "--max-attempts", "1")
 
 
-@pytest.fixture
-def folder(tmp_path, monkeypatch):
-    """The case's folder, also its working directory (as in tests/test_bad_inputs.py)."""
-    d = tmp_path / "case"
-    d.mkdir()
-    monkeypatch.chdir(d)
-    return d
-
-
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     return tmp_path_factory.mktemp("store")

@@ -17,11 +17,9 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from click.testing import CliRunner
-from test_bad_inputs import ENV, UNWRITABLE, Case, _all, _check, _digests, _write
+from test_bad_inputs import ENV, UNWRITABLE, Case, _all, _check, _digests, _write, invoke_in
 
 from blox_lat import predict as pr
-from blox_lat.cli.main import cli
 
 GOLDEN = Path(__file__).parent / "golden" / "predict" / "predictor-v1.json"
 
@@ -240,24 +238,12 @@ def _param(case: Case):
     return pytest.param(case, id=case.id, marks=_pending(case.id))
 
 
-@pytest.fixture
-def folder(tmp_path, monkeypatch):
-    """The case's folder, also its working directory (as in tests/test_bad_inputs.py)."""
-    d = tmp_path / "case"
-    d.mkdir()
-    monkeypatch.chdir(d)
-    return d
-
-
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
 def test_predict_bad_input(case: Case, folder: Path):
     if case.setup is not None:
         case.setup(folder)
     before = _digests(folder)
-    args = [a.replace("{d}", str(folder)) for a in case.args]
-    result = CliRunner().invoke(cli, args, env=ENV)
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        f"{type(result.exception).__name__}: {result.exception}")
+    result = invoke_in(case.args, folder)
     _check(result.exit_code, result.stderr, case, before, folder)
     assert not any(p.name.endswith(".tmp") for p in folder.rglob("*")), "a temporary file was left behind"
 

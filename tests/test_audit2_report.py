@@ -26,26 +26,9 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from test_bad_inputs import ENV, UNWRITABLE, Case, _check, _digests, _journal, _write
+from test_bad_inputs import ENV, UNWRITABLE, Case, _check, _digests, _journal, _write, invoke_in
 
-from blox_lat.cli.main import cli
-
-
-@pytest.fixture
-def folder(tmp_path, monkeypatch):
-    """The case's folder, also its working directory; no user config (as in test_bad_inputs)."""
-    d = tmp_path / "case"
-    d.mkdir()
-    monkeypatch.chdir(d)
-    return d
-
-
-def _invoke(args: list[str], d: Path):
-    result = CliRunner().invoke(cli, [a.replace("{d}", str(d)) for a in args], env=ENV)
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        f"{type(result.exception).__name__}: {result.exception}")
-    return result
+_invoke = invoke_in
 
 
 def _argv() -> list[str]:

@@ -475,15 +475,6 @@ def _digests(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
 
 
-@pytest.fixture
-def folder(tmp_path, monkeypatch):
-    """The case's folder, also its working directory; no user config, no SDK, no CIFAR path."""
-    d = tmp_path / "case"
-    d.mkdir()
-    monkeypatch.chdir(d)
-    return d
-
-
 ENV = {"BLOX_LAT_CONFIG_DIR": "/nonexistent/blox-lat-config", "SNPE_ROOT": None, "BLOX_LAT_CIFAR100": None,
        "BLOX_LAT_RELEASE": None, "PATH": "/usr/bin:/bin"}
 
@@ -501,15 +492,20 @@ def _check(status: int, stderr: str, expected: Case, before: dict[str, str], d: 
     assert not changed, f"pre-existing files changed or removed: {changed}"
 
 
+def invoke_in(args, d: Path):
+    """``blox-lat ARGS`` in-process ("{d}" is the case's folder); only SystemExit may escape."""
+    result = CliRunner().invoke(cli, [a.replace("{d}", str(d)) for a in args], env=ENV)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        f"{type(result.exception).__name__}: {result.exception}")
+    return result
+
+
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
 def test_bad_input(case: Case, folder: Path):
     if case.setup is not None:
         case.setup(folder)
     before = _digests(folder)
-    args = [a.replace("{d}", str(folder)) for a in case.args]
-    result = CliRunner().invoke(cli, args, env=ENV)
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        f"{type(result.exception).__name__}: {result.exception}")
+    result = invoke_in(case.args, folder)
     _check(result.exit_code, result.stderr, case, before, folder)
 
 
