@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from test_predict import _journal
 
 from blox_lat import predict as pr
 from blox_lat import space as sp
@@ -41,24 +42,6 @@ def _latency(idx, seed: int = 1) -> np.ndarray:
     costs = _costs(seed)
     b = all_blocks()[np.asarray(idx)].astype(int)
     return 2.0 + sum(costs[s, b[:, s]] for s in range(3))
-
-
-def _journal(folder: Path, idx, lat, *, device="cpu", campaign="c1", precision="fp32", day: int = 1) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    profile = {"name": device, "transport": "local", "runtime": "onnxruntime", "format": "onnx", "batch": 1,
-               "input_size": 32, "precision": precision, "options": {"threads": 1}}
-    protocol = {"version": 1, "groups": 100, "runs_per_group": 10, "warmup_min_runs": 10, "warmup_min_s": 0.5}
-    hashes = sp.space_table().hashes
-    lines = [{"schema": 1, "kind": "environment", "env_id": "e", "campaign_id": campaign, "device": device,
-              "profile": profile, "protocol": protocol}]
-    for n, (i, y) in enumerate(zip(idx, lat)):
-        lines.append({"schema": 1, "kind": "measurement", "model_hash": hashes[int(i)], "model_index": int(i),
-                      "device": device, "profile": profile, "protocol": protocol, "env_id": "e",
-                      "campaign_id": campaign, "status": "ok", "reason": None,
-                      "recorded_at": f"2026-01-{day:02d}T00:00:{n:09d}", "measurement": {"latency_ms": float(y)}})
-    with open(folder / "journal.jsonl", "a") as fh:
-        fh.write("".join(json.dumps(r) + "\n" for r in lines))
-    return folder
 
 
 def _pieces_doc(path: Path) -> Path:
