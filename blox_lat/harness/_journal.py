@@ -177,11 +177,7 @@ def check_measurement_line(record: dict[str, Any], path: Path, number: int) -> s
     one record model: a hash, an ``ok``/``failed`` status, a device, for ``ok`` a measurement
     whose latency and counts can stand); :class:`JournalError` naming ``file:line`` and the
     field otherwise: a line the other readers refuse must not count as measured on resume."""
-    try:
-        MeasurementRecord.from_dict(record).check()
-    except RecordError as exc:
-        raise JournalError(f"{path}:{number}: {exc}; {_FIX}") from None
-    return str(record["model_hash"])
+    return judge_line({**record, "kind": MeasurementRecord.kind}, f"{path}:{number}").model_hash
 
 
 class Journal:

@@ -73,6 +73,15 @@ def _optional_float(data: Mapping[str, Any], key: str) -> float | None:
     raise RecordError(f"measurement.{key} is {repr(value)[:40]}; it must be a finite number")
 
 
+def _stored_se(data: Mapping[str, Any], means: tuple[float, ...] | None) -> float | None:
+    """The ``se_ms`` a measurement line states (written from the same group means), when it is a
+    finite number >= 0; computed from ``means`` for lines written before it was stored."""
+    se = data.get("se_ms")
+    if isinstance(se, (int, float)) and not isinstance(se, bool) and math.isfinite(se) and se >= 0:
+        return float(se)
+    return trimmed_mean_se(means) if means is not None and len(means) > 1 else None
+
+
 @dataclass(frozen=True, slots=True)
 class MeasuredValue:
     """A model's measurement, typed: the protocol latency, its statistics, its group means and
@@ -130,7 +139,7 @@ class MeasuredValue:
                    **{k: _optional_float(data, k) for k in ("median_ms", "mean_ms", "min_ms", "std_ms", "iqr_ms",
                                                             "cv", "rel_iqr", "group_cv")},
                    noisy=bool(data.get("noisy")), flags=tuple(str(f) for f in flags), group_means_ms=means,
-                   se_ms=trimmed_mean_se(means) if means is not None and len(means) > 1 else None,
+                   se_ms=_stored_se(data, means),
                    samples_ms=samples, line=data)
 
     def to_dict(self) -> dict[str, Any]:
