@@ -7,14 +7,24 @@ Transports: :class:`Transport` with :class:`LocalTransport`, :class:`SshTranspor
 from a profile by :func:`open_transport`; device facts (:func:`read_device_facts`), thermal
 waits and the parser of SNPE's per-layer CSV (:func:`parse_diagview_csv`). The host this
 process runs on, sampled over a short window (:func:`sample_host` -> :class:`HostState`): is it
-quiet enough to time models on, and who else uses its cores.
+quiet enough to time models on, and who else uses its cores; the same for an SSH host
+(:func:`sample_remote_host`).
 """
 
 from blox_lat.devices._adb import AdbTransport
 from blox_lat.devices._adb_devices import AdbUnavailable, list_adb_devices
 from blox_lat.devices._connect import connection_settings, open_transport, parse_connect_options
 from blox_lat.devices._facts import read_device_facts, read_temperatures, wait_until_cool
-from blox_lat.devices._host import BUSY_CORE_SHARE, BusyProcess, HostState, format_cpus, sample_host
+from blox_lat.devices._host import (
+    BUSY_CORE_SHARE,
+    NOT_CHECKED,
+    BusyProcess,
+    HostState,
+    format_cpus,
+    sample_device_hosts,
+    sample_host,
+    sample_remote_host,
+)
 from blox_lat.devices._local import LocalTransport
 from blox_lat.devices._profiles import (
     DEFAULT_DEVICE,
@@ -45,6 +55,7 @@ from blox_lat.devices._transport import (
 __all__ = [
     "BUSY_CORE_SHARE",
     "DEFAULT_DEVICE",
+    "NOT_CHECKED",
     "AdbTransport",
     "AdbUnavailable",
     "AuthenticationError",
@@ -77,7 +88,9 @@ __all__ = [
     "parse_diagview_csv",
     "read_device_facts",
     "read_temperatures",
+    "sample_device_hosts",
     "sample_host",
+    "sample_remote_host",
     "wait_until_cool",
     "with_reconnect",
 ]
