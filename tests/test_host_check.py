@@ -137,7 +137,11 @@ def test_check_host_warn_stop_wait_and_remote(tmp_path):
     assert check_host(local, None, "warn", sample=lambda w, c: quiet).warning is None
     with pytest.raises(HostBusyError, match="not started"):
         check_host(local, None, "stop", sample=lambda w, c: busy)
-    assert check_host([get_device("gtx1080ti")], None, "stop", sample=lambda w, c: busy) is None
+    with pytest.raises(HostBusyError):  # an SSH device's host is checked too: tests/test_host_check_ssh.py
+        check_host([get_device("gtx1080ti")], None, "stop", sample=lambda w, c: busy)
+    phone = check_host([get_device("sd888")], None, "stop")  # an ADB phone's is said to be not checked
+    assert phone.state.verdict == "not checked" and phone.warning is None and "not checked" in phone.state.reason
+    assert check_host([], None, "stop") is None
 
     now = [0.0]
     samples = iter([busy, busy, quiet])

@@ -104,11 +104,11 @@ def validate(path: str, as_json: bool) -> None:
 @click.option("--connect", "connect", multiple=True, metavar="KEY=VALUE",
               help="Override a connection setting, e.g. host=gpu-box or serial=PHONE:5555.")
 @click.option("--affinity", default=None, metavar="CPUS",
-              help="Local devices: judge only these cores, e.g. 1 or 0-3 (as measure --affinity pins "
-                   "the worker)  [default: every core this process may use]")
+              help="Local and SSH devices: judge only these cores of the host, e.g. 1 or 0-3 (as measure "
+                   "--affinity pins the worker)  [default: every core a worker there may use]")
 @click.option("--window", "window_s", type=click.FloatRange(0.1, 60.0), default=1.0, show_default=True,
-              metavar="SECONDS", help="Local devices: how long to watch the host's cores.")
-@json_option("Print the steps (and, for a local device, the host) as JSON.")
+              metavar="SECONDS", help="Local and SSH devices: how long to watch the host's cores.")
+@json_option("Print the steps and the host as JSON.")
 def check(name: str, device_files: tuple[str, ...], connect: tuple[str, ...], affinity: str | None,
           window_s: float, as_json: bool) -> None:
     """Connect to device NAME and prove it can be measured, step by step.
@@ -117,37 +117,44 @@ def check(name: str, device_files: tuple[str, ...], connect: tuple[str, ...], af
     directory, runtime probe (runtime versions; for SNPE the DSP), device facts. Stops at the
     first failing step and exits with status 2.
 
-    A local device (cpu, cpu-int8, cpu-torchscript) also gets its host watched for --window
-    seconds: how busy the cores in use were and which other processes used them, load average,
-    memory, governor, turbo, frequency and temperatures where readable, and a verdict, quiet or
-    busy, with the reason. A busy host is reported, not failed (exit status 0).
+    Then the host the device times on is watched for --window seconds (this machine for a local
+    device, the remote machine for an SSH device, read over its connection): how busy the cores
+    in use were and which other processes used them, load average, memory, governor, turbo,
+    frequency and temperatures where readable, and a verdict, quiet or busy, with the reason
+    (unknown where /proc cannot be read). An ADB device's host is 'not checked'. A busy host is
+    reported, not failed (exit status 0).
     """
-    from blox_lat.devices import load_profiles, parse_connect_options, sample_host
+    from blox_lat.devices import NOT_CHECKED, HostState, load_profiles, parse_connect_options, sample_device_hosts
     from blox_lat.errors import BloxLatError
     from blox_lat.harness import check_device
 
     profile = load_profiles(device_files).get(name)
-    cpus = _affinity(affinity) if profile.transport == "local" else None
+    cpus = _affinity(affinity, profile.transport == "local")
+    connection = parse_connect_options(connect)
 
     def show(step) -> None:
         if not as_json:
             mark = "ok  " if step.ok else "FAIL"
             click.echo(f"{mark} {step.name:<16} {step.seconds:6.2f} s  {step.detail}")
 
-    steps = check_device(profile, parse_connect_options(connect), on_step=show)
-    host = sample_host(window_s, cpus) if profile.transport == "local" else None
-    if as_json:
-        emit_json({"device": name, "ok": all(s.ok for s in steps), "steps": [s.to_dict() for s in steps],
-                   **({"host": host.to_dict()} if host is not None else {})})
-    elif host is not None:
-        _show_host(host)
+    steps = check_device(profile, connection, on_step=show)
     failed = next((s for s in steps if not s.ok), None)
+    if failed is not None and profile.transport != "local":
+        host = HostState.unsampled(NOT_CHECKED, f"not sampled: the {failed.name} step failed", cpus or ())
+    else:
+        host = sample_device_hosts([profile], window_s, cpus, connection=connection)
+    if as_json:
+        emit_json({"device": name, "ok": failed is None, "steps": [s.to_dict() for s in steps],
+                   "host": host.to_dict()})
+    else:
+        _show_host(host)
     if failed is not None:
         raise BloxLatError(f"device {name!r} failed the {failed.name} step: {failed.detail}")
 
 
-def _affinity(text: str | None) -> list[int] | None:
-    """``--affinity``: CPUs this process may use (the kernel's set), or None for all of them."""
+def _affinity(text: str | None, local: bool) -> list[int] | None:
+    """``--affinity``: CPUs (for a local device: ones this process may use, the kernel's set), or
+    None for all of them."""
     if text is None:
         return None
     import os
@@ -158,6 +165,8 @@ def _affinity(text: str | None) -> list[int] | None:
         cpus = parse_cpus(text)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--affinity") from None
+    if not local:  # the remote host's cores: the sample says which it has
+        return cpus
     available = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(cpus)
     if not set(cpus) <= available:
         raise click.BadParameter(f"choose from {','.join(map(str, sorted(available)))} (os.sched_getaffinity)",
@@ -170,8 +179,10 @@ def _show_host(host) -> None:
     from blox_lat.devices import format_cpus
 
     unread = "unreadable"
-    mark = {"quiet": "ok  ", "busy": "BUSY"}.get(host.verdict, "??  ")
+    mark = {"quiet": "ok  ", "busy": "BUSY", "not checked": "--  "}.get(host.verdict, "??  ")
     click.echo(f"{mark} {'host':<16} {host.window_s:6.2f} s  {host.verdict}: {host.reason}")
+    if host.verdict == "not checked":
+        return
     load = host.load_average
     pairs = [
         ("cores judged", f"{format_cpus(host.cpus)} of {host.cpu_count or '?'}"),

@@ -3,7 +3,7 @@ notebook alike: a farm whose devices measure differently or share a name, interl
 but on one local device, a campaign directory the file system cannot hold (a name too long) or
 that is no folder, and a campaign directory recorded with another device setting or protocol or
 other anchor models (with the exact ``blox-lat measure`` flags that would resume it); and
-what a campaign on a local device does when its host is busy (:func:`check_host`).
+what a campaign on a local or SSH device does when its host is busy (:func:`check_host`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -251,22 +251,27 @@ class HostCheck:
 
 
 def check_host(profiles: Sequence[DeviceProfile], affinity: Sequence[int] | None = None, on_busy: str = "warn", *,
-               window_s: float = HOST_SAMPLE_S, wait_s: float = HOST_WAIT_S, pause_s: float = HOST_WAIT_PAUSE_S,
+               connection: Mapping[str, Any] | None = None, window_s: float = HOST_SAMPLE_S,
+               wait_s: float = HOST_WAIT_S, pause_s: float = HOST_WAIT_PAUSE_S,
                sample: Callable[..., HostState] | None = None, sleep: Callable[[float], None] = time.sleep,
                clock: Callable[[], float] = time.monotonic) -> HostCheck | None:
-    """Sample the host before a campaign on local devices (None for remote ones: their host
-    is another machine), judging the cores of ``affinity`` (default: all this process may use).
-    ``warn``: return the state, the caller warns; ``wait``: sample again every ``pause_s`` until
-    quiet or ``wait_s`` passed, then go on as ``warn``; ``stop``: raise :class:`HostBusyError`."""
+    """Sample the host the devices time on before a campaign, judging the cores of ``affinity``
+    (default: all a worker there may use): this machine for local devices, the remote one for
+    SSH devices (``connection``: the ``--connect`` overrides; one that cannot be reached is
+    ``unknown``), ``not checked`` for ADB devices (``devices.sample_device_hosts``). None only
+    for no devices. ``warn``: return the state, the caller warns; ``wait``: sample again every
+    ``pause_s`` until quiet or ``wait_s`` passed, then go on as ``warn``; ``stop``: raise
+    :class:`HostBusyError`."""
     if on_busy not in ON_BUSY:
         raise CampaignSetupError(f"on_busy {on_busy!r} is not one of {', '.join(ON_BUSY)}")
-    if not profiles or any(p.transport != "local" for p in profiles):
+    if not profiles:
         return None
     check_farm(profiles)  # a farm refused for its setting is refused before a second is spent here
     if sample is None:
-        from blox_lat.devices import sample_host
+        from blox_lat.devices import sample_device_hosts
 
-        sample = sample_host
+        def sample(window: float, cpus: Sequence[int] | None) -> HostState:
+            return sample_device_hosts(profiles, window, cpus, connection=connection)
     start = clock()
     state = sample(window_s, affinity)
     while on_busy == "wait" and state.busy and clock() - start < wait_s:
