@@ -7,7 +7,7 @@ the six per-epoch metrics of the chunk's records stacked into one already-rounde
 matrix, plus lists of the few scalars. The parent only files each record under its model index
 (:class:`Ref`) and gathers whole matrices into the section tables.
 
-A record takes this path only when :meth:`_Collector.add_record` would accept it without a
+A record takes this path only when :meth:`._collect.Collector.add_record` would accept it without a
 question and produce exactly these values; every other record (other settings, missing or odd
 fields, anything that would raise) is handed back parsed as before and goes through
 ``add_record``, so errors, their wording and their order are unchanged.
