@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "stats": "blox_lat.cli.report:stats",
     "cluster": "blox_lat.cli.cluster:cluster",
     "predict": "blox_lat.cli.predict:predict",
+    "profile": "blox_lat.cli.profile:profile",
     "survey": "blox_lat.cli.survey:survey",
 }
 

@@ -29,6 +29,7 @@ _PACKAGE = Path(__file__).resolve().parents[1]  # .../blox_lat
 #: modules copied verbatim; the worker imports only these. Every ``harness/_runtime*.py`` (the
 #: runtime registry and each runtime's module) goes too, so a new runtime needs no entry here.
 _MODULES = ("errors.py", "_fs.py", "_registry.py", "harness/_timing.py", "harness/_worker.py",
+            "harness/_layerprof.py",
             *sorted(p.relative_to(_PACKAGE).as_posix() for p in (_PACKAGE / "harness").glob("_runtime*.py")))
 #: light package stubs replace the real __init__ files (which import the whole harness)
 _STUBS = {

@@ -42,6 +42,7 @@ __all__ = [
     "ModelTimeoutError",
     "Prefetching",
     "Probing",
+    "ProfilesLayers",
     "ReportsRounds",
     "ResumesRounds",
     "Runner",
@@ -99,6 +100,14 @@ class Probing(Protocol):
     """Reports the device's own facts (versions, pid...) for the environment record."""
 
     def probe(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class ProfilesLayers(Protocol):
+    """Profiles one artifact: load time, first inference, peak memory, the protocol's samples
+    and per-layer times (the worker's ``profile`` answer, see ``harness._layerprof``)."""
+
+    def profile_layers(self, artifact: Any, profile: Any, protocol: TimingProtocol, runs: int) -> dict[str, Any]: ...
 
 
 @runtime_checkable
@@ -329,6 +338,17 @@ class LocalWorkerRunner:
         request = build_request(str(Path(artifact.path).resolve()), profile, protocol, self.affinity)
         answer = self._ask(request, self.timeout_s)
         return RawRun.from_dict(answer["raw"])
+
+    def profile_layers(self, artifact: Any, profile: Any, protocol: TimingProtocol, runs: int) -> dict[str, Any]:
+        """The worker's ``profile`` answer for one artifact (``runs`` profiled runs), from a
+        fresh worker: its load time and peak memory owe nothing to an earlier model."""
+        request = {**build_request(str(Path(artifact.path).resolve()), profile, protocol, self.affinity),
+                   "op": "profile", "profile_runs": int(runs)}
+        self.close()
+        try:
+            return dict(self._ask(request, self.timeout_s)["profile"])
+        finally:
+            self.close()
 
     #: ``measure_many`` takes ``on_round`` (campaigns check this; other runners' sets are silent)
     reports_rounds = True
@@ -561,6 +581,17 @@ class TransportRunner:
         request = build_request(self._remote_path(artifact), profile, protocol, self.affinity)
         return RawRun.from_dict(self._call(request, "the device runner", artifact)["raw"])
 
+    def profile_layers(self, artifact: Any, profile: Any, protocol: TimingProtocol, runs: int) -> dict[str, Any]:
+        """The device runner's ``profile`` answer for one artifact (``runs`` profiled runs),
+        from a fresh device worker (load time and peak memory owe nothing to an earlier model)."""
+        request = {**build_request(self._remote_path(artifact), profile, protocol, self.affinity),
+                   "op": "profile", "profile_runs": int(runs)}
+        self._drop_proc()
+        try:
+            return dict(self._call(request, "the device runner", artifact)["profile"])
+        finally:
+            self._drop_proc()
+
     def probe(self) -> dict[str, Any]:
         """Runtime versions from the runner plus the device's own facts (GPU, SoC, thermal)."""
         from blox_lat.devices import read_device_facts
@@ -659,6 +690,14 @@ class ThermalGuard:
             "cooldown_s": None if before is None else before.waited_s,
             "cool": None if before is None else before.cool, "after_c": after}}
         return RawRun(raw.samples_ns, raw.warmup_runs, raw.started_at, raw.finished_at, facts)
+
+    def profile_layers(self, artifact: Any, profile: Any, protocol: TimingProtocol, runs: int) -> dict[str, Any]:
+        """The wrapped runner's profile, after the device cooled down."""
+        if not isinstance(self.runner, ProfilesLayers):
+            raise RunnerUnavailableError(f"{type(self.runner).__name__} cannot profile layers")
+        (_,) = self._fresh if self._fresh is not None else (self.cool_down(),)
+        self._fresh = None
+        return self.runner.profile_layers(artifact, profile, protocol, runs)
 
     def prefetch(self, artifact: Any) -> None:
         if isinstance(self.runner, Prefetching):

@@ -6,10 +6,11 @@ from typing import Any
 
 from blox_lat.harness._runtime import RuntimeSpec, RuntimeUnavailableError, input_array
 
-__all__ = ["RUNTIME"]
+__all__ = ["RUNTIME", "session_options"]
 
 
-def _load(path: str, options: dict[str, Any], batch: int, input_size: int):
+def session_options(options: dict[str, Any]) -> Any:
+    """The ``SessionOptions`` a profile's options give (also what the per-layer profiler uses)."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -28,6 +29,13 @@ def _load(path: str, options: dict[str, Any], batch: int, input_size: int):
             f"graph_optimization {level!r} unknown: use one of {', '.join(levels)}"
         )
     so.graph_optimization_level = levels[level]
+    return so
+
+
+def _load(path: str, options: dict[str, Any], batch: int, input_size: int):
+    import onnxruntime as ort
+
+    so = session_options(options)
     session = ort.InferenceSession(path, sess_options=so, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: input_array(batch, input_size)}
     run = session.run

@@ -12,7 +12,9 @@ parent dies, so a SIGKILLed campaign leaves no worker burning CPU behind it.
 
 Request: ``{"op": "measure", "runtime", "artifact_path", "options", "batch", "input_size",
 "affinity", "protocol": {groups, runs_per_group, warmup_min_runs, warmup_min_s}}`` or
-``{"op": "probe"}``. Answer: ``{"ok": true, "raw": RawRun.to_dict()}`` /
+``{"op": "probe"}``, or ``{"op": "profile", ...}`` (a measure request plus ``profile_runs``:
+load time, first inference, peak memory and per-layer times, see ``_layerprof``).
+Answer: ``{"ok": true, "raw": RawRun.to_dict()}`` / ``{"ok": true, "profile": {...}}`` /
 ``{"ok": true, "facts": {...}}`` or ``{"ok": false, "error": "<type>: <message>"}``.
 A ``measure-many`` request with ``"progress": true`` is also answered, before its final line,
 by one ``{"progress": {"round": r, "rounds": R}}`` line per finished round; with
@@ -70,6 +72,10 @@ def handle(request: dict[str, Any], progress: Callable[[dict[str, Any]], None] |
             raw = measure_request(request).to_dict()
             raw["facts"]["handle_s"] = round(time.perf_counter() - start, 6)  # load + warm-up + runs
             return {"ok": True, "raw": raw}
+        if op == "profile":
+            from blox_lat.harness._layerprof import profile_request
+
+            return {"ok": True, "profile": profile_request(request)}
         if op == "measure-many":
             on_round = on_round_raws = None
             if request.get("progress") and progress is not None and request.get("round_samples"):
