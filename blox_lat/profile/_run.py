@@ -160,7 +160,7 @@ def profile_models(models: Any, device: Any = "cpu", *, out: str | os.PathLike[s
     standing ok record for the same key are skipped; a failed one is tried again.
     """
     from blox_lat import space
-    from blox_lat.harness import Journal, ModelFailedError, ProfilesLayers, TimingProtocol, get_runner
+    from blox_lat.harness import Journal, ModelFailedError, Probing, ProfilesLayers, TimingProtocol, get_runner
 
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise ProfileError(f"runs must be a whole number >= 1, got {runs!r}")
@@ -176,17 +176,19 @@ def profile_models(models: Any, device: Any = "cpu", *, out: str | os.PathLike[s
 
     todo = [a for a in archs if not (key_of(a) in held and held[key_of(a)].ok)]
     tell = on_event or (lambda event: None)
-    tell(ProfileStarted(len(archs), len(archs) - len(todo), len(todo)))
-    if todo:
+    if not todo:
+        tell(ProfileStarted(len(archs), len(archs), 0))
+    else:
         own = runner is None
         runner = runner or get_runner(profile, timeout_s=timeout_s, connection=connection)
-        if not isinstance(runner, ProfilesLayers):
-            if own:
-                runner.close()
-            raise ProfileError(f"device {profile.name!r}: its runner ({type(runner).__name__}) cannot profile "
-                               "layers; profile on a device whose runtime runs in a blox-lat worker")
-        folder.mkdir(parents=True, exist_ok=True)
         try:
+            if not isinstance(runner, ProfilesLayers):
+                raise ProfileError(f"device {profile.name!r}: its runner ({type(runner).__name__}) cannot profile "
+                                   "layers; profile on a device whose runtime runs in a blox-lat worker")
+            if isinstance(runner, Probing):
+                runner.probe()  # a link or key problem is one error before anything is written
+            tell(ProfileStarted(len(archs), len(archs) - len(todo), len(todo)))
+            folder.mkdir(parents=True, exist_ok=True)
             with Journal(path) as journal:
                 for position, arch in enumerate(todo, 1):
                     record = _one(arch, profile, protocol, runs, runner, store, ModelFailedError)
