@@ -5,18 +5,21 @@ same code). For one artifact, in this order:
 
 0. the runtime's package is imported first, so that ``load_ms`` is the model's alone; the
    runners send each model to a fresh worker process, so no earlier model's memory counts;
-1. the device's high-water mark is reset (``/proc/self/clear_refs``) and the resident set noted;
+1. the high-water mark is reset (``/proc/self/clear_refs``) and the resident set noted;
 2. **load**: the runtime's loader (session creation for onnxruntime), timed (``load_ms``);
 3. **first inference**: the first call after loading, timed (``first_inference_ms``);
-4. **protocol**: the ordinary warm-up and ``groups x runs_per_group`` timed runs with the
-   profiler off (``raw``, the samples the host turns into the protocol latency);
-5. **peak memory**: the high-water mark now, less the resident set of step 1 (``VmHWM`` of
-   ``/proc/self/status``; where the reset is refused, ``ru_maxrss`` less the resident set, which
-   is a lower bound of nothing and is labelled as such);
-6. **per layer**: a second session with the runtime's own profiler on (onnxruntime's
-   ``enable_profiling``, torch's ``torch.profiler``), warmed up, then ``profile_runs`` runs, each
-   also timed from here (``profiled_ns``, the overhead's numerator). Each layer's time is the
-   mean over those runs of the runtime's own per-node duration.
+4. the protocol's warm-up, then **peak memory**: the high-water mark now, less the resident set
+   of step 1 (``VmHWM`` of ``/proc/self/status``; where the reset is refused, ``ru_maxrss``
+   less the resident set, named as such in ``memory_how``);
+5. **protocol and per layer**: a second session with the runtime's own profiler on
+   (onnxruntime's ``enable_profiling``) is warmed up; then each of the protocol's groups
+   (``runs_per_group`` runs of the plain session, profiler off, the samples the host turns into
+   the protocol latency) is followed by its share of the ``profile_runs`` profiled runs, so that
+   both see the same host. Each profiled run is also timed from here (``profiled_ns``, the
+   overhead's numerator). A layer's time is the runtime's own per-node duration, averaged over
+   the profiled runs whose node total lies between its quartiles. ``torch.profiler`` records
+   everything while it is on, so for TorchScript the groups come first and the profiled runs
+   after them.
 
 Answer ``{"ok": true, "profile": {...}}`` (see :func:`profile_request`). Imports nothing outside
 the bundle.
@@ -35,8 +38,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from blox_lat._fs import utc_now
 from blox_lat.harness._runtime import RuntimeUnavailableError, input_array
-from blox_lat.harness._timing import _set_affinity, load_callable, time_callable
+from blox_lat.harness._timing import RawRun, _set_affinity, _warm_up, load_callable
 
 __all__ = ["profile_request"]
 
@@ -91,8 +95,16 @@ def _ms(ns: int) -> float:
 # -- the runtimes' own profilers ---------------------------------------------------------------
 
 
-def _profile_onnxruntime(request: dict[str, Any], runs: int, warm: int) -> dict[str, Any]:
-    """onnxruntime's profiler: every node's ``*_kernel_time`` event, by the run it fell in."""
+def _chunks(runs: int, groups: int) -> list[int]:
+    """``runs`` profiled runs spread over ``groups`` chunks, one after each protocol group."""
+    base, extra = divmod(runs, groups)
+    return [base + (1 if i < extra else 0) for i in range(groups)]
+
+
+def _profile_onnxruntime(request: dict[str, Any], runs: int, warm: int,
+                         plain_group: Callable[[int], None], groups: int) -> dict[str, Any]:
+    """onnxruntime's profiler on a second session, its runs interleaved with the protocol's
+    groups (``plain_group(g)`` times group ``g`` of the plain session): both see the same host."""
     import onnxruntime as ort
 
     from blox_lat.harness._runtime_onnxruntime import session_options
@@ -104,23 +116,36 @@ def _profile_onnxruntime(request: dict[str, Any], runs: int, warm: int) -> dict[
         session = ort.InferenceSession(request["artifact_path"], sess_options=so, providers=["CPUExecutionProvider"])
         feed = {session.get_inputs()[0].name: input_array(int(request.get("batch", 1)),
                                                           int(request.get("input_size", 32)))}
-        wall = _time_runs(lambda: session.run(None, feed), runs, warm)
+        wall = _time_runs(lambda: session.run(None, feed), 0, warm)
+        for g, size in enumerate(_chunks(runs, groups)):
+            plain_group(g)
+            wall += _time_runs(lambda: session.run(None, feed), size, 0)
         path = session.end_profiling()
         with open(path, encoding="utf-8") as f:
             events = json.load(f)
-    layers, run_ms = _ort_layers(events, runs)
-    return {"layers": layers, "profiled_ns": wall, "runtime_run_ms": run_ms,
+    layers, run_ms, kept = _ort_layers(events, runs)
+    return {"layers": layers, "profiled_ns": wall, "runtime_run_ms": run_ms, "layer_runs_kept": kept,
             "profiler": f"onnxruntime {ort.__version__} enable_profiling"}
 
 
-def _ort_layers(events: list[dict[str, Any]], runs: int) -> tuple[list[dict[str, Any]], float | None]:
-    """Mean per-run time of each node over the last ``runs`` ``model_run`` windows."""
+def _quartile_runs(totals: list[int]) -> list[int]:
+    """Indices of the runs whose total lies between the lower and upper quartile (inclusive)."""
+    ordered = sorted(totals)
+    n = len(ordered)
+    lo, hi = ordered[(n - 1) // 4], ordered[(3 * (n - 1) + 3) // 4]
+    return [i for i, t in enumerate(totals) if lo <= t <= hi]
+
+
+def _ort_layers(events: list[dict[str, Any]], runs: int) -> tuple[list[dict[str, Any]], float, int]:
+    """Each node's mean time per run over the last ``runs`` ``model_run`` windows, averaged
+    over the runs whose node total lies between its quartiles (a preempted run drops out, as
+    the protocol's trimmed mean drops it); also the mean ``model_run`` time and the runs kept."""
     windows = sorted((int(e["ts"]), int(e["ts"]) + int(e["dur"])) for e in events
                      if e.get("cat") == "Session" and e.get("name") == "model_run")[-runs:]
     if len(windows) < runs:
         raise RuntimeError(f"onnxruntime's profile holds {len(windows)} runs, expected at least {runs}")
     starts = [lo for lo, _ in windows]
-    totals: dict[str, list[Any]] = {}
+    nodes: dict[str, list[Any]] = {}
     for e in events:
         name = str(e.get("name", ""))
         if e.get("cat") != "Node" or not name.endswith(_KERNEL):
@@ -130,22 +155,30 @@ def _ort_layers(events: list[dict[str, Any]], runs: int) -> tuple[list[dict[str,
         if at < 0 or ts > windows[at][1]:
             continue  # a warm-up run's node
         args = e.get("args", {})
-        row = totals.setdefault(name[: -len(_KERNEL)], [str(args.get("op_name", "")),
-                                                        str(args.get("provider", "")), 0, ts])
-        row[2] += int(e["dur"])
-    order = sorted(totals.items(), key=lambda item: item[1][3])  # execution order of the first run
-    layers = [{"name": name, "op_type": op, "provider": provider, "ms": round(us / runs / 1e3, 6)}
-              for name, (op, provider, us, _) in order]
+        row = nodes.setdefault(name[: -len(_KERNEL)], [str(args.get("op_name", "")), str(args.get("provider", "")),
+                                                       [0] * runs, ts])
+        row[2][at] += int(e["dur"])
+    totals = [sum(row[2][i] for row in nodes.values()) for i in range(runs)]
+    kept = _quartile_runs(totals)
+    order = sorted(nodes.items(), key=lambda item: item[1][3])  # execution order of the first run
+    layers = [{"name": name, "op_type": op, "provider": provider,
+               "ms": round(sum(per_run[i] for i in kept) / len(kept) / 1e3, 6)}
+              for name, (op, provider, per_run, _) in order]
     run_ms = round(sum(hi - lo for lo, hi in windows) / runs / 1e3, 6)
-    return layers, run_ms
+    return layers, run_ms, len(kept)
 
 
-def _profile_torchscript(request: dict[str, Any], runs: int, warm: int) -> dict[str, Any]:
-    """torch.profiler over the loaded TorchScript module: each op's own time (self time), per
-    run; on CUDA the device time of the op's kernels. The frozen graph keeps no module names."""
+def _profile_torchscript(request: dict[str, Any], runs: int, warm: int,
+                         plain_group: Callable[[int], None], groups: int) -> dict[str, Any]:
+    """torch.profiler over the loaded TorchScript module, after the protocol's groups (the
+    profiler records every op while it is on, so the two cannot interleave): each op's own
+    time (self time) per run; on CUDA the device time of the op's kernels. The frozen graph
+    keeps no module names."""
     import torch
     from torch.profiler import ProfilerActivity, profile
 
+    for g in range(groups):
+        plain_group(g)
     options = dict(request.get("options", {}))
     device = str(options.get("device", "cpu"))
     run_once, _ = load_callable("torchscript", request["artifact_path"], options,
@@ -165,7 +198,7 @@ def _profile_torchscript(request: dict[str, Any], runs: int, warm: int) -> dict[
             continue
         layers.append({"name": avg.key, "op_type": avg.key, "provider": device,
                        "ms": round(us / runs / 1e3, 6)})
-    return {"layers": layers, "profiled_ns": wall, "runtime_run_ms": None,
+    return {"layers": layers, "profiled_ns": wall, "runtime_run_ms": None, "layer_runs_kept": runs,
             "profiler": f"torch {torch.__version__} torch.profiler"}
 
 
@@ -183,7 +216,7 @@ def _time_runs(run_once: Callable[[], Any], runs: int, warm: int) -> list[int]:
 
 #: the package each runtime imports when it loads its first model
 _PACKAGES = {"onnxruntime": "onnxruntime", "torchscript": "torch"}
-_PROFILERS: dict[str, Callable[[dict[str, Any], int, int], dict[str, Any]]] = {
+_PROFILERS: dict[str, Callable[[dict[str, Any], int, int, Callable[[int], None], int], dict[str, Any]]] = {
     "onnxruntime": _profile_onnxruntime,
     "torchscript": _profile_torchscript,
 }
@@ -214,6 +247,7 @@ def profile_request(request: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"profile_runs must be >= 1, got {runs}")
     affinity = _set_affinity(request.get("affinity"))
     proto = request["protocol"]
+    groups, per_group = int(proto["groups"]), int(proto["runs_per_group"])
     importlib.import_module(_PACKAGES[runtime])  # load_ms is the model's load, not the package's import
     gc.collect()
     memory = _Memory()
@@ -225,15 +259,25 @@ def profile_request(request: dict[str, Any]) -> dict[str, Any]:
     t1 = clock()
     run_once()
     t2 = clock()
-    raw = time_callable(run_once, groups=int(proto["groups"]), runs_per_group=int(proto["runs_per_group"]),
-                        warmup_min_runs=int(proto.get("warmup_min_runs", 10)),
-                        warmup_min_s=float(proto.get("warmup_min_s", 0.5)))
-    rise, peak = memory.peak()
+    warm = _warm_up(run_once, int(proto.get("warmup_min_runs", 10)), float(proto.get("warmup_min_s", 0.5)), clock)
+    rise, peak = memory.peak()  # before the profiled session exists
     gpu_peak = cuda_peak()
-    del run_once
+    samples: list[int] = []
+    started = utc_now("microseconds")
+
+    def plain_group(_: int) -> None:
+        samples.extend(_time_runs(run_once, per_group, 0))
+
     gc.collect()
-    layered = profiler(request, runs, max(1, int(proto.get("warmup_min_runs", 10))))
-    facts.update(affinity=affinity, pid=os.getpid())
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        layered = profiler(request, runs, max(1, int(proto.get("warmup_min_runs", 10))), plain_group, groups)
+    finally:
+        if was_enabled:
+            gc.enable()
+    raw = RawRun(tuple(samples), warm, started, utc_now("microseconds"), {})
+    facts.update(affinity=affinity, pid=os.getpid(), profiled_between_groups=runtime == "onnxruntime")
     return {
         "load_ms": _ms(t1 - t0),
         "first_inference_ms": _ms(t2 - t1),
