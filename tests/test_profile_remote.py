@@ -98,3 +98,37 @@ def test_profile_over_the_adb_emulator(tmp_path, store, adb_key):
         assert all(m["blocks"] and m["layers"] and m["load_ms"] > 0 for m in models)
         assert sum(p.suffix == ".onnx" for p in emu.map_path(workdir).iterdir()) == 2
     _check(tmp_path / "p", ["0", "1"], "Conv")
+
+
+FAKE_SNPE = Path(__file__).resolve().parent / "fakesnpe"
+
+
+def test_profile_on_snpe_over_adb_with_stand_in_tools(tmp_path, store, adb_key, monkeypatch):
+    """SNPE's per-layer rows (the stand-in snpe-net-run logs cycles for the layers the DLC
+    stand-in keeps from the ONNX names) become layers mapped to blocks; the real SDK is unverified."""
+    from blox_lat.harness import TimingProtocol
+    from blox_lat.harness._snpe_runner import SnpeRunner
+    from blox_lat.profile import profile_models
+
+    monkeypatch.setenv("SNPE_ROOT", str(FAKE_SNPE))
+    for name in ("SNPE_FAKE_NETRUN", "SNPE_FAKE_FAIL"):
+        monkeypatch.delenv(name, raising=False)
+    proto = TimingProtocol(groups=2, runs_per_group=5, warmup_min_runs=2, warmup_min_s=0.0)
+    with AdbDeviceEmulator(tmp_path / "device", trusted_keys=[(adb_key.parent / "adbkey.pub").read_bytes()]) as emu:
+        runner = SnpeRunner(AdbTransport(emu.serial, key_path=adb_key),
+                            workdir=emu.device_path("data/local/tmp/blox snpe"), snpe_root=FAKE_SNPE)
+        summary = profile_models(["0"], "sd888", out=tmp_path / "p", runs=4, protocol=proto, store=store,
+                                 runner=runner)
+    (rec,) = summary.records
+    assert rec.ok, rec.reason
+    arch = sp.resolve("0")
+    assert rec.load_ms == pytest.approx(251.502)  # the Init row, in ms
+    assert rec.first_inference_ms == pytest.approx(1.5)  # the stand-in's first inference: 1500 us
+    assert rec.peak_memory_mib is None and rec.memory_how is None  # SNPE reports no memory figure
+    assert rec.latency_ms == pytest.approx(1.75, abs=0.3) and len(rec.measurement["samples_ms"]) == 10
+    assert {x.provider for x in rec.layers} == {"DSP"} and "Conv" in {x.op_type for x in rec.layers}
+    assert all(x.mapped_by == "name" for x in rec.layers)
+    assert [b.piece for b in rec.blocks] == pieces_of_blocks(arch.blocks)
+    # cycles are shared out over each inference's forward time: the layers add up to it
+    forward_ms = [(1500 + (i * 7919) % 500 - 250) / 1e3 for i in range(2, 6)]
+    assert rec.layers_ms == pytest.approx(sum(forward_ms) / 4, rel=1e-3)

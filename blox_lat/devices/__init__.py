@@ -37,7 +37,7 @@ from blox_lat.devices._profiles import (
     list_devices,
     load_profiles,
 )
-from blox_lat.devices._snpe_parse import SnpeOutputError, parse_diagview_csv
+from blox_lat.devices._snpe_parse import DiagviewLayer, SnpeOutputError, parse_diagview_csv, parse_diagview_layers
 from blox_lat.devices._ssh import SshTransport
 from blox_lat.devices._transport import (
     AuthenticationError,
@@ -72,6 +72,7 @@ __all__ = [
     "ProfileRegistry",
     "RetryPolicy",
     "SnpeOutputError",
+    "DiagviewLayer",
     "SshTransport",
     "Transport",
     "TransportError",
@@ -86,6 +87,7 @@ __all__ = [
     "open_transport",
     "parse_connect_options",
     "parse_diagview_csv",
+    "parse_diagview_layers",
     "read_device_facts",
     "read_temperatures",
     "sample_device_hosts",

@@ -28,11 +28,13 @@ from __future__ import annotations
 import csv
 import io
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from blox_lat.errors import BloxLatError
 
-__all__ = ["REQUIRED_COLUMNS", "SnpeOutputError", "parse_diagview_csv", "read_diagview_csv"]
+__all__ = ["REQUIRED_COLUMNS", "DiagviewLayer", "SnpeOutputError", "parse_diagview_csv", "parse_diagview_layers",
+           "read_diagview_csv"]
 
 REQUIRED_COLUMNS = ("Layer Id", "Message", "Time", "Unit of Measurement")
 
@@ -112,3 +114,64 @@ def parse_diagview_csv(text: str, statistic: str = "total") -> list[float]:
 def read_diagview_csv(path: Path, statistic: str = "total") -> list[float]:
     """:func:`parse_diagview_csv` on a file."""
     return parse_diagview_csv(Path(path).read_text(encoding="utf-8", errors="replace"), statistic)
+
+
+@dataclass(frozen=True)
+class DiagviewLayer:
+    """One per-layer row of one inference: ``value`` in ``unit`` (``ms``, or ``cycles`` on the DSP)."""
+
+    inference: int
+    layer_id: str
+    name: str
+    message: str
+    value: float
+    unit: str
+    runtime: str
+
+
+def parse_diagview_layers(text: str) -> tuple[float | None, list[DiagviewLayer]]:
+    """The ``Init`` time (ms, None when absent) and every per-layer row, in file order.
+
+    Per-layer rows are those with a ``Layer Id``; their ``Message`` is the layer's type and
+    ``Runtime`` (when the column exists) where it ran. Times are converted to ms; ``CYCLES``
+    stay cycles (unit ``cycles``): the clock they count is not in the file. Raises
+    :class:`SnpeOutputError` as :func:`parse_diagview_csv` does.
+    """
+    text = text.lstrip("\ufeff")
+    rows = csv.reader(io.StringIO(text))
+    header = next((row for row in rows if any(cell.strip() for cell in row)), None)
+    if header is None:
+        raise SnpeOutputError("snpe-diagview produced an empty CSV (was profiling enabled?)", text)
+    columns = [cell.strip() for cell in header]
+    missing = [c for c in (*REQUIRED_COLUMNS, "Execution", "Layer Name") if c not in columns]
+    if missing:
+        raise SnpeOutputError(f"unexpected snpe-diagview CSV header for per-layer times: missing {missing}", text)
+    idx = {name: columns.index(name) for name in columns}
+    init_ms = None
+    layers: list[DiagviewLayer] = []
+    for row in rows:
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) < len(columns):
+            raise SnpeOutputError(f"short row on line {rows.line_num}: {row!r}", text)
+        value, unit = row[idx["Time"]].strip(), row[idx["Unit of Measurement"]].strip()
+        message = row[idx["Message"]].strip()
+        layer_id = row[idx["Layer Id"]].strip()
+        if not layer_id and message.lower() != "init":
+            continue
+        if not _NUMBER_RE.match(value):
+            raise SnpeOutputError(f"non-numeric time {value!r} on line {rows.line_num}", text)
+        if unit.lower() == "cycles":
+            scale, unit_name = 1.0, "cycles"
+        else:
+            scale = next((s for unit_re, s in _UNIT_TO_MS if unit_re.match(unit)), None)
+            unit_name = "ms"
+            if scale is None:
+                raise SnpeOutputError(f"unit {unit!r} on line {rows.line_num} is not a unit we know", text)
+        if not layer_id:
+            init_ms = float(value) * scale
+            continue
+        runtime = row[idx["Runtime"]].strip() if "Runtime" in idx else ""
+        layers.append(DiagviewLayer(int(row[idx["Execution"]] or 0), layer_id, row[idx["Layer Name"]].strip(),
+                                    message, float(value) * scale, unit_name, runtime))
+    return init_ms, layers

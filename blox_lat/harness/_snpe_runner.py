@@ -52,6 +52,7 @@ from blox_lat.devices import (
     SnpeOutputError,
     TransportError,
     parse_diagview_csv,
+    parse_diagview_layers,
 )
 from blox_lat.exporters import SNPE_FIX as _FIX
 from blox_lat.exporters import SNPE_HOST_BIN_SUBDIR as HOST_BIN_SUBDIR
@@ -145,6 +146,55 @@ def _find_root(snpe_root: str | os.PathLike[str] | None) -> Path:
     if not root.is_dir():
         raise RunnerUnavailableError(f"SNPE_ROOT={str(snpe_root)!r} is not a folder; {_FIX}")
     return root
+
+
+@dataclass(frozen=True)
+class _Invocation:
+    """One ``snpe-net-run`` run: the diagview CSV of its log and what it ran with."""
+
+    csv: str
+    started: str
+    finished: str
+    version: str | None
+    runtime: str
+    perf: str
+
+
+def _parse_times(text: str, statistic: str = "total") -> list[float]:
+    try:
+        return parse_diagview_csv(text, statistic)
+    except SnpeOutputError as exc:
+        raise ModelFailedError(str(exc)) from None
+
+
+def _parse_layers(text: str) -> tuple[float | None, list[Any]]:
+    try:
+        return parse_diagview_layers(text)
+    except SnpeOutputError as exc:
+        raise ModelFailedError(str(exc)) from None
+
+
+def _layer_means(rows: list[Any], forwards: list[float], warmup: int, runs: int) -> list[dict[str, Any]]:
+    """Each layer's mean ms over the inferences after the warm-up (executions are numbered from
+    1 in input-list order); a layer logged in cycles gets its share of the inference's forward time."""
+    kept = set(range(warmup + 1, warmup + runs + 1))
+    cycles: dict[int, float] = {}
+    for row in rows:
+        if row.inference in kept and row.unit == "cycles":
+            cycles[row.inference] = cycles.get(row.inference, 0.0) + row.value
+    out: dict[tuple[str, str], list[Any]] = {}
+    for row in rows:
+        if row.inference not in kept:
+            continue
+        if row.unit == "cycles":
+            forward = forwards[row.inference - 1] if row.inference - 1 < len(forwards) else 0.0
+            ms = forward * row.value / cycles[row.inference] if cycles.get(row.inference) else 0.0
+        else:
+            ms = row.value
+        entry = out.setdefault((row.layer_id, row.name), [row.message, row.runtime, 0.0])
+        entry[2] += ms
+    return [{"name": name, "op_type": op, "provider": runtime, "ms": round(total / runs, 6)}
+            for (_, name), (op, runtime, total) in out.items()]
 
 
 class SnpeRunner:
@@ -334,9 +384,60 @@ class SnpeRunner:
         :class:`AuthenticationError`, :class:`HostKeyError`: the device, not the model, is the
         problem); any other failure is a :class:`ModelFailedError` for this model.
         """
-        runtime, perf = self._options(artifact, profile)
         warmup = max(1, int(protocol.warmup_min_runs))
         timed = protocol.groups * protocol.runs_per_group
+        run = self._invoke(artifact, profile, warmup + timed, "basic")
+        times_ms = _parse_times(run.csv)
+        return self._raw(run, times_ms, warmup, protocol)
+
+    def _raw(self, run: _Invocation, times_ms: list[float], warmup: int, protocol: TimingProtocol) -> RawRun:
+        timed = protocol.groups * protocol.runs_per_group
+        if len(times_ms) != warmup + timed:
+            raise ModelFailedError(
+                f"{NET_RUN} logged {len(times_ms)} inference times, expected {warmup + timed} "
+                f"({warmup} warm-up + {protocol.groups} groups x {protocol.runs_per_group}); "
+                f"refusing to guess which ones are missing"
+            )
+        samples = tuple(int(round(ms * 1e6)) for ms in times_ms[warmup:])
+        facts = {
+            "snpe_version": run.version,
+            "snpe_sdk_version": self.sdk_version,
+            "runtime": run.runtime,
+            "perf_profile": run.perf,
+            "warmup_runs": warmup,
+            "warmup_s": round(sum(times_ms[:warmup]) / 1e3, 6),
+            "warmup_min_s_met": sum(times_ms[:warmup]) / 1e3 >= protocol.warmup_min_s,
+            "inferences_per_invocation": warmup + timed,
+            "timing": "snpe-diagview 'Total Inference Time' per inference, microsecond resolution",
+        }
+        return RawRun(samples_ns=samples, warmup_runs=warmup, started_at=run.started, finished_at=run.finished,
+                      facts=facts)
+
+    def profile_layers(self, artifact: Any, profile: Any, protocol: TimingProtocol, runs: int) -> dict[str, Any]:
+        """Load time, first inference, the protocol's samples (``--profiling_level basic``) and
+        per-layer times from a second invocation at ``--profiling_level detailed`` (``runs``
+        inferences after the warm-up). SNPE logs DSP layers in cycles: a layer's time is then its
+        share of the cycles of its inference times that inference's "Forward Propagate" time."""
+        warmup = max(1, int(protocol.warmup_min_runs))
+        timed = protocol.groups * protocol.runs_per_group
+        basic = self._invoke(artifact, profile, warmup + timed, "basic")
+        times_ms = _parse_times(basic.csv)
+        raw = self._raw(basic, times_ms, warmup, protocol)
+        init_ms, _ = _parse_layers(basic.csv)
+        detailed = self._invoke(artifact, profile, warmup + runs, "detailed")
+        totals, forwards = _parse_times(detailed.csv), _parse_times(detailed.csv, "forward")
+        _, rows = _parse_layers(detailed.csv)
+        layers = _layer_means(rows, forwards, warmup, runs)
+        return {"load_ms": init_ms, "first_inference_ms": times_ms[0], "peak_memory_mib": None, "peak_rss_mib": None,
+                "memory_how": None, "gpu_peak_memory_mib": None, "raw": raw.to_dict(), "profile_runs": runs,
+                "layers": layers, "profiled_ns": [int(round(ms * 1e6)) for ms in totals[warmup:]],
+                "runtime_run_ms": None, "layer_runs_kept": runs,
+                "profiler": f"snpe-diagview, --profiling_level detailed (SNPE {detailed.version})"}
+
+    def _invoke(self, artifact: Any, profile: Any, lines: int, level: str) -> _Invocation:
+        """One ``snpe-net-run`` of ``lines`` inferences at ``--profiling_level level``: the
+        diagview CSV of its log."""
+        runtime, perf = self._options(artifact, profile)
         self._runs += 1
         run_dir = f"{self.workdir}/runs/{artifact.sha256[:16]}-{os.getpid()}-{self._runs}"
         try:
@@ -346,10 +447,10 @@ class SnpeRunner:
             container = self._ensure_model(artifact)
             with tempfile.TemporaryDirectory(prefix="blox-lat-snpe-") as tmp:
                 local = Path(tmp)
-                self._prepare_run(local, run_dir, profile, warmup + timed)
+                self._prepare_run(local, run_dir, profile, lines)
                 argv = [*self._env_argv(run_dir), self.net_run, "--container", container,
                         "--input_list", _LIST_NAME, "--output_dir", _OUTPUT_NAME,
-                        *_RUNTIME_FLAGS[runtime], "--perf_profile", perf, "--profiling_level", "basic"]
+                        *_RUNTIME_FLAGS[runtime], "--perf_profile", perf, "--profiling_level", level]
                 started = utc_now("microseconds")
                 try:
                     # the tool's pid goes to a file first, so that a timeout can stop it for sure
@@ -358,7 +459,7 @@ class SnpeRunner:
                 except CommandTimeoutError:
                     self._kill_recorded(run_dir)
                     raise ModelTimeoutError(
-                        f"{NET_RUN} did not finish {warmup + timed} inferences within {self.timeout_s:g} s "
+                        f"{NET_RUN} did not finish {lines} inferences within {self.timeout_s:g} s "
                         "on the device (the command was stopped)"
                     ) from None
                 finished = utc_now("microseconds")
@@ -366,33 +467,14 @@ class SnpeRunner:
                     raise ModelFailedError(
                         f"{NET_RUN} exited with status {result.exit_status}: {_tail(result.stdout + result.stderr)}"
                     )
-                times_ms = self._collect_times(local, run_dir, result)
+                text = self._collect_csv(local, run_dir, result)
         except _DEVICE_ERRORS:
             raise
         except TransportError as exc:
             raise ModelFailedError(f"SNPE run on the device failed: {' '.join(str(exc).split())[:500]}") from None
         finally:
             self._cleanup(run_dir)
-        if len(times_ms) != warmup + timed:
-            raise ModelFailedError(
-                f"{NET_RUN} logged {len(times_ms)} inference times, expected {warmup + timed} "
-                f"({warmup} warm-up + {protocol.groups} groups x {protocol.runs_per_group}); "
-                f"refusing to guess which ones are missing"
-            )
-        samples = tuple(int(round(ms * 1e6)) for ms in times_ms[warmup:])
-        facts = {
-            "snpe_version": version,
-            "snpe_sdk_version": self.sdk_version,
-            "runtime": runtime,
-            "perf_profile": perf,
-            "warmup_runs": warmup,
-            "warmup_s": round(sum(times_ms[:warmup]) / 1e3, 6),
-            "warmup_min_s_met": sum(times_ms[:warmup]) / 1e3 >= protocol.warmup_min_s,
-            "inferences_per_invocation": warmup + timed,
-            "timing": "snpe-diagview 'Total Inference Time' per inference, microsecond resolution",
-        }
-        return RawRun(samples_ns=samples, warmup_runs=warmup, started_at=started, finished_at=finished,
-                      facts=facts)
+        return _Invocation(text, started, finished, version, runtime, perf)
 
     def _prepare_run(self, local: Path, run_dir: str, profile: Any, lines: int) -> None:
         raw = local / _INPUT_NAME
@@ -404,7 +486,7 @@ class SnpeRunner:
         self.transport.push(raw, f"{run_dir}/{_INPUT_NAME}")
         self.transport.push(listing, f"{run_dir}/{_LIST_NAME}")
 
-    def _collect_times(self, local: Path, run_dir: str, result: CommandResult) -> list[float]:
+    def _collect_csv(self, local: Path, run_dir: str, result: CommandResult) -> str:
         out_dir = f"{run_dir}/{_OUTPUT_NAME}"
         found = self.transport.run(["find", out_dir, "-name", "SNPEDiag*.log", "-type", "f"])
         logs = sorted(ln.strip() for ln in found.stdout.splitlines() if ln.strip().endswith(".log"))
@@ -431,10 +513,7 @@ class SnpeRunner:
                 f"{DIAGVIEW} failed (exit status {proc.returncode}) on the SNPE log: "
                 f"{_tail(proc.stdout + proc.stderr)}; command: {shlex.join(argv)}"
             )
-        try:
-            return parse_diagview_csv(csv.read_text(encoding="utf-8", errors="replace"))
-        except SnpeOutputError as exc:
-            raise ModelFailedError(str(exc)) from None
+        return csv.read_text(encoding="utf-8", errors="replace")
 
     def _kill_recorded(self, run_dir: str) -> None:
         """Best effort: closing the ADB stream normally ends the tool, but do not rely on it."""

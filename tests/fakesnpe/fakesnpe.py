@@ -12,11 +12,13 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
 MAGIC = b"FAKEDLC1"
 RAW_BYTES = 3 * 32 * 32 * 4
+LAYER_RE = re.compile(rb"(?:stem|head|cell_[0-2]_[0-9]{1,2}|reduction_[0-2])/[A-Za-z]+_[0-9]+")
 SOCS = {"sm8350", "sm8450", "sm8550", "sm8650", "sm7325", "qcs6490"}
 
 
@@ -53,7 +55,10 @@ def main(tool):
         if not data or data[0] != 0x08:  # ModelProto starts with ir_version (field 1, varint)
             fail(tool, f"{src} is not an ONNX model")
         out = Path(args.output_path or src.with_suffix(".dlc"))
-        out.write_bytes(MAGIC + b" fp32 " + hashlib.sha256(data).hexdigest().encode() + b"\n")
+        # the layer names the real converter keeps from the ONNX node names (blox-lat's piece prefixes)
+        names = list(dict.fromkeys(m.decode() for m in LAYER_RE.findall(data)))
+        out.write_bytes(MAGIC + b" fp32 " + hashlib.sha256(data).hexdigest().encode() + b"\n"
+                        + ("layers " + ",".join(names) + "\n").encode())
         print(f"INFO: Conversion completed successfully: {out}")
         return
     src = Path(args.input_dlc)
