@@ -123,16 +123,24 @@ def _report(p, out: Path, as_json: bool) -> None:
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of the fold assignment.")
 @click.option("--allow-uncovered", is_flag=True,
               help="Fit even if some (stage, block) pair was never measured (it gets the stage's average cost).")
+@click.option("--prior-profile", "prior_profile", default=None, type=click.Path(path_type=Path), metavar="DIR",
+              help="Use the block costs profiled in DIR (blox-lat profile) as the prior, recalibrated on the "
+                   "measured models as 'predict transfer' does (docs/profile.md).")
 @_FORCE
 @json_option("Print the predictor's description as JSON.")
 def fit(sources: tuple[Path, ...], out: Path, device: str | None, family: str, latency: str, folds: int, seed: int,
-        allow_uncovered: bool, force: bool, as_json: bool) -> None:
+        allow_uncovered: bool, prior_profile: Path | None, force: bool, as_json: bool) -> None:
     """Fit a predictor from campaign folders, journals or a release's bench/<device>."""
     from blox_lat import predict as pr
 
     pr.check_out(out, overwrite=force)
     data = pr.load_measurements(list(sources), device=device, latency=latency)
-    p = pr.fit(data, family=family, folds=folds, seed=seed, allow_uncovered=allow_uncovered)
+    if prior_profile is not None:
+        if family != "auto":
+            raise click.UsageError("--prior-profile fits a transfer from the profiled costs; drop --family")
+        p = pr.transfer(pr.profile_prior(prior_profile, device=data.device), data, folds=folds, seed=seed)
+    else:
+        p = pr.fit(data, family=family, folds=folds, seed=seed, allow_uncovered=allow_uncovered)
     p.save(out, overwrite=force)
     _report(p, out, as_json)
 

@@ -44,6 +44,7 @@ from blox_lat.predict._pieces import (
 from blox_lat.predict._plan import balanced as plan_balanced
 from blox_lat.predict._plan import next_models as plan_next
 from blox_lat.predict._plan import write_plan
+from blox_lat.predict._profile_prior import profile_prior
 from blox_lat.predict._transfer import transfer
 
 __all__ = [
@@ -74,6 +75,7 @@ __all__ = [
     "piece_onnx",
     "plan_balanced",
     "plan_next",
+    "profile_prior",
     "pred_section",
     "save_pieces",
     "spearman",
