@@ -19,9 +19,11 @@ from blox_lat.cli._output import emit_json, json_option
 @click.option("--latency", type=click.Choice(["auto", "raw", "corrected"]), default="auto", show_default=True,
               help="Which latency every figure, table and number shows: raw (the protocol latency), corrected "
                    "(divided by the level of its set) or auto (per device, corrected when every model has one).")
+@click.option("--profile", "profiles", multiple=True, type=click.Path(path_type=Path), metavar="DIR",
+              help="Also show the per-block profiles in DIR (blox-lat profile), against the fitted block costs.")
 @json_option("Print where the report went as JSON.")
 def report(sources: tuple[Path, ...], out: Path, force: bool, devices: tuple[str, ...], latency: str,
-           as_json: bool) -> None:
+           profiles: tuple[Path, ...], as_json: bool) -> None:
     """Plots and one self-contained HTML page for campaigns and releases.
 
     SOURCES are campaign folders (journal.jsonl) and releases (dataset.json). Writes
@@ -36,7 +38,8 @@ def report(sources: tuple[Path, ...], out: Path, force: bool, devices: tuple[str
     """
     from blox_lat.report import build_report
 
-    result = build_report(list(sources), out, force=force, devices=list(devices) or None, latency=latency)
+    result = build_report(list(sources), out, force=force, devices=list(devices) or None, latency=latency,
+                          profiles=list(profiles))
     if as_json:
         emit_json(result.to_dict())
     else:

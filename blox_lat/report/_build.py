@@ -155,9 +155,11 @@ def _r(value: Any, digits: int = 6) -> Any:
 class ReportBuilder:
     """Turns loaded sources into parts; :meth:`parts` lists them in page order."""
 
-    def __init__(self, sources: list[Source], devices: list[str] | None = None, latency: str = "auto") -> None:
+    def __init__(self, sources: list[Source], devices: list[str] | None = None, latency: str = "auto",
+                 profiles: dict[str, list[Any]] | None = None) -> None:
         self.sources = sources
         self.latency = latency
+        self.profiles = profiles or {}  # device -> profile records (blox-lat profile)
         self.devices = self._shown(self._devices(sources, devices), latency)
         from blox_lat import space as sp
         from blox_lat.space import space_table
@@ -219,7 +221,34 @@ class ReportBuilder:
 
     def parts(self) -> list[Part]:
         return [self.distribution(), self.block_costs(), self.device_pairs(), self.proxies(), self.noise(),
-                self.predictions(), self.campaigns(), self.pareto(), self.environment()]
+                self.predictions(), self.campaigns(), self.pareto(), self.environment(),
+                *([self.layer_profiles()] if self.profiles else [])]
+
+    def layer_profiles(self) -> Part:
+        """Per-block stacked bars of profiled models, and profiled against fitted block costs."""
+        from blox_lat.report._profiles import block_bars_figure, profiled_vs_fitted, profiled_vs_fitted_figure
+
+        part = Part("profiles", "Per-layer profiles")
+        numbers = {}
+        for name, records in self.profiles.items():
+            part.figures.append((f"profile-blocks-{_safe(name)}", block_bars_figure(records, name),
+                                 "Each profiled model's time per block (profiler on; stem, each stage's block and "
+                                 "reduction, head) and its protocol latency of the same run (mark)."))
+            d = self.devices.get(name)
+            entry: dict[str, Any] = {"models": len(records)}
+            if d is None or d.count < 3:
+                part.notes.append(f"{name}: no campaign of this device with 3 or more models among the sources, so no "
+                                  "fitted block costs to hold the profiles against.")
+            else:
+                fit = fit_block_costs(self.blocks[name], d.latency_ms)
+                _, _, _, rho = profiled_vs_fitted(records, fit)
+                entry.update(spearman=_r(rho, 4), fitted_on=fit.models)
+                part.figures.append((f"profile-vs-fit-{_safe(name)}", profiled_vs_fitted_figure(records, fit, name),
+                                     f"Each stage-block pair profiled: its cell's mean profiled time against its cost in "
+                                     f"the additive fit of {fit.models} measured models, both centred per stage."))
+            numbers[name] = entry
+        part.numbers["profiles"] = numbers
+        return part
 
     def distribution(self) -> Part:
         part = Part("distribution", "Latency distribution")
@@ -576,7 +605,7 @@ def _output_error(out: Path, exc: OSError) -> OutputError:
 
 def build_report(sources: list[str | os.PathLike[str]] | list[Source], out: str | os.PathLike[str], *,
                  force: bool = False, devices: list[str] | None = None, jobs: int | None = None,
-                 latency: str = "auto") -> ReportResult:
+                 latency: str = "auto", profiles: list[str | os.PathLike[str]] = ()) -> ReportResult:
     """Write ``report.html``, ``report.json`` and ``figures/*.png|svg`` for the sources into ``out``.
 
     ``sources`` are campaign folders or releases (paths) or already loaded :class:`Source`
@@ -585,7 +614,8 @@ def build_report(sources: list[str | os.PathLike[str]] | list[Source], out: str 
     that cannot be written, or an existing ``out`` without ``force``. ``jobs`` processes draw
     the figures (default: up to 4 CPUs). ``latency`` (``auto``, ``raw``, ``corrected``) is
     the latency every figure, table and number shows; ``auto`` takes, per device, the
-    level-corrected one when every model of it has one.
+    level-corrected one when every model of it has one. ``profiles`` are ``blox-lat profile``
+    folders: their per-block figures are added (``_profiles``).
 
     An ``out`` that is a symbolic link is followed: the report replaces (with ``force``) or
     creates the folder the link points to, and the link itself stays as it is, still pointing
@@ -605,7 +635,9 @@ def build_report(sources: list[str | os.PathLike[str]] | list[Source], out: str 
         srcs = [s if s is not None else next(loaded_paths) for s in loaded]
         if not srcs:
             raise SourceError("no source given: name at least one campaign folder or release")
-        builder = ReportBuilder(srcs, devices, latency)
+        from blox_lat.report._profiles import load_profiles
+
+        builder = ReportBuilder(srcs, devices, latency, load_profiles(profiles) if profiles else None)
         parts = builder.parts()
         meta = {"schema": REPORT_SCHEMA, "generator": f"blox-lat {__version__}",
                 "created_at": utc_now(zulu=True), "latency_requested": latency, "latency": builder.kinds,
