@@ -121,7 +121,7 @@ def build_record(arch: Any, profile: Any, protocol: Any, runs: int, answer: dict
         profiled_ms=round(statistics.median(profiled) / 1e6, 6) if profiled else None,
         runtime_run_ms=_num(answer, "runtime_run_ms"), layers=layers, blocks=_blocks(layers, arch.blocks),
         measurement=measurement.to_dict(), profiled_ns=profiled,
-        facts={**dict(raw.facts), "profiler": answer.get("profiler")},
+        facts={**dict(raw.facts), "profiler": answer.get("profiler"), "layer_runs_kept": answer.get("layer_runs_kept")},
     )
 
 
