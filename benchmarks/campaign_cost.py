@@ -25,7 +25,7 @@ def main() -> None:
     from blox_lat import space as sp
     from blox_lat.devices import get_device
     from blox_lat.exporters import ArtifactStore, export
-    from blox_lat.harness import LOCAL_INTERLEAVE, TimingProtocol, parse_cpus, run_campaign
+    from blox_lat.harness import LOCAL_INTERLEAVE, CampaignConfig, TimingProtocol, parse_cpus, run_campaign
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="0:10")
@@ -50,8 +50,10 @@ def main() -> None:
                                          rewarm_runs=args.rewarm)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        summary = run_campaign(archs, get_device("cpu"), protocol, tmp, store=store,
-                               max_attempts=args.max_attempts, affinity=parse_cpus(args.affinity) if args.affinity else None)
+        affinity = tuple(parse_cpus(args.affinity)) if args.affinity else None
+        summary = run_campaign(archs, CampaignConfig(devices=(get_device("cpu"),), protocol=protocol, out_dir=tmp,
+                                                     store=store, max_attempts=args.max_attempts, affinity=affinity,
+                                                     anchors=0))
         wall = time.perf_counter() - t0
     ideal = sum(args.runs * r["measurement"]["latency_ms"] / 1e3 for r in summary.records if r["measurement"])
     attempts = sum(r["attempts"] for r in summary.records)

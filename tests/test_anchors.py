@@ -23,6 +23,7 @@ from blox_lat import space as sp
 from blox_lat.devices import get_device
 from blox_lat.harness import (
     AnchorsRecord,
+    CampaignConfig,
     CampaignConflictError,
     CampaignSetupError,
     LocalWorkerRunner,
@@ -68,8 +69,9 @@ def test_the_correction_recovers_the_true_ranks_that_raw_latencies_lose(tmp_path
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FAKE), os.environ.get("PYTHONPATH", "")])}
     protocol = TimingProtocol(groups=6, runs_per_group=5, warmup_min_runs=2, warmup_min_s=0.0, interleave=4, rounds=6)
     with LocalWorkerRunner(env=env, timeout_s=60) as runner:
-        summary = run_campaign(models, get_device("cpu"), protocol, tmp_path / "c", runner=runner,
-                               artifacts=level_models(tmp_path, true_ms, level_file), anchors=anchors,
+        config = CampaignConfig(devices=(get_device("cpu"),), protocol=protocol, out_dir=tmp_path / "c",
+                                anchors=anchors)
+        summary = run_campaign(models, config, runners=[runner], artifacts=level_models(tmp_path, true_ms, level_file),
                                on_event=on_event)
     assert (summary.measured, summary.failed) == (12, 0)
     records = [MeasurementRecord.from_dict(r) for r in read_journal(tmp_path / "c", kind="measurement")]
@@ -97,7 +99,8 @@ def store(tmp_path_factory):
 def anchored(tmp_path_factory, store) -> Path:
     out = tmp_path_factory.mktemp("anchored") / "c"
     protocol = TimingProtocol(groups=4, runs_per_group=5, warmup_min_runs=5, warmup_min_s=0.01, interleave=2, rounds=4)
-    summary = run_campaign(sp.select("0:3"), get_device("cpu"), protocol, out, store=store, anchors=2)
+    summary = run_campaign(sp.select("0:3"), CampaignConfig(devices=(get_device("cpu"),), protocol=protocol, out_dir=out, store=store,
+                                                            anchors=2))
     assert (summary.measured, summary.failed) == (3, 0)
     return out
 
@@ -121,15 +124,19 @@ def test_a_resume_with_other_anchors_is_refused_with_the_flag(anchored, store, t
     protocol = TimingProtocol(groups=4, runs_per_group=5, warmup_min_runs=5, warmup_min_s=0.01, interleave=2, rounds=4)
     for other in (3, None):
         with pytest.raises(CampaignConflictError, match="rerun with --anchors 2"):
-            run_campaign(sp.select("0:4"), get_device("cpu"), protocol, anchored, store=store, anchors=other)
-    run_campaign(sp.select("0:1"), get_device("cpu"), protocol, tmp_path / "plain", store=store)
+            run_campaign(sp.select("0:4"), CampaignConfig(devices=(get_device("cpu"),), protocol=protocol, out_dir=anchored, store=store,
+                                                          anchors=other))
+    run_campaign(sp.select("0:1"), CampaignConfig(devices=(get_device("cpu"),), protocol=protocol, out_dir=tmp_path / "plain", store=store,
+                                                  anchors=0))
     with pytest.raises(CampaignConflictError, match="rerun with --anchors 0"):
-        run_campaign(sp.select("0:2"), get_device("cpu"), protocol, tmp_path / "plain", store=store, anchors=2)
+        run_campaign(sp.select("0:2"), CampaignConfig(devices=(get_device("cpu"),), protocol=protocol, out_dir=tmp_path / "plain",
+                                                      store=store, anchors=2))
     farm = [get_device("cpu"), dataclasses.replace(get_device("cpu"), name="cpu-b")]
     with pytest.raises(CampaignSetupError, match="one device"):  # each farm member has its own level
-        run_campaign(sp.select("0:3"), farm, TimingProtocol(), tmp_path / "x", anchors=2)
+        run_campaign(sp.select("0:3"), CampaignConfig(devices=tuple(farm), protocol=TimingProtocol(), out_dir=tmp_path / "x", anchors=2))
     with pytest.raises(CampaignSetupError, match="anchor-every"):
-        run_campaign(sp.select("0:3"), get_device("cpu"), TimingProtocol(), tmp_path / "x", anchors=2, anchor_every=0)
+        run_campaign(sp.select("0:3"), CampaignConfig(devices=(get_device("cpu"),), protocol=TimingProtocol(), out_dir=tmp_path / "x",
+                                                      anchors=2, anchor_every=0))
     assert not (tmp_path / "x").exists()
 
 
@@ -237,8 +244,9 @@ def test_serial_anchors_every_n_models_recover_the_true_ranks(tmp_path):
             level_file.write_text(str(levels[event.position // 4]))
 
     with LocalWorkerRunner(env=_fake_env(), timeout_s=60) as runner:
-        summary = run_campaign(models, get_device("cpu"), SERIAL, tmp_path / "c", runner=runner, anchors=anchors,
-                               anchor_every=4, artifacts=level_models(tmp_path, true_ms, level_file),
+        config = CampaignConfig(devices=(get_device("cpu"),), protocol=SERIAL, out_dir=tmp_path / "c",
+                                anchors=anchors, anchor_every=4)
+        summary = run_campaign(models, config, runners=[runner], artifacts=level_models(tmp_path, true_ms, level_file),
                                on_event=on_event)
     assert (summary.measured, summary.failed) == (12, 0)
     runs = [AnchorsRecord.from_dict(r) for r in read_journal(tmp_path / "c", kind="anchors")]
@@ -291,8 +299,10 @@ def test_a_thermal_wait_is_followed_by_an_anchor_run(tmp_path):
     inner.transport = device
     runner = ThermalGuard(inner, max_c=45.0, timeout_s=60, poll_s=1.0, sleep=cooled)
     try:
-        summary = run_campaign(models, get_device("cpu"), SERIAL, tmp_path / "c", runner=runner, anchors=anchors,
-                               artifacts=level_models(tmp_path, true_ms, level_file), on_event=on_event)
+        config = CampaignConfig(devices=(get_device("cpu"),), protocol=SERIAL, out_dir=tmp_path / "c",
+                                anchors=anchors)
+        summary = run_campaign(models, config, runners=[runner], artifacts=level_models(tmp_path, true_ms, level_file),
+                               on_event=on_event)
     finally:
         runner.close()
     assert (summary.measured, summary.failed) == (8, 0)

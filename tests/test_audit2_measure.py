@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from test_bad_inputs import ENV, Case, _check, _digests
 
 from blox_lat.cli.main import cli
-from blox_lat.harness import read_journal
+from blox_lat.harness import CampaignConfig, read_journal
 
 #: the protocol of the module's campaign: two models and one anchor timed together, two rounds
 PROTOCOL = ("--runs", "20", "--runs-per-group", "10", "--warmup-runs", "2", "--warmup-s", "0",
@@ -230,5 +230,5 @@ def test_the_library_refuses_a_symlinked_campaign_folder_too(folder, measured):
 
     (folder / "link").symlink_to(_copy(measured, folder))
     with pytest.raises(CampaignSetupError, match="symbolic link"):
-        run_campaign([], get_device("cpu"), out_dir=folder / "link")
+        run_campaign([], CampaignConfig(devices=(get_device("cpu"),), out_dir=folder / "link", anchors=0))
     assert os.path.islink(folder / "link")

@@ -17,6 +17,7 @@ import pytest
 from blox_lat import space as sp
 from blox_lat.devices import get_device
 from blox_lat.harness import (
+    CampaignConfig,
     CampaignConflictError,
     CampaignLockedError,
     Journal,
@@ -82,7 +83,7 @@ NOISY = [2.0] * 10 + [2.4] * 10  # the two groups disagree: the latency is known
 def test_real_campaign_journal_format_and_resume(tmp_path, store):
     out = tmp_path / "camp"
     profile = get_device("cpu")
-    first = run_campaign(sp.select("0:2"), profile, FAST, out, store=store)
+    first = run_campaign(sp.select("0:2"), CampaignConfig(devices=(profile,), protocol=FAST, out_dir=out, store=store, anchors=0))
     assert (first.measured, first.failed, first.already_done, first.interrupted) == (2, 0, 0, False)
     records = list(read_journal(out / "journal.jsonl"))
     assert [r["kind"] for r in records] == ["environment", "measurement", "measurement"]
@@ -100,10 +101,10 @@ def test_real_campaign_journal_format_and_resume(tmp_path, store):
         assert m.latency_ms == pytest.approx(rec["measurement"]["latency_ms"])
         assert len(rec["measurement"]["samples_ms"]) == 20 and rec["measurement"]["groups"] == 2
     # resume: a larger selection only measures the new model, same campaign id
-    second = run_campaign(sp.select("0:3"), profile, FAST, out, store=store)
+    second = run_campaign(sp.select("0:3"), CampaignConfig(devices=(profile,), protocol=FAST, out_dir=out, store=store, anchors=0))
     assert (second.measured, second.already_done) == (1, 2)
     assert second.campaign_id == first.campaign_id and second.env_id != first.env_id
-    again = run_campaign(sp.select("0:3"), profile, FAST, out, store=store)
+    again = run_campaign(sp.select("0:3"), CampaignConfig(devices=(profile,), protocol=FAST, out_dir=out, store=store, anchors=0))
     assert again.measured == 0 and again.already_done == 3
     hashes = [r["model_hash"] for r in read_journal(out, kind="measurement")]
     assert len(hashes) == len(set(hashes)) == 3
@@ -112,8 +113,8 @@ def test_real_campaign_journal_format_and_resume(tmp_path, store):
 def test_noisy_measurements_are_remeasured(tmp_path):
     runner = ScriptedRunner([NOISY, NOISY, CLEAN])
     events = []
-    summary = run_campaign(sp.select("5"), get_device("cpu"), FAST, tmp_path, runner=runner,
-                           artifacts=_artifacts, on_event=lambda e: events.append(e.kind))
+    summary = run_campaign(sp.select("5"), CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path, anchors=0),
+                           runners=[runner], artifacts=_artifacts, on_event=lambda e: events.append(e.kind))
     rec = summary.records[0]
     assert runner.calls == 3 and rec["attempts"] == 3 and rec["status"] == "ok"
     assert rec["measurement"]["noisy"] is False and rec["measurement"]["latency_ms"] == 2.0
@@ -125,8 +126,8 @@ def test_noisy_measurements_are_remeasured(tmp_path):
 def test_always_noisy_keeps_least_noisy_attempt_flagged(tmp_path):
     worse = [2.0] * 10 + [4.0] * 10  # known to +-64 % vs +-21 % for NOISY
     runner = ScriptedRunner([worse, NOISY, worse])
-    summary = run_campaign(sp.select("5"), get_device("cpu"), FAST, tmp_path, runner=runner,
-                           artifacts=_artifacts, max_attempts=3)
+    summary = run_campaign(sp.select("5"), CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path, max_attempts=3,
+                                                          anchors=0), runners=[runner], artifacts=_artifacts)
     rec = summary.records[0]
     assert rec["attempts"] == 3 and rec["measurement"]["noisy"] is True
     assert rec["measurement"]["rel_halfwidth"] == pytest.approx(
@@ -137,17 +138,18 @@ def test_always_noisy_keeps_least_noisy_attempt_flagged(tmp_path):
 def test_failures_are_status_not_numbers_and_are_retried(tmp_path):
     archs = sp.select("7,8")
     runner = ScriptedRunner([ModelFailedError("worker crashed (killed by signal SIGSEGV)"), CLEAN])
-    s1 = run_campaign(archs, get_device("cpu"), FAST, tmp_path, runner=runner, artifacts=_artifacts)
+    s1 = run_campaign(archs, CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path, anchors=0), runners=[runner],
+                      artifacts=_artifacts)
     assert (s1.measured, s1.failed) == (1, 1)
     failed = [r for r in read_journal(tmp_path, kind="measurement") if r["status"] == "failed"]
     assert failed[0]["measurement"] is None and "SIGSEGV" in failed[0]["reason"]
     # --skip-failed leaves it alone
-    s2 = run_campaign(archs, get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
-                      artifacts=_artifacts, skip_failed=True)
+    s2 = run_campaign(archs, CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path, skip_failed=True, anchors=0),
+                      runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)
     assert (s2.measured, s2.skipped_failed, s2.already_done) == (0, 1, 1)
     # a plain rerun retries it
-    s3 = run_campaign(archs, get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
-                      artifacts=_artifacts)
+    s3 = run_campaign(archs, CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path, anchors=0),
+                      runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)
     assert (s3.measured, s3.already_done) == (1, 1)
     ok = Counter(r["model_hash"] for r in read_journal(tmp_path, kind="measurement") if r["status"] == "ok")
     assert set(ok.values()) == {1} and len(ok) == 2
@@ -160,23 +162,23 @@ def test_export_failure_is_recorded(tmp_path):
         for a in archs:
             yield ExportFailure(a.hash, a.index, profile.format, "SNPE SDK not found")
 
-    s = run_campaign(sp.select("3"), get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
-                     artifacts=failing)
+    s = run_campaign(sp.select("3"), CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path, anchors=0),
+                     runners=[ScriptedRunner([CLEAN])], artifacts=failing)
     rec = s.records[0]
     assert rec["status"] == "failed" and rec["reason"] == "export failed: SNPE SDK not found"
     assert rec["artifact"] is None and rec["attempts"] == 0
 
 
 def test_conflicting_settings_are_refused(tmp_path):
-    run_campaign(sp.select("3"), get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
-                 artifacts=_artifacts)
+    run_campaign(sp.select("3"), CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path, anchors=0),
+                 runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)
     before = (tmp_path / "journal.jsonl").read_bytes()
     with pytest.raises(CampaignConflictError, match="another protocol"):
-        run_campaign(sp.select("3"), get_device("cpu"), TimingProtocol(groups=4, runs_per_group=10),
-                     tmp_path, runner=ScriptedRunner([CLEAN]), artifacts=_artifacts)
+        run_campaign(sp.select("3"), CampaignConfig(devices=(get_device("cpu"),), protocol=TimingProtocol(groups=4, runs_per_group=10),
+                                                    out_dir=tmp_path, anchors=0), runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)
     with pytest.raises(CampaignConflictError, match="profile"):
-        run_campaign(sp.select("3"), get_device("cpu-int8"), FAST, tmp_path,
-                     runner=ScriptedRunner([CLEAN]), artifacts=_artifacts)
+        run_campaign(sp.select("3"), CampaignConfig(devices=(get_device("cpu-int8"),), protocol=FAST, out_dir=tmp_path, anchors=0),
+                     runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)
     assert (tmp_path / "journal.jsonl").read_bytes() == before
 
 
@@ -186,8 +188,8 @@ def test_concurrent_campaign_is_locked_out(tmp_path):
     lock = _DirLock(tmp_path)
     try:
         with pytest.raises(CampaignLockedError, match="another 'blox-lat measure'"):
-            run_campaign(sp.select("3"), get_device("cpu"), FAST, tmp_path,
-                         runner=ScriptedRunner([CLEAN]), artifacts=_artifacts)
+            run_campaign(sp.select("3"), CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path, anchors=0),
+                         runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)
     finally:
         lock.release()
 
@@ -228,11 +230,11 @@ def test_interrupt_stops_cleanly(tmp_path):
             return super().measure(artifact, profile, protocol)
 
     runner = Interrupting([CLEAN])
-    s = run_campaign(sp.select("0:4"), get_device("cpu"), FAST, tmp_path, runner=runner,
-                     artifacts=_artifacts)
+    s = run_campaign(sp.select("0:4"), CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path, anchors=0),
+                     runners=[runner], artifacts=_artifacts)
     assert s.interrupted and s.measured == 1 and s.remaining == 3
-    s2 = run_campaign(sp.select("0:4"), get_device("cpu"), FAST, tmp_path,
-                      runner=ScriptedRunner([CLEAN]), artifacts=_artifacts)
+    s2 = run_campaign(sp.select("0:4"), CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path, anchors=0),
+                      runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)
     assert s2.measured == 3 and s2.already_done == 1
 
 
@@ -263,21 +265,21 @@ def test_resuming_an_interleaved_campaign_with_the_plain_protocol_is_refused(tmp
     """Both directions: interleaved then ``--interleave 1``, and plain then interleaved."""
     interleaved = TimingProtocol(groups=2, runs_per_group=10, warmup_min_runs=10, warmup_min_s=0.02,
                                  interleave=4, rounds=2)
-    run_campaign(sp.select("3"), get_device("cpu"), interleaved, tmp_path / "a",
-                 runner=ScriptedRunner([CLEAN]), artifacts=_artifacts)
+    run_campaign(sp.select("3"), CampaignConfig(devices=(get_device("cpu"),), protocol=interleaved, out_dir=tmp_path / "a", anchors=0),
+                 runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)
     before = (tmp_path / "a" / "journal.jsonl").read_bytes()
     with pytest.raises(CampaignConflictError, match="another protocol") as caught:
-        run_campaign(sp.select("3,4"), get_device("cpu"), FAST, tmp_path / "a",
-                     runner=ScriptedRunner([CLEAN]), artifacts=_artifacts)
+        run_campaign(sp.select("3,4"), CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path / "a", anchors=0),
+                     runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)
     assert "interleave None vs 1" not in str(caught.value)
     assert "interleave 4 vs 1" in str(caught.value)
     assert "--interleave 4 --rounds 2 --rewarm-runs 0" in str(caught.value)
     assert (tmp_path / "a" / "journal.jsonl").read_bytes() == before
-    run_campaign(sp.select("3"), get_device("cpu"), FAST, tmp_path / "b",
-                 runner=ScriptedRunner([CLEAN]), artifacts=_artifacts)
+    run_campaign(sp.select("3"), CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path / "b", anchors=0),
+                 runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)
     with pytest.raises(CampaignConflictError, match="interleave 1 vs 4") as caught:
-        run_campaign(sp.select("3,4"), get_device("cpu"), interleaved, tmp_path / "b",
-                     runner=ScriptedRunner([CLEAN]), artifacts=_artifacts)
+        run_campaign(sp.select("3,4"), CampaignConfig(devices=(get_device("cpu"),), protocol=interleaved, out_dir=tmp_path / "b",
+                                                      anchors=0), runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)
     assert "--interleave 1" in str(caught.value)
 
 
@@ -288,36 +290,36 @@ def test_resuming_an_interleaved_campaign_with_the_plain_protocol_is_refused(tmp
     '[1, 2]',
 ])
 def test_a_foreign_journal_line_is_a_one_line_error_naming_file_and_line(tmp_path, line):
-    run_campaign(sp.select("3"), get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
-                 artifacts=_artifacts)
+    run_campaign(sp.select("3"), CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path, anchors=0),
+                 runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)
     path = tmp_path / "journal.jsonl"
     with open(path, "a") as fh:
         fh.write(line + "\n")
     before = path.read_bytes()
     with pytest.raises(JournalError, match=r"journal.jsonl:3: ") as caught:
-        run_campaign(sp.select("3,4"), get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
-                     artifacts=_artifacts)
+        run_campaign(sp.select("3,4"), CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path, anchors=0),
+                     runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)
     assert "\n" not in str(caught.value)
     assert path.read_bytes() == before
     with open(path, "ab") as fh:  # a torn *last* line stays tolerated as before
         fh.write(b'{"schema": 1, "kind": "measurem')
     path.write_bytes(before.replace((line + "\n").encode(), b"") + b'{"schema": 1, "kind": "measurem')
-    s = run_campaign(sp.select("3,4"), get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
-                     artifacts=_artifacts)
+    s = run_campaign(sp.select("3,4"), CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path, anchors=0),
+                     runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)
     assert (s.measured, s.already_done) == (1, 1)
 
 
 def test_a_no_op_rerun_appends_no_environment_line(tmp_path):
     for _ in range(3):
-        run_campaign(sp.select("3,4"), get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
-                     artifacts=_artifacts)
+        run_campaign(sp.select("3,4"), CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path, anchors=0),
+                     runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)
     kinds = [r["kind"] for r in read_journal(tmp_path)]
     assert kinds == ["environment", "measurement", "measurement"]
-    again = run_campaign(sp.select("3,4"), get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
-                         artifacts=_artifacts)
+    again = run_campaign(sp.select("3,4"), CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path, anchors=0),
+                         runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)
     assert again.env_id == next(read_journal(tmp_path, kind="environment"))["env_id"]
-    run_campaign(sp.select("3:6"), get_device("cpu"), FAST, tmp_path, runner=ScriptedRunner([CLEAN]),
-                 artifacts=_artifacts)  # new records follow: their environment is recorded
+    run_campaign(sp.select("3:6"), CampaignConfig(devices=(get_device("cpu"),), protocol=FAST, out_dir=tmp_path, anchors=0),
+                 runners=[ScriptedRunner([CLEAN])], artifacts=_artifacts)  # new records follow: their environment is recorded
     kinds = [r["kind"] for r in read_journal(tmp_path)]
     assert kinds == ["environment"] + ["measurement"] * 2 + ["environment"] + ["measurement"]
 
@@ -329,12 +331,12 @@ def test_the_library_refuses_interleaving_off_one_local_device(tmp_path):
 
     interleaved = TimingProtocol(groups=2, runs_per_group=10, interleave=4, rounds=2)
     remote, local = get_device("sd888"), get_device("cpu")
-    for profile in (remote, [local, dataclasses.replace(local, name="cpu-2")]):
+    for devices in ((remote,), (local, dataclasses.replace(local, name="cpu-2"))):
+        config = CampaignConfig(devices=devices, protocol=interleaved, out_dir=tmp_path / "c", anchors=0)
         with pytest.raises(InterleaveError, match="one local device"):
-            run_campaign(sp.select("3"), profile, interleaved, tmp_path / "c", runner=ScriptedRunner([CLEAN]),
-                         artifacts=_artifacts)
+            run_campaign(sp.select("3"), config, runners=[ScriptedRunner([CLEAN])] * len(devices), artifacts=_artifacts)
         with pytest.raises(InterleaveError):
-            Campaign(sp.select("3"), profile, interleaved, tmp_path / "c")
+            Campaign(sp.select("3"), config)
     assert not (tmp_path / "c").exists()  # refused before touching the disk or a device
     assert (default_interleave([local]), default_interleave([remote])) == (32, 1)
     check_interleave(4, [local])

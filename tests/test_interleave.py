@@ -11,7 +11,7 @@ import pytest
 
 from blox_lat import space as sp
 from blox_lat.devices import get_device
-from blox_lat.harness import Measurement, MeasurementError, TimingProtocol, read_journal, run_campaign
+from blox_lat.harness import CampaignConfig, Measurement, MeasurementError, TimingProtocol, read_journal, run_campaign
 from blox_lat.harness._timing import time_interleaved
 
 
@@ -74,7 +74,8 @@ def test_interleaved_campaign_measures_each_model_once_with_real_onnxruntime(tmp
     protocol = TimingProtocol(groups=4, runs_per_group=5, warmup_min_runs=5, warmup_min_s=0.01,
                               interleave=3, rounds=2)
     archs = sp.select("0:4")
-    summary = run_campaign(archs, get_device("cpu"), protocol, tmp_path / "c", store=store)
+    summary = run_campaign(archs, CampaignConfig(devices=(get_device("cpu"),), protocol=protocol, out_dir=tmp_path / "c", store=store,
+                                                 anchors=0))
     assert (summary.measured, summary.failed) == (4, 0)
     records = list(read_journal(tmp_path / "c", kind="measurement"))
     assert [r["model_index"] for r in records] == [0, 1, 2, 3]
@@ -87,8 +88,8 @@ def test_interleaved_campaign_measures_each_model_once_with_real_onnxruntime(tmp
     from blox_lat.harness import CampaignConflictError
 
     with pytest.raises(CampaignConflictError):
-        run_campaign(archs, get_device("cpu"), TimingProtocol(groups=4, runs_per_group=5), tmp_path / "c",
-                     store=store)
+        run_campaign(archs, CampaignConfig(devices=(get_device("cpu"),), protocol=TimingProtocol(groups=4, runs_per_group=5),
+                                           out_dir=tmp_path / "c", store=store, anchors=0))
 
 
 def test_a_broken_model_in_an_interleaved_set_fails_alone(tmp_path, store):
@@ -108,8 +109,8 @@ def test_a_broken_model_in_an_interleaved_set_fails_alone(tmp_path, store):
 
     events = []
     protocol = TimingProtocol(groups=2, runs_per_group=5, warmup_min_runs=2, warmup_min_s=0.0, interleave=3, rounds=2)
-    summary = run_campaign(archs, get_device("cpu"), protocol, tmp_path / "c", artifacts=source,
-                           on_event=lambda e: events.append(e.kind))
+    summary = run_campaign(archs, CampaignConfig(devices=(get_device("cpu"),), protocol=protocol, out_dir=tmp_path / "c", anchors=0),
+                           artifacts=source, on_event=lambda e: events.append(e.kind))
     assert (summary.measured, summary.failed) == (2, 1)
     status = {r["model_index"]: r["status"] for r in read_journal(tmp_path / "c", kind="measurement")}
     assert status == {0: "ok", 1: "failed", 2: "ok"}
@@ -185,8 +186,8 @@ def _noisy_set(out: Path, **options):
                                   model_hash=a.hash)
 
     protocol = TimingProtocol(groups=2, runs_per_group=10, interleave=4, rounds=2)
-    return runner, run_campaign(sp.select("0:4"), get_device("cpu"), protocol, out, runner=runner,
-                                artifacts=source, **options)
+    return runner, run_campaign(sp.select("0:4"), CampaignConfig(devices=(get_device("cpu"),), protocol=protocol, out_dir=out, anchors=0,
+                                                                 **options), runners=[runner], artifacts=source)
 
 
 def test_noisy_models_are_remeasured_together(tmp_path):
@@ -254,8 +255,8 @@ def test_a_campaign_reports_set_progress_before_the_sets_models(tmp_path, store)
     protocol = TimingProtocol(groups=4, runs_per_group=2, warmup_min_runs=2, warmup_min_s=0.0,
                               interleave=3, rounds=2)
     events = []
-    run_campaign(sp.select("0:3"), get_device("cpu"), protocol, tmp_path / "c", store=store,
-                 on_event=lambda e: events.append((e.kind, e.to_dict())))
+    run_campaign(sp.select("0:3"), CampaignConfig(devices=(get_device("cpu"),), protocol=protocol, out_dir=tmp_path / "c", store=store,
+                                                  anchors=0), on_event=lambda e: events.append((e.kind, e.to_dict())))
     kinds = [k for k, _ in events if k in ("set-progress", "model")]
     assert kinds == ["set-progress", "set-progress", "model", "model", "model"]
     rounds = [(d["round"], d["rounds"], d["models"], d["attempt"]) for k, d in events if k == "set-progress"]

@@ -21,7 +21,7 @@ import pytest
 
 from blox_lat import space as sp
 from blox_lat.devices import get_device
-from blox_lat.harness import Measurement, TimingProtocol, read_journal, run_campaign
+from blox_lat.harness import CampaignConfig, Measurement, TimingProtocol, read_journal, run_campaign
 from blox_lat.harness._setlog import SET_NAME, load_partial_set
 
 SET = TimingProtocol(groups=8, runs_per_group=2, warmup_min_runs=2, warmup_min_s=0.0, interleave=4, rounds=8)
@@ -58,15 +58,15 @@ def _kept_ns(out: Path) -> dict[str, list[int]]:
 def test_an_interrupted_set_resumes_at_its_next_round_with_the_protocols_samples(tmp_path, store):
     archs = sp.select("0:4")
     events: list = []
-    first = run_campaign(archs, get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
-                         on_event=_interrupt_after(3, events))
+    first = run_campaign(archs, CampaignConfig(devices=(get_device("cpu"),), protocol=SET, out_dir=tmp_path, store=store, max_attempts=1,
+                                               anchors=0), on_event=_interrupt_after(3, events))
     assert first.interrupted and first.measured == 0
     kept = _kept_ns(tmp_path)
     assert list(kept) == [a.hash for a in archs]
     assert all(len(ns) == 3 * SET.runs_per_group for ns in kept.values())  # rounds 1-3, each one group
     events.clear()
-    second = run_campaign(archs, get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
-                          on_event=lambda e: events.append((e.kind, e.to_dict())))
+    second = run_campaign(archs, CampaignConfig(devices=(get_device("cpu"),), protocol=SET, out_dir=tmp_path, store=store, max_attempts=1,
+                                                anchors=0), on_event=lambda e: events.append((e.kind, e.to_dict())))
     assert (second.measured, second.failed, second.interrupted) == (4, 0, False)
     resumed = [d for k, d in events if k == "set-resumed"]
     assert resumed == [{"models": 4, "attempt": 1, "rounds_kept": 3, "rounds": 8}]
@@ -80,12 +80,13 @@ def test_an_interrupted_set_resumes_at_its_next_round_with_the_protocols_samples
 
 def test_a_resume_with_another_selector_continues_the_sets_models_still_selected(tmp_path, store):
     events: list = []
-    run_campaign(sp.select("0:3"), get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
-                 on_event=_interrupt_after(2, events))
+    run_campaign(sp.select("0:3"), CampaignConfig(devices=(get_device("cpu"),), protocol=SET, out_dir=tmp_path, store=store, max_attempts=1,
+                                                  anchors=0), on_event=_interrupt_after(2, events))
     kept = _kept_ns(tmp_path)
     events.clear()
-    part = run_campaign(sp.select("0,2"), get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
-                        on_event=lambda e: events.append((e.kind, e.to_dict())))
+    part = run_campaign(sp.select("0,2"), CampaignConfig(devices=(get_device("cpu"),), protocol=SET, out_dir=tmp_path, store=store,
+                                                         max_attempts=1, anchors=0), on_event=lambda e: events.append((e.kind,
+                                                                                                                       e.to_dict())))
     assert part.measured == 2
     assert [d for k, d in events if k == "set-resumed"] == [{"models": 2, "attempt": 1, "rounds_kept": 2, "rounds": 8}]
     for record in read_journal(tmp_path, kind="measurement"):
@@ -93,16 +94,17 @@ def test_a_resume_with_another_selector_continues_the_sets_models_still_selected
         assert _ns(record)[:4] == kept[record["model_hash"]]
     assert not (tmp_path / SET_NAME).exists()
     events.clear()
-    rest = run_campaign(sp.select("0:3"), get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
-                        on_event=lambda e: events.append((e.kind, e.to_dict())))
+    rest = run_campaign(sp.select("0:3"), CampaignConfig(devices=(get_device("cpu"),), protocol=SET, out_dir=tmp_path, store=store,
+                                                         max_attempts=1, anchors=0), on_event=lambda e: events.append((e.kind,
+                                                                                                                       e.to_dict())))
     assert (rest.measured, rest.already_done) == (1, 2) and not [k for k, _ in events if k == "set-resumed"]
     ok = Counter(r["model_hash"] for r in read_journal(tmp_path, kind="measurement") if r["status"] == "ok")
     assert set(ok) == {a.hash for a in sp.select("0:3")} and set(ok.values()) == {1}
 
 
 def test_a_torn_or_foreign_set_file_keeps_the_rounds_before_the_damage(tmp_path, store):
-    run_campaign(sp.select("0:2"), get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
-                 on_event=_interrupt_after(4, []))
+    run_campaign(sp.select("0:2"), CampaignConfig(devices=(get_device("cpu"),), protocol=SET, out_dir=tmp_path, store=store, max_attempts=1,
+                                                  anchors=0), on_event=_interrupt_after(4, []))
     path = tmp_path / SET_NAME
     whole = path.read_bytes()
     with open(path, "ab") as fh:
@@ -113,8 +115,8 @@ def test_a_torn_or_foreign_set_file_keeps_the_rounds_before_the_damage(tmp_path,
     assert load_partial_set(tmp_path).rounds_kept() == 2
     path.write_bytes(b"not json at all\n")
     events: list = []
-    s = run_campaign(sp.select("0:2"), get_device("cpu"), SET, tmp_path, store=store, max_attempts=1,
-                     on_event=lambda e: events.append(e.kind))
+    s = run_campaign(sp.select("0:2"), CampaignConfig(devices=(get_device("cpu"),), protocol=SET, out_dir=tmp_path, store=store,
+                                                      max_attempts=1, anchors=0), on_event=lambda e: events.append(e.kind))
     assert s.measured == 2 and "set-resumed" not in events and not path.exists()
 
 
@@ -136,7 +138,7 @@ def test_sigkill_mid_set_loses_at_most_the_round_in_progress(tmp_path, store):
     out = tmp_path / "runs"
     runs, per_group = 80, 2  # 40 rounds of one group per model
     argv = [sys.executable, "-m", "blox_lat", "measure", "0:4", "--runs", str(runs), "--runs-per-group",
-            str(per_group), "--warmup-runs", "2", "--warmup-s", "0", "--max-attempts", "1", "--out", str(out),
+            str(per_group), "--warmup-runs", "2", "--warmup-s", "0", "--max-attempts", "1", "--redo-sets", "0", "--out", str(out),
             "--store", str(store.root), "--quiet"]
     seed = int(os.environ.get("BLOX_LAT_TEST_SEED", time.time_ns()))
     rng = random.Random(seed)
@@ -235,15 +237,15 @@ def test_a_set_killed_while_remeasuring_its_noisy_models_resumes_that_attempt(tm
     archs = sp.select("0:3")
     proto = TimingProtocol(groups=3, runs_per_group=10, warmup_min_runs=1, warmup_min_s=0.0, interleave=3, rounds=3)
     noisy = {archs[1].hash, archs[2].hash}
-    first = run_campaign(archs, get_device("cpu"), proto, tmp_path, runner=RoundRunner(noisy, stop_at=(2, 1)),
-                         artifacts=_fake_artifacts, max_attempts=3)
+    first = run_campaign(archs, CampaignConfig(devices=(get_device("cpu"),), protocol=proto, out_dir=tmp_path, max_attempts=3, anchors=0),
+                         runners=[RoundRunner(noisy, stop_at=(2, 1))], artifacts=_fake_artifacts)
     assert first.interrupted and first.measured == 0
     state = load_partial_set(tmp_path)
     assert [(a.attempt, len(a.members), len(a.done)) for a in state.attempts] == [(1, 3, 3), (2, 2, 1)]
     again = RoundRunner(noisy)
     again.attempt = 2
-    second = run_campaign(archs, get_device("cpu"), proto, tmp_path, runner=again, artifacts=_fake_artifacts,
-                          max_attempts=3)
+    second = run_campaign(archs, CampaignConfig(devices=(get_device("cpu"),), protocol=proto, out_dir=tmp_path, max_attempts=3, anchors=0),
+                          runners=[again], artifacts=_fake_artifacts)
     # attempt 1 is not timed again; attempt 2 goes on at its second round with the same two models
     assert again.calls == [([archs[1].hash, archs[2].hash], 1)]
     assert (second.measured, second.remeasured) == (3, 2)
@@ -283,7 +285,7 @@ def test_sigkill_of_an_anchored_campaign_keeps_its_anchors_and_reference(tmp_pat
 
     out = tmp_path / "runs"
     argv = [sys.executable, "-m", "blox_lat", "measure", "0:4", "--interleave", "2", "--anchors", "2", "--runs", "200",
-            "--runs-per-group", "10", "--warmup-runs", "2", "--warmup-s", "0", "--max-attempts", "1", "--out", str(out),
+            "--runs-per-group", "10", "--warmup-runs", "2", "--warmup-s", "0", "--max-attempts", "1", "--redo-sets", "0", "--out", str(out),
             "--store", str(store.root), "--quiet"]
     anchors = tuple(a.hash for a in choose_anchors(2))
     first_set = tuple(a.hash for a in sp.select("0:2"))

@@ -28,6 +28,7 @@ from blox_lat.devices._adb import AdbTransport
 from blox_lat.devices._ssh import SshTransport
 from blox_lat.harness import (
     AnchorsRecord,
+    CampaignConfig,
     CampaignConflictError,
     MeasurementRecord,
     ModelDone,
@@ -96,8 +97,8 @@ def test_campaign_over_real_sshd_with_kill_and_restart(tmp_path, store):
                 srv.stop()
                 threading.Timer(1.5, lambda: (srv.start(), restarted.set())).start()
 
-        summary = run_campaign(archs, profile, FAST, tmp_path / "run", runner=runner, store=store,
-                               on_event=on_event)
+        summary = run_campaign(archs, CampaignConfig(devices=(profile,), protocol=FAST, out_dir=tmp_path / "run", store=store, anchors=0),
+                               runners=[runner], on_event=on_event)
     assert restarted.is_set()
     reasons = [r["reason"] for r in summary.records if r["status"] != "ok"]
     assert (summary.measured, summary.failed, summary.remaining) == (4, 0, 0), reasons
@@ -206,8 +207,8 @@ def test_device_farm_hands_over_the_models_of_a_lost_device(tmp_path, store, adb
             if event.kind == "device-lost":
                 lost_events.append(event.device)
 
-        summary = run_campaign(archs, profiles, FAST, tmp_path / "farm", runner=runners, store=store,
-                               on_event=on_event, record_as="phone")
+        summary = run_campaign(archs, CampaignConfig(devices=tuple(profiles), protocol=FAST, out_dir=tmp_path / "farm", store=store,
+                                                     record_as="phone", anchors=0), runners=runners, on_event=on_event)
     records = _measurements(tmp_path / "farm")
     assert sorted(r["model_index"] for r in records) == [0, 1, 2, 3]  # every model exactly once
     assert all(r["status"] == "ok" and r["device"] == "phone" for r in records)
@@ -225,7 +226,8 @@ def test_farm_members_must_share_one_setting(tmp_path):
     a = DeviceProfile(name="a", transport="adb", runtime="onnxruntime", format="onnx")
     b = DeviceProfile(name="b", transport="adb", runtime="onnxruntime", format="onnx-int8", precision="int8")
     with pytest.raises(BloxLatError, match="measure differently"):
-        run_campaign(sp.select("0"), [a, b], FAST, tmp_path / "x", runner=[object(), object()])
+        run_campaign(sp.select("0"), CampaignConfig(devices=tuple([a, b]), protocol=FAST, out_dir=tmp_path / "x", anchors=0),
+                     runners=[object(), object()])
     assert not (tmp_path / "x").exists()
 
 
@@ -299,11 +301,12 @@ def test_serial_anchors_over_real_sshd_recover_ranks_and_resume_keeps_them(tmp_p
                                                       python=_python_with_fake_runtime(tmp_path)))
 
         with runner() as r:
-            summary = run_campaign(models, profile, FAST, tmp_path / "c", runner=r, artifacts=source,
-                                   anchors=anchors, anchor_every=3, on_event=on_event)
+            summary = run_campaign(models, CampaignConfig(devices=(profile,), protocol=FAST, out_dir=tmp_path / "c", anchors=anchors,
+                                                          anchor_every=3), runners=[r], artifacts=source, on_event=on_event)
         assert (summary.measured, summary.failed) == (9, 0)
         with pytest.raises(CampaignConflictError, match="rerun with --anchors 2"), runner() as r:
-            run_campaign(sp.select("0:10"), profile, FAST, tmp_path / "c", runner=r, artifacts=source, anchors=3)
+            run_campaign(sp.select("0:10"), CampaignConfig(devices=(profile,), protocol=FAST, out_dir=tmp_path / "c", anchors=3),
+                         runners=[r], artifacts=source)
     runs = [AnchorsRecord.from_dict(x) for x in read_journal(tmp_path / "c", kind="anchors")]
     assert [(x.trigger, round(x.level, 1)) for x in runs] == [("start", 1.0), ("every", 1.6), ("every", 0.6)]
     records = [MeasurementRecord.from_dict(x) for x in read_journal(tmp_path / "c", kind="measurement")]

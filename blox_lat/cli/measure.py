@@ -296,6 +296,10 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
                    "--max-halfwidth). "
                    "auto: 1 when interleaving (re-timing a set's noisy models cost more than it "
                    "gained, see docs/protocol.md), else 3.")
+@click.option("--redo-sets", "redo_sets", default="auto", show_default=True, metavar="N|auto",
+              help="Times an interleaved set is timed again, once the host is quiet, when its rounds "
+                   "scattered together (a burst of other work on the host; see docs/protocol.md). "
+                   "auto: 1 for interleaved sets with anchors, else 0.")
 @click.option("--cv-threshold", type=float, default=lambda: _cv_threshold(),
               help=f"Coefficient of variation of single runs above which a measurement is flagged "
                    f"cv>T (information about the host; the trimmed mean drops such spikes).  "
@@ -303,6 +307,9 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 @click.option("--max-halfwidth", "max_halfwidth", type=float, default=0.05, show_default=True, metavar="FRACTION",
               help="A measurement whose latency's 95 % interval is wider than +-FRACTION of it is "
                    "noisy: timed again (--max-attempts) and flagged.")
+@click.option("--remeasure", "remeasure", multiple=True, type=click.Choice(["burst", "noisy"]),
+              help="Measure again the models of the selection already measured whose latest result is "
+                   "flagged burst (their set ran through a burst no redo repaired) or noisy; repeatable.")
 @click.option("--skip-failed", is_flag=True, help="Do not retry models that failed in an earlier run.")
 @click.option("--timeout", "timeout_s", type=float, default=600.0, show_default=True,
               help="Seconds one model may take before its worker is killed and it fails.")
@@ -320,8 +327,10 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ...], record_as: str | None,
             device_files: tuple[str, ...], runs: int, runs_per_group: int, warmup_runs: int, warmup_s: float,
             interleave: str, rounds: int | None, rewarm_runs: int, anchors: str, anchor_every: str,
-            out_dir: str | None, shard: str | None, store_dir: str | None, max_attempts: str, cv_threshold: float,
-            max_halfwidth: float, skip_failed: bool, timeout_s: float, affinity: str | None, on_busy: str, lookahead: int,
+            out_dir: str | None, shard: str | None, store_dir: str | None, max_attempts: str, redo_sets: str,
+            cv_threshold: float,
+            max_halfwidth: float, remeasure: tuple[str, ...], skip_failed: bool, timeout_s: float,
+            affinity: str | None, on_busy: str, lookahead: int,
             overlap_exports: bool | None, quiet: bool, as_json: bool) -> None:
     """Measure the models named by SELECTOR on a device and append them to a journal.
 
@@ -340,29 +349,33 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
     Exit status, as for the other commands:
       0    every model measured (now or in an earlier run)
       1    some model failed, or is still unmeasured (a lost device), or was skipped
-           (--skip-failed) because it failed before: a rerun retries it
+           (--skip-failed) because it failed before: a rerun retries it; or the host
+           was busy with --on-busy stop
       2    bad input: one line on stderr, nothing was run
       130  interrupted: rerun the same command to resume
     """
     from blox_lat import space as sp
+    from blox_lat.harness import CampaignConfig, ProtocolChoice
 
     cpus = _parse_affinity(affinity)
-    _check_limits(record_as, timeout_s, lookahead)
+    _check_limits(record_as)
     profiles, connection = _devices(device_names, device_files, connect)
     _check_toolchains(profiles)
-    protocol = _protocol(profiles, runs, runs_per_group, warmup_runs, warmup_s, (cv_threshold, max_halfwidth),
-                         interleave, rounds, rewarm_runs)
-    n_anchors = _anchors(anchors, protocol.interleave, profiles)
+    choice = ProtocolChoice(runs=runs, runs_per_group=runs_per_group, warmup_runs=warmup_runs, warmup_s=warmup_s,
+                            interleave=_auto_or_int(interleave, "--interleave", 1, 64), rounds=rounds,
+                            rewarm_runs=rewarm_runs, cv_threshold=cv_threshold, max_halfwidth=max_halfwidth)
+    config = CampaignConfig(
+        devices=tuple(profiles), protocol=choice, out_dir=_out_dir(out_dir or f"runs/{record_as or profiles[0].name}"),
+        record_as=record_as, anchors=_auto_or_int(anchors, "--anchors", 0, 16),
+        anchor_every=_auto_or_int(anchor_every, "--anchor-every", 1),
+        max_attempts=_auto_or_int(max_attempts, "--max-attempts", 1), redo_sets=_auto_or_int(redo_sets, "--redo-sets", 0, 5),
+        skip_failed=skip_failed, remeasure=tuple(remeasure), timeout_s=timeout_s, affinity=tuple(cpus) if cpus is not None else None,
+        connection=connection or None, store=_store(store_dir), lookahead=lookahead, overlap_exports=overlap_exports,
+        on_busy=on_busy).resolved()  # every refusal before the host is sampled
     archs = sp.shard(sp.select(selector), shard)
     _check_affinity(cpus, profiles)
-    out = _out_dir(out_dir or f"runs/{record_as or profiles[0].name}")  # before any work
-    options = {"store": _store(store_dir), "lookahead": lookahead, "max_attempts": _auto_or_int(max_attempts, "--max-attempts", 1),
-               "skip_failed": skip_failed, "timeout_s": timeout_s, "affinity": cpus,
-               "overlap_exports": overlap_exports, "connection": connection or None, "record_as": record_as,
-               "anchors": n_anchors or None, "anchor_every": _auto_or_int(anchor_every, "--anchor-every", 1)}
-    host = _host(profiles, cpus, on_busy)
-    summary = _run(archs, profiles[0] if len(profiles) == 1 else profiles, protocol, out, options, quiet or as_json,
-                   host, None if as_json or host is None else host.warning)
+    host = _host(profiles, cpus, on_busy, connection)
+    summary = _run(archs, config, quiet or as_json, host, None if as_json or host is None else host.warning)
     _report(summary, as_json, host)
     _exit(summary, as_json)
 
@@ -377,15 +390,11 @@ def _check_toolchains(profiles: list[Any]) -> None:
         check_packages(fmt)
 
 
-def _check_limits(record_as: str | None, timeout_s: float, lookahead: int) -> None:
+def _check_limits(record_as: str | None) -> None:
     if record_as is not None:  # it names runs/NAME and bench/NAME: no '/', no '..'
         from blox_lat.dataset import check_device_name
 
         check_device_name(record_as)
-    if timeout_s <= 0:
-        raise click.BadParameter("must be > 0", param_hint="--timeout")
-    if lookahead < 1:
-        raise click.BadParameter("must be >= 1", param_hint="--lookahead")
 
 
 def _out_dir(path: str) -> Any:
@@ -410,29 +419,6 @@ def _devices(device_names: tuple[str, ...], device_files: tuple[str, ...],
     return profiles, connection
 
 
-def _protocol(profiles: list[Any], runs: int, runs_per_group: int, warmup_runs: int, warmup_s: float,
-              thresholds: tuple[float, float], interleave: str, rounds: int | None, rewarm_runs: int) -> Any:
-    """The timing protocol the options describe (interleaving checked against the devices);
-    ``thresholds``: (--cv-threshold, --max-halfwidth)."""
-    from blox_lat.harness import TimingProtocol
-
-    cv_threshold, max_halfwidth = thresholds
-    if not 0 < max_halfwidth < 1:
-        raise click.BadParameter(f"{max_halfwidth} is not a fraction in (0, 1), e.g. 0.05 for +-5 %",
-                                 param_hint="--max-halfwidth")
-
-    k = _interleave(interleave, profiles)
-    if rounds is not None and k == 1 and rounds != 1:
-        raise click.UsageError("--rounds needs --interleave K with K > 1 (or auto on a local device)")
-    if runs < 1 or runs_per_group < 1:
-        raise click.BadParameter("must be >= 1", param_hint="--runs / --runs-per-group")
-    groups = max(1, runs // runs_per_group)
-    return TimingProtocol.from_total(runs, runs_per_group, warmup_min_runs=warmup_runs, warmup_min_s=warmup_s,
-                                     cv_threshold=cv_threshold, interleave=k,
-                                     rounds=(rounds if rounds is not None else groups) if k > 1 else 1,
-                                     rewarm_runs=rewarm_runs, halfwidth_threshold=max_halfwidth)
-
-
 def _store(store_dir: str | None) -> Any:
     if store_dir is None:
         return None
@@ -441,24 +427,25 @@ def _store(store_dir: str | None) -> Any:
     return ArtifactStore(store_dir)
 
 
-def _host(profiles: list[Any], cpus: list[int] | None, on_busy: str) -> Any:
-    """The library's look at a local device's host (``check_host``); exit status 1 for
-    --on-busy stop on a busy host."""
+def _host(profiles: list[Any], cpus: list[int] | None, on_busy: str, connection: dict[str, Any]) -> Any:
+    """The library's look at the devices' host (``check_host``: this one, or an SSH device's
+    over its connection); exit status 1 for --on-busy stop on a busy host."""
     from blox_lat.harness import HostBusyError, check_host
 
     try:
-        return check_host(profiles, cpus, on_busy)
+        return check_host(profiles, cpus, on_busy, connection=connection or None)
     except HostBusyError as exc:
         click.echo(f"blox-lat: {exc}", err=True)
         sys.exit(1)
 
 
-def _run(archs: Any, profile: Any, protocol: Any, out: Any, options: dict[str, Any], quiet: bool, host: Any,
-         warning: str | None) -> Any:
+def _run(archs: Any, config: Any, quiet: bool, host: Any, warning: str | None) -> Any:
     """The campaign, with its progress shown, SIGTERM stopping it like Ctrl-C, the host's state
     (``host``, a HostCheck or None) recorded in its environment lines, and ``warning`` (a busy
     host) on stderr once the campaign starts with models to measure: not for a run its setup
     refuses, nor a rerun with nothing left."""
+    import dataclasses
+
     from blox_lat.harness import CampaignStarted, run_campaign
 
     progress = _Progress(quiet)
@@ -471,8 +458,8 @@ def _run(archs: Any, profile: Any, protocol: Any, out: Any, options: dict[str, A
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     progress.start()
     try:
-        return run_campaign(archs, profile, protocol, out, on_event=on_event,
-                            host_state=host.to_dict() if host is not None else None, **options)
+        return run_campaign(archs, dataclasses.replace(config, host_state=host.to_dict() if host is not None else None),
+                            on_event=on_event)
     finally:
         progress.stop()
         signal.signal(signal.SIGTERM, previous)
@@ -483,6 +470,9 @@ def _exit(summary: Any, as_json: bool) -> None:
     if summary.interrupted:
         click.echo("blox-lat: interrupted; rerun the same command to resume", err=True)
         sys.exit(130)
+    if summary.stopped:
+        click.echo(f"blox-lat: {summary.stopped}", err=True)
+        sys.exit(1)
     if summary.lost_devices and not as_json:
         click.echo(f"devices lost during the campaign: {', '.join(summary.lost_devices)}", err=True)
     if summary.failed and not as_json:
@@ -493,34 +483,6 @@ def _exit(summary: Any, as_json: bool) -> None:
                    f"{summary.journal}); rerun without --skip-failed to retry them", err=True)
     if summary.failed or summary.remaining or summary.skipped_failed:  # a skipped model is a failed one
         sys.exit(1)
-
-
-def _interleave(value: str, profiles: list[Any]) -> int:
-    """``--interleave``: an integer, or auto (``LOCAL_INTERLEAVE`` where the worker is local, else 1)."""
-    from blox_lat.harness import InterleaveError, check_interleave, default_interleave
-
-    interleave = _auto_or_int(value, "--interleave", 1, 64)
-    if interleave is None:
-        return default_interleave(profiles)
-    try:  # the library's rule (a notebook gets the same refusal), as a usage error
-        check_interleave(interleave, profiles)
-    except InterleaveError as exc:
-        raise click.UsageError(str(exc)) from None
-    return interleave
-
-
-def _anchors(value: str, interleave: int, profiles: list[Any]) -> int:
-    """``--anchors``: an integer, or auto: ``DEFAULT_ANCHORS`` on one device that interleaves or
-    is remote (it measures one model at a time), 0 for the plain local protocol and for farms."""
-    from blox_lat.harness import default_anchors
-
-    anchors = _auto_or_int(value, "--anchors", 0, 16)
-    if anchors is None:
-        return default_anchors(interleave, profiles)
-    if anchors and len(profiles) > 1:
-        raise click.UsageError("--anchors K > 0 runs on one device (each device of a farm has its own level); "
-                               "use --anchors 0 or one campaign per device")
-    return anchors
 
 
 def _auto_or_int(value: str, option: str, low: int, high: int | None = None) -> int | None:
@@ -572,6 +534,8 @@ def _report(summary: Any, as_json: bool, host: Any = None) -> None:
         ("skipped (failed before)", summary.skipped_failed),
         ("noisy (kept, flagged)", summary.noisy),
         ("re-measured", summary.remeasured),
+        ("sets redone after a burst", f"{summary.redone_sets} ({summary.redo_s:.1f} s)"),
+        ("burst not repaired", f"{summary.unrepaired_models} model(s) in {summary.unrepaired_sets} set(s)"),
         ("remaining", summary.remaining),
         ("wall time", f"{summary.wall_s:.1f} s"),
     ]
@@ -583,6 +547,11 @@ def _report(summary: Any, as_json: bool, host: Any = None) -> None:
                    "(--max-halfwidth); measure them again with more --runs or on a quieter host "
                    "(blox-lat devices check shows what else runs), or keep them with their wider intervals",
                    err=True)
+    if summary.unrepaired_sets:
+        click.echo(f"{summary.unrepaired_models} model(s) in {summary.unrepaired_sets} set(s) ran through a burst of "
+                   "other work on the host that no redo repaired (flag 'burst' in the journal): their latencies carry "
+                   "that noise, which their anchors cannot correct; measure them again on a quiet host: "
+                   "the same command with --remeasure burst (docs/protocol.md)", err=True)
 
 
 __all__ = ["measure"]

@@ -32,6 +32,7 @@ from blox_lat.harness._campaign import (
     run_campaign,
 )
 from blox_lat.harness._check import CheckStep, check_device
+from blox_lat.harness._config import CampaignConfig, ProtocolChoice, default_redo_sets
 from blox_lat.harness._environment import collect_environment
 from blox_lat.harness._events import (
     AnchorsTimed,
@@ -43,10 +44,12 @@ from blox_lat.harness._events import (
     SetDiscarded,
     SetFailed,
     SetProgress,
+    SetRedone,
     SetResumed,
     ThermalWaited,
 )
 from blox_lat.harness._factory import get_runner
+from blox_lat.harness._hostwatch import HostWatch
 from blox_lat.harness._journal import (
     JOURNAL_NAME,
     JOURNAL_SCHEMA,
@@ -112,6 +115,7 @@ from blox_lat.harness._runners import (
     TransportRunner,
     WorkerCrashedError,
 )
+from blox_lat.harness._stability import SetStability, StabilityJudge, shared_scatter
 from blox_lat.harness._standing import (
     LATENCY_KINDS,
     RULE,
@@ -152,6 +156,14 @@ __all__ = [
     "AnchorsRecord",
     "JOURNAL_SCHEMA",
     "Campaign",
+    "CampaignConfig",
+    "ProtocolChoice",
+    "default_redo_sets",
+    "HostWatch",
+    "SetRedone",
+    "SetStability",
+    "StabilityJudge",
+    "shared_scatter",
     "CampaignConflictError",
     "CampaignEvent",
     "CampaignLockedError",

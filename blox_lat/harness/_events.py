@@ -24,6 +24,7 @@ __all__ = [
     "SetFailed",
     "SetDiscarded",
     "SetProgress",
+    "SetRedone",
     "SetResumed",
     "ThermalWaited",
 ]
@@ -113,6 +114,17 @@ class SetFailed(CampaignEvent):
     kind: ClassVar[str] = "interleave-failed"
     models: int
     reason: str
+
+
+@dataclass(frozen=True)
+class SetRedone(CampaignEvent):
+    """Attempt ``attempt`` of a set ran through a noise burst (its rounds scattered together by
+    ``shared_sd``): its ``models`` are timed again with its anchors, once the host is quiet."""
+
+    kind: ClassVar[str] = "set-redone"
+    models: int
+    attempt: int
+    shared_sd: float
 
 
 @dataclass(frozen=True)

@@ -303,6 +303,15 @@ class MeasurementRecord:
                    origin=origin)
 
 
+def _stability(value: Any) -> dict[str, Any] | None:
+    """An anchors line's ``stability`` (absent on lines written before sets were judged)."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not isinstance(value.get("burst"), bool):
+        raise RecordError(f"stability is {value!r}; it is an object with a boolean 'burst'")
+    return dict(value)
+
+
 @dataclass(frozen=True)
 class AnchorsRecord:
     """The anchors of one timed attempt of a set: ``set_id`` (what its records point at), the
@@ -327,8 +336,16 @@ class AnchorsRecord:
     recorded_at: str
     schema: int = LEVEL_SCHEMA
     trigger: str | None = None
+    #: the attempt's shared round scatter, its threshold and whether a burst hit it
+    #: (:mod:`blox_lat.harness._stability`); None where the set was not judged
+    stability: dict[str, Any] | None = None
     #: ``file:line`` the record was read from (not written)
     origin: str | None = field(default=None, compare=False)
+
+    @property
+    def burst(self) -> bool:
+        """A noise burst hit the set's attempt this line levels."""
+        return bool(self.stability and self.stability.get("burst"))
 
     def check(self) -> AnchorsRecord:
         """The record itself when it can give a level; :class:`RecordError` naming the field otherwise."""
@@ -364,7 +381,8 @@ class AnchorsRecord:
                 "device": self.device, "campaign_id": self.campaign_id, "env_id": self.env_id,
                 "anchors": self.anchors, "reference_ms": self.reference_ms, "level": self.level,
                 "members": self.members, "recorded_at": self.recorded_at,
-                **({"trigger": self.trigger} if self.trigger is not None else {})}
+                **({"trigger": self.trigger} if self.trigger is not None else {}),
+                **({"stability": self.stability} if self.stability is not None else {})}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: str | None = None) -> AnchorsRecord:
@@ -375,7 +393,8 @@ class AnchorsRecord:
         return cls(set_id=get("set_id"), attempt=get("attempt"), device=get("device"), campaign_id=get("campaign_id"),
                    env_id=get("env_id"), anchors=list(anchors), reference_ms=list(reference),
                    level=get("level"), members=get("members"), recorded_at=get("recorded_at"),
-                   schema=get("schema", LEVEL_SCHEMA), trigger=get("trigger"), origin=origin)
+                   schema=get("schema", LEVEL_SCHEMA), trigger=get("trigger"),
+                   stability=_stability(get("stability")), origin=origin)
 
 
 #: the host facts every environment line starts with, in order (``collect_environment``)
