@@ -43,11 +43,11 @@ def _ok_records(folder: Path) -> list[MeasurementRecord]:
 
 def test_survey_measures_fits_and_publishes(tmp_path, store):
     out = tmp_path / "s"
-    res = _survey(out, store, "--budget", "1h", "--first", "45", "--target-width", "99", "--json")
+    res = _survey(out, store, "--budget", "1h", "--first", "45", "--max-rounds", "1", "--json")
     doc = json.loads(res.stdout)
-    # one balanced round of 45, then the target (a half-width of 99 %) stops the rounds
+    # one balanced round of 45, then --max-rounds stops the rounds
     assert [r["plan"] for r in doc["rounds"]] == ["balanced"]
-    assert doc["stopped"].startswith("target reached")
+    assert doc["stopped"].startswith("1 round(s) done")
     records = _ok_records(out / sv.CAMPAIGN)
     assert len({r.model_index for r in records}) == len(records) == doc["models_measured"] - 3  # probe: 3 anchors
     assert {r.model_index for r in records} == set(sv.read_state(out).rounds[0].indices)
@@ -69,7 +69,7 @@ def test_survey_measures_fits_and_publishes(tmp_path, store):
     assert spent["not_accounted_s"] == pytest.approx(spent["wall_s"] - spent["device_time"]["total_s"], abs=2e-3)
     # a rerun has nothing left to do: nothing measured again, the same figures
     journal = (out / sv.CAMPAIGN / "journal.jsonl").read_bytes()
-    again = json.loads(_survey(out, store, "--budget", "1h", "--first", "45", "--target-width", "99",
+    again = json.loads(_survey(out, store, "--budget", "1h", "--first", "45", "--max-rounds", "1",
                                "--json").stdout)
     assert (out / sv.CAMPAIGN / "journal.jsonl").read_bytes() == journal
     assert again["accuracy"] == doc["accuracy"] and again["spent"]["wall_s"] == doc["spent"]["wall_s"]
@@ -77,7 +77,7 @@ def test_survey_measures_fits_and_publishes(tmp_path, store):
 
 def test_more_budget_continues_with_the_least_certain_models(tmp_path, store):
     out = tmp_path / "s"
-    _survey(out, store, "--budget", "1h", "--first", "45", "--target-width", "99")
+    _survey(out, store, "--budget", "1h", "--first", "45", "--max-rounds", "1")
     state = sv.read_state(out)
     per_model = state.rounds[0].cost.wall_s / state.rounds[0].cost.measured
     budget = state.spent_s + 24 * per_model  # buys about 24 more models: rounds of the least certain
@@ -94,6 +94,10 @@ def test_more_budget_continues_with_the_least_certain_models(tmp_path, store):
     assert len(measured) == doc["models_measured"] - 3
     assert len(ds.open(out / sv.RELEASE).section("bench/cpu").table) == len(measured)
     assert "round 2" in res.stderr  # progress
+    # a target the last fit already meets ends the rounds without a new one
+    half = doc["accuracy"]["median_halfwidth_pct"]
+    again = json.loads(_survey(out, store, "--budget", "1h", "--target-width", f"{half + 1:.3f}", "--json").stdout)
+    assert again["stopped"].startswith("target reached") and len(again["rounds"]) == len(doc["rounds"])
 
 
 def _lines(path: Path) -> list[str]:
@@ -103,7 +107,7 @@ def _lines(path: Path) -> list[str]:
 def test_resumes_after_sigkill_and_loses_nothing(tmp_path, store):
     out = tmp_path / "s"
     cmd = [sys.executable, "-m", "blox_lat", "survey", "--device", "cpu", "--out", str(out), "--store", str(store),
-           *FAST, "--budget", "1h", "--first", "45", "--target-width", "99"]
+           *FAST, "--budget", "1h", "--first", "45", "--max-rounds", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     journal = out / sv.CAMPAIGN / "journal.jsonl"
     deadline = time.monotonic() + 120
@@ -119,7 +123,7 @@ def test_resumes_after_sigkill_and_loses_nothing(tmp_path, store):
     assert before.rounds and not before.rounds[0].measured and before.rounds[0].cost.wall_s > 0
     kept = {r.model_index for r in _ok_records(out / sv.CAMPAIGN)}
     assert 0 < len(kept) < 45
-    res = _survey(out, store, "--budget", "1h", "--first", "45", "--target-width", "99", "--json")
+    res = _survey(out, store, "--budget", "1h", "--first", "45", "--max-rounds", "1", "--json")
     doc = json.loads(res.stdout)
     after = _lines(journal)
     assert after[:len(before_lines)] == before_lines  # what the killed run journaled is kept as it was
@@ -135,7 +139,7 @@ def test_resumes_after_sigkill_and_loses_nothing(tmp_path, store):
 def test_sigterm_stops_with_130_and_the_rerun_resumes(tmp_path, store):
     out = tmp_path / "s"
     cmd = [sys.executable, "-m", "blox_lat", "survey", "--device", "cpu", "--out", str(out), "--store", str(store),
-           *FAST, "--budget", "1h", "--first", "45", "--target-width", "99"]
+           *FAST, "--budget", "1h", "--first", "45", "--max-rounds", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out / sv.CAMPAIGN / "journal.jsonl").exists():
@@ -145,7 +149,7 @@ def test_sigterm_stops_with_130_and_the_rerun_resumes(tmp_path, store):
     _stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "rerun the same command to resume" in stderr and "Traceback" not in stderr
-    doc = json.loads(_survey(out, store, "--budget", "1h", "--first", "45", "--target-width", "99",
+    doc = json.loads(_survey(out, store, "--budget", "1h", "--first", "45", "--max-rounds", "1",
                              "--json").stdout)
     assert doc["models_measured"] == 45 + 3
 
@@ -153,7 +157,8 @@ def test_sigterm_stops_with_130_and_the_rerun_resumes(tmp_path, store):
 @pytest.mark.parametrize(("args", "says"), [
     (["--budget", "soon"], "budget 'soon'"),
     (["--budget", "0"], "budget '0'"),
-    (["--budget", "1h", "--target-width", "150"], "--target-width"),
+    (["--budget", "1h", "--target-width", "-5"], "--target-width"),
+    (["--budget", "1h", "--max-rounds", "0"], "--max-rounds"),
     (["--budget", "1h", "--device", "no-such-device"], "no-such-device"),
     (["--budget", "1h", "--prior", "missing.json"], "--prior missing.json"),
     (["--budget", "1h", "--first", "5"], "at least 45"),

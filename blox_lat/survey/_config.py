@@ -43,7 +43,8 @@ class SurveyConfig:
     timed runs, anchors); ``target_width`` stops it early once the median relative half-width
     of the 90 % intervals over the whole space is at most that fraction. ``prior`` is another
     device's predictor file (``blox-lat predict transfer``). ``first_round`` fixes the size of the
-    first round instead of sizing it to the budget (at least 45 without a prior, 10 with one)."""
+    first round instead of sizing it to the budget (at least 45 without a prior, 10 with one);
+    ``max_rounds`` ends the rounds after that many."""
 
     device: str
     budget_s: float
@@ -61,13 +62,13 @@ class SurveyConfig:
     on_busy: str = "warn"
     level: float = 0.9
     first_round: int | None = None  # models of the first round (default: sized to the budget)
+    max_rounds: int | None = None  # stop after this many rounds (default: the budget and target decide)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.budget_s, (int, float)) and math.isfinite(self.budget_s) and self.budget_s > 0):
             raise SurveyError(f"budget {self.budget_s!r}: give a positive duration (e.g. 15m)")
-        if self.target_width is not None and not 0 < self.target_width < 1:
-            raise SurveyError(f"target width {self.target_width!r}: give a percentage between 0 and 100 "
-                              "(e.g. 5 for +-5 %)")
+        if self.target_width is not None and not 0 < self.target_width:
+            raise SurveyError(f"target width {self.target_width!r}: give a positive percentage (e.g. 5 for +-5 %)")
         if self.runs < 1 or self.runs_per_group < 1 or self.runs < self.runs_per_group:
             raise SurveyError(f"--runs {self.runs} with --runs-per-group {self.runs_per_group}: runs must be "
                               "a positive multiple of the runs per group (e.g. --runs 100)")
@@ -77,6 +78,8 @@ class SurveyConfig:
             raise SurveyError(f"seed {self.seed!r}: give an integer 0 or more")
         if self.first_round is not None and not 1 <= self.first_round <= 91125:
             raise SurveyError(f"first round of {self.first_round} models: choose 1..91125")
+        if self.max_rounds is not None and self.max_rounds < 1:
+            raise SurveyError(f"--max-rounds {self.max_rounds}: give 1 or more")
         if self.prior is not None and not Path(self.prior).is_file():
             raise SurveyError(f"--prior {self.prior}: no such file; give another device's predictor file "
                               "(blox-lat predict fit ... --out FILE)")

@@ -235,6 +235,8 @@ class Survey:
         if fitted and cfg.target_width is not None and fit["median_halfwidth_pct"] <= cfg.target_width * 100:
             return (f"target reached: the median 90 % interval half-width is {fit['median_halfwidth_pct']:.2f} %, "
                     f"at most {cfg.target_width * 100:g} %")
+        if cfg.max_rounds is not None and len(st.rounds) >= cfg.max_rounds:
+            return f"{len(st.rounds)} round(s) done, as --max-rounds {cfg.max_rounds} asked"
         room = 91125 - len(st.measured_indices())
         if room <= 0:
             return "every model of the space is measured"
@@ -305,7 +307,8 @@ class Survey:
             shutil.rmtree(release)  # the survey's own release, made from fewer rounds
         dataset.build([self.out / CAMPAIGN], release, f"1.{len(self.state.rounds)}.0", predictions=preds)
         self._emit(Published("release", str(release)))
-        report.build_report([release], self.out / REPORT, force=True)
+        # drawn in this process: a fork pool after a remote campaign's threads can hang
+        report.build_report([release], self.out / REPORT, force=True, jobs=1)
         self._emit(Published("report", str(self.out / REPORT / "report.html")))
         self.state = replace(self.state, published=len(self.state.rounds))
         self._save()
