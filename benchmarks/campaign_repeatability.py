@@ -63,12 +63,49 @@ def _campaign(name: str, indices: list[int], work: Path, args: argparse.Namespac
     return json.loads(done.stdout)
 
 
-def _read(out: Path) -> dict[str, Any]:
+def _read(out: Path, first_attempts: bool = False) -> dict[str, Any]:
+    """A campaign's ok records and anchors lines. ``first_attempts``: as it would have been
+    without burst redos (each redone set's models with their first attempt's latency and that
+    attempt's anchors line): the same run, one step left out."""
     from blox_lat.harness import read_journal
 
     records = {r["model_hash"]: r for r in read_journal(out, kind="measurement") if r["status"] == "ok"}
     sets = list(read_journal(out, kind="anchors"))
+    if first_attempts:
+        records, sets = _without_redos(out, records)
     return {"records": records, "sets": sets}
+
+
+def _without_redos(out: Path, records: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Records and anchors lines with every redone set put back on its first attempt. A set's
+    anchors lines (one per attempt) are journaled together right before its records."""
+    from blox_lat.harness import read_journal
+
+    block: list[dict[str, Any]] = []
+    kept_lines: list[dict[str, Any]] = []
+    first_of: dict[str, dict[str, Any]] = {}  # a redo's set_id -> the set's attempt-1 line
+    previous = None
+    for line in read_journal(out):
+        if line["kind"] == "anchors":
+            if previous != "anchors":
+                block = []
+            block.append(line)
+            first = next((x for x in block if x["attempt"] == 1), None)
+            if line["attempt"] == 1:
+                kept_lines.append(line)
+            elif first is not None and (first.get("stability") or {}).get("burst"):
+                first_of[line["set_id"]] = first
+        previous = line["kind"]
+    out_records = {}
+    for h, r in records.items():
+        first = first_of.get(r.get("set_id"))
+        log = r.get("attempt_log") or []
+        if first is not None and log and log[0].get("latency_ms"):
+            latency = log[0]["latency_ms"]
+            r = {**r, "measurement": {**r["measurement"], "latency_ms": latency}, "set_id": first["set_id"],
+                 "level": first["level"], "latency_corrected_ms": latency / first["level"]}
+        out_records[h] = r
+    return out_records, kept_lines
 
 
 def _anchor_share(camp: dict[str, Any]) -> float | None:
@@ -111,9 +148,10 @@ def _span_s(out: Path) -> float | None:
     return round((max(stamps) - min(stamps)).total_seconds(), 1) if stamps else None
 
 
-def _figures(a_dir: Path, b_dir: Path, target_runs: int) -> dict[str, Any]:
-    """Raw and level-corrected test-retest figures of the models both campaigns measured."""
-    a, b = _read(a_dir), _read(b_dir)
+def _figures(a_dir: Path, b_dir: Path, target_runs: int, first_attempts: bool = False) -> dict[str, Any]:
+    """Raw and level-corrected test-retest figures of the models both campaigns measured
+    (``first_attempts``: without the burst redos, see :func:`_read`)."""
+    a, b = _read(a_dir, first_attempts), _read(b_dir, first_attempts)
     common = sorted(set(a["records"]) & set(b["records"]))
     raw_a = [a["records"][h]["measurement"]["latency_ms"] for h in common]
     raw_b = [b["records"][h]["measurement"]["latency_ms"] for h in common]
@@ -188,9 +226,29 @@ def _measured(args: argparse.Namespace) -> dict[str, Any]:
     for name, order in (("A", first), ("B", second)):
         summaries[name] = _campaign(name, order, work, args)
         probes.append(cpu_probe_s())
+    without = _figures(work / "A", work / "B", args.runs, first_attempts=True)
     return {"runs": args.runs, "interleave": args.interleave, "anchors": args.anchors, "work": str(work),
+            "measure_args": args.measure_arg, "affinity": args.affinity,
             "cpu_probe_s": probes, "wall_s_this_call": {k: round(s["wall_s"], 1) for k, s in summaries.items()},
+            "host_check": {k: _host_seen(s) for k, s in summaries.items()},
+            "redos": {k: _redos(s) for k, s in summaries.items()},
+            "without_redos": {k: without.get(k) for k in ("raw", "corrected")},
             **_figures(work / "A", work / "B", args.runs)}
+
+
+def _host_seen(summary: dict[str, Any]) -> dict[str, Any] | None:
+    """What the host check before the campaign saw (its verdict and reason)."""
+    host = summary.get("host")
+    return None if host is None else {"verdict": host.get("verdict"), "reason": host.get("reason")}
+
+
+def _redos(summary: dict[str, Any]) -> dict[str, Any]:
+    """What the burst redos cost this call: sets redone, seconds (waits for quiet included),
+    their share of the campaign's wall time, and what stayed unrepaired."""
+    wall = summary.get("wall_s") or 0.0
+    return {"redone_sets": summary.get("redone_sets"), "redo_s": summary.get("redo_s"),
+            "redo_share": round(summary.get("redo_s", 0.0) / wall, 4) if wall else None,
+            "unrepaired_sets": summary.get("unrepaired_sets"), "unrepaired_models": summary.get("unrepaired_models")}
 
 
 def main() -> None:
