@@ -58,7 +58,7 @@ def measure_round(archs: Sequence[Any], setup: Setup, out_dir: Path, *, anchors:
     campaign's summary and this step's cost. ``anchors=False`` times the models without anchor
     models (the probe). Ctrl-C or SIGTERM during the campaign: :class:`KeyboardInterrupt`
     after the cost so far was reported."""
-    from blox_lat.harness import ModelDone, run_campaign
+    from blox_lat.harness import CampaignConfig, ModelDone, run_campaign
 
     clock = _ExportClock(setup.store)
     start = time.perf_counter()
@@ -75,9 +75,10 @@ def measure_round(archs: Sequence[Any], setup: Setup, out_dir: Path, *, anchors:
         if on_cost is not None:
             on_cost(cost())
 
-    summary = run_campaign(list(archs), setup.profile, setup.protocol, out_dir, artifacts=clock, on_event=heard,
-                           connection=setup.connection or None, anchors=(setup.anchors or None) if anchors else None,
-                           host_state=host_state)
+    config = CampaignConfig(devices=(setup.profile,), protocol=setup.protocol, out_dir=Path(out_dir),
+                            anchors=setup.anchors if anchors else 0, connection=setup.connection or None,
+                            store=setup.store, lookahead=LOOKAHEAD, host_state=host_state)
+    summary = run_campaign(list(archs), config, artifacts=clock, on_event=heard)
     spent = cost()
     if on_cost is not None:
         on_cost(spent)

@@ -99,7 +99,7 @@ class Survey:
         if state is not None and state.identity != identity:
             raise SurveyConflictError(f"{self.out} holds a survey with other settings; resume it with "
                                       f"{cfg.flags(state.identity)}, or use another --out")
-        host = check_host([self.setup.profile], None, cfg.on_busy)
+        host = check_host([self.setup.profile], None, cfg.on_busy, connection=self.setup.connection or None)
         self._host = host.to_dict() if host is not None else None
         self.state = replace(state or SurveyState(identity), host=self._host)
         self._save()
