@@ -155,6 +155,15 @@ def test_a_burst_no_redo_repairs_is_flagged_and_remeasure_burst_measures_it_agai
     assert _campaign(tmp_path, BurstRunner(), HostWatch(sample=FakeHost()), remeasure=("burst",)).measured == 0
 
 
+def test_a_host_that_stays_busy_gets_no_redo_and_the_burst_is_said(tmp_path):
+    sampler, waits = FakeHost(busy=10**6), []
+    clock = iter(range(0, 10**6, 10))
+    host = HostWatch(sample=sampler, sleep=waits.append, clock=lambda: float(next(clock)))
+    summary = _campaign(tmp_path, BurstRunner(bursts={2}), host)
+    assert (summary.redone_sets, summary.unrepaired_sets, summary.unrepaired_models) == (0, 1, 4)
+    assert waits and summary.redo_s > 0  # it waited (bounded), then left the set as it was
+
+
 def test_redo_sets_zero_keeps_the_burst_and_says_so(tmp_path):
     summary = _campaign(tmp_path, BurstRunner(bursts={1}), HostWatch(sample=FakeHost()), redo_sets=0)
     assert (summary.redone_sets, summary.unrepaired_sets) == (0, 1)

@@ -2,8 +2,8 @@
 ``--on-busy`` between sets.
 
 A set hit by a noise burst (:mod:`blox_lat.harness._stability`) is timed again only once the
-host is quiet, or after :data:`REDO_WAIT_S` of waiting for it (a redo in the same burst would be
-hit again, but a campaign must not stall). Between sets, ``--on-busy wait`` pauses while the
+host is quiet; after :data:`REDO_WAIT_S` of waiting for it the set stays as it is (a redo in
+the same burst would be hit again, and a campaign must not stall). Between sets, ``--on-busy wait`` pauses while the
 host is busy (bounded like the wait before a campaign) and ``--on-busy stop`` stops the
 campaign (:class:`~blox_lat.harness.HostBusyError`); ``warn`` samples nothing between sets.
 """
@@ -56,9 +56,10 @@ class HostWatch:
         self.waited_s += self.clock() - start
         return state
 
-    def before_redo(self) -> None:
-        """Wait (bounded) for a quiet host before a burst-hit set is timed again."""
-        self._wait_quiet(REDO_WAIT_S, 1.0)
+    def before_redo(self) -> bool:
+        """Wait (bounded) for a quiet host before a burst-hit set is timed again; whether it
+        got quiet."""
+        return not self._wait_quiet(REDO_WAIT_S, 1.0).busy
 
     def between_sets(self) -> None:
         """``--on-busy``: wait (bounded) or stop when the host is busy before the next set."""

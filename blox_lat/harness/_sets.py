@@ -5,8 +5,9 @@ its anchors (:mod:`blox_lat.harness._anchors`) after them, so that each attempt 
 level. After an attempt:
 
 - a set *hit by a burst* (:mod:`blox_lat.harness._stability`) is timed again as a whole, all
-  its models and anchors, up to ``redo_sets`` times, after ``before_redo`` (the campaign waits
-  for a quiet host there): the anchors make the redo comparable with every other set;
+  its models and anchors, up to ``redo_sets`` times, once ``before_redo`` says the host is quiet
+  (the campaign waits for it there, bounded; a host still busy gets no redo, which would be hit
+  again): the anchors make the redo comparable with every other set;
 - otherwise its models still noisy are timed together again, up to ``max_attempts`` in all.
 
 Each model keeps its least noisy attempt among those not hit by a burst (any attempt when every
@@ -118,11 +119,12 @@ def _joined(kept: list[list[RawRun]], new: Sequence[RawRun] | None, width: int) 
 
 class SetTimer:
     """Times sets on one device (see the module docstring). ``judge`` (None: no burst
-    detection) learns the campaign's typical set; ``before_redo`` runs before each redo."""
+    detection) learns the campaign's typical set; ``before_redo`` runs before each redo and says
+    whether the host is quiet enough for it."""
 
     def __init__(self, runner: Any, profile: DeviceProfile, protocol: TimingProtocol, policy: TimingPolicy,
                  on_event: EventSink, judge: StabilityJudge | None = None,
-                 before_redo: Callable[[], None] | None = None) -> None:
+                 before_redo: Callable[[], bool] | None = None) -> None:
         self.runner, self.profile, self.protocol, self.policy = runner, profile, protocol, policy
         self.on_event, self.judge, self.before_redo = on_event, judge, before_redo
 
@@ -140,8 +142,6 @@ class SetTimer:
             if len(todo) < 2 and kept is None and not job.anchors:
                 break
             started = time.perf_counter()
-            if redo and self.before_redo is not None:
-                self.before_redo()
             try:
                 raws = self._time(job, todo, hashes, attempt, kept)
             except ModelFailedError as exc:
@@ -157,7 +157,14 @@ class SetTimer:
             hit = stability is not None and stability.hit
             for i, m in zip(todo, measured):
                 slots[i].add(m, attempt, hit)
-            redo = hit and redos_left > 0
+            redo = False
+            if hit and redos_left > 0:
+                waiting = time.perf_counter()
+                redo = self.before_redo is None or self.before_redo()
+                redo_s += time.perf_counter() - waiting
+                if not redo:
+                    logger.info("set attempt %d ran through a noise burst and the host stayed busy: not timed again",
+                                attempt)
             if redo:
                 redos_left -= 1
                 todo = list(range(len(job.items)))
