@@ -227,7 +227,7 @@ def test_missing_sdk_files(tmp_path, emu, adb, remove, named):
 
 def test_no_dsp_arch_uploads_no_skeletons_but_refuses_dsp(tmp_path, emu, adb, artifact, netrun_log):
     runner = runner_for(emu, adb, dsp_arch=None)
-    assert not any(f.remote.startswith("dsp/") for f in runner._files)
+    assert not any(f.remote.startswith("dsp/") for f in runner.sdk.files)
     with pytest.raises(RunnerUnavailableError, match="dsp_arch=None"):
         runner.measure(artifact, get_device("sd888"), PROTOCOL)
 

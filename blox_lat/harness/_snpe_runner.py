@@ -197,51 +197,24 @@ def _layer_means(rows: list[Any], forwards: list[float], warmup: int, runs: int)
             for (_, name), (op, runtime, total) in out.items()]
 
 
-class SnpeRunner:
-    """Time DLC artifacts with ``snpe-net-run`` on an Android device reached by ``transport``.
+class _SnpeSdk:
+    """The SDK: its files on this host (``snpe-net-run``, libraries, DSP skeletons) with their
+    manifest, the ``snpe-diagview`` host tool, and its install in ``<workdir>/snpe-<sha16>`` on
+    the device. Anything missing on this host raises :class:`RunnerUnavailableError` here."""
 
-    ``workdir`` is a device folder the shell user can write and execute from (on phones
-    ``/data/local/tmp/...``; :data:`DEFAULT_WORKDIR`). ``snpe_root`` defaults to ``$SNPE_ROOT``.
-    ``target_arch`` names the SDK's device folders (``aarch64-android`` in SNPE 2.x, e.g.
-    ``aarch64-android-clang8.0`` in 1.x); ``dsp_arch`` the DSP skeleton folder
-    (``hexagon-v68`` = Snapdragon 888), or None to upload no DSP libraries (CPU/GPU runtimes).
-    The SDK is checked here, up front: anything missing raises :class:`RunnerUnavailableError`.
-    """
-
-    def __init__(
-        self,
-        transport: Any,
-        *,
-        workdir: str,
-        snpe_root: str | os.PathLike[str] | None = None,
-        timeout_s: float = DEFAULT_TIMEOUT_S,
-        target_arch: str = "aarch64-android",
-        dsp_arch: str | None = "hexagon-v68",
-    ) -> None:
-        if not workdir or not workdir.startswith("/"):
-            raise RunnerUnavailableError(f"the SNPE workdir must be an absolute device path, got {workdir!r}")
-        if timeout_s <= 0:
-            raise RunnerUnavailableError(f"timeout_s must be > 0, got {timeout_s!r}")
-        self.transport = transport
-        self.workdir = workdir.rstrip("/") or "/"
-        self.timeout_s = float(timeout_s)
+    def __init__(self, snpe_root: str | os.PathLike[str] | None, workdir: str, target_arch: str,
+                 dsp_arch: str | None) -> None:
+        self.root = _find_root(snpe_root)
         self.target_arch = target_arch
         self.dsp_arch = dsp_arch
-        self.root = _find_root(snpe_root)
-        self.sdk_version = _sdk_version(self.root)
+        self.version = _sdk_version(self.root)
         self.diagview = self._host_tool()
-        self._files = self._collect_files()
-        manifest = json.dumps([[f.remote, f.sha256] for f in self._files], separators=(",", ":"))
+        self.files = self._collect_files()
+        manifest = json.dumps([[f.remote, f.sha256] for f in self.files], separators=(",", ":"))
         self.manifest_sha256 = hashlib.sha256(manifest.encode()).hexdigest()
-        self.sdk_dir = f"{self.workdir}/snpe-{self.manifest_sha256[:16]}"
-        self._sdk_ready = False
-        self._device_version: str | None = None
-        self._version_probed = False
-        self._models: set[str] = set()
-        self._runs = 0
-        self.pushes = 0  # files pushed by this runner (SDK, models, inputs), for reports and tests
+        self.dir = f"{workdir}/snpe-{self.manifest_sha256[:16]}"
 
-    # -- the SDK, on this host ---------------------------------------------------------------
+    # -- on this host --------------------------------------------------------------------------
     def _missing(self, path: Path, what: str) -> RunnerUnavailableError:
         rel = path.relative_to(self.root) if path.is_relative_to(self.root) else path
         return RunnerUnavailableError(
@@ -272,102 +245,174 @@ class SnpeRunner:
                 files.append(_SdkFile(path, f"{prefix}/{rel}", sha256_file(path)))
         return files
 
-    # -- the SDK, on the device --------------------------------------------------------------
-    def _push(self, local: Path, remote: str) -> None:
-        """Push via ``<remote>.part`` + rename, so a file that exists is always complete."""
-        part = remote + ".part"
-        self.transport.push(local, part)
-        self.transport.run(["mv", "-f", "--", part, remote]).check()
-        self.pushes += 1
+    def diagview_csv(self, log: Path, folder: Path) -> str:
+        """``snpe-diagview`` run on this host over a pulled SNPE log: its CSV (written in ``folder``)."""
+        csv = folder / "diagview.csv"
+        argv = [str(self.diagview), "--input_log", str(log), "--output", str(csv)]
+        env = _tool_env(dict(os.environ), self.root, self.diagview.parent)
+        try:
+            proc = subprocess.run(argv, cwd=folder, env=env, capture_output=True, text=True,
+                                  timeout=_DIAGVIEW_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            raise ModelFailedError(f"{DIAGVIEW} did not finish within {_DIAGVIEW_TIMEOUT_S:g} s") from None
+        except OSError as exc:
+            raise ModelFailedError(f"cannot run {self.diagview}: {exc.strerror}") from None
+        if proc.returncode != 0 or not csv.is_file():
+            raise ModelFailedError(
+                f"{DIAGVIEW} failed (exit status {proc.returncode}) on the SNPE log: "
+                f"{_tail(proc.stdout + proc.stderr)}; command: {shlex.join(argv)}"
+            )
+        return csv.read_text(encoding="utf-8", errors="replace")
 
-    def _ensure_sdk(self) -> None:
-        if self._sdk_ready:
-            return
-        stamp = f"{self.sdk_dir}/{_STAMP}"
-        found = self.transport.run(["cat", "--", stamp])
-        if not (found.ok and found.stdout.strip() == self.manifest_sha256):
-            self._upload_sdk(stamp)
-        self._sdk_ready = True
+    # -- on the device -------------------------------------------------------------------------
+    def install(self, transport: Any) -> int:
+        """Make sure the device's SDK folder holds these files: a stamp naming the manifest says
+        so; without it the folder is uploaded again. Returns the number of files pushed."""
+        stamp = f"{self.dir}/{_STAMP}"
+        found = transport.run(["cat", "--", stamp])
+        if found.ok and found.stdout.strip() == self.manifest_sha256:
+            return 0
+        return self._upload(transport, stamp)
 
-    def _upload_sdk(self, stamp: str) -> None:
-        self.transport.run(["rm", "-rf", "--", self.sdk_dir]).check()
-        remote = {f.remote: f"{self.sdk_dir}/{f.remote}" for f in self._files}
+    def _upload(self, transport: Any, stamp: str) -> int:
+        transport.run(["rm", "-rf", "--", self.dir]).check()
+        remote = {f.remote: f"{self.dir}/{f.remote}" for f in self.files}
         folders = sorted({str(PurePosixPath(path).parent) for path in remote.values()})
-        self.transport.run(["mkdir", "-p", "--", *folders]).check()
-        for f in self._files:
-            self._push(f.local, remote[f.remote])
-        self.transport.run(["chmod", "755", "--", remote[f"bin/{NET_RUN}"]]).check()
-        listing = self.transport.run(["sha256sum", "--", *remote.values()]).check()
+        transport.run(["mkdir", "-p", "--", *folders]).check()
+        for f in self.files:
+            _push_whole(transport, f.local, remote[f.remote])
+        transport.run(["chmod", "755", "--", remote[f"bin/{NET_RUN}"]]).check()
+        listing = transport.run(["sha256sum", "--", *remote.values()]).check()
         got = {}
         for line in listing.stdout.splitlines():
             match = _SHA_LINE_RE.match(line.strip())
             if match:
                 got[match.group(2)] = match.group(1)
-        bad = [f.remote for f in self._files if got.get(remote[f.remote]) != f.sha256]
+        bad = [f.remote for f in self.files if got.get(remote[f.remote]) != f.sha256]
         if bad:
             raise TransportError(
-                f"SNPE SDK upload to {self.sdk_dir!r} is corrupt: sha256 differs for {bad[:5]}; "
+                f"SNPE SDK upload to {self.dir!r} is corrupt: sha256 differs for {bad[:5]}; "
                 "it will be uploaded again on the next try"
             )
         with tempfile.TemporaryDirectory(prefix="blox-lat-snpe-") as tmp:
             local = Path(tmp) / _STAMP
             local.write_text(self.manifest_sha256 + "\n")
-            self._push(local, stamp)
+            _push_whole(transport, local, stamp)
+        return len(self.files) + 1
 
-    def _env_argv(self, cwd: str) -> list[str]:
+    @property
+    def net_run(self) -> str:
+        return f"{self.dir}/bin/{NET_RUN}"
+
+    def env_argv(self, cwd: str) -> list[str]:
         """``env LD_LIBRARY_PATH=... ADSP_LIBRARY_PATH=...`` for a command run in ``cwd``."""
         def entry(folder: str, separator: str) -> str:
             if separator not in folder:
                 return folder
             return os.path.relpath(folder, cwd)  # POSIX paths: this host and Android agree
 
-        lib = entry(f"{self.sdk_dir}/lib", ":")
-        adsp = [entry(f"{self.sdk_dir}/dsp", ";")] if self.dsp_arch is not None else []
+        lib = entry(f"{self.dir}/lib", ":")
+        adsp = [entry(f"{self.dir}/dsp", ";")] if self.dsp_arch is not None else []
         adsp += list(DSP_SYSTEM_LIBRARY_DIRS)
         return ["env", f"LD_LIBRARY_PATH={lib}", f"ADSP_LIBRARY_PATH={';'.join(adsp)}"]
 
-    @property
-    def net_run(self) -> str:
-        return f"{self.sdk_dir}/bin/{NET_RUN}"
+
+def _push_whole(transport: Any, local: Path, remote: str) -> None:
+    """Push via ``<remote>.part`` + rename, so a file that exists is always complete."""
+    part = remote + ".part"
+    transport.push(local, part)
+    transport.run(["mv", "-f", "--", part, remote]).check()
+
+
+def _run_options(artifact: Any, profile: Any, dsp_arch: str | None) -> tuple[str, str]:
+    """(runtime, perf profile) of an SNPE device profile, checked against what the runner can run."""
+    if getattr(profile, "runtime", None) != "snpe":
+        raise RunnerUnavailableError(
+            f"SnpeRunner runs SNPE profiles; device {getattr(profile, 'name', '?')!r} uses runtime "
+            f"{getattr(profile, 'runtime', None)!r}"
+        )
+    fmt = getattr(artifact, "format", "dlc")
+    if fmt != "dlc":
+        raise RunnerUnavailableError(f"SnpeRunner runs DLC artifacts; got format {fmt!r} ({artifact.path})")
+    options = dict(profile.options)
+    runtime = str(options.get("runtime", "dsp"))
+    perf = str(options.get("perf_profile", "burst"))
+    if runtime not in _RUNTIME_FLAGS:
+        raise RunnerUnavailableError(
+            f"device {profile.name!r}: SNPE runtime option {runtime!r} unknown; use one of "
+            f"{', '.join(sorted(_RUNTIME_FLAGS))}"
+        )
+    if runtime == "dsp" and dsp_arch is None:
+        raise RunnerUnavailableError(
+            f"device {profile.name!r} runs on the DSP but the runner was built with dsp_arch=None; "
+            "pass the DSP architecture (e.g. hexagon-v68 for Snapdragon 888)"
+        )
+    if perf not in PERF_PROFILES:
+        raise RunnerUnavailableError(
+            f"device {profile.name!r}: SNPE perf_profile {perf!r} unknown; "
+            f"use one of {', '.join(sorted(PERF_PROFILES))}"
+        )
+    return runtime, perf
+
+
+class SnpeRunner:
+    """Time DLC artifacts with ``snpe-net-run`` on an Android device reached by ``transport``.
+
+    ``workdir`` is a device folder the shell user can write and execute from (on phones
+    ``/data/local/tmp/...``; :data:`DEFAULT_WORKDIR`). ``snpe_root`` defaults to ``$SNPE_ROOT``.
+    ``target_arch`` names the SDK's device folders (``aarch64-android`` in SNPE 2.x, e.g.
+    ``aarch64-android-clang8.0`` in 1.x); ``dsp_arch`` the DSP skeleton folder
+    (``hexagon-v68`` = Snapdragon 888), or None to upload no DSP libraries (CPU/GPU runtimes).
+    The SDK is checked here, up front: anything missing raises :class:`RunnerUnavailableError`.
+    """
+
+    def __init__(
+        self,
+        transport: Any,
+        *,
+        workdir: str,
+        snpe_root: str | os.PathLike[str] | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        target_arch: str = "aarch64-android",
+        dsp_arch: str | None = "hexagon-v68",
+    ) -> None:
+        if not workdir or not workdir.startswith("/"):
+            raise RunnerUnavailableError(f"the SNPE workdir must be an absolute device path, got {workdir!r}")
+        if timeout_s <= 0:
+            raise RunnerUnavailableError(f"timeout_s must be > 0, got {timeout_s!r}")
+        self.transport = transport
+        self.workdir = workdir.rstrip("/") or "/"
+        self.timeout_s = float(timeout_s)
+        self.target_arch = target_arch
+        self.dsp_arch = dsp_arch
+        self.sdk = _SnpeSdk(snpe_root, self.workdir, target_arch, dsp_arch)
+        self.root, self.sdk_version, self.sdk_dir = self.sdk.root, self.sdk.version, self.sdk.dir
+        self._sdk_ready = False
+        self._device_version: str | None = None
+        self._version_probed = False
+        self._models: set[str] = set()
+        self._runs = 0
+        self.pushes = 0  # files pushed by this runner (SDK, models, inputs), for reports and tests
+
+    # -- on the device: the SDK installed, its version, the models ---------------------------
+    def _push(self, local: Path, remote: str) -> None:
+        _push_whole(self.transport, local, remote)
+        self.pushes += 1
+
+    def _ensure_sdk(self) -> None:
+        if not self._sdk_ready:
+            self.pushes += self.sdk.install(self.transport)
+            self._sdk_ready = True
 
     def _version(self) -> str | None:
         if not self._version_probed:
-            result = self.transport.run([*self._env_argv(self.sdk_dir), self.net_run, "--version"],
+            result = self.transport.run([*self.sdk.env_argv(self.sdk_dir), self.sdk.net_run, "--version"],
                                         cwd=self.sdk_dir, timeout_s=60.0)
             self._device_version = parse_snpe_version(result.stdout) if result.ok else None
             self._version_probed = True
         return self._device_version
 
     # -- Runner protocol ---------------------------------------------------------------------
-    def _options(self, artifact: Any, profile: Any) -> tuple[str, str]:
-        if getattr(profile, "runtime", None) != "snpe":
-            raise RunnerUnavailableError(
-                f"SnpeRunner runs SNPE profiles; device {getattr(profile, 'name', '?')!r} uses runtime "
-                f"{getattr(profile, 'runtime', None)!r}"
-            )
-        fmt = getattr(artifact, "format", "dlc")
-        if fmt != "dlc":
-            raise RunnerUnavailableError(f"SnpeRunner runs DLC artifacts; got format {fmt!r} ({artifact.path})")
-        options = dict(profile.options)
-        runtime = str(options.get("runtime", "dsp"))
-        perf = str(options.get("perf_profile", "burst"))
-        if runtime not in _RUNTIME_FLAGS:
-            raise RunnerUnavailableError(
-                f"device {profile.name!r}: SNPE runtime option {runtime!r} unknown; use one of "
-                f"{', '.join(sorted(_RUNTIME_FLAGS))}"
-            )
-        if runtime == "dsp" and self.dsp_arch is None:
-            raise RunnerUnavailableError(
-                f"device {profile.name!r} runs on the DSP but the runner was built with dsp_arch=None; "
-                "pass the DSP architecture (e.g. hexagon-v68 for Snapdragon 888)"
-            )
-        if perf not in PERF_PROFILES:
-            raise RunnerUnavailableError(
-                f"device {profile.name!r}: SNPE perf_profile {perf!r} unknown; "
-                f"use one of {', '.join(sorted(PERF_PROFILES))}"
-            )
-        return runtime, perf
-
     def _ensure_model(self, artifact: Any) -> str:
         remote = f"{self.workdir}/models/{artifact.sha256}.dlc"
         if remote not in self._models:
@@ -437,7 +482,7 @@ class SnpeRunner:
     def _invoke(self, artifact: Any, profile: Any, lines: int, level: str) -> _Invocation:
         """One ``snpe-net-run`` of ``lines`` inferences at ``--profiling_level level``: the
         diagview CSV of its log."""
-        runtime, perf = self._options(artifact, profile)
+        runtime, perf = _run_options(artifact, profile, self.dsp_arch)
         self._runs += 1
         run_dir = f"{self.workdir}/runs/{artifact.sha256[:16]}-{os.getpid()}-{self._runs}"
         try:
@@ -448,7 +493,7 @@ class SnpeRunner:
             with tempfile.TemporaryDirectory(prefix="blox-lat-snpe-") as tmp:
                 local = Path(tmp)
                 self._prepare_run(local, run_dir, profile, lines)
-                argv = [*self._env_argv(run_dir), self.net_run, "--container", container,
+                argv = [*self.sdk.env_argv(run_dir), self.sdk.net_run, "--container", container,
                         "--input_list", _LIST_NAME, "--output_dir", _OUTPUT_NAME,
                         *_RUNTIME_FLAGS[runtime], "--perf_profile", perf, "--profiling_level", level]
                 started = utc_now("microseconds")
@@ -498,22 +543,7 @@ class SnpeRunner:
         preferred = [p for p in logs if p.endswith("/SNPEDiag_0.log")]
         log = local / "SNPEDiag_0.log"
         self.transport.pull((preferred or logs)[0], log)
-        csv = local / "diagview.csv"
-        argv = [str(self.diagview), "--input_log", str(log), "--output", str(csv)]
-        env = _tool_env(dict(os.environ), self.root, self.diagview.parent)
-        try:
-            proc = subprocess.run(argv, cwd=local, env=env, capture_output=True, text=True,
-                                  timeout=_DIAGVIEW_TIMEOUT_S, check=False)
-        except subprocess.TimeoutExpired:
-            raise ModelFailedError(f"{DIAGVIEW} did not finish within {_DIAGVIEW_TIMEOUT_S:g} s") from None
-        except OSError as exc:
-            raise ModelFailedError(f"cannot run {self.diagview}: {exc.strerror}") from None
-        if proc.returncode != 0 or not csv.is_file():
-            raise ModelFailedError(
-                f"{DIAGVIEW} failed (exit status {proc.returncode}) on the SNPE log: "
-                f"{_tail(proc.stdout + proc.stderr)}; command: {shlex.join(argv)}"
-            )
-        return csv.read_text(encoding="utf-8", errors="replace")
+        return self.sdk.diagview_csv(log, local)
 
     def _kill_recorded(self, run_dir: str) -> None:
         """Best effort: closing the ADB stream normally ends the tool, but do not rely on it."""
@@ -552,7 +582,7 @@ class SnpeRunner:
             facts["sdk_error"] = " ".join(str(exc).split())[:300]
         if facts["sdk_uploaded"]:
             try:
-                result = self.transport.run([*self._env_argv(self.sdk_dir), self.net_run, "--version"],
+                result = self.transport.run([*self.sdk.env_argv(self.sdk_dir), self.sdk.net_run, "--version"],
                                             cwd=self.sdk_dir, timeout_s=60.0)
                 facts["snpe_net_run_ok"] = result.ok
                 facts["snpe_version_output"] = _tail(result.stdout, 3)
