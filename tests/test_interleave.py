@@ -32,8 +32,9 @@ class Tick:
 
 def test_groups_are_spread_round_robin_over_rounds():
     tick = Tick()
-    raws = time_interleaved([tick.model("a"), tick.model("b")], groups=5, runs_per_group=3, rounds=2,
-                            rewarm_runs=2, warmup_min_runs=4, warmup_min_s=0.0, clock=tick.clock)
+    raws = time_interleaved([tick.model("a"), tick.model("b")],
+                            TimingProtocol(groups=5, runs_per_group=3, rounds=2, rewarm_runs=2,
+                                           warmup_min_runs=4, warmup_min_s=0.0), clock=tick.clock)
     assert [len(r.samples_ns) for r in raws] == [15, 15]
     # warm-ups first, then round 1 (3 groups of a, 3 of b), then round 2 (re-warm + 2 groups each)
     assert tick.log == ["a"] * 4 + ["b"] * 4 + ["a"] * 9 + ["b"] * 9 + ["a"] * 8 + ["b"] * 8
@@ -44,8 +45,9 @@ def test_groups_are_spread_round_robin_over_rounds():
 
 def test_one_round_one_model_is_the_consecutive_protocol():
     tick = Tick()
-    (raw,) = time_interleaved([tick.model("a")], groups=3, runs_per_group=4, rounds=1,
-                              warmup_min_runs=2, warmup_min_s=0.0, clock=tick.clock)
+    (raw,) = time_interleaved([tick.model("a")],
+                              TimingProtocol(groups=3, runs_per_group=4, rounds=1, warmup_min_runs=2, warmup_min_s=0.0),
+                              clock=tick.clock)
     assert tick.log == ["a"] * 14 and len(raw.samples_ns) == 12 and raw.warmup_runs == 2
 
 
@@ -201,8 +203,9 @@ def test_noisy_models_are_remeasured_together(tmp_path):
 def test_on_round_is_called_after_every_models_groups_of_each_round():
     tick = Tick()
     heard = []
-    time_interleaved([tick.model("a"), tick.model("b")], groups=5, runs_per_group=3, rounds=2,
-                     rewarm_runs=2, warmup_min_runs=4, warmup_min_s=0.0, clock=tick.clock,
+    time_interleaved([tick.model("a"), tick.model("b")],
+                     TimingProtocol(groups=5, runs_per_group=3, rounds=2, rewarm_runs=2, warmup_min_runs=4,
+                                    warmup_min_s=0.0), clock=tick.clock,
                      on_round=lambda done, rounds: heard.append((done, rounds, len(tick.log))))
     # after warm-ups (8) + round 1 (18 runs); after round 2 (16 more): never inside a group
     assert heard == [(1, 2, 26), (2, 2, 42)]
@@ -210,11 +213,10 @@ def test_on_round_is_called_after_every_models_groups_of_each_round():
 
 def test_a_set_resumed_at_a_later_round_times_only_the_rounds_left_and_hands_over_each_round():
     whole, tick = Tick(), Tick()
-    full = time_interleaved([whole.model("a"), whole.model("b")], groups=5, runs_per_group=3, rounds=3,
-                            rewarm_runs=1, warmup_min_runs=4, warmup_min_s=0.0, clock=whole.clock)
+    protocol = TimingProtocol(groups=5, runs_per_group=3, rounds=3, rewarm_runs=1, warmup_min_runs=4, warmup_min_s=0.0)
+    full = time_interleaved([whole.model("a"), whole.model("b")], protocol, clock=whole.clock)
     rounds = []
-    rest = time_interleaved([tick.model("a"), tick.model("b")], groups=5, runs_per_group=3, rounds=3,
-                            rewarm_runs=1, warmup_min_runs=4, warmup_min_s=0.0, clock=tick.clock, first_round=1,
+    rest = time_interleaved([tick.model("a"), tick.model("b")], protocol, clock=tick.clock, first_round=1,
                             on_round_raws=lambda done, total, raws: rounds.append((done, total, raws)))
     # rounds 2 and 3 of 3 (groups 2 + 1 of the 5): 9 samples each; a full warm-up, a re-warm per round
     assert [len(r.samples_ns) for r in rest] == [9, 9] and [r.warmup_runs for r in rest] == [6, 6]
@@ -224,7 +226,7 @@ def test_a_set_resumed_at_a_later_round_times_only_the_rounds_left_and_hands_ove
     for m in range(2):  # the rounds handed over are exactly the samples returned
         assert sum((list(raws[m].samples_ns) for _, _, raws in rounds), []) == list(rest[m].samples_ns)
     with pytest.raises(ValueError, match="first_round"):
-        time_interleaved([tick.model("a")], groups=2, runs_per_group=1, rounds=2, first_round=2)
+        time_interleaved([tick.model("a")], TimingProtocol(groups=2, runs_per_group=1, rounds=2), first_round=2)
 
 
 def test_a_local_worker_reports_each_round_of_a_set_then_answers(store):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from blox_lat._fs import utc_now
+from blox_lat.harness._protocol import TimingProtocol
 from blox_lat.harness._runtime import RuntimeSpec, RuntimeUnavailableError
 from blox_lat.harness._runtimes import get_runtime, list_runtimes, register_runtime, unregister_runtime
 
@@ -113,23 +114,19 @@ def _warm_up(run_once: Callable[[], Any], min_runs: int, min_s: float, clock: Ca
 
 def time_interleaved(
     run_onces: Sequence[Callable[[], Any]],
+    protocol: TimingProtocol,
     *,
-    groups: int,
-    runs_per_group: int,
-    rounds: int = 1,
-    rewarm_runs: int = 0,
-    warmup_min_runs: int = 10,
-    warmup_min_s: float = 0.5,
     clock: Callable[[], int] = time.perf_counter_ns,
     on_round: Callable[[int, int], None] | None = None,
     first_round: int = 0,
     on_round_raws: Callable[[int, int, list[RawRun]], None] | None = None,
 ) -> list[RawRun]:
-    """Time several models together: each model's ``groups`` split into ``rounds`` rounds,
-    round-robin across the models; every group is ``runs_per_group`` consecutive runs of one
-    model. Each model is warmed up fully before the first round and re-warmed with
-    ``rewarm_runs`` untimed runs at the start of every later round (its caches were the other
-    models'). Returns one :class:`RawRun` per model, samples in that model's run order.
+    """Time several models together as ``protocol`` says: each model's ``groups`` split into
+    ``rounds`` rounds, round-robin across the models; every group is ``runs_per_group``
+    consecutive runs of one model. Each model is warmed up fully (``warmup_min_runs`` and
+    ``warmup_min_s``) before the first round and re-warmed with ``rewarm_runs`` untimed runs at
+    the start of every later round (its caches were the other models'). Returns one
+    :class:`RawRun` per model, samples in that model's run order.
 
     ``on_round(done, rounds)`` is called after each round, between timed groups, never inside
     one: a set of models takes minutes, and its caller wants to show that it moves.
@@ -138,11 +135,11 @@ def time_interleaved(
     again first, and only rounds ``first_round + 1 ..`` are timed). ``on_round_raws(done, rounds,
     raws)`` receives each finished round's own samples, one :class:`RawRun` per model whose
     ``warmup_runs`` are the untimed runs before them, so that a caller can keep every round."""
-    base, extra = divmod(groups, rounds)
-    sizes = [base + (1 if i < extra else 0) for i in range(rounds)]
+    runs_per_group, rewarm_runs = protocol.runs_per_group, protocol.rewarm_runs
+    sizes = protocol.round_sizes()
     if not 0 <= first_round < len(sizes):
         raise ValueError(f"first_round {first_round} is outside 0..{len(sizes) - 1}")
-    warm = [_warm_up(f, warmup_min_runs, warmup_min_s, clock) for f in run_onces]
+    warm = [_warm_up(f, protocol.warmup_min_runs, protocol.warmup_min_s, clock) for f in run_onces]
     told = [0 for _ in run_onces]  # untimed runs already handed to on_round_raws
     samples: list[list[int]] = [[] for _ in run_onces]
     started: list[str | None] = [None for _ in run_onces]
@@ -180,7 +177,7 @@ def time_interleaved(
     finally:
         if was_enabled:
             gc.enable()
-    facts: dict[str, Any] = {"interleaved_with": len(run_onces), "rounds": rounds, "rewarm_runs": rewarm_runs}
+    facts: dict[str, Any] = {"interleaved_with": len(run_onces), "rounds": protocol.rounds, "rewarm_runs": rewarm_runs}
     if first_round:
         facts["first_round"] = first_round
     return [RawRun(samples_ns=tuple(s), warmup_runs=w, started_at=st or "", finished_at=fin, facts=dict(facts))
@@ -267,14 +264,17 @@ def measure_request_many(request: dict[str, Any],
                             batch=int(request.get("batch", 1)), input_size=int(request.get("input_size", 32)))
               for path in request["artifact_paths"]]
     proto = request["protocol"]
-    raws = time_interleaved(
-        [run_once for run_once, _ in loaded],
+    protocol = TimingProtocol(
         groups=int(proto["groups"]),
         runs_per_group=int(proto["runs_per_group"]),
         rounds=int(proto.get("rounds", 1)),
         rewarm_runs=int(proto.get("rewarm_runs", 0)),
         warmup_min_runs=int(proto.get("warmup_min_runs", 10)),
         warmup_min_s=float(proto.get("warmup_min_s", 0.5)),
+    )
+    raws = time_interleaved(
+        [run_once for run_once, _ in loaded],
+        protocol,
         on_round=on_round,
         first_round=int(request.get("start_round", 0)),
         on_round_raws=on_round_raws,
