@@ -154,7 +154,18 @@ def _done_before(record_path: Path, cfg: TrainConfig, stem: str, progress) -> Ru
                      old.get("reason"))
 
 
-def _epoch_fn(model, optimizer, data: CifarData, x, y, cfg: TrainConfig, device: str, augment, tmodel, stem: str,
+@dataclass(frozen=True)
+class _Trainee:
+    """What a training step runs: the model and its optimizer, the augmentation (``None``:
+    normalise only) and the KD teacher's model (``None``: plain cross-entropy)."""
+
+    model: Any
+    optimizer: Any
+    augment: Any = None
+    teacher: Any = None
+
+
+def _epoch_fn(trainee: _Trainee, data: CifarData, x, y, cfg: TrainConfig, device: str, stem: str,
               progress) -> Callable[[int], tuple[dict, float]]:
     """One training epoch over ``(x, y)`` for :class:`EpochLoop`: its metrics and seconds."""
     import torch
@@ -162,6 +173,7 @@ def _epoch_fn(model, optimizer, data: CifarData, x, y, cfg: TrainConfig, device:
 
     from blox_lat.training._augment import normalize
 
+    model, optimizer, augment, tmodel = trainee.model, trainee.optimizer, trainee.augment, trainee.teacher
     n, bs = len(y), cfg.batch_size
     batches = math.ceil(n / bs)
 
@@ -239,7 +251,7 @@ def _train_one(arch, data: CifarData, cfg: TrainConfig, folder: Path, device: st
     progress({"event": "start", "name": stem, "model": str(arch), "epochs": cfg.epochs, "batches": batches,
               "start_epoch": loop.epoch})
 
-    epoch_fn = _epoch_fn(model, optimizer, data, x, y, cfg, device, augment, tmodel, stem, progress)
+    epoch_fn = _epoch_fn(_Trainee(model, optimizer, augment, tmodel), data, x, y, cfg, device, stem, progress)
 
     kind = "training-lowfi" if cfg.fraction is not None else "training"
     base = {"schema": TRAINING_RECORD_SCHEMA, "setting": cfg.setting, "model_hash": arch.hash, "model_index": arch.index,
