@@ -12,7 +12,7 @@
   ``Figure`` (Agg, no pyplot state).
 """
 
-from blox_lat.report._compare import Comparison, compare, compare_devices, protocol_differences
+from blox_lat.report._compare import CompareOptions, Comparison, compare, compare_devices, protocol_differences
 from blox_lat.report._errors import (
     OutputError,
     OutputExistsError,
@@ -49,6 +49,7 @@ __all__ = [
     "AccuracyMetric",
     "AnchorStats",
     "BlockFit",
+    "CompareOptions",
     "Comparison",
     "DeviceData",
     "ModelStats",

@@ -56,7 +56,7 @@ from blox_lat.report._sources import (
 )
 from blox_lat.report._stats import sig3, spearman
 
-__all__ = ["Comparison", "change_text", "compare", "compare_devices", "protocol_differences"]
+__all__ = ["CompareOptions", "Comparison", "change_text", "compare", "compare_devices", "protocol_differences"]
 
 CLASSES = ("slower", "faster", "not significant")
 
@@ -297,27 +297,46 @@ def _confidence_text(c: Comparison) -> str:
     return f"{c.confidence:.0%} confidence per model, no correction for {c.models} comparisons"
 
 
-def compare_devices(a: DeviceData, b: DeviceData, *, latency: str = "auto", confidence: float = 0.95,
-                    correction: str = "bonferroni", min_effect: float = 0.05, relative: bool = False,
-                    allow_protocol_mismatch: bool = False, label_a: str | None = None, label_b: str | None = None,
-                    level_reference: str | None = None) -> Comparison:
-    """Compare one device's results in two sources (see the module docstring for the method).
+@dataclass(frozen=True)
+class CompareOptions:
+    """How two sides are compared (the module docstring gives the method): the ``latency`` kind
+    (``raw``, ``corrected`` or ``auto``: corrected when every model compared has a
+    level-corrected latency on both sides), the ``confidence``, the ``correction``
+    (``bonferroni`` or ``none``), the ``min_effect``, ``relative`` (divide out the level shift)
+    and whether sides measured with different protocols may be compared. Checked here."""
 
-    ``latency`` is ``raw``, ``corrected`` or ``auto`` (corrected when every model compared has
-    a level-corrected latency on both sides). ``level_reference`` names the campaign whose level
+    latency: str = "auto"
+    confidence: float = 0.95
+    correction: str = "bonferroni"
+    min_effect: float = 0.05
+    relative: bool = False
+    allow_protocol_mismatch: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.confidence < 1:
+            raise SourceError(f"confidence must be between 0 and 1 (exclusive), got {self.confidence}")
+        if self.correction not in ("bonferroni", "none"):
+            raise SourceError(f"correction must be 'bonferroni' or 'none', got {self.correction!r}")
+        if self.min_effect < 0:
+            raise SourceError(f"minimum effect must be >= 0, got {self.min_effect}")
+
+
+def compare_devices(a: DeviceData, b: DeviceData, options: CompareOptions | None = None, *,
+                    label_a: str | None = None, label_b: str | None = None,
+                    level_reference: str | None = None) -> Comparison:
+    """Compare one device's results in two sources (see the module docstring for the method),
+    as ``options`` say (default :class:`CompareOptions`). ``label_a`` / ``label_b`` name the
+    sides (default: their sources); ``level_reference`` names the campaign whose level
     reference both sides share, when the caller put them on one."""
     from scipy.special import ndtri  # scipy.stats itself imports for seconds
 
     from blox_lat.harness import LatencyKindError, resolve_latency_kind
 
-    if not 0 < confidence < 1:
-        raise SourceError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")
-    if correction not in ("bonferroni", "none"):
-        raise SourceError(f"correction must be 'bonferroni' or 'none', got {correction!r}")
-    if min_effect < 0:
-        raise SourceError(f"minimum effect must be >= 0, got {min_effect}")
+    options = options or CompareOptions()
+    latency, confidence, correction = options.latency, options.confidence, options.correction
+    min_effect, relative = options.min_effect, options.relative
     diffs = protocol_differences(a.protocol, b.protocol)
-    if diffs and not allow_protocol_mismatch:
+    if diffs and not options.allow_protocol_mismatch:
         detail = ", ".join(f"{k} {va} vs {vb}" for k, (va, vb) in diffs.items())
         raise ProtocolMismatchError(f"{label_a or a.source} and {label_b or b.source} were measured with different "
                                     f"protocols ({detail}); pass --allow-protocol-mismatch to compare anyway")
@@ -407,11 +426,12 @@ def compare(a: str | Source, b: str | Source, *, device: str | None = None, devi
     ``device`` picks the device in A (and in B unless ``device_b`` is given); with one device
     per source it may be omitted. Options: ``latency`` (``auto``, ``raw``, ``corrected``),
     ``confidence``, ``correction``, ``min_effect``, ``relative``, ``allow_protocol_mismatch``
-    (see :func:`compare_devices`). Two campaign folders of one device are compared on one level
+    (see :class:`CompareOptions`). Two campaign folders of one device are compared on one level
     reference (the module docstring says how).
     """
     sa, sb, reference = _load_pair(a, b)
     da = _pick_device(sa, device, sb)
     db = _pick_device(sb, device_b or device, sa)
     shared = reference if da.device == db.device else None
-    return compare_devices(da, db, label_a=sa.path, label_b=sb.path, level_reference=shared, **options)
+    return compare_devices(da, db, CompareOptions(**options), label_a=sa.path, label_b=sb.path,
+                           level_reference=shared)
