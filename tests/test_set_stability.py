@@ -238,3 +238,22 @@ def test_on_this_host_a_quiet_set_is_not_redone_and_a_real_burst_is(tmp_path, st
     assert hit.redone_sets == 1, lines
     assert [x["stability"]["burst"] for x in lines] == [True, False]
     assert hit.unrepaired_sets == 0 and hit.redo_s > 0
+
+
+def test_the_report_names_the_models_a_burst_left_unrepaired(tmp_path):
+    import json
+
+    from blox_lat import dataset as ds
+    from blox_lat.report import build_report
+
+    _campaign(tmp_path / "c", BurstRunner(bursts={2, 3}), HostWatch(sample=FakeHost(), sleep=lambda s: None))
+    ds.build([tmp_path / "c"], tmp_path / "release", "1.0.0")
+    for source in (tmp_path / "c", tmp_path / "release"):
+        out = tmp_path / f"report-{source.name}"
+        build_report([source], out, jobs=1)
+        numbers = json.loads((out / "report.json").read_text())
+        text = json.dumps(numbers)
+        assert '"burst": 4' in text, source
+        html = (out / "report.html").read_text()
+        assert "4 model(s) were timed in a set that ran through a burst" in html, source
+        assert "--remeasure burst" in html

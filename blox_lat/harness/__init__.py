@@ -48,6 +48,7 @@ from blox_lat.harness._events import (
     SetResumed,
     ThermalWaited,
 )
+from blox_lat.harness._executors import BURST_FLAG
 from blox_lat.harness._factory import get_runner
 from blox_lat.harness._hostwatch import HostWatch
 from blox_lat.harness._journal import (
@@ -157,6 +158,7 @@ __all__ = [
     "JOURNAL_SCHEMA",
     "Campaign",
     "CampaignConfig",
+    "BURST_FLAG",
     "ProtocolChoice",
     "default_redo_sets",
     "HostWatch",

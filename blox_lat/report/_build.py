@@ -187,6 +187,7 @@ class ReportBuilder:
             row = {"device": name, "latency": d.latency_kind, "source": d.source, "measured": d.count,
                    "failed": len(d.failed),
                    "noisy": int(d.noisy.sum()), "remeasured": int((d.attempts > 1).sum()),
+                   "burst": int(d.burst.sum()) if d.burst is not None else 0,
                    "min_ms": q[0], "p5_ms": q[1], "median_ms": q[2], "p95_ms": q[3], "max_ms": q[4]}
             rows.append(_r(row, 4))
         part.numbers["devices"] = rows
@@ -282,14 +283,21 @@ class ReportBuilder:
             again = d.attempts > 1
             remeasured = [{**self._model(i), "attempts": int(a), "cv": _r(c, 4)}
                           for i, a, c in zip(d.index[again], d.attempts[again], d.cv[again])]
+            hit = d.burst if d.burst is not None else np.zeros(len(d.index), dtype=bool)
+            burst = [{**self._model(i), lat_key: _r(lat, 4)} for i, lat in zip(d.index[hit], d.latency_ms[hit])]
             cv = d.cv[np.isfinite(d.cv)]  # a release may lack the CV of some (or all) models
             per_device[name] = {"latency": d.latency_kind, "level_reference": d.level_reference,
                                 "median_cv": _r(float(np.median(cv)) if cv.size else None, 4), "cv_threshold": threshold,
-                                "noisy": noisy, "remeasured": remeasured}
+                                "noisy": noisy, "remeasured": remeasured, "burst": burst}
             part.figures.append((f"noise-{_safe(name)}", F.noise_figure(d, threshold),
                                  f"{name}: coefficient of variation of every measurement; {len(noisy)} noisy, "
                                  f"{len(remeasured)} re-measured."))
-            for title, rows in (("noisy", noisy), ("re-measured", remeasured)):
+            if burst:
+                part.notes.append(f"{name}: {len(burst)} model(s) were timed in a set that ran through a burst of other "
+                                  "work on the host that no redo repaired (flag burst): their latencies carry that noise, "
+                                  "which the anchors cannot correct; measure them again on a quiet host with "
+                                  "blox-lat measure ... --remeasure burst (docs/protocol.md).")
+            for title, rows in (("noisy", noisy), ("re-measured", remeasured), ("burst (not repaired)", burst)):
                 if rows:
                     part.tables.append((f"{name}: {title} models ({len(rows)}"
                                         + (f", first {_LIST_LIMIT} shown" if len(rows) > _LIST_LIMIT else "") + ")",

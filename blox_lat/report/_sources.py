@@ -77,6 +77,8 @@ class DeviceData:
     level_reference: dict[str, Any] | None = None
     latency_kind: str = "raw"  # which latency ``latency_ms`` holds: raw or corrected
     raw_ms: np.ndarray | None = field(default=None, repr=False)  # the raw latency, whatever ``latency_ms`` shows
+    #: the models whose set ran through a noise burst no redo repaired (measurement flag ``burst``)
+    burst: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         n = self.index.size
@@ -210,7 +212,7 @@ def campaign_device_data(path: Path, records: list[Any], standings: Any, device:
                          ) -> DeviceData:
     """:class:`DeviceData` of ``device`` from ``chosen`` (model hash -> its
     :class:`~blox_lat.harness.Standing`) with the environments and anchors lines of ``records``."""
-    from blox_lat.harness import AnchorsRecord, EnvironmentRecord
+    from blox_lat.harness import BURST_FLAG, AnchorsRecord, EnvironmentRecord
     from blox_lat.space import space_table
 
     index_of_hash = space_table().index_of_hash
@@ -250,6 +252,7 @@ def campaign_device_data(path: Path, records: list[Any], standings: Any, device:
         index=np.fromiter((i for i, _s in ok), dtype=np.int64, count=len(ok)),
         latency_ms=column(lambda s: s.latency_ms), cv=column(lambda s: nan(s.record.measurement.cv)),
         noisy=column(lambda s: s.record.noisy, bool), attempts=column(lambda s: int(s.record.attempts or 1), np.int64),
+        burst=column(lambda s: BURST_FLAG in s.record.measurement.flags, bool),
         recorded_s=_stamps([s.record.recorded_at for _i, s in ok]), failed=failed, protocol=protocol,
         profile=profile, environments=tuple(envs),
         group_means=_pad([list(s.record.measurement.group_means_ms or (s.latency_ms,)) for _i, s in ok]),
@@ -294,6 +297,7 @@ def _load_release(path: Path, raw: bool) -> Source:
     import json
 
     import blox_lat.dataset as ds
+    from blox_lat.harness import BURST_FLAG
 
     rel = ds.open(path)
     devices: dict[str, DeviceData] = {}
@@ -338,6 +342,7 @@ def _load_release(path: Path, raw: bool) -> Source:
             noisy=np.asarray(noisy[is_ok], dtype=bool) if noisy.dtype != object
             else np.asarray([bool(v) for v in noisy[is_ok]], dtype=bool),
             attempts=np.nan_to_num(_column(sec, "attempts")[is_ok].astype(np.float64), nan=1).astype(np.int64),
+            burst=np.asarray([BURST_FLAG in (f if f is not None else ()) for f in _column(sec, "flags")[is_ok]], dtype=bool),
             recorded_s=_stamps(list(recorded)),
             failed=failed, protocol=protocols[0] if len(protocols) == 1 else ({"protocols": protocols} if protocols else None),
             profile={"name": device, **(meta.get("profile") or {})}, environments=envs, group_means=group_means,
