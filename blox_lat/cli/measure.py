@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # the harness is imported when a command runs: 'blox-lat --he
         ModelDone,
         Remeasuring,
         SetProgress,
+        SetRedone,
         SetResumed,
         ThermalWaited,
     )
@@ -165,6 +166,10 @@ class _Progress:
         self._say(f"  model {event.arch.index}: latency known to +-{event.halfwidth:.1%} only (95 % interval), "
                   f"re-measuring (attempt {event.attempt + 1})")
 
+    def _set_redone(self, event: Any) -> None:
+        self._say(f"  a set of {event.models} models ran through a burst of other work (its rounds scattered "
+                  f"{event.shared_sd:.0%} together): timing it again now that the host is quiet")
+
     def _device_lost(self, event: DeviceLost) -> None:
         self._say(f"  device {event.device} lost ({event.reason}); its model goes to the others")
 
@@ -234,7 +239,7 @@ def _handlers() -> dict[type, Callable[[_Progress, Any], None]]:
     return {CampaignStarted: _Progress._started, Remeasuring: _Progress._remeasuring,
             DeviceLost: _Progress._device_lost, SetProgress: _Progress._set_progress, ModelDone: _Progress._model_done,
             ThermalWaited: _Progress._thermal_waited, AnchorsTimed: _Progress._anchors_timed,
-            SetResumed: _Progress._set_resumed}
+            SetResumed: _Progress._set_resumed, SetRedone: _Progress._set_redone}
 
 
 #: ``--cv-threshold``'s default as --help shows it (a test holds it to the library's constant)
