@@ -16,17 +16,20 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from blox_lat._fs import utc_now
-from blox_lat.harness._protocol import TimingProtocol
 from blox_lat.harness._runtime import RuntimeSpec, RuntimeUnavailableError
 from blox_lat.harness._runtimes import get_runtime, list_runtimes, register_runtime, unregister_runtime
+
+if TYPE_CHECKING:  # the device runner bundle (_bundle) carries this module without _protocol
+    from blox_lat.harness._protocol import TimingProtocol
 
 __all__ = [
     "RawRun",
     "RuntimeSpec",
     "RuntimeUnavailableError",
+    "Schedule",
     "get_runtime",
     "list_runtimes",
     "load_callable",
@@ -112,9 +115,25 @@ def _warm_up(run_once: Callable[[], Any], min_runs: int, min_s: float, clock: Ca
     return warm
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """What :func:`time_interleaved` needs of a protocol: ``groups`` of ``runs_per_group`` runs
+    per model in ``rounds`` rounds, ``rewarm_runs`` untimed runs before every later round, and
+    a warm-up of ``warmup_min_runs`` runs and ``warmup_min_s`` seconds first. A
+    :class:`~blox_lat.harness.TimingProtocol` has the same fields and can stand in for it;
+    this one exists because the device runner bundle carries ``_timing`` without ``_protocol``."""
+
+    groups: int
+    runs_per_group: int
+    rounds: int = 1
+    rewarm_runs: int = 0
+    warmup_min_runs: int = 10
+    warmup_min_s: float = 0.5
+
+
 def time_interleaved(
     run_onces: Sequence[Callable[[], Any]],
-    protocol: TimingProtocol,
+    protocol: Schedule | TimingProtocol,
     *,
     clock: Callable[[], int] = time.perf_counter_ns,
     on_round: Callable[[int, int], None] | None = None,
@@ -136,7 +155,8 @@ def time_interleaved(
     raws)`` receives each finished round's own samples, one :class:`RawRun` per model whose
     ``warmup_runs`` are the untimed runs before them, so that a caller can keep every round."""
     runs_per_group, rewarm_runs = protocol.runs_per_group, protocol.rewarm_runs
-    sizes = protocol.round_sizes()
+    base, extra = divmod(protocol.groups, protocol.rounds)
+    sizes = [base + (1 if i < extra else 0) for i in range(protocol.rounds)]
     if not 0 <= first_round < len(sizes):
         raise ValueError(f"first_round {first_round} is outside 0..{len(sizes) - 1}")
     warm = [_warm_up(f, protocol.warmup_min_runs, protocol.warmup_min_s, clock) for f in run_onces]
@@ -264,7 +284,7 @@ def measure_request_many(request: dict[str, Any],
                             batch=int(request.get("batch", 1)), input_size=int(request.get("input_size", 32)))
               for path in request["artifact_paths"]]
     proto = request["protocol"]
-    protocol = TimingProtocol(
+    schedule = Schedule(
         groups=int(proto["groups"]),
         runs_per_group=int(proto["runs_per_group"]),
         rounds=int(proto.get("rounds", 1)),
@@ -274,7 +294,7 @@ def measure_request_many(request: dict[str, Any],
     )
     raws = time_interleaved(
         [run_once for run_once, _ in loaded],
-        protocol,
+        schedule,
         on_round=on_round,
         first_round=int(request.get("start_round", 0)),
         on_round_raws=on_round_raws,
