@@ -166,7 +166,7 @@ class _Progress:
         self._say(f"  model {event.arch.index}: latency known to +-{event.halfwidth:.1%} only (95 % interval), "
                   f"re-measuring (attempt {event.attempt + 1})")
 
-    def _set_redone(self, event: Any) -> None:
+    def _set_redone(self, event: SetRedone) -> None:
         self._say(f"  a set of {event.models} models ran through a burst of other work (its rounds scattered "
                   f"{event.shared_sd:.0%} together): timing it again now that the host is quiet")
 
@@ -232,6 +232,7 @@ def _handlers() -> dict[type, Callable[[_Progress, Any], None]]:
         ModelDone,
         Remeasuring,
         SetProgress,
+        SetRedone,
         SetResumed,
         ThermalWaited,
     )
@@ -539,7 +540,7 @@ def _report(summary: Any, as_json: bool, host: Any = None) -> None:
         ("skipped (failed before)", summary.skipped_failed),
         ("noisy (kept, flagged)", summary.noisy),
         ("re-measured", summary.remeasured),
-        ("sets redone after a burst", f"{summary.redone_sets} ({summary.redo_s:.1f} s)"),
+        ("sets redone (burst)", f"{summary.redone_sets} ({summary.redo_s:.1f} s)"),
         ("burst not repaired", f"{summary.unrepaired_models} model(s) in {summary.unrepaired_sets} set(s)"),
         ("remaining", summary.remaining),
         ("wall time", f"{summary.wall_s:.1f} s"),

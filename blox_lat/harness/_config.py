@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 __all__ = ["REMEASURABLE", "CampaignConfig", "ProtocolChoice", "default_redo_sets"]
 
+_FARM_ANCHORS = ("anchors run on one device (each device of a farm has its own level): use --anchors 0, "
+                 "or one campaign per device")
+
 #: the flags ``remeasure`` takes: a set's burst no redo repaired, or a noisy measurement
 REMEASURABLE = ("burst", "noisy")
 
@@ -140,6 +143,8 @@ class CampaignConfig:
         devices = tuple(self.devices)
         if not devices:
             raise CampaignSetupError("a campaign needs a device")
+        if self.anchors and len(devices) > 1:  # before the farm's own checks: the flag is the mistake
+            raise CampaignSetupError(_FARM_ANCHORS)
         check_farm(devices)
         protocol = self.protocol.resolve(devices) if isinstance(self.protocol, ProtocolChoice) else self.protocol
         check_interleave(protocol.interleave, devices)
@@ -158,9 +163,6 @@ class CampaignConfig:
     def _anchor_archs(self, protocol: TimingProtocol, devices: tuple[DeviceProfile, ...]) -> tuple[Any, ...]:
         count = default_anchors(protocol.interleave, devices) if self.anchors is None else self.anchors
         if isinstance(count, int) and not isinstance(count, bool):
-            if count and len(devices) > 1:
-                raise CampaignSetupError("anchors run on one device (each device of a farm has its own level): "
-                                         "use --anchors 0, or one campaign per device")
             try:
                 return tuple(choose_anchors(count)) if count else ()
             except AnchorError as exc:
@@ -172,9 +174,6 @@ class CampaignConfig:
             raise CampaignSetupError(f"max attempts must be >= 1, got {self.max_attempts}")
         if not isinstance(self.redo_sets, int) or self.redo_sets < 0:
             raise CampaignSetupError(f"--redo-sets must be an integer >= 0, got {self.redo_sets!r}")
-        if self.anchors and self.farm:
-            raise CampaignSetupError("anchors run on one device (each device of a farm has its own level): "
-                                     "use --anchors 0, or one campaign per device")
         every = self.anchor_every
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise CampaignSetupError(f"--anchor-every must be an integer >= 1, got {every!r}")
