@@ -205,11 +205,7 @@ class SshTransport(Transport):
         stdin: bytes | None = None,
     ) -> CommandResult:
         argv = tuple(str(a) for a in argv)
-        line = remote_command_line(argv, cwd)
-        # `exec` keeps the PID we report, so a timeout can kill exactly this process.
-        wrapped = f"printf '{_PID_MARK}%s\\n' \"$$\" >&2; " + (
-            f"cd {shlex.quote(cwd)} && exec {shlex.join(argv)}" if cwd else f"exec {line}"
-        )
+        wrapped = _wrapped(argv, cwd)
         start = time.perf_counter()
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         try:
@@ -218,7 +214,7 @@ class SshTransport(Transport):
             if stdin:
                 chan.sendall(stdin)
             chan.shutdown_write()
-            out, err, pid = self._collect(chan, deadline, on_output)
+            out, err, pid = _collect(chan, deadline, on_output)
         except (OSError, EOFError) as exc:
             logger.info("lost %s while running %s: %s", self._where(), shlex.join(argv), exc)
             raise ConnectionLostError(f"lost {self._where()} while running {argv!r}: {exc}") from exc
@@ -248,37 +244,6 @@ class SshTransport(Transport):
             duration_s=duration_s,
         )
 
-    def _collect(
-        self, chan: Any, deadline: float | None, on_output: Callable[[str], None] | None
-    ) -> tuple[bytes, bytes, int | None]:
-        """stdout, stderr and the remote PID once the channel has reached EOF *and* reported its
-        exit status: OpenSSH may send the status before the last data, so either alone is not
-        the end of the output."""
-        ready = _data_event(chan)
-        out = bytearray()
-        err = _PidStripper(on_output)
-        while True:
-            ready.clear()  # before looking: data fed from now on sets it again
-            at_eof = chan.eof_received or chan.closed  # read before draining: data precedes EOF
-            while chan.recv_ready():
-                data = chan.recv(65536)
-                out += data
-                if on_output is not None:
-                    on_output(data.decode("utf-8", "replace"))
-            while chan.recv_stderr_ready():
-                err.feed(chan.recv_stderr(65536))
-            if at_eof and chan.status_event.is_set():  # a close without a status sets it too
-                return bytes(out), err.finish(), err.pid
-            wait = _POLL_S
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    chan.close()
-                    raise _Timeout(err.pid)
-                wait = min(wait, remaining)
-            # after EOF the buffers stay "ready" (closed): what is missing is the exit status
-            (chan.status_event if at_eof else ready).wait(wait)
-
     supports_processes: ClassVar[bool] = True
     #: pushes may run on another thread while a command runs (separate channels)
     concurrent_ops: ClassVar[bool] = True
@@ -286,9 +251,7 @@ class SshTransport(Transport):
     def start(self, argv: Sequence[str], *, cwd: str | None = None) -> Any:
         """A long-lived remote process on its own exec channel (stdin/stdout kept open)."""
         argv = tuple(str(a) for a in argv)
-        wrapped = f"printf '{_PID_MARK}%s\\n' \"$$\" >&2; " + (
-            f"cd {shlex.quote(cwd)} && exec {shlex.join(argv)}" if cwd else f"exec {remote_command_line(argv)}"
-        )
+        wrapped = _wrapped(argv, cwd)
         try:
             chan = self._transport().open_session(timeout=self.connect_timeout_s)
             chan.exec_command(wrapped)
@@ -374,6 +337,46 @@ class SshTransport(Transport):
             if type(exc).__module__.startswith("paramiko"):
                 raise ConnectionLostError(f"lost {self._where()} during {what}: {exc}") from exc
             raise
+
+
+def _wrapped(argv: tuple[str, ...], cwd: str | None) -> str:
+    """The command line sent for ``argv``: it reports the remote shell's PID on stderr, then
+    ``exec`` keeps that PID for the command, so a timeout can kill exactly this process."""
+    return f"printf '{_PID_MARK}%s\\n' \"$$\" >&2; " + (
+        f"cd {shlex.quote(cwd)} && exec {shlex.join(argv)}" if cwd else f"exec {remote_command_line(argv)}"
+    )
+
+
+def _collect(
+    chan: Any, deadline: float | None, on_output: Callable[[str], None] | None
+) -> tuple[bytes, bytes, int | None]:
+    """stdout, stderr and the remote PID once the channel has reached EOF *and* reported its
+    exit status: OpenSSH may send the status before the last data, so either alone is not
+    the end of the output."""
+    ready = _data_event(chan)
+    out = bytearray()
+    err = _PidStripper(on_output)
+    while True:
+        ready.clear()  # before looking: data fed from now on sets it again
+        at_eof = chan.eof_received or chan.closed  # read before draining: data precedes EOF
+        while chan.recv_ready():
+            data = chan.recv(65536)
+            out += data
+            if on_output is not None:
+                on_output(data.decode("utf-8", "replace"))
+        while chan.recv_stderr_ready():
+            err.feed(chan.recv_stderr(65536))
+        if at_eof and chan.status_event.is_set():  # a close without a status sets it too
+            return bytes(out), err.finish(), err.pid
+        wait = _POLL_S
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                chan.close()
+                raise _Timeout(err.pid)
+            wait = min(wait, remaining)
+        # after EOF the buffers stay "ready" (closed): what is missing is the exit status
+        (chan.status_event if at_eof else ready).wait(wait)
 
 
 def _data_event(chan: Any) -> threading.Event:
