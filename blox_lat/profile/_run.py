@@ -140,20 +140,22 @@ def _failed(arch: Any, profile: Any, protocol: Any, runs: int, reason: str) -> P
                          status="failed", created_at=utc_now(), reason=" ".join(reason.split())[:500] or "unknown")
 
 
-def _resolve_device(device: Any, device_files: Sequence[str]) -> Any:
+def _resolve_device(device: Any) -> Any:
+    """A built-in or user profile by name (a device file's profile: pass the DeviceProfile)."""
     if not isinstance(device, str):
         return device
     from blox_lat.devices import load_profiles
 
-    return load_profiles(tuple(device_files)).get(device)
+    return load_profiles(()).get(device)
 
 
 def profile_models(models: Any, device: Any = "cpu", *, out: str | os.PathLike[str], runs: int = DEFAULT_PROFILE_RUNS,
                    protocol: Any = None, store: Any = None, connection: dict[str, Any] | None = None,
-                   timeout_s: float = 600.0, device_files: Sequence[str] = (), runner: Any = None,
+                   timeout_s: float = 600.0, runner: Any = None,
                    on_event: Callable[[Any], None] | None = None) -> ProfileSummary:
-    """Profile ``models`` (a selector or model names/indices) on ``device`` (a name or a
-    :class:`~blox_lat.devices.DeviceProfile`), appending to ``<out>/profiles.jsonl``.
+    """Profile ``models`` (a selector or model names/indices) on ``device`` (a profile name, or
+    a :class:`~blox_lat.devices.DeviceProfile`, e.g. from a device file), appending to
+    ``<out>/profiles.jsonl``.
 
     ``runs`` is both the protocol's timed runs (groups of 10) and the profiled runs; ``protocol``
     overrides the former. ``runner`` replaces the device's own (tests inject one). Models with a
@@ -164,7 +166,7 @@ def profile_models(models: Any, device: Any = "cpu", *, out: str | os.PathLike[s
 
     if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
         raise ProfileError(f"runs must be a whole number >= 1, got {runs!r}")
-    profile = _resolve_device(device, device_files)
+    profile = _resolve_device(device)
     protocol = protocol or TimingProtocol.from_total(runs, min(10, runs))
     archs = space.select(models) if isinstance(models, str) else [space.resolve(m) for m in models]
     folder = Path(out)
