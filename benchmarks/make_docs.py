@@ -80,6 +80,19 @@ BENCHMARKS: dict[str, dict[str, Any]] = {
         "columns": ["campaign_s", "raw_spearman", "raw_median_rel_diff", "corrected_spearman",
                     "corrected_median_rel_diff", "noise_at_default_time", "anchor_share", "remeasured_share"],
     },
+    "survey": {
+        "about": "blox-lat survey of cpu-int8 at --runs 100 (15-minute budget; 5 minutes with a cpu predictor as "
+                 "prior), scored on 200 other random models measured in two campaigns (mean of the figures "
+                 "against each), beside their test-retest agreement; device time accounted / measuring wall time",
+        "target": "15 min: Spearman >= test-retest and >= 95 % within +-10 %; prior at 5 min within 0.02 of it; "
+                  "accounted device time within 5 % of the wall time",
+        "columns": ["holdout_models", "retest.spearman", "retest.within10_pct",
+                    "surveys.full.survey.models_measured", "surveys.full.holdout.mean_of_a_b.spearman",
+                    "surveys.full.holdout.mean_of_a_b.within10_pct", "surveys.full.holdout.mean_of_a_b.mape_pct",
+                    "surveys.full.survey.spent.accounted_over_wall", "surveys.prior.survey.models_measured",
+                    "surveys.prior.holdout.mean_of_a_b.spearman", "surveys.prior.holdout.mean_of_a_b.within10_pct",
+                    "surveys.prior.survey.spent.accounted_over_wall", "meets_targets"],
+    },
     "predictor_accuracy": {
         "about": "latency predictor on the committed data (benchmarks/data/predictor: 1,000 cpu models, 256 "
                  "measured twice, 300 cpu-int8, block pieces), per latency kind: held-out agreement beside "
