@@ -193,3 +193,39 @@ def test_parse_duration():
     for bad in ("", "x", "-5m", "15q", "1h x", "0s"):
         with pytest.raises(sv.SurveyError):
             sv.parse_duration(bad)
+
+
+def test_prior_small_first_round_and_its_decision(tmp_path, store):
+    base = tmp_path / "cpu"
+    _survey(base, store, "--budget", "1h", "--first", "45", "--max-rounds", "1")
+    prior = base / sv.PREDICTOR
+    # the prior's own device is refused: a survey with a prior is for another device
+    same = _survey(tmp_path / "same", store, "--budget", "1h", "--prior", str(prior), check=False)
+    assert same.returncode == 2 and "itself" in same.stderr.strip().splitlines()[-1]
+    toml = tmp_path / "copy.toml"
+    toml.write_text('[devices.cpu-copy]\ntransport = "local"\nruntime = "onnxruntime"\nformat = "onnx"\n'
+                    "options = { threads = 1 }\n")
+    out = tmp_path / "p"
+    res = _survey(out, store, "--device", "cpu-copy", "--device-file", str(toml), "--prior", str(prior),
+                  "--budget", "1h", "--first", "12", "--max-rounds", "1", "--json")
+    doc = json.loads(res.stdout)
+    assert [r["models"] for r in doc["rounds"]] == [12] and doc["models_measured"] == 12 + 3
+    assert doc["accuracy"]["method"] == "transfer" and doc["prior"]["prior_used"] is True
+    assert "samples" in doc["prior"]["reason"]  # under 40 samples the prior is kept without a contest
+    assert ds.open(out / sv.RELEASE).predicted_devices == ["cpu-copy"]
+    # a survey folder is bound to its prior: another prior (or none) is refused with the flags
+    other = _survey(out, store, "--device", "cpu-copy", "--device-file", str(toml), "--budget", "1h", check=False)
+    assert other.returncode == 2 and "--prior" in other.stderr
+
+
+def test_retest_gives_the_test_retest_floor(tmp_path, store):
+    out = tmp_path / "s"
+    doc = json.loads(_survey(out, store, "--budget", "1h", "--first", "45", "--retest", "8", "--max-rounds", "1",
+                             "--json").stdout)
+    assert [(r["plan"], r["models"]) for r in doc["rounds"]] == [("balanced", 45), ("retest", 8)]
+    again = {r.model_index for r in _ok_records(out / "retest")}
+    assert len(again) == 8 and again <= set(sv.read_state(out).rounds[0].indices)
+    assert doc["retest"]["models"] == 8 and -1 <= doc["retest"]["spearman"] <= 1
+    assert doc["models_measured"] == 45 + 8 + 3  # the accounting counts the retest campaign too
+    # the release holds one standing value per model, from both campaigns
+    assert len(ds.open(out / sv.RELEASE).section("bench/cpu").table) == 45

@@ -93,6 +93,9 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
               help="Models of the first (balanced) round  [default: sized to the budget, 45..135; 10..45 with --prior]")
 @click.option("--max-rounds", type=click.IntRange(1), default=None, metavar="N",
               help="Stop after N rounds  [default: the budget and --target-width decide]")
+@click.option("--retest", type=click.IntRange(0), default=0, show_default=True, metavar="N",
+              help="Measure N models of the first round again in a second campaign: the test-retest floor "
+                   "beside the CV figures (N models of the budget).")
 @click.option("--runs", type=int, default=1000, show_default=True, help="Timed runs per model.")
 @click.option("--runs-per-group", type=int, default=10, show_default=True, help="Runs per group.")
 @click.option("--warmup-runs", type=int, default=10, show_default=True, help="Minimum warm-up runs.")
@@ -105,7 +108,7 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress output.")
 @json_option("Print the survey's accounting and accuracy as JSON.")
 def survey(device: str, budget: str, out: Path, prior: Path | None, target_width: float | None,
-           first_round: int | None, max_rounds: int | None, runs: int,
+           first_round: int | None, max_rounds: int | None, retest: int, runs: int,
            runs_per_group: int, warmup_runs: int, warmup_s: float, seed: int, connect: tuple[str, ...],
            device_files: tuple[str, ...], store: Path | None, quiet: bool, as_json: bool) -> None:
     """Measure a device within a budget and predict all 91,125 models (see docs/predict.md).
@@ -125,7 +128,7 @@ def survey(device: str, budget: str, out: Path, prior: Path | None, target_width
                              runs_per_group=runs_per_group, warmup_runs=warmup_runs, warmup_s=warmup_s,
                              target_width=None if target_width is None else target_width / 100, prior=prior,
                              seed=seed, connection=parse_connect_options(connect), device_files=device_files,
-                             store=store, first_round=first_round, max_rounds=max_rounds)
+                             store=store, first_round=first_round, max_rounds=max_rounds, retest=retest)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         result = sv.survey(config, on_event=_Progress(quiet))

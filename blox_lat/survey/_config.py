@@ -44,7 +44,8 @@ class SurveyConfig:
     of the 90 % intervals over the whole space is at most that fraction. ``prior`` is another
     device's predictor file (``blox-lat predict transfer``). ``first_round`` fixes the size of the
     first round instead of sizing it to the budget (at least 45 without a prior, 10 with one);
-    ``max_rounds`` ends the rounds after that many."""
+    ``max_rounds`` ends the rounds after that many; ``retest`` models of the first round are
+    measured again in a second campaign after it, for the test-retest floor."""
 
     device: str
     budget_s: float
@@ -63,6 +64,7 @@ class SurveyConfig:
     level: float = 0.9
     first_round: int | None = None  # models of the first round (default: sized to the budget)
     max_rounds: int | None = None  # stop after this many rounds (default: the budget and target decide)
+    retest: int = 0  # models of the first round measured again in a second campaign (test-retest floor)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.budget_s, (int, float)) and math.isfinite(self.budget_s) and self.budget_s > 0):
@@ -78,6 +80,8 @@ class SurveyConfig:
             raise SurveyError(f"seed {self.seed!r}: give an integer 0 or more")
         if self.first_round is not None and not 1 <= self.first_round <= 91125:
             raise SurveyError(f"first round of {self.first_round} models: choose 1..91125")
+        if isinstance(self.retest, bool) or not isinstance(self.retest, int) or self.retest < 0:
+            raise SurveyError(f"--retest {self.retest!r}: give a number of models, 0 or more")
         if self.max_rounds is not None and self.max_rounds < 1:
             raise SurveyError(f"--max-rounds {self.max_rounds}: give 1 or more")
         if self.prior is not None and not Path(self.prior).is_file():

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from blox_lat.survey._accounting import DeviceTime, journal_time
-from blox_lat.survey._layout import CAMPAIGN, PREDICTOR, PROBE, RELEASE, REPORT
+from blox_lat.survey._layout import CAMPAIGN, PREDICTOR, PROBE, RELEASE, REPORT, RETEST
 
 #: the cross-validated figures a survey reports (``blox_lat.predict.accuracy`` and coverage)
 CV_KEYS = ("spearman", "mape_pct", "within10_pct", "coverage90_pct")
@@ -50,7 +50,10 @@ class SurveyResult:
         """The result of a :class:`~blox_lat.survey.Survey` that has run."""
         st, setup = survey.state, survey.setup
         assert setup is not None
-        spent = journal_time(survey.out / CAMPAIGN, setup.protocol, sum(r.cost.export_s for r in st.rounds))
+        spent = journal_time(survey.out / CAMPAIGN, setup.protocol,
+                             sum(r.cost.export_s for r in st.rounds if r.kind != "retest"))
+        spent = spent.plus(journal_time(survey.out / RETEST, setup.protocol,
+                                        sum(r.cost.export_s for r in st.rounds if r.kind == "retest")))
         spent = spent.plus(journal_time(survey.out / PROBE, setup.protocol, st.probe.export_s if st.probe else 0.0))
         last = survey.last_fitted()
         rounds = [{"number": r.number, "plan": r.kind, "models": len(r.indices), "measured": r.measured,

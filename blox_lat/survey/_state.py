@@ -43,7 +43,7 @@ class Round:
     """One round: a balanced plan or the least certain models, measured, then fitted."""
 
     number: int
-    kind: str  # "balanced" or "next"
+    kind: str  # "balanced", "next" or "retest" (models of round 1 measured again)
     indices: tuple[int, ...]
     cost: StepCost = StepCost()
     measured: bool = False
@@ -69,6 +69,7 @@ class SurveyState:
         return (self.probe.wall_s if self.probe else 0.0) + sum(r.cost.wall_s for r in self.rounds)
 
     def measured_indices(self) -> list[int]:
+        """Every model a measured round holds (a retest round's are in round 1 too)."""
         return sorted({i for r in self.rounds if r.measured for i in r.indices})
 
     def with_round(self, rnd: Round) -> SurveyState:
@@ -100,7 +101,7 @@ class SurveyState:
 
 
 def _kind(value: Any) -> str:
-    if value not in ("balanced", "next"):
+    if value not in ("balanced", "next", "retest"):
         raise ValueError(f"round kind {value!r}")
     return str(value)
 

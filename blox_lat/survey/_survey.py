@@ -35,7 +35,7 @@ from blox_lat.survey._events import (
     SurveyOpened,
     SurveyStopped,
 )
-from blox_lat.survey._layout import CAMPAIGN, PLANS, PREDICTOR, PREDICTORS, PROBE, RELEASE, REPORT
+from blox_lat.survey._layout import CAMPAIGN, PLANS, PREDICTOR, PREDICTORS, PROBE, RELEASE, REPORT, RETEST
 from blox_lat.survey._measure import measure_round
 from blox_lat.survey._result import SurveyResult, figures_of
 from blox_lat.survey._setup import Setup, resolve
@@ -175,7 +175,8 @@ class Survey:
             self.state = self.state.with_round(replace(rnd, cost=base.plus(cost)))
             self._save(now=False)
 
-        _summary, cost = measure_round([sp.from_index(i) for i in rnd.indices], self.setup, self.out / CAMPAIGN,
+        folder = self.out / (RETEST if rnd.kind == "retest" else CAMPAIGN)
+        _summary, cost = measure_round([sp.from_index(i) for i in rnd.indices], self.setup, folder,
                                        host_state=self._host, on_event=self._emit, on_cost=on_cost)
         rnd = replace(rnd, cost=base.plus(cost), measured=True)
         self.state = self.state.with_round(rnd)
@@ -188,7 +189,7 @@ class Survey:
         from blox_lat import predict
 
         cfg = self.config
-        data = predict.load_measurements([self.out / CAMPAIGN], device=cfg.device, latency="auto")
+        data = predict.load_measurements(self.sources(), device=cfg.device, latency="auto")
         try:
             if self.prior is not None:
                 p = predict.transfer(self.prior, data, seed=cfg.seed)
@@ -202,6 +203,13 @@ class Survey:
         self.state = self.state.with_round(replace(rnd, fit=figures))
         self._save()
         self._emit(RoundFitted(rnd.number, figures))
+
+    def sources(self) -> list[Path]:
+        """The campaign folders measured so far: the rounds', and the retest's once it has a journal."""
+        from blox_lat.harness import journal_path
+
+        retest = self.out / RETEST
+        return [self.out / CAMPAIGN] + ([retest] if journal_path(retest).is_file() else [])
 
     def predictor_path(self, number: int) -> Path:
         return self.out / PREDICTORS / f"round-{number:02d}.json"
@@ -222,8 +230,6 @@ class Survey:
 
     def _decide(self) -> tuple[str, int] | str:
         """The next round (plan, models), or why the rounds are over."""
-        from blox_lat.predict import plan_balanced  # noqa: F401 - fail early without numpy
-
         cfg, st = self.config, self.state
         fit = next((r.fit for r in reversed(st.rounds) if r.fit is not None), None)
         per = self._per_model_s()
@@ -232,11 +238,15 @@ class Survey:
         if not st.rounds:
             return self._first_round(affordable, per)
         fitted = fit is not None and "error" not in fit
+        retest = min(cfg.retest, len(st.rounds[0].indices))
+        if retest and fitted and not any(r.kind == "retest" for r in st.rounds) and affordable >= retest:
+            return "retest", retest  # right after the first round; not counted by --max-rounds
         if fitted and cfg.target_width is not None and fit["median_halfwidth_pct"] <= cfg.target_width * 100:
             return (f"target reached: the median 90 % interval half-width is {fit['median_halfwidth_pct']:.2f} %, "
                     f"at most {cfg.target_width * 100:g} %")
-        if cfg.max_rounds is not None and len(st.rounds) >= cfg.max_rounds:
-            return f"{len(st.rounds)} round(s) done, as --max-rounds {cfg.max_rounds} asked"
+        rounds = sum(r.kind != "retest" for r in st.rounds)
+        if cfg.max_rounds is not None and rounds >= cfg.max_rounds:
+            return f"{rounds} round(s) done, as --max-rounds {cfg.max_rounds} asked"
         room = 91125 - len(st.measured_indices())
         if room <= 0:
             return "every model of the space is measured"
@@ -269,7 +279,10 @@ class Survey:
 
         cfg = self.config
         number = len(self.state.rounds) + 1
-        if kind == "balanced":
+        if kind == "retest":
+            picks = list(np.random.default_rng(cfg.seed).permutation(self.state.rounds[0].indices)[:n])
+            header = [f"survey round {number}: {n} models of round 1 measured again (test-retest)"]
+        elif kind == "balanced":
             picks = predict.plan_balanced(n, cfg.seed)
             header = [f"survey round {number}: balanced design of {n} models (seed {cfg.seed})"]
         else:
@@ -305,7 +318,7 @@ class Survey:
         release = self.out / RELEASE
         if (release / "dataset.json").is_file():
             shutil.rmtree(release)  # the survey's own release, made from fewer rounds
-        dataset.build([self.out / CAMPAIGN], release, f"1.{len(self.state.rounds)}.0", predictions=preds)
+        dataset.build(self.sources(), release, f"1.{len(self.state.rounds)}.0", predictions=preds)
         self._emit(Published("release", str(release)))
         # drawn in this process: a fork pool after a remote campaign's threads can hang
         report.build_report([release], self.out / REPORT, force=True, jobs=1)
