@@ -133,6 +133,17 @@ BENCHMARKS: dict[str, dict[str, Any]] = {
         "columns": ["models", "build_s", "build_cpu_s", "load_avg_before_build", "cold_load_s", "latency_us",
                     "val_acc_us", "test_acc_us", "meets_targets"],
     },
+    "profile_accuracy": {
+        "about": "blox-lat profile on cpu: the per-block sum of layer times (profiler on) over the protocol latency "
+                 "timed in the same worker, for random models (ratio); the profiler's overhead (a profiled run over "
+                 "the protocol latency, less 1); Spearman of the profiled per-block costs of a balanced plan against "
+                 "a predictor fitted on the committed cpu-a journal, over the stage-block pairs, centred per stage",
+        "target": "every ratio within 1.00 +- 0.15; Spearman reported",
+        "columns": ["accuracy.models", "ratio_median", "ratio_min", "ratio_max", "accuracy.within_15pct",
+                    "overhead_median", "agreement.models", "agreement.pairs", "spearman_135",
+                    "agreement.spearman_stage0", "agreement.spearman_stage1", "agreement.spearman_stage2",
+                    "meets_target"],
+    },
 }
 
 
