@@ -28,8 +28,11 @@ def dataset() -> None:
                    "from the measured bench/<device> (repeatable, one per device).")
 @click.option("--pred-level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.9,
               show_default=True, help="Interval level of the --pred sections.")
+@click.option("--profile", "profiles", multiple=True, metavar="DIR",
+              help="Add profile/<device> sections from a folder of 'blox-lat profile' (its profiles.jsonl; "
+                   "repeatable).")
 @json_option()
-def build(sources, out, version, blox_format, allow_pickle, no_raw, no_static, jobs, preds, pred_level,
+def build(sources, out, version, blox_format, allow_pickle, no_raw, no_static, jobs, preds, pred_level, profiles,
           as_json) -> None:
     """Build release VERSION at OUT from journals, training records and Blox files.
 
@@ -43,7 +46,7 @@ def build(sources, out, version, blox_format, allow_pickle, no_raw, no_static, j
 
         predictions = [predict.pred_section(p, level=pred_level) for p in preds]
     result = ds.build(list(sources), out, version, allow_pickle=allow_pickle, blox_format=blox_format, raw=not no_raw,
-                      static=not no_static, jobs=jobs, predictions=predictions)
+                      static=not no_static, jobs=jobs, predictions=predictions, profiles=list(profiles))
     if as_json:
         emit_json(result.to_dict())
         return
@@ -139,14 +142,14 @@ def query(name, release, device, seed, latency, corrected, as_json) -> None:
     if corrected and latency not in (None, "corrected"):
         raise click.UsageError(f"--corrected asks for the corrected latency; it cannot go with --latency {latency}")
     rel = ds.open(release)
-    if device is not None and device not in rel.devices and device not in rel.predicted_devices:
-        known = sorted({*rel.devices, *rel.predicted_devices})
+    if device is not None and device not in {*rel.devices, *rel.predicted_devices, *rel.profiled_devices}:
+        known = sorted({*rel.devices, *rel.predicted_devices, *rel.profiled_devices})
         raise ds.DeviceNotInReleaseError(f"release {rel.version} has no measurements or predictions for device "
                                          f"{device!r}; it has: {', '.join(known) or 'none'}")
     data = rel.full_info(name, seed=seed)
     if device is not None:
         data["sections"] = {k: v for k, v in data["sections"].items()
-                            if not k.startswith(("bench/", "bench-raw/", "pred/")) or k.split("/", 1)[1] == device}
+                            if not k.startswith(("bench/", "bench-raw/", "pred/", "profile/")) or k.split("/", 1)[1] == device}
     kind = "corrected" if corrected else _latency_kind(rel, data["model_index"], device, latency or "auto")
     data["latency_kind"] = kind
     data["latency"] = _latencies(rel, data["model_index"], device, kind, only_corrected=corrected or latency == "corrected")

@@ -31,6 +31,8 @@ Rules (also in the README):
 - ``pred/<device>``: predictions made by the caller (``predictions=``), checked (every model in
   index order, ``lo_ms <= pred_ms <= hi_ms``, the device named in the metadata), one per device,
   fitted on the device setting of that device's ``bench/<device>``; kept apart from it.
+- ``profile/<device>``: per-layer profiles from ``profiles`` folders, one row per profiled model
+  (rules in :mod:`blox_lat.dataset._profiles`).
 - Output: Parquet (zstd) per section, rows sorted by model index, plus the manifest; the same
   inputs give byte-identical files (no timestamps; provenance = builder version, git commit,
   inputs with sha256; the journals' measurements as one digest over their records, so a release
@@ -53,6 +55,7 @@ from blox_lat.dataset._bench_tables import add_bench
 from blox_lat.dataset._collect import Collected, collect, json_chunk
 from blox_lat.dataset._errors import InputError, OutputError, ReleaseExistsError
 from blox_lat.dataset._inputs import InputFile, discover
+from blox_lat.dataset._profiles import ProfileSection, add_profiles, read_profile_sections
 from blox_lat.dataset._tables import (
     PredSection,
     Sections,
@@ -116,15 +119,19 @@ def build(
     static: bool = True,
     jobs: int | None = None,
     predictions: Sequence[tuple[str, Any, dict]] = (),
+    profiles: Sequence[str | os.PathLike[str]] = (),
 ) -> BuildResult:
     """Build release ``version`` at ``out`` from journals, training records and Blox files.
 
     ``predictions``: ``pred/<device>`` sections as ``(name, table, metadata)``, made by the
     caller (``blox_lat.predict.pred_section``); kept apart from the measured ``bench/<device>``.
+    ``profiles``: folders of ``blox-lat profile`` (``profiles.jsonl``), one ``profile/<device>``
+    section per device (:mod:`blox_lat.dataset._profiles`).
     """
 
     check_version(version)
     preds = check_predictions(predictions)
+    profiled = read_profile_sections(profiles)
     out = Path(out)
     if out.exists():
         raise ReleaseExistsError(f"{out} already exists; releases are immutable, so build a new version into a new directory")
@@ -134,9 +141,10 @@ def build(
     remove_stale(p for p in out.parent.glob(".*.partial-*") if p.is_dir())  # killed builds' temporary folders
     with _gc_paused():
         collected = _collect(sources, allow_pickle, jobs)
-        sections = _sections(collected, raw=raw, static=static, predictions=preds)
-        written = write_release(out, version, sections, input_provenance(collected), blox_format)
-    return BuildResult(out, version, written.rows, collected.used, written.blox_files)
+        sections = _sections(collected, raw=raw, static=static, predictions=preds, profiles=profiled)
+        inputs = input_provenance(collected) + [p.provenance for p in profiled]
+        written = write_release(out, version, sections, inputs, blox_format)
+    return BuildResult(out, version, written.rows, collected.used + len(profiled), written.blox_files)
 
 
 @contextlib.contextmanager
@@ -182,8 +190,10 @@ def _pool(stack: contextlib.ExitStack, files: list[InputFile], jobs: int) -> Any
     return stack.enter_context(ProcessPoolExecutor(max_workers=jobs, initializer=gc.disable))
 
 
-def _sections(collected: Collected, *, raw: bool, static: bool, predictions: list[PredSection]) -> Sections:
-    """The release's tables in their order: static, bench (and raw), measure-env, training, distill, pred."""
+def _sections(collected: Collected, *, raw: bool, static: bool, predictions: list[PredSection],
+              profiles: list[ProfileSection]) -> Sections:
+    """The release's tables in their order: static, bench (and raw), measure-env, training, distill, pred,
+    profile."""
     s = Sections()
     c = collected.collector
     if static:
@@ -193,4 +203,5 @@ def _sections(collected: Collected, *, raw: bool, static: bool, predictions: lis
     add_training(s, c)
     add_distill(s, c)
     add_predictions(s, predictions)
+    add_profiles(s, profiles)
     return s

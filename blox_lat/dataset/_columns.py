@@ -6,7 +6,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["arrow_column", "epoch_array", "epoch_matrix"]
+from blox_lat.dataset._schema import LAYER_FIELDS
+
+__all__ = ["arrow_column", "epoch_array", "epoch_matrix", "layerlist_type"]
+
+
+def layerlist_type():
+    """The Arrow type of a ``layerlist`` column: a list of one struct per layer (``LAYER_FIELDS``)."""
+    import pyarrow as pa
+
+    scalar = {"str": pa.string(), "i32": pa.int32(), "f64": pa.float64()}
+    return pa.list_(pa.struct([pa.field(name, scalar[t]) for name, t in LAYER_FIELDS]))
 
 
 def arrow_column(col, values: list[Any], epochs: int | None):
@@ -23,6 +33,8 @@ def arrow_column(col, values: list[Any], epochs: int | None):
     if t == "i8x15":
         arr = np.asarray(values, dtype=np.int8).reshape(-1)
         return pa.FixedSizeListArray.from_arrays(pa.array(arr), 15)
+    if t == "layerlist":
+        return pa.array(values, type=layerlist_type())
     types = {"str": pa.string(), "json": pa.string(), "i32": pa.int32(), "i64": pa.int64(), "f64": pa.float64(),
              "bool": pa.bool_(), "strlist": pa.list_(pa.string()), "f64list": pa.list_(pa.float64())}
     return pa.array(values, type=types[t])

@@ -362,6 +362,11 @@ class Release:
         return self._names("pred")
 
     @property
+    def profiled_devices(self) -> list[str]:
+        """Devices with a ``profile/<device>`` section (per-layer profiles, schema 7)."""
+        return self._names("profile")
+
+    @property
     def seeds(self) -> list[str]:
         return self._names("base")
 
@@ -458,6 +463,21 @@ class Release:
         """The predicted latency in ms (``pred/<device>``), never a measured one; see :meth:`prediction`."""
         p = self.prediction(arch, device)
         return None if p is None else p["pred_ms"]
+
+    def profile(self, arch: Any, device: str | None = None) -> dict | None:
+        """The model's per-layer profile on ``device`` (the only profiled device when omitted),
+        from ``profile/<device>``: the row as a dict (``layers`` a list of dicts), None where
+        the model was not profiled."""
+        devices = self.profiled_devices
+        if device is None and len(devices) == 1:
+            device = devices[0]
+        if device is None or device not in devices:
+            raise DeviceNotInReleaseError(f"release {self.version} has no profile section for "
+                                          f"{'that device' if device is None else repr(device)}; "
+                                          f"profiled devices: {', '.join(devices) or 'none'} (name one with device=...)")
+        sec = self.section(f"profile/{device}")
+        row = sec.rows[self._index(arch)]
+        return None if row < 0 else sec.row_dict(row)
 
     def val_acc(self, arch: Any, epoch: int | None = None, best: bool = True, seed: Any = None) -> float | None:
         """Top-1 validation accuracy (%): the best over epochs 1..epoch, or at ``epoch`` if not ``best``.

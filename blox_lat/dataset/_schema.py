@@ -25,6 +25,11 @@ Schema history (``RELEASE_SCHEMA``):
    reference the rescaling's); ``level``, ``latency_corrected_ms`` and both errors are what
    :func:`blox_lat.harness.stand` gives for the standing record. Releases of schema 1-5 have no
    such columns: readers take them as null.
+7. ``profile/<device>`` sections (``dataset build --profile DIR``): one row per profiled model
+   with load time, first inference, peak memory, the protocol latency of the profile run, the
+   profiler's overhead, one time column per piece of the model (``stem_ms``, ``block_s0_ms`` ..
+   ``head_ms``) and the layers as a list of structs (``layerlist``). A new optional kind; the
+   other sections are schema 6's, and releases of schema 1-6 keep loading.
 
 Every model-keyed section has one row per model, keyed by ``model_hash`` with ``model_index``
 alongside, rows sorted by ``model_index``. Missing values are nulls, never -1.
@@ -52,6 +57,9 @@ section                     content
 ``pred/<device>``           predicted latency (ms) and its interval, whether the model was in
                             the training set, and the method; never a measurement (the
                             predictor's description is the section metadata)
+``profile/<device>``        per-layer profiles (``blox-lat profile``): load, first inference,
+                            peak memory, protocol latency of the profile run, profiler
+                            overhead, time per piece of the model and every layer
 =========================== ===========================================================
 
 Accuracies are percentages rounded to 3 decimals and stored as float32 (exact at that
@@ -69,8 +77,10 @@ from blox_lat.dataset._errors import InputError, UnknownSectionError
 __all__ = [
     "FORMAT",
     "KINDS",
+    "LAYER_FIELDS",
     "MANIFEST",
     "MANIFEST_DIGEST_SINCE",
+    "PROFILE_PIECES",
     "RELEASE_SCHEMA",
     "Column",
     "check_device_name",
@@ -83,7 +93,7 @@ __all__ = [
     "validate_section_name",
 ]
 
-RELEASE_SCHEMA = 6
+RELEASE_SCHEMA = 7
 #: the first schema whose manifest must carry ``manifest_sha256``
 MANIFEST_DIGEST_SINCE = 3
 FORMAT = "blox-lat-dataset"
@@ -99,7 +109,8 @@ class Column:
 
     Types: ``str``, ``i8x15`` (fixed list), ``i32``, ``i64``, ``f64``, ``bool``, ``strlist``,
     ``acc_epochs`` (fixed list of float32 per epoch), ``loss_epochs`` (fixed list of float64),
-    ``f64list`` (variable list of float64), ``json`` (a JSON document as text).
+    ``f64list`` (variable list of float64), ``json`` (a JSON document as text), ``layerlist``
+    (a list of structs, one per profiled layer: :data:`LAYER_FIELDS`).
     """
 
     name: str
@@ -217,6 +228,38 @@ _PRED = [
     Column("method", "str", None, "fit | pieces | transfer, with the family: e.g. fit/additive"),
 ]
 
+#: the struct fields of a ``layerlist`` cell, in order: (name, Arrow type abbreviation)
+LAYER_FIELDS = (("name", "str"), ("op_type", "str"), ("provider", "str"), ("piece", "str"), ("stage", "i32"),
+                ("block", "str"), ("ms", "f64"), ("mapped_by", "str"))
+
+#: the pieces of a model whose profiled times are columns of ``profile/<device>``, in data-flow order
+PROFILE_PIECES = (("stem", "stem"), ("block_s0", "cell/0"), ("reduction_s0", "reduction/0"), ("block_s1", "cell/1"),
+                  ("reduction_s1", "reduction/1"), ("block_s2", "cell/2"), ("reduction_s2", "reduction/2"),
+                  ("head", "head"))
+
+_PROFILE = [
+    Column("status", "str", None, "ok or failed (failed rows have null numbers)"),
+    Column("reason", "str", None, "why the profile failed"),
+    Column("latency_ms", "f64", "ms", "protocol latency of the profile run, profiler off"),
+    Column("load_ms", "f64", "ms", "the runtime's load of the artifact (session creation)"),
+    Column("first_inference_ms", "f64", "ms", "the first inference after loading"),
+    Column("peak_memory_mib", "f64", "MiB", "resident-set high-water mark less the resident set before loading"),
+    Column("peak_memory_how", "str", None, "how the peak was read: VmHWM or ru_maxrss"),
+    Column("gpu_peak_memory_mib", "f64", "MiB", "CUDA max_memory_allocated (null off CUDA)"),
+    Column("profiled_ms", "f64", "ms", "median wall time of one inference with the profiler on"),
+    Column("overhead", "f64", "ratio", "profiled_ms / latency_ms - 1: the profiler's own cost"),
+    Column("layers_ms", "f64", "ms", "sum of every layer's time (profiler on)"),
+    *(Column(f"{col}_ms", "f64", "ms", f"summed time of the layers of the {piece} piece (null: none mapped)")
+      for col, piece in PROFILE_PIECES),
+    Column("unmapped_ms", "f64", "ms", "summed time of the layers mapped to no piece"),
+    *(Column(f"block_s{s}", "str", None, f"name of the stage-{s} block") for s in range(3)),
+    Column("layers", "layerlist", None, "every layer in execution order: name, op_type, provider, piece, stage, "
+           "block, ms, mapped_by"),
+    Column("profile_runs", "i32", "count", "profiled runs (and the protocol's timed runs)"),
+    Column("records", "i32", "count", "profile records seen for this model (duplicates rule)"),
+    Column("created_at", "str", "ISO 8601", "when the profile was journaled"),
+]
+
 KINDS: dict[str, list[Column]] = {
     "static": _KEY + _STATIC,
     "bench": _KEY + _BENCH,
@@ -228,11 +271,12 @@ KINDS: dict[str, list[Column]] = {
     "finetune": _KEY + _FINETUNE,
     "measure-env": _MEASURE_ENV,
     "pred": _KEY + _PRED,
+    "profile": _KEY + _PROFILE,
 }
 
 #: number of name parts after the kind
 _ARITY = {"static": 0, "bench": 1, "bench-raw": 1, "base": 1, "ext": 1, "env": 1,
-          "distill": 2, "finetune": 2, "measure-env": 1, "pred": 1}
+          "distill": 2, "finetune": 2, "measure-env": 1, "pred": 1, "profile": 1}
 
 _PART_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")
 
@@ -277,6 +321,7 @@ def manifest_digest(manifest: dict) -> str:
 
 def _templates() -> list[str]:
     names = {"bench": "<device>", "bench-raw": "<device>", "measure-env": "<device>", "pred": "<device>",
+             "profile": "<device>",
              "base": "<seed>", "ext": "<seed>", "env": "<seed>",
              "distill": "<teacher>/<epochs>", "finetune": "<teacher>/<epochs>"}
     return [k if k not in names else f"{k}/{names[k]}" for k in KINDS]
