@@ -203,7 +203,7 @@ def test_journal_order_and_a_campaign_without_anchors(tmp_path):
 def test_schema_and_old_releases(anchored, tmp_path):
     release, _standings, _folders = anchored
     rel = ds.open(release)
-    assert rel.schema_version == ds.RELEASE_SCHEMA == 6
+    assert rel.schema_version == ds.RELEASE_SCHEMA == 7
     names = [c["name"] for c in rel.manifest["sections"]["bench/cpu"]["columns"]]
     assert names[-2:] == ["latency_se_ms", "latency_corrected_se_ms"]
     old = ds.open(GOLDEN)  # schema 1: no such columns, and it keeps loading

@@ -82,7 +82,7 @@ def test_bench_is_the_journal_and_pred_is_the_predictor(campaign, release):
 def test_the_section_carries_columns_and_provenance(campaign, release):
     rel = ds.open(release)
     entry = rel.manifest["sections"]["pred/cpu"]
-    assert rel.schema_version == ds.RELEASE_SCHEMA == 6 and entry["rows"] == NUM_MODELS
+    assert rel.schema_version == ds.RELEASE_SCHEMA == 7 and entry["rows"] == NUM_MODELS
     assert [c["name"] for c in entry["columns"]] == ["model_hash", "model_index", "pred_ms", "lo_ms", "hi_ms",
                                                        "measured", "method"]
     meta = entry["metadata"]
