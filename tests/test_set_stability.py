@@ -68,14 +68,15 @@ class BurstRunner:
     reports_rounds = resumes_rounds = True
 
     def __init__(self, bursts=(), factor=1.6):
-        self.bursts, self.factor, self.calls = set(bursts), factor, 0
+        bursts = bursts if isinstance(bursts, dict) else {call: factor for call in bursts}
+        self.bursts, self.calls = bursts, 0
 
     def measure_many(self, artifacts, profile, protocol, on_round=None, *, start_round=0, on_round_raws=None):
         self.calls += 1
         sizes = protocol.round_sizes()
         samples = {id(a): [] for a in artifacts}
         for r in range(start_round, len(sizes)):
-            slow = self.factor if self.calls in self.bursts and 3 <= r < 7 else 1.0
+            slow = self.bursts.get(self.calls, 1.0) if 3 <= r < 7 else 1.0
             raws = []
             for a in artifacts:
                 base = 1_000_000 + 50_000 * (a.model_index % 13)
@@ -153,6 +154,19 @@ def test_a_burst_no_redo_repairs_is_flagged_and_remeasure_burst_measures_it_agai
     latest = {r["model_index"]: r for r in read_journal(tmp_path, kind="measurement")}
     assert not any("burst" in r["measurement"]["flags"] for r in latest.values())
     assert _campaign(tmp_path, BurstRunner(), HostWatch(sample=FakeHost()), remeasure=("burst",)).measured == 0
+
+
+def test_a_redo_is_judged_as_its_set_was_and_a_worse_one_is_not_kept(tmp_path):
+    # the campaign's first set: hit lightly (scatter ~6 %), its redo harder (~9 %): still under
+    # twice the first attempt, which must not become the bar for its own redo
+    summary = _campaign(tmp_path, BurstRunner(bursts={1: 1.13, 2: 1.2}), HostWatch(sample=FakeHost()))
+    first, redo = _anchor_lines(tmp_path)[:2]
+    assert first["attempt"] == 1 and redo["attempt"] == 2
+    assert redo["stability"]["shared_sd"] > first["stability"]["shared_sd"] > first["stability"]["threshold"]
+    assert redo["stability"]["threshold"] == first["stability"]["threshold"] and redo["stability"]["burst"]
+    kept = {r["set_id"] for r in read_journal(tmp_path, kind="measurement") if r["model_index"] < 4}
+    assert kept == {first["set_id"]}  # the less hit attempt
+    assert (summary.redone_sets, summary.unrepaired_sets) == (1, 1)
 
 
 def test_a_host_that_stays_busy_gets_no_redo_and_the_burst_is_said(tmp_path):

@@ -96,12 +96,16 @@ class _Slot:
     best: Measurement | None = None
     attempt: int | None = None
     hit: bool = False
+    scatter: float = 0.0  # the kept attempt's shared scatter, where a burst hit it
     log: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, m: Measurement, attempt: int, hit: bool) -> None:
+    def add(self, m: Measurement, attempt: int, stability: SetStability | None) -> None:
+        """Keep ``m`` when it is better: not hit by a burst, or less hit, or less noisy."""
         self.log.append(attempt_summary(m))
-        if self.best is None or (hit, m.rel_halfwidth) < (self.hit, self.best.rel_halfwidth):
-            self.best, self.attempt, self.hit = m, attempt, hit
+        hit = stability is not None and stability.hit
+        scatter = stability.shared_sd if hit and stability is not None else 0.0
+        if self.best is None or (hit, scatter, m.rel_halfwidth) < (self.hit, self.scatter, self.best.rel_halfwidth):
+            self.best, self.attempt, self.hit, self.scatter = m, attempt, hit, scatter
 
 
 def _joined(kept: list[list[RawRun]], new: Sequence[RawRun] | None, width: int) -> list[RawRun]:
@@ -134,6 +138,7 @@ class SetTimer:
         prior = {a.attempt: a for a in (job.carried.attempts if job.carried is not None else [])}
         attempts: list[SetAttempt] = []
         redos_left, redo_s, redo = self.policy.redo_sets, 0.0, False
+        first: SetStability | None = None  # the set's first judgement: its redos are judged as it was
         attempt = 0
         while todo:
             attempt += 1
@@ -150,13 +155,17 @@ class SetTimer:
                 self.on_event(SetFailed(models=len(todo), reason=exc.reason))
                 break
             measured = [measurement_of(r, self.protocol) for r in raws]
-            stability = self.judge.judge([m.group_means_ms for m in measured]) if self.judge is not None else None
+            stability = None
+            if self.judge is not None:
+                stability = self.judge.judge([m.group_means_ms for m in measured],
+                                             against=first.threshold if first is not None else None)
+                first = first or stability
             attempts.append(SetAttempt(attempt, len(todo), tuple(measured[len(todo):]), stability, redo))
             if redo:
                 redo_s += time.perf_counter() - started
             hit = stability is not None and stability.hit
             for i, m in zip(todo, measured):
-                slots[i].add(m, attempt, hit)
+                slots[i].add(m, attempt, stability)
             redo = False
             if hit and redos_left > 0:
                 waiting = time.perf_counter()
@@ -234,8 +243,8 @@ class SetTimer:
                                          self.on_event, job.archs[i])
             slot.log.extend(alone.log)
             reasons[i] = alone.reason
-            if alone.best is not None and (slot.best is None or (False, alone.best.rel_halfwidth)
-                                           < (slot.hit, slot.best.rel_halfwidth)):
-                slot.best, slot.attempt, slot.hit = alone.best, None, False
+            if alone.best is not None and (slot.best is None or (False, 0.0, alone.best.rel_halfwidth)
+                                           < (slot.hit, slot.scatter, slot.best.rel_halfwidth)):
+                slot.best, slot.attempt, slot.hit, slot.scatter = alone.best, None, False, 0.0
         return tuple(Outcome(s.best, s.log, None if s.best is not None else r, s.attempt, burst=s.hit)
                      for s, r in zip(slots, reasons))

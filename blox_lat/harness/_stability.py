@@ -76,12 +76,15 @@ class StabilityJudge:
         typical = statistics.median_low(self.seen) if self.seen else 0.0
         return max(self.floor, self.factor * typical)
 
-    def judge(self, group_means: Sequence[Sequence[float]]) -> SetStability | None:
-        """The attempt's stability (None when the set is too small to judge); every judged
-        attempt joins the campaign's history."""
+    def judge(self, group_means: Sequence[Sequence[float]], against: float | None = None) -> SetStability | None:
+        """The attempt's stability (None when the set is too small to judge). A set's first
+        attempt is judged against the campaign so far and joins its history; a redo is judged
+        ``against`` its first attempt's threshold and does not (a set is one set of the campaign)."""
         sd = shared_scatter(group_means)
         if sd is None:
             return None
+        if against is not None:
+            return SetStability(sd, against)
         verdict = SetStability(sd, self.threshold())
         self.seen.append(sd)
         return verdict
