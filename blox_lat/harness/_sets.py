@@ -183,7 +183,15 @@ class SetTimer:
                 self.on_event(SetRedone(models=len(todo), attempt=attempt, shared_sd=stability.shared_sd))
                 continue
             todo = self._still_noisy(job, todo, slots, attempt)
+        if self.judge is not None:
+            self.judge.learn(self._kept_stability(attempts))
         return SetResult(self._alone(job, todo, slots), tuple(attempts), redo_s)
+
+    @staticmethod
+    def _kept_stability(attempts: list[SetAttempt]) -> SetStability | None:
+        """The stability of the set's least scattered attempt (the one its models keep)."""
+        judged = [a.stability for a in attempts if a.stability is not None]
+        return min(judged, key=lambda x: x.shared_sd) if judged else None
 
     @staticmethod
     def _kept(kept: PartialAttempt | None, hashes: tuple[str, ...]) -> PartialAttempt | None:

@@ -9,9 +9,10 @@ of other work has rounds 20-30 % slow, and the anchors, which correct one level 
 shares, cannot repair it: the trimmed mean of each model keeps a different part of the burst.
 
 A set is *hit* when its shared scatter is above :data:`BURST_FLOOR` and above
-:data:`TYPICAL_FACTOR` times the campaign's typical set (the median of the sets judged so
-far): on a host whose every set scatters alike, re-timing one would not do better, and the
-campaign does not spend time on it. The numbers behind the constants are in docs/protocol.md.
+:data:`TYPICAL_FACTOR` times the campaign's typical set (the lower median of the scatter that
+the sets so far kept): on a host whose every set scatters alike, re-timing one would not do
+better, and the campaign does not spend time on it. A redo is judged against its set's first
+threshold. The numbers behind the constants are in docs/protocol.md.
 """
 
 from __future__ import annotations
@@ -64,9 +65,9 @@ class SetStability:
 
 @dataclass
 class StabilityJudge:
-    """Judges each set attempt against the campaign's sets so far (their median is the typical
-    set, the lower median: a burst does not raise the bar for the next attempt). Not frozen: it
-    learns the campaign as it goes; one per campaign run."""
+    """Judges each set attempt against the campaign's sets so far (the lower median of the
+    scatter each finished set kept is the typical set). Not frozen: it learns the campaign as it
+    goes (:meth:`learn`); one per campaign run."""
 
     floor: float = BURST_FLOOR
     factor: float = TYPICAL_FACTOR
@@ -77,14 +78,16 @@ class StabilityJudge:
         return max(self.floor, self.factor * typical)
 
     def judge(self, group_means: Sequence[Sequence[float]], against: float | None = None) -> SetStability | None:
-        """The attempt's stability (None when the set is too small to judge). A set's first
-        attempt is judged against the campaign so far and joins its history; a redo is judged
-        ``against`` its first attempt's threshold and does not (a set is one set of the campaign)."""
+        """The attempt's stability (None when the set is too small to judge): a set's first
+        attempt against the campaign so far, a redo ``against`` its first attempt's threshold
+        (a set is one set of the campaign, however often it is timed)."""
         sd = shared_scatter(group_means)
         if sd is None:
             return None
-        if against is not None:
-            return SetStability(sd, against)
-        verdict = SetStability(sd, self.threshold())
-        self.seen.append(sd)
-        return verdict
+        return SetStability(sd, self.threshold() if against is None else against)
+
+    def learn(self, kept: SetStability | None) -> None:
+        """A finished set joins the campaign's history with the scatter of the attempt it kept
+        (a redo's, where the redo repaired a burst: a burst is not the typical set)."""
+        if kept is not None:
+            self.seen.append(kept.shared_sd)
