@@ -52,24 +52,22 @@ _PER_TASK = re.compile(r"\{(?:shard|shards|node)\}")
 
 
 def _check_measure(params: dict) -> None:
-    """What ``measure`` checks before it measures: limits, devices, protocol, anchors, attempts."""
+    """What ``measure`` checks before it measures: its options resolved into the campaign the
+    library would run (devices, protocol, anchors, attempts, limits)."""
     from blox_lat.cli import measure as m
 
     m._parse_affinity(params["affinity"])
-    m._check_limits(params["record_as"], params["timeout_s"], params["lookahead"])
-    m._auto_or_int(params["max_attempts"], "--max-attempts", 1)
-    m._auto_or_int(params["anchor_every"], "--anchor-every", 1)
     if any(_PER_TASK.search(f) for f in params["device_files"]):  # a node's own file: read on the node
         from blox_lat.harness import TimingProtocol
 
+        m._check_limits(params["record_as"])
+        for option, low in (("max_attempts", 1), ("anchor_every", 1), ("redo_sets", 0)):
+            m._auto_or_int(params[option], "--" + option.replace("_", "-"), low)
+        if params["timeout_s"] <= 0 or params["lookahead"] < 1:
+            raise click.BadParameter("--timeout must be > 0 and --lookahead >= 1")
         TimingProtocol.from_total(params["runs"], params["runs_per_group"])
         return
-    profiles, _ = m._devices(params["device_names"], params["device_files"], params["connect"])
-    protocol = m._protocol(profiles, params["runs"], params["runs_per_group"], params["warmup_runs"],
-                           params["warmup_s"], (params["cv_threshold"], params["max_halfwidth"]),
-                           params["interleave"], params["rounds"],
-                           params["rewarm_runs"])
-    m._anchors(params["anchors"], protocol.interleave, profiles)
+    m.campaign_config(params)
 
 
 def _check_train(params: dict) -> None:

@@ -360,30 +360,49 @@ def measure(selector: str, device_names: tuple[str, ...], connect: tuple[str, ..
       2    bad input: one line on stderr, nothing was run
       130  interrupted: rerun the same command to resume
     """
+    import dataclasses
+
     from blox_lat import space as sp
-    from blox_lat.harness import CampaignConfig, ProtocolChoice
 
     cpus = _parse_affinity(affinity)
-    _check_limits(record_as)
-    profiles, connection = _devices(device_names, device_files, connect)
+    config, connection = campaign_config(click.get_current_context().params)
+    profiles = list(config.devices)
     _check_toolchains(profiles)
-    choice = ProtocolChoice(runs=runs, runs_per_group=runs_per_group, warmup_runs=warmup_runs, warmup_s=warmup_s,
-                            interleave=_auto_or_int(interleave, "--interleave", 1, 64), rounds=rounds,
-                            rewarm_runs=rewarm_runs, cv_threshold=cv_threshold, max_halfwidth=max_halfwidth)
-    config = CampaignConfig(
-        devices=tuple(profiles), protocol=choice, out_dir=_out_dir(out_dir or f"runs/{record_as or profiles[0].name}"),
-        record_as=record_as, anchors=_auto_or_int(anchors, "--anchors", 0, 16),
-        anchor_every=_auto_or_int(anchor_every, "--anchor-every", 1),
-        max_attempts=_auto_or_int(max_attempts, "--max-attempts", 1), redo_sets=_auto_or_int(redo_sets, "--redo-sets", 0, 5),
-        skip_failed=skip_failed, remeasure=tuple(remeasure), timeout_s=timeout_s, affinity=tuple(cpus) if cpus is not None else None,
-        connection=connection or None, store=_store(store_dir), lookahead=lookahead, overlap_exports=overlap_exports,
-        on_busy=on_busy).resolved()  # every refusal before the host is sampled
     archs = sp.shard(sp.select(selector), shard)
     _check_affinity(cpus, profiles)
+    config = dataclasses.replace(config, out_dir=_out_dir(config.out_dir), store=_store(store_dir))  # before any work
     host = _host(profiles, cpus, on_busy, connection)
     summary = _run(archs, config, quiet or as_json, host, None if as_json or host is None else host.warning)
     _report(summary, as_json, host)
     _exit(summary, as_json)
+
+
+def campaign_config(params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The campaign ``measure``'s parsed options describe, resolved and checked by the library
+    (every auto value filled, every refusal raised), with the ``--connect`` overrides; the
+    campaign folder is not probed and no store is opened yet. ``cluster slurm measure`` checks
+    a job's options with it on the login node."""
+    from blox_lat.harness import CampaignConfig, ProtocolChoice
+
+    record_as = params["record_as"]
+    _check_limits(record_as)
+    profiles, connection = _devices(params["device_names"], params["device_files"], params["connect"])
+    choice = ProtocolChoice(runs=params["runs"], runs_per_group=params["runs_per_group"],
+                            warmup_runs=params["warmup_runs"], warmup_s=params["warmup_s"],
+                            interleave=_auto_or_int(params["interleave"], "--interleave", 1, 64), rounds=params["rounds"],
+                            rewarm_runs=params["rewarm_runs"], cv_threshold=params["cv_threshold"],
+                            max_halfwidth=params["max_halfwidth"])
+    cpus = _parse_affinity(params["affinity"])
+    config = CampaignConfig(
+        devices=tuple(profiles), protocol=choice, out_dir=params["out_dir"] or f"runs/{record_as or profiles[0].name}",
+        record_as=record_as, anchors=_auto_or_int(params["anchors"], "--anchors", 0, 16),
+        anchor_every=_auto_or_int(params["anchor_every"], "--anchor-every", 1),
+        max_attempts=_auto_or_int(params["max_attempts"], "--max-attempts", 1),
+        redo_sets=_auto_or_int(params["redo_sets"], "--redo-sets", 0, 5), skip_failed=params["skip_failed"],
+        remeasure=tuple(params["remeasure"]), timeout_s=params["timeout_s"],
+        affinity=tuple(cpus) if cpus is not None else None, connection=connection or None,
+        lookahead=params["lookahead"], overlap_exports=params["overlap_exports"], on_busy=params["on_busy"])
+    return config.resolved(), connection
 
 
 def _check_toolchains(profiles: list[Any]) -> None:
