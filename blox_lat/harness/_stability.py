@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 __all__ = ["BURST_FLOOR", "MIN_SET_MODELS", "TYPICAL_FACTOR", "SetStability", "StabilityJudge", "shared_scatter"]
 
 #: below this shared scatter a set is never called hit: quiet sets on a 2-core host scatter
-#: 0.2-4 % from round to round, sets through a burst 7-26 % (docs/protocol.md)
+#: 0.2-4 % from round to round in campaigns of 32-model sets, sets through a burst 7-26 %
+#: (docs/protocol.md); small sets scatter more
 BURST_FLOOR = 0.05
 #: a hit set scatters at least this many times the campaign's typical set
 TYPICAL_FACTOR = 2.0
