@@ -128,13 +128,17 @@ class CampaignConfig:
     @property
     def anchor_models(self) -> tuple[Any, ...]:
         """The anchor models of a resolved configuration."""
-        assert not isinstance(self.anchors, int) and self.anchors is not None, "resolve the configuration first"
+        if isinstance(self.anchors, int) or self.anchors is None:
+            raise CampaignSetupError("the anchors are a count until the configuration is resolved: "
+                                     "use config.resolved().anchor_models")
         return self.anchors
 
     @property
     def timing(self) -> TimingProtocol:
         """The protocol of a resolved configuration."""
-        assert isinstance(self.protocol, TimingProtocol), "resolve the configuration first"
+        if not isinstance(self.protocol, TimingProtocol):
+            raise CampaignSetupError("the protocol is a choice until the configuration is resolved: "
+                                     "use config.resolved().timing")
         return self.protocol
 
     def resolved(self) -> CampaignConfig:

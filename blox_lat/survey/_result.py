@@ -48,8 +48,7 @@ class SurveyResult:
     @classmethod
     def of(cls, survey: Any) -> SurveyResult:
         """The result of a :class:`~blox_lat.survey.Survey` that has run."""
-        st, setup = survey.state, survey.setup
-        assert setup is not None
+        st, setup = survey.state, survey.ready_setup()
         spent = journal_time(survey.out / CAMPAIGN, setup.protocol,
                              sum(r.cost.export_s for r in st.rounds if r.kind != "retest"))
         spent = spent.plus(journal_time(survey.out / RETEST, setup.protocol,

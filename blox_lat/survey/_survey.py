@@ -123,21 +123,27 @@ class Survey:
             write_state(self.out, self.state)
             self._saved = t
 
+    def ready_setup(self) -> Setup:
+        """The resolved setup of a survey that has started (:class:`SurveyError` before)."""
+        if self.setup is None:
+            raise SurveyError("the survey has not started: call run() first")
+        return self.setup
+
     def _probe(self) -> None:
         """Time the anchor models alone once (their campaign resumes like any other)."""
         from blox_lat.harness import DEFAULT_ANCHORS, choose_anchors
 
         if self.state.probe_models:
             return
-        assert self.setup is not None
+        setup = self.ready_setup()
         base = self.state.probe or StepCost()
 
         def on_cost(cost: StepCost) -> None:
             self.state = replace(self.state, probe=base.plus(cost))
             self._save(now=False)
 
-        archs = choose_anchors(max(self.setup.anchors, DEFAULT_ANCHORS))
-        summary, cost = measure_round(archs, self.setup, self.out / PROBE, anchors=False, host_state=self._host,
+        archs = choose_anchors(max(setup.anchors, DEFAULT_ANCHORS))
+        summary, cost = measure_round(archs, setup, self.out / PROBE, anchors=False, host_state=self._host,
                                       on_event=self._emit, on_cost=on_cost)
         done = summary.measured + summary.already_done
         if not done:
@@ -168,7 +174,7 @@ class Survey:
     def _measure(self, rnd: Round) -> None:
         from blox_lat import space as sp
 
-        assert self.setup is not None
+        setup = self.ready_setup()
         base = rnd.cost
 
         def on_cost(cost: StepCost) -> None:
@@ -176,7 +182,7 @@ class Survey:
             self._save(now=False)
 
         folder = self.out / (RETEST if rnd.kind == "retest" else CAMPAIGN)
-        _summary, cost = measure_round([sp.from_index(i) for i in rnd.indices], self.setup, folder,
+        _summary, cost = measure_round([sp.from_index(i) for i in rnd.indices], setup, folder,
                                        host_state=self._host, on_event=self._emit, on_cost=on_cost)
         rnd = replace(rnd, cost=base.plus(cost), measured=True)
         self.state = self.state.with_round(rnd)
@@ -219,13 +225,13 @@ class Survey:
     def _per_model_s(self) -> float:
         """Seconds one more model costs: from the rounds measured, else from the probe (its
         models' cost, plus the anchors' share of a set or of ``anchor_every`` models)."""
-        assert self.setup is not None
+        setup = self.ready_setup()
         costs = [r.cost for r in self.state.rounds if r.cost.measured]
         measured = sum(c.measured for c in costs)
         if measured >= MIN_ROUND:
             return sum(c.wall_s for c in costs) / measured
         probe = self.state.probe or StepCost()
-        share = self.setup.anchors / self.setup.models_per_anchor_run()
+        share = setup.anchors / setup.models_per_anchor_run()
         return max(probe.wall_s, 1e-3) / max(1, self.state.probe_models) * (1 + share)
 
     def _decide(self) -> tuple[str, int] | str:
