@@ -62,15 +62,9 @@ def accuracy(n: int, runs: int, work: Path, store) -> dict:
 
 def profiled_block_costs(records) -> np.ndarray:
     """(3, 45) mean cell time of each block at each stage over the models holding it (NaN: none)."""
-    sums, counts = np.zeros((3, 45)), np.zeros((3, 45))
-    for rec in records:
-        for b in rec.blocks:
-            if b.piece.startswith("cell/"):
-                _, stage, block = b.piece.split("/")
-                sums[int(stage), int(block)] += b.ms
-                counts[int(stage), int(block)] += 1
-    with np.errstate(invalid="ignore"):
-        return sums / counts
+    from blox_lat.profile import cell_costs
+
+    return cell_costs(records)[0]
 
 
 def agreement(n: int, runs: int, work: Path, store) -> dict:

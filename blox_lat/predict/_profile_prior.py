@@ -16,7 +16,7 @@ import os
 import numpy as np
 
 from blox_lat.predict._errors import PredictError
-from blox_lat.predict._features import NUM_BLOCKS, NUM_STAGES, ONEHOT_DIM
+from blox_lat.predict._features import ONEHOT_DIM
 from blox_lat.predict._model import Predictor, space_id
 
 __all__ = ["profile_prior"]
@@ -24,7 +24,7 @@ __all__ = ["profile_prior"]
 
 def profile_prior(source: str | os.PathLike[str], *, device: str | None = None) -> Predictor:
     """The prior predictor of the ok profile records in ``source`` (a folder or a profiles.jsonl)."""
-    from blox_lat.profile import read_profiles, standing_profiles
+    from blox_lat.profile import cell_costs, cell_ms, read_profiles, standing_profiles
 
     records = [r for r in standing_profiles(read_profiles(source)).values() if r.ok]
     devices = sorted({r.device for r in records})
@@ -35,21 +35,11 @@ def profile_prior(source: str | os.PathLike[str], *, device: str | None = None) 
     if not records:
         raise PredictError(f"{source} holds no ok profile{f' of device {device!r}' if device else ''}: "
                            "profile some models first (blox-lat profile)")
-    sums, counts = np.zeros((NUM_STAGES, NUM_BLOCKS)), np.zeros((NUM_STAGES, NUM_BLOCKS))
-    rest = []
-    for rec in records:
-        cells = 0.0
-        for b in rec.blocks:
-            if b.piece.startswith("cell/"):
-                _, stage, block = b.piece.split("/")
-                sums[int(stage), int(block)] += b.ms
-                counts[int(stage), int(block)] += 1
-                cells += b.ms
-        rest.append(rec.latency_ms - cells)
+    costs, counts = cell_costs(records)
+    rest = [rec.latency_ms - cell_ms(rec) for rec in records]
     if not (counts.sum(axis=1) > 0).all():
         raise PredictError(f"the profiles in {source} map no layer to a stage's block (a runtime that keeps no "
                            "names, such as TorchScript): they cannot be a prior")
-    costs = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     costs = np.where(np.isnan(costs), np.nanmean(costs, axis=1, keepdims=True), costs)
     model = {"space": "ms", "intercept": float(np.mean(rest)), "costs": costs}
     first = records[0]

@@ -7,7 +7,7 @@ reader; a rerun resumes). Layers are mapped to the pieces of the model (stem, a 
 its reduction, the head) by the names the exporters write (``_mapping``).
 """
 
-from blox_lat.profile._mapping import attribute, block_of_piece, piece_of_name, pieces_of_blocks
+from blox_lat.profile._mapping import attribute, block_of_piece, cell_costs, cell_ms, piece_of_name, pieces_of_blocks
 from blox_lat.profile._records import (
     PROFILE_SCHEMA,
     PROFILES_NAME,
@@ -45,6 +45,8 @@ __all__ = [
     "attribute",
     "block_of_piece",
     "build_record",
+    "cell_costs",
+    "cell_ms",
     "piece_of_name",
     "pieces_of_blocks",
     "profile_models",

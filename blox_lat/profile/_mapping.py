@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import Any
 
-__all__ = ["BOUNDARY_PIECE", "attribute", "block_of_piece", "piece_of_name", "pieces_of_blocks"]
+import numpy as np
+
+__all__ = ["BOUNDARY_PIECE", "attribute", "block_of_piece", "cell_costs", "cell_ms", "piece_of_name", "pieces_of_blocks"]
 
 _PIECE_RE = re.compile(r"\A(?:(stem)|(head)|cell_([0-2])_([0-9]{1,2})|reduction_([0-2]))\Z")
 _BOUNDARY_RE = re.compile(r"\A(input|t[0-6]|logits)(?:_|\Z)")
@@ -98,3 +101,21 @@ def attribute(names: Sequence[str], blocks: Sequence[int], *, keeps_names: bool 
 def pieces_of_blocks(blocks: Sequence[int]) -> list[str]:
     """The pieces of a model in data-flow order (what block sums are listed by)."""
     return [_piece_at(k, blocks) for k in range(len(_ORDER))]
+
+
+def cell_ms(record: Any) -> float:
+    """The time of a profiled model's cells (the stage-block pieces), in ms."""
+    return sum(b.ms for b in record.blocks if b.piece.startswith("cell/"))
+
+
+def cell_costs(records: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(3, 45) mean profiled time of each stage-block cell over the records holding it (NaN where
+    none does), and how many records that is: the block costs a profile measures."""
+    sums, counts = np.zeros((3, 45)), np.zeros((3, 45))
+    for rec in records:
+        for b in rec.blocks:
+            if b.piece.startswith("cell/"):
+                _, stage, block = b.piece.split("/")
+                sums[int(stage), int(block)] += b.ms
+                counts[int(stage), int(block)] += 1
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan), counts

@@ -75,15 +75,9 @@ def block_bars_figure(records: Sequence[Any], device: str) -> Figure:
 
 def profiled_cell_costs(records: Sequence[Any]) -> np.ndarray:
     """(3, 45) mean profiled cell time of each stage-block pair (NaN where none was profiled)."""
-    sums, counts = np.zeros((3, 45)), np.zeros((3, 45))
-    for rec in records:
-        for b in rec.blocks:
-            if b.piece.startswith("cell/"):
-                _, stage, block = b.piece.split("/")
-                sums[int(stage), int(block)] += b.ms
-                counts[int(stage), int(block)] += 1
-    with np.errstate(invalid="ignore"):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    from blox_lat.profile import cell_costs
+
+    return cell_costs(records)[0]
 
 
 def _centred(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
